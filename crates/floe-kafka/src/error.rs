@@ -1,0 +1,76 @@
+//! Errors of the protocol layer.
+
+/// What can go wrong reading, decoding or encoding Kafka messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket failed.
+    #[error("i/o error while {op}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A frame announced a size over the configured cap (or a negative one).
+    #[error("frame of {size} bytes is over the limit of {max} bytes")]
+    FrameTooLarge {
+        /// Announced size.
+        size: i64,
+        /// Configured cap.
+        max: usize,
+    },
+    /// The frame is too short to hold a request header.
+    #[error("frame of {len} bytes is too short for a request header")]
+    TooShort {
+        /// Frame length.
+        len: usize,
+    },
+    /// The API key is not one Kafka defines, or not one this broker serves.
+    #[error("unknown or unsupported api key {api_key} (correlation id {correlation_id})")]
+    UnknownApiKey {
+        /// The key sent.
+        api_key: i16,
+        /// For the error response.
+        correlation_id: i32,
+    },
+    /// The version is outside what this broker implements for that API.
+    #[error("unsupported version {version} of {api_key:?} (correlation id {correlation_id})")]
+    UnsupportedVersion {
+        /// The API.
+        api_key: kafka_protocol::messages::ApiKey,
+        /// The version sent.
+        version: i16,
+        /// For the error response.
+        correlation_id: i32,
+    },
+    /// The body (or header) does not decode for the version given.
+    #[error("malformed {api_key:?} v{version} request: {reason}")]
+    Malformed {
+        /// The API.
+        api_key: kafka_protocol::messages::ApiKey,
+        /// The version sent.
+        version: i16,
+        /// What the codec said.
+        reason: String,
+    },
+    /// Encoding a response failed (a bug: a field not valid for the version).
+    #[error("cannot encode {api_key:?} v{version} response: {reason}")]
+    Encode {
+        /// The API.
+        api_key: kafka_protocol::messages::ApiKey,
+        /// The version.
+        version: i16,
+        /// What the codec said.
+        reason: String,
+    },
+    /// A record batch could not be decoded.
+    #[error("cannot decode record batch: {reason}")]
+    Records {
+        /// What the codec said.
+        reason: String,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
