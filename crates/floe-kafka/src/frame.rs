@@ -22,7 +22,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         let n = reader
             .read(&mut len_buf[read..])
             .await
-            .map_err(|source| Error::Io { op: "reading frame size", source })?;
+            .map_err(|source| Error::Io {
+                op: "reading frame size",
+                source,
+            })?;
         if n == 0 {
             if read == 0 {
                 return Ok(None);
@@ -36,13 +39,19 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let size = i32::from_be_bytes(len_buf);
     if size < 0 || size as usize > max_size {
-        return Err(Error::FrameTooLarge { size: i64::from(size), max: max_size });
+        return Err(Error::FrameTooLarge {
+            size: i64::from(size),
+            max: max_size,
+        });
     }
     let mut buf = BytesMut::zeroed(size as usize);
     reader
         .read_exact(&mut buf)
         .await
-        .map_err(|source| Error::Io { op: "reading frame body", source })?;
+        .map_err(|source| Error::Io {
+            op: "reading frame body",
+            source,
+        })?;
     Ok(Some(buf))
 }
 
@@ -68,14 +77,23 @@ mod tests {
             Err(Error::FrameTooLarge { size: 11, max: 10 })
         ));
         let mut data: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut data, 10).await, Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(
+            read_frame(&mut data, 10).await,
+            Err(Error::FrameTooLarge { .. })
+        ));
     }
 
     #[tokio::test]
     async fn truncated_frame_is_an_error() {
         let mut data: &[u8] = &[0, 0, 0, 5, 1, 2];
-        assert!(matches!(read_frame(&mut data, 10).await, Err(Error::Io { .. })));
+        assert!(matches!(
+            read_frame(&mut data, 10).await,
+            Err(Error::Io { .. })
+        ));
         let mut data: &[u8] = &[0, 0];
-        assert!(matches!(read_frame(&mut data, 10).await, Err(Error::Io { .. })));
+        assert!(matches!(
+            read_frame(&mut data, 10).await,
+            Err(Error::Io { .. })
+        ));
     }
 }

@@ -47,14 +47,26 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api_key = ApiKey::try_from(raw_key)
-        .map_err(|_| Error::UnknownApiKey { api_key: raw_key, correlation_id })?;
-    let range = supported_versions(api_key)
-        .ok_or(Error::UnknownApiKey { api_key: raw_key, correlation_id })?;
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| Error::UnknownApiKey {
+        api_key: raw_key,
+        correlation_id,
+    })?;
+    let range = supported_versions(api_key).ok_or(Error::UnknownApiKey {
+        api_key: raw_key,
+        correlation_id,
+    })?;
     if version < range.min || version > range.max {
-        return Err(Error::UnsupportedVersion { api_key, version, correlation_id });
+        return Err(Error::UnsupportedVersion {
+            api_key,
+            version,
+            correlation_id,
+        });
     }
-    let malformed = |reason: String| Error::Malformed { api_key, version, reason };
+    let malformed = |reason: String| Error::Malformed {
+        api_key,
+        version,
+        reason,
+    };
     let header_version = api_key.request_header_version(version);
     let header = guarded(|| RequestHeader::decode(&mut frame, header_version))
         .map_err(|e| malformed(format!("header: {e}")))?;
@@ -65,7 +77,11 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request> {
         // disagree about the schema.
         return Err(malformed(format!("{} trailing bytes", frame.remaining())));
     }
-    Ok(Request { api_key, header, body })
+    Ok(Request {
+        api_key,
+        header,
+        body,
+    })
 }
 
 /// Runs codec code, turning a panic inside it into an error.
@@ -98,7 +114,9 @@ mod tests {
         header.correlation_id = 7;
         header.client_id = Some(StrBytes::from_static_str("t"));
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
     }
@@ -118,13 +136,20 @@ mod tests {
         frame[0..2].copy_from_slice(&999i16.to_be_bytes());
         assert!(matches!(
             decode_request(frame.clone().into()),
-            Err(Error::UnknownApiKey { api_key: 999, correlation_id: 7 })
+            Err(Error::UnknownApiKey {
+                api_key: 999,
+                correlation_id: 7
+            })
         ));
         frame[0..2].copy_from_slice(&(ApiKey::ApiVersions as i16).to_be_bytes());
         frame[2..4].copy_from_slice(&99i16.to_be_bytes());
         assert!(matches!(
             decode_request(frame.into()),
-            Err(Error::UnsupportedVersion { version: 99, correlation_id: 7, .. })
+            Err(Error::UnsupportedVersion {
+                version: 99,
+                correlation_id: 7,
+                ..
+            })
         ));
     }
 
@@ -132,7 +157,10 @@ mod tests {
     fn every_truncation_of_a_request_is_an_error_not_a_panic() {
         let frame = encode(ApiKey::Metadata, 12, &MetadataRequest::default());
         for len in 0..frame.len() {
-            assert!(decode_request(frame.slice(0..len)).is_err(), "prefix of {len} bytes");
+            assert!(
+                decode_request(frame.slice(0..len)).is_err(),
+                "prefix of {len} bytes"
+            );
         }
     }
 
@@ -140,6 +168,9 @@ mod tests {
     fn trailing_bytes_are_malformed() {
         let mut frame = encode(ApiKey::Metadata, 12, &MetadataRequest::default()).to_vec();
         frame.push(0);
-        assert!(matches!(decode_request(frame.into()), Err(Error::Malformed { .. })));
+        assert!(matches!(
+            decode_request(frame.into()),
+            Err(Error::Malformed { .. })
+        ));
     }
 }

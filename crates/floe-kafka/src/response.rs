@@ -20,7 +20,11 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes> {
-    let enc_err = |e: anyhow::Error| Error::Encode { api_key, version, reason: e.to_string() };
+    let enc_err = |e: anyhow::Error| Error::Encode {
+        api_key,
+        version,
+        reason: e.to_string(),
+    };
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0); // size, patched below
     let mut header = ResponseHeader::default();

@@ -1,0 +1,136 @@
+//! Assembling the server configuration: defaults, then `floe.toml` (or `--config`), then
+//! `FLOE_*` variables and flags (clap reads both; flags win over the environment).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use floe_server::config::FsyncPolicy;
+use floe_server::ServerConfig;
+
+/// Flags of `floe serve`. Each has a `FLOE_*` variable; both override the config file.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Config file (TOML). Default: ./floe.toml if it exists.
+    #[arg(long, env = "FLOE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (WAL, SQLite metadata) [default: ./floe-data].
+    #[arg(long, env = "FLOE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka listen address [default: 0.0.0.0:9092].
+    #[arg(long, env = "FLOE_KAFKA_LISTEN")]
+    pub kafka_listen: Option<String>,
+    /// Host advertised to Kafka clients [default: listen host, or localhost for 0.0.0.0].
+    #[arg(long, env = "FLOE_KAFKA_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+    /// Port advertised to Kafka clients [default: the bound port].
+    #[arg(long, env = "FLOE_KAFKA_ADVERTISED_PORT")]
+    pub advertised_port: Option<u16>,
+    /// Metadata store URL: postgres://... or sqlite://... [default: sqlite in the data dir].
+    #[arg(long, env = "FLOE_META_URL")]
+    pub meta_url: Option<String>,
+    /// Create topics on first use [default: true].
+    #[arg(long, env = "FLOE_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of auto-created topics [default: 1].
+    #[arg(long, env = "FLOE_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<i32>,
+    /// Fsync policy: "always" or an interval such as "50ms" [default: 50ms].
+    #[arg(long, env = "FLOE_FSYNC")]
+    pub fsync: Option<FsyncPolicy>,
+    /// Node id reported to clients [default: 1].
+    #[arg(long, env = "FLOE_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Log format: text or json.
+    #[arg(long, env = "FLOE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// Builds the configuration. An unknown key or a bad value in the file stops start-up
+/// with a message naming the key.
+pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("floe.toml")).filter(|p| p.exists()),
+    };
+    let mut cfg: ServerConfig = match &path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config file {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
+        }
+        None => ServerConfig::default(),
+    };
+    if let Some(v) = &args.data_dir {
+        cfg.data_dir = v.clone();
+    }
+    if let Some(v) = &args.kafka_listen {
+        cfg.kafka.listen = v.clone();
+    }
+    if let Some(v) = &args.advertised_host {
+        cfg.kafka.advertised_host = Some(v.clone());
+    }
+    if let Some(v) = args.advertised_port {
+        cfg.kafka.advertised_port = Some(v);
+    }
+    if let Some(v) = &args.meta_url {
+        cfg.meta.url = Some(v.clone());
+    }
+    if let Some(v) = args.auto_create_topics {
+        cfg.kafka.auto_create_topics = v;
+    }
+    if let Some(v) = args.default_partitions {
+        cfg.kafka.default_partitions = v;
+    }
+    if let Some(v) = args.fsync {
+        cfg.log.fsync = v;
+    }
+    if let Some(v) = args.node_id {
+        cfg.node_id = v;
+    }
+    cfg.topic_defaults().context("invalid [log] defaults")?;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ServeArgs,
+    }
+
+    #[test]
+    fn flags_override_file_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("floe.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"/from/file\"\n[kafka]\ndefault_partitions = 3\n",
+        )
+        .unwrap();
+        let t = T::parse_from([
+            "t",
+            "--config",
+            f.to_str().unwrap(),
+            "--data-dir",
+            "/from/flag",
+        ]);
+        let cfg = load(&t.a).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(cfg.kafka.default_partitions, 3);
+
+        std::fs::write(&f, "[kafka]\nno_such_key = 1\n").unwrap();
+        let t = T::parse_from(["t", "--config", f.to_str().unwrap()]);
+        let err = format!("{:#}", load(&t.a).unwrap_err());
+        assert!(err.contains("no_such_key"), "{err}");
+
+        std::fs::write(&f, "[log]\nfsync = \"sometimes\"\n").unwrap();
+        let t = T::parse_from(["t", "--config", f.to_str().unwrap()]);
+        let err = format!("{:#}", load(&t.a).unwrap_err());
+        assert!(err.contains("fsync must be"), "{err}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Topic names and topic-level configuration (`retention.ms`, `segment.bytes`, ...).
+//!
+//! Kafka keeps topic configs as string overrides on top of broker defaults; so does Floe.
+//! [`TopicConfig::resolve`] turns defaults plus overrides into typed values and refuses
+//! unknown keys and bad values with a message that names the key and what is allowed.
+
+use std::collections::BTreeMap;
+
+/// A topic config key or value that Floe does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config {key}={value}: {reason}")]
+pub struct ConfigError {
+    /// The key.
+    pub key: String,
+    /// The value given.
+    pub value: String,
+    /// What is allowed.
+    pub reason: String,
+}
+
+/// Which timestamp a record carries in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// The producer's timestamp is kept.
+    #[default]
+    CreateTime,
+    /// The broker stamps each batch with its append time.
+    LogAppendTime,
+}
+
+/// What happens to old data. Only `delete` exists: compaction is not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Old segments are deleted by time and size retention.
+    #[default]
+    Delete,
+}
+
+/// The typed configuration of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// `retention.ms`: how long data is kept; `-1` keeps it forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: per-partition size bound; `-1` is unlimited.
+    pub retention_bytes: i64,
+    /// `segment.bytes`: size at which the active segment rolls.
+    pub segment_bytes: i64,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub max_message_bytes: i32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+}
+
+impl Default for TopicConfig {
+    /// Apache Kafka's defaults.
+    fn default() -> Self {
+        Self {
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            segment_bytes: 1 << 30,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::Delete,
+        }
+    }
+}
+
+/// The topic config keys Floe understands, with their documentation.
+pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
+    (
+        "retention.ms",
+        "how long to keep data, in ms; -1 keeps it forever",
+    ),
+    (
+        "retention.bytes",
+        "per-partition size bound in bytes; -1 is unlimited",
+    ),
+    (
+        "segment.bytes",
+        "segment file size at which the log rolls (>= 1024)",
+    ),
+    (
+        "max.message.bytes",
+        "largest record batch accepted, in bytes (>= 0)",
+    ),
+    ("message.timestamp.type", "CreateTime or LogAppendTime"),
+    ("cleanup.policy", "delete (compaction is not supported)"),
+];
+
+impl TopicConfig {
+    /// Applies string overrides on top of `defaults`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for the first unknown key or bad value.
+    pub fn resolve(
+        defaults: &TopicConfig,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut c = defaults.clone();
+        for (k, v) in overrides {
+            c.set(k, v)?;
+        }
+        Ok(c)
+    }
+
+    /// Sets one key from its string form.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key and what it allows.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let err = |reason: &str| ConfigError {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let int = |min: i64| -> Result<i64, ConfigError> {
+            let v: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| err("expected an integer"))?;
+            if v < min {
+                return Err(err(&format!("must be at least {min}")));
+            }
+            Ok(v)
+        };
+        match key {
+            "retention.ms" => self.retention_ms = int(-1)?,
+            "retention.bytes" => self.retention_bytes = int(-1)?,
+            "segment.bytes" => self.segment_bytes = int(1024)?,
+            "max.message.bytes" => {
+                self.max_message_bytes =
+                    i32::try_from(int(0)?).map_err(|_| err("must fit in a 32-bit integer"))?
+            }
+            "message.timestamp.type" => {
+                self.timestamp_type = match value {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => return Err(err("expected CreateTime or LogAppendTime")),
+                }
+            }
+            "cleanup.policy" => {
+                if value != "delete" {
+                    return Err(err("only 'delete' is supported"));
+                }
+                self.cleanup_policy = CleanupPolicy::Delete;
+            }
+            _ => return Err(err("unknown topic config")),
+        }
+        Ok(())
+    }
+
+    /// Every key with its current value, in [`TOPIC_CONFIG_KEYS`] order (DescribeConfigs).
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("retention.ms", self.retention_ms.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            (
+                "message.timestamp.type",
+                match self.timestamp_type {
+                    TimestampType::CreateTime => "CreateTime",
+                    TimestampType::LogAppendTime => "LogAppendTime",
+                }
+                .to_string(),
+            ),
+            ("cleanup.policy", "delete".to_string()),
+        ]
+    }
+}
+
+/// Checks a topic name the way Kafka does: 1 to 249 characters of `[a-zA-Z0-9._-]`, and
+/// neither `.` nor `..`.
+///
+/// # Errors
+/// A readable reason.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name '{name}' is not allowed"));
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "topic name is {} characters long, the limit is 249",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("topic name '{name}' has the character {c:?}; allowed are ASCII letters, digits, '.', '_' and '-'"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_overrides_and_refuses_bad_ones() {
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let c = TopicConfig::resolve(&TopicConfig::default(), &o).unwrap();
+        assert_eq!(c.retention_ms, 1000);
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+
+        let bad = |k: &str, v: &str| {
+            let mut c = TopicConfig::default();
+            c.set(k, v).unwrap_err()
+        };
+        assert_eq!(bad("retention.ms", "soon").reason, "expected an integer");
+        assert_eq!(bad("retention.ms", "-2").reason, "must be at least -1");
+        assert_eq!(
+            bad("cleanup.policy", "compact").reason,
+            "only 'delete' is supported"
+        );
+        assert_eq!(bad("no.such.key", "1").reason, "unknown topic config");
+        assert_eq!(
+            bad("max.message.bytes", "99999999999").reason,
+            "must fit in a 32-bit integer"
+        );
+    }
+
+    #[test]
+    fn entries_round_trip_through_set() {
+        let mut c = TopicConfig::default();
+        c.set("segment.bytes", "4096").unwrap();
+        let mut d = TopicConfig::default();
+        for (k, v) in c.entries() {
+            d.set(k, &v).unwrap();
+        }
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+}

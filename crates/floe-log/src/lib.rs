@@ -1,0 +1,34 @@
+//! `floe-log`: the durable, per-partition write-ahead log of Floe.
+//!
+//! A partition is a directory of segments. Each segment is a `.log` file of
+//! Kafka v2 record batches stored exactly as produced (only the base offset
+//! and, for LogAppendTime topics, the timestamp type and max timestamp are
+//! rewritten), plus a sparse `.index` (offset -> position) and `.timeindex`
+//! (timestamp -> offset). Batches are never decompressed.
+//!
+//! Map of the crate:
+//! - [`PartitionLog`] (`log.rs`): open/recover, append with offset assignment,
+//!   reads, timestamp lookups, DeleteRecords, retention, group-commit fsync.
+//! - [`batch`]: v2 batch header parsing, validation and in-place rewrites; also
+//!   used by the server.
+//! - `segment.rs`: one segment file with its indexes; recovery scans.
+//! - `index.rs`: the in-memory + append-only-file sparse indexes.
+//! - `producer.rs`: idempotent producer state (sequence/epoch checks) and its snapshots.
+//! - [`Error`] (`error.rs`): the single error type.
+//!
+//! The crate is synchronous: callers hold a lock around [`PartitionLog`] and
+//! use [`PartitionLog::sync_job`] to fsync outside it.
+#![deny(missing_docs)]
+
+pub mod batch;
+mod error;
+mod fsutil;
+mod index;
+mod log;
+mod producer;
+mod segment;
+#[cfg(test)]
+mod testutil;
+
+pub use error::{Corruption, Error, InvalidRecordKind, Result};
+pub use log::{AppendOutcome, LogConfig, PartitionLog, SyncJob, TimestampType};

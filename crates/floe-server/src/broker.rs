@@ -1,0 +1,441 @@
+//! Broker state: the topics and their partitions, the metadata store, and the producer-id
+//! allocator. Handlers get an `Arc<Broker>`; nothing here knows the wire format.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use floe_common::{validate_topic_name, TimestampType, TopicConfig};
+use floe_log::LogConfig;
+use floe_meta::{MetaStore, TopicRecord};
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::ServerConfig;
+use crate::coordinator::GroupCoordinator;
+use crate::error::{Error, Result};
+use crate::partition::Partition;
+
+/// A topic and its partitions.
+pub struct Topic {
+    /// Name.
+    pub name: Arc<str>,
+    /// Topic id (KIP-516), stable for the topic's life.
+    pub id: Uuid,
+    /// Typed configuration: broker defaults plus `overrides`.
+    pub config: RwLock<TopicConfig>,
+    /// Configs set on the topic itself (DescribeConfigs reports them as dynamic).
+    pub overrides: RwLock<BTreeMap<String, String>>,
+    /// Partitions by index.
+    pub partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    /// Partition `index`, if it exists.
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.read().get(i).cloned())
+    }
+
+    /// Number of partitions.
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.read().len() as i32
+    }
+}
+
+/// Why a topic operation was refused; handlers map each to a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The name is not a legal topic name.
+    #[error("{0}")]
+    InvalidName(String),
+    /// A topic with the name exists.
+    #[error("topic '{0}' already exists")]
+    Exists(String),
+    /// No such topic.
+    #[error("topic '{0}' does not exist")]
+    Unknown(String),
+    /// Bad partition count.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// Bad config.
+    #[error(transparent)]
+    InvalidConfig(#[from] floe_common::ConfigError),
+    /// Storage failed.
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+/// The broker's shared state.
+pub struct Broker {
+    /// Configuration the broker was started with.
+    pub config: ServerConfig,
+    /// Metadata store.
+    pub meta: MetaStore,
+    /// Topic defaults (from the `[log]` section).
+    pub topic_defaults: TopicConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises topic creation and deletion against each other.
+    admin: tokio::sync::Mutex<()>,
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+    /// Consumer groups.
+    pub groups: GroupCoordinator,
+    /// Host and port clients are told to connect to.
+    pub advertised: (String, i32),
+    /// Cancelled when the server shuts down; long polls end early.
+    pub shutdown: CancellationToken,
+    /// Wakes the fsync task (`fsync = "always"`).
+    pub sync_wanted: tokio::sync::Notify,
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl Broker {
+    /// Opens the metadata store and every topic's partitions (recovering their logs).
+    pub async fn open(
+        config: ServerConfig,
+        advertised: (String, i32),
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let log_dir = config.data_dir.join("log");
+        std::fs::create_dir_all(&log_dir).map_err(|source| Error::Io {
+            op: "create log directory",
+            path: log_dir.clone(),
+            source,
+        })?;
+        let url = match &config.meta.url {
+            Some(u) => u.clone(),
+            None => {
+                let abs =
+                    std::path::absolute(config.data_dir.join("meta.db")).map_err(|source| {
+                        Error::Io {
+                            op: "resolve metadata path",
+                            path: config.data_dir.clone(),
+                            source,
+                        }
+                    })?;
+                format!("sqlite://{}", abs.display())
+            }
+        };
+        let meta = MetaStore::connect(&url).await?;
+        let topic_defaults = config.topic_defaults()?;
+        let groups = GroupCoordinator::new(config.groups.clone(), meta.clone(), shutdown.clone());
+        let broker = Arc::new(Self {
+            meta,
+            topic_defaults,
+            topics: RwLock::new(BTreeMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
+            groups,
+            advertised,
+            shutdown,
+            sync_wanted: tokio::sync::Notify::new(),
+            config,
+        });
+        for record in broker.meta.list_topics().await? {
+            let b = broker.clone();
+            let topic = tokio::task::spawn_blocking(move || b.open_topic(&record))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            info!(topic = %topic.name, partitions = topic.partition_count(), "opened topic");
+            broker.topics.write().insert(topic.name.to_string(), topic);
+        }
+        Ok(broker)
+    }
+
+    fn topic_dir(&self, topic: &str) -> PathBuf {
+        self.config.data_dir.join("log").join(topic)
+    }
+
+    fn log_config(&self, c: &TopicConfig) -> LogConfig {
+        LogConfig {
+            segment_bytes: c.segment_bytes.max(1024) as u64,
+            index_interval_bytes: self.config.log.index_interval_bytes,
+            retention_ms: (c.retention_ms >= 0).then_some(c.retention_ms),
+            retention_bytes: (c.retention_bytes >= 0).then_some(c.retention_bytes as u64),
+            max_message_bytes: c.max_message_bytes.max(0) as u32,
+            timestamp_type: match c.timestamp_type {
+                TimestampType::CreateTime => floe_log::TimestampType::CreateTime,
+                TimestampType::LogAppendTime => floe_log::TimestampType::LogAppendTime,
+            },
+        }
+    }
+
+    fn open_partition(
+        &self,
+        name: &Arc<str>,
+        index: i32,
+        config: &TopicConfig,
+    ) -> Result<Arc<Partition>> {
+        let dir = self.topic_dir(name).join(index.to_string());
+        Ok(Arc::new(Partition::open(
+            name.clone(),
+            index,
+            dir,
+            self.log_config(config),
+        )?))
+    }
+
+    fn open_topic(&self, record: &TopicRecord) -> Result<Arc<Topic>> {
+        let config = TopicConfig::resolve(&self.topic_defaults, &record.configs)?;
+        let name: Arc<str> = Arc::from(record.name.as_str());
+        let partitions = (0..record.partitions)
+            .map(|i| self.open_partition(&name, i, &config))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(Topic {
+            name,
+            id: record.topic_id,
+            config: RwLock::new(config),
+            overrides: RwLock::new(record.configs.clone()),
+            partitions: RwLock::new(partitions),
+        }))
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// The topic with id `id`.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().values().find(|t| t.id == id).cloned()
+    }
+
+    /// All topics, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// The partition `topic`/`index`.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic).and_then(|t| t.partition(index))
+    }
+
+    /// Validates a topic creation without performing it.
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(i32, TopicConfig), TopicError> {
+        validate_topic_name(name).map_err(TopicError::InvalidName)?;
+        let partitions = if partitions == -1 {
+            self.config.kafka.default_partitions
+        } else {
+            partitions
+        };
+        if partitions <= 0 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "number of partitions must be positive, got {partitions}"
+            )));
+        }
+        if partitions > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "{partitions} partitions is over the limit of 100000"
+            )));
+        }
+        let config = TopicConfig::resolve(&self.topic_defaults, overrides)?;
+        if self.topic(name).is_some() {
+            return Err(TopicError::Exists(name.to_string()));
+        }
+        Ok((partitions, config))
+    }
+
+    /// Creates a topic (`partitions == -1` means the default count).
+    pub async fn create_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _guard = self.admin.lock().await;
+        let (partitions, _) = self.validate_new_topic(name, partitions, &overrides)?;
+        let record = TopicRecord {
+            name: name.to_string(),
+            topic_id: Uuid::new_v4(),
+            partitions,
+            configs: overrides,
+            created_at_ms: now_ms(),
+        };
+        // A directory left by a topic of the same name whose deletion was interrupted must
+        // not leak old records into the new topic.
+        let dir = self.topic_dir(name);
+        let b = self.clone();
+        let rec = record.clone();
+        let topic = tokio::task::spawn_blocking(move || {
+            if dir.exists() {
+                warn!(path = %dir.display(), "removing leftover directory of a deleted topic");
+                std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
+                    op: "remove leftover topic directory",
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+            b.open_topic(&rec)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        match self.meta.create_topic(&record).await {
+            Ok(()) => {}
+            Err(floe_meta::Error::TopicExists { name }) => return Err(TopicError::Exists(name)),
+            Err(e) => return Err(TopicError::Internal(e.into())),
+        }
+        self.topics.write().insert(name.to_string(), topic.clone());
+        info!(topic = %name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Returns the topic, creating it when auto-creation is on and the name is legal.
+    pub async fn topic_or_autocreate(self: &Arc<Self>, name: &str) -> Option<Arc<Topic>> {
+        if let Some(t) = self.topic(name) {
+            return Some(t);
+        }
+        if !self.config.kafka.auto_create_topics {
+            return None;
+        }
+        match self.create_topic(name, -1, BTreeMap::new()).await {
+            Ok(t) => Some(t),
+            Err(TopicError::Exists(_)) => self.topic(name),
+            Err(e) => {
+                warn!(topic = %name, error = %e, "auto-create refused");
+                None
+            }
+        }
+    }
+
+    /// Deletes a topic, its logs and its committed offsets.
+    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _guard = self.admin.lock().await;
+        let topic = self
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let dir = self.topic_dir(name);
+        tokio::task::spawn_blocking(move || {
+            std::fs::remove_dir_all(&dir).or_else(ignore_not_found)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(|source| Error::Io {
+            op: "remove topic directory",
+            path: self.topic_dir(name),
+            source,
+        })?;
+        self.meta.delete_topic(name).await.map_err(Error::from)?;
+        info!(topic = %name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Raises a topic's partition count.
+    pub async fn create_partitions(
+        self: &Arc<Self>,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.admin.lock().await;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = topic.partition_count();
+        if count <= current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+            )));
+        }
+        if count > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "{count} partitions is over the limit of 100000"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let config = topic.config.read().clone();
+        let b = self.clone();
+        let name_arc = topic.name.clone();
+        let new = tokio::task::spawn_blocking(move || {
+            (current..count)
+                .map(|i| b.open_partition(&name_arc, i, &config))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        self.meta
+            .set_partition_count(name, count)
+            .await
+            .map_err(Error::from)?;
+        topic.partitions.write().extend(new);
+        info!(topic = %name, partitions = count, "added partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs).
+    pub async fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let config = TopicConfig::resolve(&self.topic_defaults, &overrides)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta
+            .set_topic_configs(name, &overrides)
+            .await
+            .map_err(Error::from)?;
+        let log_config = self.log_config(&config);
+        for p in topic.partitions.read().iter() {
+            p.set_config(log_config.clone());
+        }
+        *topic.config.write() = config;
+        *topic.overrides.write() = overrides;
+        info!(topic = %name, "updated topic configs");
+        Ok(())
+    }
+
+    /// Allocates a producer id (InitProducerId), from blocks reserved in the metadata store.
+    pub async fn next_producer_id(&self) -> Result<i64> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.0 >= ids.1 {
+            let first = self.meta.allocate_producer_ids(PRODUCER_ID_BLOCK).await?;
+            *ids = (first, first + PRODUCER_ID_BLOCK);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
+    /// Every partition of every topic.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.read().clone())
+            .collect()
+    }
+}
+
+fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

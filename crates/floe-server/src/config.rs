@@ -1,0 +1,194 @@
+//! The server's configuration sections. The binary assembles them from `floe.toml`,
+//! `FLOE_*` variables and flags; this crate only defines and documents them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `floe serve` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Folder holding the WAL (`log/`) and, by default, the SQLite metadata.
+    pub data_dir: PathBuf,
+    /// This broker's node id, as clients see it in Metadata.
+    pub node_id: i32,
+    /// Cluster id reported to clients.
+    pub cluster_id: String,
+    /// The Kafka listener.
+    pub kafka: KafkaConfig,
+    /// Log defaults for every topic (topic configs override them).
+    pub log: LogDefaults,
+    /// Consumer-group coordinator settings.
+    pub groups: GroupConfig,
+    /// Metadata store.
+    pub meta: MetaConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("floe-data"),
+            node_id: 1,
+            cluster_id: "floe-cluster".into(),
+            kafka: KafkaConfig::default(),
+            log: LogDefaults::default(),
+            groups: GroupConfig::default(),
+            meta: MetaConfig::default(),
+        }
+    }
+}
+
+/// The Kafka protocol listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Address to listen on. Port 0 picks a free port (tests).
+    pub listen: String,
+    /// Host clients are told to connect to. Default: the listen host, or `localhost` when
+    /// listening on a wildcard address, so a client on the same machine needs no settings.
+    pub advertised_host: Option<String>,
+    /// Port clients are told to connect to. Default: the port actually bound.
+    pub advertised_port: Option<u16>,
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// Connections served at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+    /// Create a topic when a client asks for metadata of one that does not exist.
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics and of CreateTopics with `-1`.
+    pub default_partitions: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:9092".into(),
+            advertised_host: None,
+            advertised_port: None,
+            max_request_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            auto_create_topics: true,
+            default_partitions: 1,
+        }
+    }
+}
+
+/// When appended data is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every acknowledged `acks=all`/`acks=1` produce waits for an fsync covering it
+    /// (group commit: one fsync serves every request waiting at that moment).
+    Always,
+    /// A background task fsyncs dirty partitions every interval; produces are acknowledged
+    /// once written to the operating system.
+    Interval(Duration),
+}
+
+impl<'de> Deserialize<'de> for FsyncPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "always" {
+            return Ok(FsyncPolicy::Always);
+        }
+        humantime::parse_duration(s)
+            .map(FsyncPolicy::Interval)
+            .map_err(|e| format!("fsync must be 'always' or a duration such as '50ms' ({e})"))
+    }
+}
+
+/// Log defaults; the matching topic configs override them per topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogDefaults {
+    /// Fsync policy: `"always"` or an interval such as `"50ms"`.
+    pub fsync: FsyncPolicy,
+    /// `segment.bytes`.
+    pub segment_bytes: i64,
+    /// `retention.ms`; -1 keeps data forever.
+    pub retention_ms: i64,
+    /// `retention.bytes` per partition; -1 is unlimited.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`.
+    pub max_message_bytes: i32,
+    /// Bytes of log between two sparse index entries.
+    pub index_interval_bytes: u32,
+    /// How often retention runs.
+    #[serde(with = "humantime_serde")]
+    pub retention_check_interval: Duration,
+    /// `message.timestamp.type` default: `CreateTime` or `LogAppendTime`.
+    pub message_timestamp_type: String,
+}
+
+impl Default for LogDefaults {
+    fn default() -> Self {
+        let t = floe_common::TopicConfig::default();
+        Self {
+            fsync: FsyncPolicy::Interval(Duration::from_millis(50)),
+            segment_bytes: t.segment_bytes,
+            retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
+            max_message_bytes: t.max_message_bytes,
+            index_interval_bytes: 4096,
+            retention_check_interval: Duration::from_secs(30),
+            message_timestamp_type: "CreateTime".into(),
+        }
+    }
+}
+
+/// Consumer-group coordinator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// Smallest session timeout a member may ask for.
+    #[serde(with = "humantime_serde")]
+    pub min_session_timeout: Duration,
+    /// Largest session timeout a member may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_session_timeout: Duration,
+    /// How long the first rebalance of an empty group waits for more members.
+    #[serde(with = "humantime_serde")]
+    pub initial_rebalance_delay: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            min_session_timeout: Duration::from_secs(1),
+            max_session_timeout: Duration::from_secs(1800),
+            initial_rebalance_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Metadata store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaConfig {
+    /// `postgres://...` or `sqlite://...`; default: `sqlite://<data_dir>/meta.db`.
+    pub url: Option<String>,
+}
+
+impl ServerConfig {
+    /// The topic defaults these settings describe.
+    ///
+    /// # Errors
+    /// A [`floe_common::ConfigError`] when a default is out of range.
+    pub fn topic_defaults(&self) -> Result<floe_common::TopicConfig, floe_common::ConfigError> {
+        let mut t = floe_common::TopicConfig::default();
+        t.set("segment.bytes", &self.log.segment_bytes.to_string())?;
+        t.set("retention.ms", &self.log.retention_ms.to_string())?;
+        t.set("retention.bytes", &self.log.retention_bytes.to_string())?;
+        t.set("max.message.bytes", &self.log.max_message_bytes.to_string())?;
+        t.set("message.timestamp.type", &self.log.message_timestamp_type)?;
+        Ok(t)
+    }
+}

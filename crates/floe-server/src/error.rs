@@ -1,0 +1,57 @@
+//! Errors of the server: start-up and the few internal failures handlers report.
+
+/// What can stop the server or fail an operation inside it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding the listener failed.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// Address asked for.
+        addr: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A filesystem operation on the data directory failed.
+    #[error("{op} {}", path.display())]
+    Io {
+        /// What was done.
+        op: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metadata store failed.
+    #[error("metadata store")]
+    Meta(#[from] floe_meta::Error),
+    /// A partition log failed.
+    #[error("log of {topic}-{partition}")]
+    Log {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Cause.
+        #[source]
+        source: floe_log::Error,
+    },
+    /// A configuration value is not acceptable.
+    #[error(transparent)]
+    Config(#[from] floe_common::ConfigError),
+    /// A stored topic record is unusable.
+    #[error("topic {topic}: {reason}")]
+    BadTopic {
+        /// Topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Result with the server's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,173 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use floe_kafka::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
+};
+use tracing::warn;
+use uuid::Uuid;
+
+use super::{sb, tn};
+use crate::broker::{Broker, TopicError};
+
+/// The Kafka error code for a refused topic operation.
+pub(super) fn topic_error_code(e: &TopicError) -> ResponseError {
+    match e {
+        TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+        TopicError::Exists(_) => ResponseError::TopicAlreadyExists,
+        TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicError::Internal(_) => ResponseError::UnknownServerError,
+    }
+}
+
+pub(super) async fn create_topics(
+    broker: &Arc<Broker>,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.to_string();
+        let mut configs = BTreeMap::new();
+        for c in &t.configs {
+            if let Some(v) = &c.value {
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+        }
+        let base = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let outcome = if t.replication_factor > 1 {
+            Err((ResponseError::InvalidReplicationFactor, format!(
+                "replication factor {} is larger than the number of brokers (1); replication is the object store's job in Floe",
+                t.replication_factor
+            )))
+        } else if !t.assignments.is_empty() {
+            Err((
+                ResponseError::InvalidRequest,
+                "manual replica assignment is not supported".to_string(),
+            ))
+        } else if req.validate_only {
+            broker
+                .validate_new_topic(&name, t.num_partitions, &configs)
+                .map(|(n, _)| (n, Uuid::nil()))
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+        } else {
+            broker
+                .create_topic(&name, t.num_partitions, configs)
+                .await
+                .map(|topic| (topic.partition_count(), topic.id))
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+        };
+        results.push(match outcome {
+            Ok((partitions, id)) => {
+                let mut r = base
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1)
+                    .with_topic_id(id);
+                if version >= 5 {
+                    let cfg = broker
+                        .topic(&name)
+                        .map(|t| t.config.read().clone())
+                        .unwrap_or_else(|| broker.topic_defaults.clone());
+                    r.configs = Some(
+                        cfg.entries()
+                            .into_iter()
+                            .map(|(k, v)| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(sb(k))
+                                    .with_value(Some(sb(&v)))
+                                    .with_config_source(5)
+                            })
+                            .collect(),
+                    );
+                }
+                r
+            }
+            Err((code, msg)) => {
+                warn!(topic = %name, error = %msg, "create topic refused");
+                base.with_error_code(code.code())
+                    .with_error_message(Some(sb(&msg)))
+            }
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub(super) async fn delete_topics(
+    broker: &Arc<Broker>,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    // v0-5 name topics in `topic_names`; v6 in `topics`, by name or by id.
+    let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let resolved = match &name {
+            Some(n) => Some(n.clone()),
+            None => broker.topic_by_id(id).map(|t| t.name.to_string()),
+        };
+        let r = DeletableTopicResult::default()
+            .with_name(name.as_deref().map(tn))
+            .with_topic_id(id);
+        let Some(resolved) = resolved else {
+            responses.push(r.with_error_code(ResponseError::UnknownTopicId.code()));
+            continue;
+        };
+        responses.push(match broker.delete_topic(&resolved).await {
+            Ok(topic) => r.with_topic_id(topic.id).with_name(Some(tn(&resolved))),
+            Err(e) => {
+                warn!(topic = %resolved, error = %e, "delete topic refused");
+                r.with_error_code(topic_error_code(&e).code())
+                    .with_error_message(Some(sb(&e.to_string())))
+            }
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub(super) async fn create_partitions(
+    broker: &Arc<Broker>,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(
+            match broker
+                .create_partitions(&t.name, t.count, req.validate_only)
+                .await
+            {
+                Ok(()) => r,
+                Err(e) => {
+                    warn!(topic = %t.name.as_str(), error = %e, "create partitions refused");
+                    r.with_error_code(topic_error_code(&e).code())
+                        .with_error_message(Some(sb(&e.to_string())))
+                }
+            },
+        );
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,165 @@
+//! Fetch with long polling: answer at once when `min_bytes` are there, else wait for new
+//! appends until `max_wait_ms`. Byte limits follow KIP-74: per partition and per response,
+//! but the first partition with data always returns at least one whole batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use floe_kafka::ResponseError;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::log_error_code;
+use crate::broker::Broker;
+use crate::partition::Partition;
+
+struct Want {
+    topic_idx: usize,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    target: Result<Arc<Partition>, ResponseError>,
+}
+
+pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+    if req.session_id != 0 {
+        // Floe never hands out fetch sessions, so a client cannot hold a valid one.
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let by_id = version >= 13;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    let mut wants = Vec::new();
+    for (topic_idx, t) in req.topics.iter().enumerate() {
+        let topic = if by_id {
+            broker.topic_by_id(t.topic_id)
+        } else {
+            broker.topic(&t.topic)
+        };
+        let mut resp = FetchableTopicResponse::default();
+        if by_id {
+            resp.topic_id = t.topic_id;
+        } else {
+            resp.topic = t.topic.clone();
+        }
+        topics.push(resp);
+        for p in &t.partitions {
+            let target = match &topic {
+                None if by_id => Err(ResponseError::UnknownTopicId),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(topic) => topic
+                    .partition(p.partition)
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+            };
+            wants.push(Want {
+                topic_idx,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                target,
+            });
+        }
+    }
+    let max_bytes = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let wants = Arc::new(wants);
+    // Subscribe before the first read so an append between the read and the wait still
+    // wakes us.
+    let mut watchers: Vec<_> = wants
+        .iter()
+        .filter_map(|w| w.target.as_ref().ok().map(|p| p.subscribe_end()))
+        .collect();
+    let results = loop {
+        let w = wants.clone();
+        let results = match tokio::task::spawn_blocking(move || read_all(&w, max_bytes)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "fetch read task failed");
+                return FetchResponse::default()
+                    .with_error_code(ResponseError::UnknownServerError.code());
+            }
+        };
+        let total: usize = results
+            .iter()
+            .map(|r| r.records.as_ref().map_or(0, |b| b.len()))
+            .sum();
+        let any_error = results.iter().any(|r| r.error_code != 0);
+        if total >= min_bytes.max(1)
+            || any_error
+            || Instant::now() >= deadline
+            || watchers.is_empty()
+        {
+            break results;
+        }
+        for w in watchers.iter_mut() {
+            w.mark_unchanged();
+        }
+        let mut changed: FuturesUnordered<_> = watchers.iter_mut().map(|w| w.changed()).collect();
+        tokio::select! {
+            _ = changed.next() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = broker.shutdown.cancelled() => {}
+        }
+        drop(changed);
+        if broker.shutdown.is_cancelled() {
+            let w = wants.clone();
+            break tokio::task::spawn_blocking(move || read_all(&w, max_bytes))
+                .await
+                .unwrap_or_default();
+        }
+    };
+    for (want, data) in wants.iter().zip(results) {
+        topics[want.topic_idx].partitions.push(data);
+    }
+    FetchResponse::default().with_responses(topics)
+}
+
+fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
+    let mut remaining = max_bytes;
+    let mut have_data = false;
+    wants
+        .iter()
+        .map(|w| {
+            let data = PartitionData::default()
+                .with_partition_index(w.partition)
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_aborted_transactions(Some(Vec::new()));
+            let partition = match &w.target {
+                Ok(p) => p,
+                Err(e) => {
+                    return data.with_error_code(e.code()).with_high_watermark(-1).with_last_stable_offset(-1)
+                }
+            };
+            let (start, end) = partition.offsets();
+            let data = data.with_high_watermark(end).with_last_stable_offset(end).with_log_start_offset(start);
+            if remaining == 0 && have_data {
+                return data.with_records(Some(Bytes::new()));
+            }
+            match partition.read(w.fetch_offset, w.max_bytes.min(remaining)) {
+                Ok(bytes) => {
+                    if have_data && bytes.len() > remaining {
+                        // Only the first partition with data may overshoot the response limit.
+                        return data.with_records(Some(Bytes::new()));
+                    }
+                    remaining = remaining.saturating_sub(bytes.len());
+                    have_data |= !bytes.is_empty();
+                    data.with_records(Some(bytes))
+                }
+                Err(e) => {
+                    let code = log_error_code(&e);
+                    debug!(topic = %partition.topic, partition = w.partition, offset = w.fetch_offset, error = %e, "fetch error");
+                    data.with_error_code(code.code()).with_records(Some(Bytes::new()))
+                }
+            }
+        })
+        .collect()
+}

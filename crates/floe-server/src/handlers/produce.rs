@@ -1,0 +1,182 @@
+//! Produce: validate, append to the partition log, acknowledge per `acks`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use floe_kafka::ResponseError;
+use floe_log::AppendOutcome;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use tracing::warn;
+
+use super::{code, log_error_code, sb};
+use crate::broker::{now_ms, Broker};
+use crate::config::FsyncPolicy;
+use crate::partition::Partition;
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let by_id = version >= 13;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = if by_id {
+            broker.topic_by_id(topic_data.topic_id)
+        } else {
+            broker.topic(&topic_data.name)
+        };
+        let mut parts = Vec::with_capacity(topic_data.partition_data.len());
+        let mut pending = Vec::new();
+        for pd in topic_data.partition_data {
+            let refuse = |e: ResponseError, msg: Option<String>| {
+                PartitionProduceResponse::default()
+                    .with_index(pd.index)
+                    .with_error_code(e.code())
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1)
+                    .with_error_message(msg.as_deref().map(sb))
+            };
+            let Some(topic) = &topic else {
+                let e = if by_id {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                parts.push(refuse(e, None));
+                continue;
+            };
+            let Some(partition) = topic.partition(pd.index) else {
+                parts.push(refuse(ResponseError::UnknownTopicOrPartition, None));
+                continue;
+            };
+            if req.transactional_id.is_some() {
+                parts.push(refuse(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported by Floe".into()),
+                ));
+                continue;
+            }
+            let Some(records) = pd.records else {
+                parts.push(refuse(
+                    ResponseError::CorruptMessage,
+                    Some("no records".into()),
+                ));
+                continue;
+            };
+            let mut buf = records.to_vec();
+            match prepare_batches(&mut buf) {
+                Ok(()) => {}
+                Err((e, msg)) => {
+                    warn!(topic = %topic.name, partition = pd.index, error = %msg, "produce refused");
+                    parts.push(refuse(e, Some(msg)));
+                    continue;
+                }
+            }
+            pending.push((pd.index, partition, buf));
+        }
+        let appended = futures::future::join_all(
+            pending
+                .into_iter()
+                .map(|(index, p, buf)| append(broker, index, p, buf, acks, timeout)),
+        )
+        .await;
+        parts.extend(appended);
+        parts.sort_by_key(|p| p.index);
+        let mut resp = TopicProduceResponse::default().with_partition_responses(parts);
+        if by_id {
+            resp.topic_id = topic_data.topic_id;
+        } else {
+            resp.name = topic_data.name;
+        }
+        responses.push(resp);
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// Checks what the log does not (transactions) and stamps the leader epoch (always 0 on a
+/// single broker) into each batch header, which is outside the CRC.
+fn prepare_batches(buf: &mut [u8]) -> Result<(), (ResponseError, String)> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let header = floe_log::batch::BatchHeader::parse(&buf[pos..])
+            .map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+        if header.is_transactional() {
+            return Err((
+                ResponseError::InvalidTxnState,
+                "transactional batches are not supported".into(),
+            ));
+        }
+        let size = header.size();
+        if size == 0 || pos + size > buf.len() {
+            return Err((
+                ResponseError::CorruptMessage,
+                "batch length runs past the records".into(),
+            ));
+        }
+        buf[pos + 12..pos + 16].copy_from_slice(&0i32.to_be_bytes());
+        pos += size;
+    }
+    Ok(())
+}
+
+async fn append(
+    broker: &Arc<Broker>,
+    index: i32,
+    partition: Arc<Partition>,
+    mut buf: Vec<u8>,
+    acks: i16,
+    timeout: Duration,
+) -> PartitionProduceResponse {
+    let p = partition.clone();
+    let result = tokio::task::spawn_blocking(move || p.append(&mut buf, now_ms())).await;
+    let resp = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_log_append_time_ms(-1);
+    let outcome = match result {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            let err = log_error_code(&e);
+            warn!(topic = %partition.topic, partition = index, error = %e, code = err.code(), "produce refused");
+            return resp
+                .with_error_code(err.code())
+                .with_base_offset(-1)
+                .with_log_start_offset(-1)
+                .with_error_message(Some(sb(&e.to_string())));
+        }
+        Err(e) => {
+            warn!(topic = %partition.topic, partition = index, error = %e, "append task failed");
+            return resp
+                .with_error_code(ResponseError::UnknownServerError.code())
+                .with_base_offset(-1);
+        }
+    };
+    let (base, last, append_time) = match outcome {
+        AppendOutcome::Appended {
+            base_offset,
+            last_offset,
+            log_append_time,
+        } => (base_offset, last_offset, log_append_time),
+        AppendOutcome::Duplicate {
+            base_offset,
+            last_offset,
+        } => (base_offset, last_offset, None),
+    };
+    let mut err = None;
+    if acks == -1 && broker.config.log.fsync == FsyncPolicy::Always {
+        let mut synced = partition.subscribe_synced();
+        broker.sync_wanted.notify_one();
+        let waited = tokio::time::timeout(timeout, synced.wait_for(|s| *s > last)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            err = Some(ResponseError::RequestTimedOut);
+        }
+    }
+    resp.with_error_code(code(err))
+        .with_base_offset(base)
+        .with_log_append_time_ms(append_time.unwrap_or(-1))
+        .with_log_start_offset(partition.offsets().0)
+}

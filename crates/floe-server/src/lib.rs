@@ -1,0 +1,23 @@
+//! The Floe broker: everything between a TCP socket and the storage crates.
+//!
+//! - [`server`]: [`run`] / [`RunningServer`] start the Kafka listener and background tasks
+//!   and stop them cleanly.
+//! - [`config`]: the configuration sections the binary fills in.
+//! - [`broker`]: topics, partitions, metadata store, producer ids.
+//! - `handlers`: one module per group of Kafka APIs.
+//! - [`coordinator`]: the consumer-group state machine.
+#![deny(missing_docs)]
+
+pub mod broker;
+pub mod config;
+mod connection;
+pub mod coordinator;
+pub mod error;
+mod handlers;
+pub mod partition;
+pub mod server;
+mod tasks;
+
+pub use config::ServerConfig;
+pub use error::{Error, Result};
+pub use server::{run, RunningServer};

@@ -1,0 +1,145 @@
+//! Starting and stopping the broker: listener, accept loop, background tasks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::ServerConfig;
+use crate::error::{Error, Result};
+
+/// A running broker. Dropping it without [`RunningServer::shutdown`] aborts its tasks.
+pub struct RunningServer {
+    /// Address the Kafka listener is bound to.
+    pub kafka_addr: SocketAddr,
+    /// Shared broker state (tests inspect it).
+    pub broker: Arc<Broker>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// Runs the broker until `shutdown` resolves, then stops it cleanly.
+///
+/// # Errors
+/// Start-up failures: the listener cannot bind, the data directory or metadata store
+/// cannot be opened, a log cannot be recovered.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let server = RunningServer::start(config).await?;
+    shutdown.await;
+    server.shutdown(Duration::from_secs(30)).await
+}
+
+impl RunningServer {
+    /// Binds the listener, opens the broker state and starts serving.
+    ///
+    /// # Errors
+    /// As [`run`].
+    pub async fn start(config: ServerConfig) -> Result<Self> {
+        let listener = TcpListener::bind(&config.kafka.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.kafka.listen.clone(),
+                source,
+            })?;
+        let kafka_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.kafka.listen.clone(),
+            source,
+        })?;
+        let host = config.kafka.advertised_host.clone().unwrap_or_else(|| {
+            if kafka_addr.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                kafka_addr.ip().to_string()
+            }
+        });
+        let port = i32::from(config.kafka.advertised_port.unwrap_or(kafka_addr.port()));
+        let cancel = CancellationToken::new();
+        let broker = Broker::open(config, (host.clone(), port), cancel.clone()).await?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(broker.clone(), listener));
+        tasks.spawn(crate::tasks::run_syncer(broker.clone()));
+        tasks.spawn(crate::tasks::run_retention(broker.clone()));
+        tasks.spawn(broker.groups.clone().run_reaper());
+        info!(listen = %kafka_addr, advertised = %format!("{host}:{port}"), "floe is serving Kafka");
+        Ok(Self {
+            kafka_addr,
+            broker,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets connections finish the request in hand, then fsyncs every
+    /// partition. Gives up waiting for tasks after `deadline`.
+    ///
+    /// # Errors
+    /// A partition that cannot be flushed.
+    pub async fn shutdown(mut self, deadline: Duration) -> Result<()> {
+        info!("shutting down");
+        self.cancel.cancel();
+        let drained = tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!("tasks did not stop within the shutdown deadline; aborting them");
+            self.tasks.abort_all();
+        }
+        let partitions = self.broker.all_partitions();
+        tokio::task::spawn_blocking(move || {
+            for p in partitions {
+                p.flush().map_err(|source| Error::Log {
+                    topic: p.topic.to_string(),
+                    partition: p.index,
+                    source,
+                })?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        self.broker.meta.close().await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
+    let limit = Arc::new(Semaphore::new(broker.config.kafka.max_connections.max(1)));
+    let mut conns = JoinSet::new();
+    loop {
+        // A permit before accept: past the limit, new connections wait in the backlog.
+        let permit = tokio::select! {
+            _ = broker.shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let accepted = tokio::select! {
+            _ = broker.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let b = broker.clone();
+                conns.spawn(async move {
+                    crate::connection::serve(b, stream, peer).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // Reap finished connections so the set does not grow without bound.
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}

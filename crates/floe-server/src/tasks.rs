@@ -1,0 +1,70 @@
+//! Background tasks: the fsync loop and log retention. Each runs until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::broker::{now_ms, Broker};
+use crate::config::FsyncPolicy;
+
+/// Fsyncs dirty partitions: every interval, or whenever a producer waits (`always`).
+pub async fn run_syncer(broker: Arc<Broker>) {
+    let interval = match broker.config.log.fsync {
+        FsyncPolicy::Interval(d) => Some(d),
+        FsyncPolicy::Always => None,
+    };
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => break,
+            _ = broker.sync_wanted.notified(), if interval.is_none() => {}
+            _ = tokio::time::sleep(interval.unwrap_or(Duration::from_secs(3600))), if interval.is_some() => {}
+        }
+        sync_all(&broker).await;
+    }
+}
+
+async fn sync_all(broker: &Arc<Broker>) {
+    let partitions = broker.all_partitions();
+    let done = tokio::task::spawn_blocking(move || {
+        for p in partitions {
+            if let Err(e) = p.sync() {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "fsync failed");
+            }
+        }
+    })
+    .await;
+    if let Err(e) = done {
+        warn!(error = %e, "fsync task failed");
+    }
+}
+
+/// Applies retention.ms / retention.bytes to every partition periodically.
+pub async fn run_retention(broker: Arc<Broker>) {
+    let every = broker
+        .config
+        .log
+        .retention_check_interval
+        .max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let partitions = broker.all_partitions();
+        let r = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in partitions {
+                match p.apply_retention(now) {
+                    Ok(0) => {}
+                    Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
+                    Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                }
+            }
+        })
+        .await;
+        if let Err(e) = r {
+            warn!(error = %e, "retention task failed");
+        }
+    }
+}
