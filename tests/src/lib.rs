@@ -1,1 +1,349 @@
-//! testkit
+//! The testkit for Floe's end-to-end tests: start a broker (in-process or as a separate
+//! `floe` process that can be SIGKILLed) in its own temp dir on a free port, make real
+//! librdkafka clients for it, and poll with deadlines instead of sleeping.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use floe_server::{RunningServer, ServerConfig};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+
+pub use rdkafka;
+
+/// Turns on logs for a test run when `FLOE_TEST_LOG` is set (e.g. `FLOE_TEST_LOG=debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("FLOE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An in-process broker in a temp dir.
+pub struct TestBroker {
+    server: Option<RunningServer>,
+    /// Configuration it runs with (data dir, listen address fixed at first start).
+    pub config: ServerConfig,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestBroker {
+    /// A broker with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A broker whose config `f` adjusts (after the test defaults are set).
+    pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::default();
+        config.data_dir = dir.path().to_path_buf();
+        config.kafka.listen = format!("127.0.0.1:{}", free_port());
+        f(&mut config);
+        let server = RunningServer::start(config.clone())
+            .await
+            .expect("broker starts");
+        Self {
+            server: Some(server),
+            config,
+            _dir: Some(dir),
+        }
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        self.config.kafka.listen.clone()
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("broker running")
+    }
+
+    /// Stops the broker cleanly and starts it again on the same data dir and port.
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(Duration::from_secs(10))
+                .await
+                .expect("clean shutdown");
+        }
+        let mut last = None;
+        for _ in 0..50 {
+            match RunningServer::start(self.config.clone()).await {
+                Ok(s) => {
+                    self.server = Some(s);
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("broker did not restart: {last:?}");
+    }
+
+    /// Stops the broker cleanly.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(Duration::from_secs(10))
+                .await
+                .expect("clean shutdown");
+        }
+    }
+}
+
+/// The `floe` binary next to the test executable (`cargo build -p floe-cli` builds it;
+/// the test command does), or `FLOE_BIN`.
+pub fn floe_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("floe"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p floe-cli` first (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A broker running as a separate `floe serve` process (for SIGKILL tests).
+pub struct BrokerProcess {
+    child: Child,
+    /// Kafka port.
+    pub port: u16,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl BrokerProcess {
+    /// Starts `floe serve` on `data_dir` and `port` (0 = pick one) and waits until it accepts.
+    pub fn spawn(data_dir: &Path, port: u16, extra: &[&str]) -> Self {
+        let port = if port == 0 { free_port() } else { port };
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::launch(data_dir, port, &extra);
+        let mut p = Self {
+            child,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            extra,
+        };
+        p.wait_ready();
+        p
+    }
+
+    fn launch(data_dir: &Path, port: u16, extra: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("broker log file");
+        Command::new(floe_binary())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--kafka-listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env(
+                "FLOE_LOG",
+                std::env::var("FLOE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn floe")
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "floe exited during start-up with {status}; see {}",
+                    self.data_dir.with_extension("log").display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "floe did not start listening within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same data dir and port.
+    pub fn respawn(&mut self) {
+        self.child = Self::launch(&self.data_dir, self.port, &self.extra);
+        self.wait_ready();
+    }
+
+    /// SIGTERM and wait for exit (bounded).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Base librdkafka config for `bootstrap`.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4");
+    c
+}
+
+/// A producer with extra settings.
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut c = client_config(bootstrap);
+    c.set("message.timeout.ms", "30000").set("linger.ms", "5");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("producer")
+}
+
+/// A consumer in `group` reading from the earliest offset, with extra settings.
+pub fn consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+    let mut c = client_config(bootstrap);
+    c.set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("consumer")
+}
+
+/// Creates `topic` with `partitions` through the Admin API and waits until the broker
+/// reports it.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(bootstrap).create().expect("admin client");
+    let mut t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    let res = admin
+        .create_topics(&[t], &AdminOptions::new())
+        .await
+        .expect("create_topics request");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e:?}"));
+    }
+}
+
+/// Polls `consumer` until it has an assignment of exactly `n` partitions, returning the
+/// messages received meanwhile (the stream must be polled for rebalances to run).
+pub async fn wait_assignment(
+    consumer: &StreamConsumer,
+    n: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    loop {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
+            got.push(m.detach());
+        }
+        if consumer.assignment().map(|a| a.count()).unwrap_or(0) == n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no assignment of {n} partitions within {timeout:?}"
+        );
+    }
+}
+
+/// Receives messages until `n` arrived (panics after `timeout`).
+pub async fn recv_n(consumer: &StreamConsumer, n: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "received {} of {n} messages within {timeout:?}",
+            got.len()
+        );
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(m)) => got.push(m.detach()),
+            Ok(Err(e)) => panic!("consumer error: {e}"),
+            Err(_) => {}
+        }
+    }
+    got
+}

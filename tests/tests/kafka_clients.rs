@@ -1,0 +1,494 @@
+//! End-to-end tests with librdkafka (the `rdkafka` crate) and kcat against a real broker.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use floe_tests::rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, ResourceSpecifier,
+};
+use floe_tests::rdkafka::client::DefaultClientContext;
+use floe_tests::rdkafka::consumer::{CommitMode, Consumer};
+use floe_tests::rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use floe_tests::rdkafka::producer::FutureRecord;
+use floe_tests::rdkafka::{Offset, TopicPartitionList};
+use floe_tests::*;
+
+const T: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Rec {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    timestamp: i64,
+}
+
+fn records(n: usize, seed: u64) -> Vec<Rec> {
+    let base = 1_700_000_000_000i64 + seed as i64 * 1_000_000;
+    (0..n)
+        .map(|i| Rec {
+            key: (i % 7 != 0).then(|| format!("key-{seed}-{i}").into_bytes()),
+            value: (i % 11 != 5).then(|| format!("value-{i}-").repeat(1 + i % 40).into_bytes()),
+            headers: (0..(i % 3))
+                .map(|h| (format!("h{h}"), (h != 1).then(|| vec![h as u8; h + 1])))
+                .collect(),
+            timestamp: base + i as i64,
+        })
+        .collect()
+}
+
+async fn produce_all(
+    bootstrap: &str,
+    topic: &str,
+    recs: &[Rec],
+    extra: &[(&str, &str)],
+) -> Vec<(i32, i64)> {
+    let p = producer(bootstrap, extra);
+    let futs: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            let mut headers = OwnedHeaders::new();
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                });
+            }
+            let mut rec = FutureRecord::<Vec<u8>, Vec<u8>>::to(topic)
+                .partition(0)
+                .timestamp(r.timestamp)
+                .headers(headers);
+            if let Some(k) = &r.key {
+                rec = rec.key(k);
+            }
+            if let Some(v) = &r.value {
+                rec = rec.payload(v);
+            }
+            p.send_result(rec).map_err(|(e, _)| e).expect("enqueue")
+        })
+        .collect();
+    let mut out = Vec::new();
+    for f in futs {
+        let d = f
+            .await
+            .expect("delivery future")
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+        out.push((d.partition, d.offset));
+    }
+    out
+}
+
+fn to_rec(m: &floe_tests::rdkafka::message::OwnedMessage) -> Rec {
+    Rec {
+        key: m.key().map(|k| k.to_vec()),
+        value: m.payload().map(|v| v.to_vec()),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_string(), x.value.map(|v| v.to_vec())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: m.timestamp().to_millis().expect("timestamp"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_consume_with_every_codec_record_by_record() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    for (i, codec) in ["none", "gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
+        let topic = format!("codec-{codec}");
+        let recs = records(300, i as u64);
+        let acks = produce_all(
+            &b,
+            &topic,
+            &recs,
+            &[("compression.type", codec), ("acks", "all")],
+        )
+        .await;
+        let offsets: Vec<i64> = acks.iter().map(|a| a.1).collect();
+        assert_eq!(
+            offsets,
+            (0..300).collect::<Vec<i64>>(),
+            "{codec}: contiguous offsets from 0"
+        );
+
+        let c = consumer(&b, &format!("g-{codec}"), &[]);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let got = recv_n(&c, 300, T).await;
+        for (j, (m, want)) in got.iter().zip(&recs).enumerate() {
+            assert_eq!(m.offset(), j as i64, "{codec}");
+            assert_eq!(&to_rec(m), want, "{codec}: record {j}");
+        }
+    }
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_writes_each_record_once() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "idem", 3, &[]).await;
+    let p = producer(
+        &b,
+        &[
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "5"),
+        ],
+    );
+    let futs: Vec<_> = (0..3000)
+        .map(|i| {
+            let v = format!("v{i}");
+            p.send_result(
+                FutureRecord::<str, str>::to("idem")
+                    .partition(i % 3)
+                    .payload(&v),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap()
+        })
+        .collect();
+    for f in futs {
+        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+    let c = consumer(&b, "idem-check", &[]);
+    c.subscribe(&["idem"]).unwrap();
+    let got = recv_n(&c, 3000, T).await;
+    let mut per_part: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for m in &got {
+        per_part.entry(m.partition()).or_default().push(m.offset());
+    }
+    for (part, mut offs) in per_part {
+        offs.sort();
+        assert_eq!(offs, (0..1000).collect::<Vec<i64>>(), "partition {part}");
+    }
+    // Nothing beyond the 3000 records was written.
+    for part in 0..3 {
+        let (_, high) = c.fetch_watermarks("idem", part, T).unwrap();
+        assert_eq!(high, 1000);
+    }
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_for_times_finds_first_record_at_or_after() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    let recs: Vec<Rec> = (0..100)
+        .map(|i| Rec {
+            key: None,
+            value: Some(vec![i as u8]),
+            headers: vec![],
+            timestamp: 1_600_000_000_000 + i * 10,
+        })
+        .collect();
+    produce_all(&b, "times", &recs, &[("linger.ms", "50")]).await;
+    let c = consumer(&b, "times-g", &[]);
+    for (ts, want) in [
+        (1_600_000_000_000i64, 0i64),
+        (1_600_000_000_005, 1),
+        (1_600_000_000_500, 50),
+        (1_600_000_000_990, 99),
+    ] {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("times", 0, Offset::Offset(ts))
+            .unwrap();
+        let r = c.offsets_for_times(tpl, T).unwrap();
+        let e = r.find_partition("times", 0).unwrap();
+        assert_eq!(e.offset(), Offset::Offset(want), "timestamp {ts}");
+    }
+    // Past the last record: the end.
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("times", 0, Offset::Offset(1_700_000_000_000))
+        .unwrap();
+    let r = c.offsets_for_times(tpl, T).unwrap();
+    assert!(matches!(
+        r.find_partition("times", 0).unwrap().offset(),
+        Offset::End | Offset::Offset(-1) | Offset::Offset(100)
+    ));
+    broker.stop().await;
+}
+
+async fn group_rebalance_and_restart(meta_url: Option<String>) {
+    let mut broker = TestBroker::start_with(|c| c.meta.url = meta_url.clone()).await;
+    let b = broker.bootstrap();
+    let topic = format!("grp-{}", free_port());
+    create_topic(&b, &topic, 4, &[]).await;
+    let recs = records(400, 1);
+    let p = producer(&b, &[]);
+    for (i, r) in recs.iter().enumerate() {
+        p.send(
+            FutureRecord::<(), Vec<u8>>::to(&topic)
+                .partition(i as i32 % 4)
+                .payload(r.value.as_ref().unwrap_or(&vec![])),
+            T,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    }
+    let group = format!("{topic}-group");
+    let extra = [
+        ("enable.auto.commit", "false"),
+        ("partition.assignment.strategy", "cooperative-sticky"),
+    ];
+    let c1 = consumer(&b, &group, &extra);
+    c1.subscribe(&[topic.as_str()]).unwrap();
+    let mut seen = wait_assignment(&c1, 4, T).await;
+    // A second member joins: the group rebalances to two partitions each.
+    let c2 = consumer(&b, &group, &extra);
+    c2.subscribe(&[topic.as_str()]).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        for c in [&c1, &c2] {
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(50), c.recv()).await {
+                seen.push(m.detach());
+            }
+        }
+        let (a1, a2) = (
+            c1.assignment().unwrap().count(),
+            c2.assignment().unwrap().count(),
+        );
+        if a1 == 2 && a2 == 2 && seen.len() >= 400 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rebalance: assignments {a1}/{a2}, {} messages",
+            seen.len()
+        );
+    }
+    let mut keys: Vec<(i32, i64)> = seen.iter().map(|m| (m.partition(), m.offset())).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 400, "every record consumed by the group");
+    // Commit what each member consumed (positions = last offset + 1 per partition).
+    for c in [&c1, &c2] {
+        c.commit_consumer_state(CommitMode::Sync).unwrap();
+    }
+    drop(c1);
+    drop(c2);
+
+    broker.restart().await;
+    let extra_recs = records(40, 9);
+    for (i, r) in extra_recs.iter().enumerate() {
+        p.send(
+            FutureRecord::<(), Vec<u8>>::to(&topic)
+                .partition(i as i32 % 4)
+                .payload(r.value.as_ref().unwrap_or(&vec![])),
+            T,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    }
+    let c3 = consumer(&b, &group, &extra);
+    c3.subscribe(&[topic.as_str()]).unwrap();
+    let got = recv_n(&c3, 40, T).await;
+    for m in &got {
+        assert!(
+            m.offset() >= 100,
+            "resumed from committed offsets, got {}:{}",
+            m.partition(),
+            m.offset()
+        );
+    }
+    // And nothing more arrives: the first 400 were not redelivered.
+    let more = tokio::time::timeout(Duration::from_millis(1500), c3.recv()).await;
+    assert!(more.is_err(), "unexpected extra message after resume");
+    // The list must be gone before the consumer: librdkafka's destroy waits for every
+    // partition reference, and a TopicPartitionList holds some.
+    assert_eq!(c3.committed(T).unwrap().count(), 4);
+    drop(c3);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_rebalances_and_resumes_after_restart_sqlite() {
+    group_rebalance_and_restart(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_rebalances_and_resumes_after_restart_postgres() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    group_rebalance_and_restart(Some(url)).await;
+}
+
+/// A fresh database on the test Postgres (`FLOE_TEST_POSTGRES_URL`, set by scripts/test.sh).
+async fn postgres_database() -> Option<String> {
+    let Ok(admin) = std::env::var("FLOE_TEST_POSTGRES_URL") else {
+        if std::env::var("FLOE_SKIP_POSTGRES").is_ok() {
+            eprintln!("FLOE_SKIP_POSTGRES set: skipping the Postgres variant");
+            return None;
+        }
+        panic!("FLOE_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh (or set FLOE_SKIP_POSTGRES=1)");
+    };
+    let name = format!("floe_e2e_{}", free_port());
+    let out = std::process::Command::new("psql")
+        .arg(&admin)
+        .arg("-c")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "create database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("url with a database");
+    Some(format!("{base}/{name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_topics_partitions_configs_delete_records() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = client_config(&b).create().unwrap();
+    let opts = AdminOptions::new();
+    create_topic(&b, "adm", 2, &[("retention.ms", "3600000")]).await;
+
+    // Describe shows the override as a dynamic topic config.
+    let d = admin
+        .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
+        .await
+        .unwrap();
+    let res = d[0].as_ref().unwrap();
+    let ret = res.get("retention.ms").unwrap();
+    assert_eq!(ret.value.as_deref(), Some("3600000"));
+    assert!(!ret.is_default);
+
+    // Alter, then describe again.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("adm"))
+        .set("retention.ms", "1000")
+        .set("max.message.bytes", "2048");
+    let r = admin.alter_configs(&[alter], &opts).await.unwrap();
+    assert!(r[0].is_ok());
+    let d = admin
+        .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        d[0].as_ref()
+            .unwrap()
+            .get("max.message.bytes")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("2048")
+    );
+
+    // A bad value is refused (INVALID_CONFIG; rdkafka 0.39 does not surface per-resource
+    // alter errors, so check the effect) and changes nothing.
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("adm")).set("retention.ms", "soon");
+    admin.alter_configs(&[alter], &opts).await.unwrap();
+    let d = admin
+        .describe_configs(&[ResourceSpecifier::Topic("adm")], &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        d[0].as_ref()
+            .unwrap()
+            .get("retention.ms")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("1000")
+    );
+
+    // Partitions grow, never shrink.
+    let r = admin
+        .create_partitions(&[NewPartitions::new("adm", 5)], &opts)
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+    let r = admin
+        .create_partitions(&[NewPartitions::new("adm", 3)], &opts)
+        .await
+        .unwrap();
+    assert!(r[0].is_err());
+    let md = admin.inner().fetch_metadata(Some("adm"), T).unwrap();
+    assert_eq!(md.topics()[0].partitions().len(), 5);
+
+    // DeleteRecords moves the log start offset.
+    let recs = records(10, 3);
+    produce_all(&b, "adm", &recs, &[]).await;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("adm", 0, Offset::Offset(4))
+        .unwrap();
+    let r = admin.delete_records(&tpl, &opts).await.unwrap();
+    assert_eq!(
+        r.find_partition("adm", 0).unwrap().offset(),
+        Offset::Offset(4)
+    );
+    let c = consumer(&b, "adm-g", &[]);
+    let (low, high) = c.fetch_watermarks("adm", 0, T).unwrap();
+    assert_eq!((low, high), (4, 10));
+
+    // Delete the topic; creating it again starts empty.
+    let r = admin.delete_topics(&["adm"], &opts).await.unwrap();
+    assert!(r[0].is_ok());
+    create_topic(&b, "adm", 1, &[]).await;
+    let (low, high) = c.fetch_watermarks("adm", 0, T).unwrap();
+    assert_eq!((low, high), (0, 0));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_built_on_librdkafka_2_0_produces_and_consumes() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    let kcat = which("kcat")
+        .expect("kcat not installed: run the suite with scripts/test.sh, which installs it");
+    let mut child = std::process::Command::new(&kcat)
+        .args(["-P", "-b", &b, "-t", "kcat", "-K", ":"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..50 {
+            writeln!(stdin, "k{i}:v{i}").unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kcat)
+            .args(["-C", "-b", &b, "-t", "kcat", "-e", "-f", "%k=%s@%o\n"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let want: Vec<String> = (0..50).map(|i| format!("k{i}=v{i}@{i}")).collect();
+    assert_eq!(lines, want);
+    broker.stop().await;
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(bin))
+            .find(|p| p.exists())
+    })
+}
