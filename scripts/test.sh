@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need (kcat,
+# PostgreSQL, the Python Kafka client), starts a throwaway Postgres on a free port, checks
+# formatting, lints and crate boundaries, builds the `floe` binary the process tests run,
+# and runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/floe-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. System packages.
+need=()
+command -v kcat >/dev/null || need+=(kcat)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null || need+=(postgresql-client)
+command -v python3 >/dev/null || need+=(python3 python3-pip)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# 2. Python client for the cross-language test.
+python3 -c "import kafka" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "kafka-python==2.2.*"
+
+# 3. A throwaway PostgreSQL for the metadata-store tests.
+PGDIR=$(mktemp -d /tmp/floe-pg.XXXXXX)
+chmod 755 "$PGDIR"
+FLOE_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$PGDIR")
+export FLOE_TEST_POSTGRES_URL
+trap 'bash scripts/postgres.sh stop "$PGDIR" >/dev/null 2>&1 || true; rm -rf "$PGDIR"' EXIT
+
+# 4. Static checks.
+echo "== fmt, clippy, crate boundaries"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+python3 scripts/check_boundaries.py
+
+# 5. Tests. The process tests (SIGKILL) run the real `floe` binary.
+echo "== tests"
+cargo build -p floe-cli --quiet
+cargo test --workspace --no-fail-fast
