@@ -1,0 +1,265 @@
+//! Bad input over a raw socket: each case gets the error Apache Kafka returns (or a closed
+//! connection when the frame cannot be parsed), and nothing else is affected — other
+//! connections keep working and data written before is intact.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use floe_tests::*;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const IO: Duration = Duration::from_secs(10);
+
+fn frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Vec<u8> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.correlation_id = 42;
+    header.client_id = Some(StrBytes::from_static_str("raw"));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&buf);
+    out
+}
+
+/// Sends bytes; returns the response body (after the correlation-id header of the given
+/// header version), or None if the broker closed the connection.
+async fn roundtrip(s: &mut TcpStream, bytes: &[u8], key: ApiKey, version: i16) -> Option<Bytes> {
+    s.write_all(bytes).await.ok()?;
+    let mut len = [0u8; 4];
+    match tokio::time::timeout(IO, s.read_exact(&mut len))
+        .await
+        .expect("broker answered or closed in time")
+    {
+        Ok(_) => {}
+        Err(_) => return None,
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.ok()?;
+    let mut b = Bytes::from(body);
+    ResponseHeader::decode(&mut b, key.response_header_version(version)).unwrap();
+    Some(b)
+}
+
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(
+        tokio::time::timeout(IO, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+fn batch(values: &[&[u8]], producer: Option<(i64, i16, i32)>) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.0),
+            producer_epoch: producer.map_or(-1, |p| p.1),
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: producer.map_or(-1, |p| p.2 + i as i32),
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+async fn produce(s: &mut TcpStream, topic: &str, records: Bytes) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let mut body = roundtrip(s, &frame(ApiKey::Produce, 9, &req), ApiKey::Produce, 9)
+        .await
+        .expect("produce response");
+    let resp = ProduceResponse::decode(&mut body, 9).unwrap();
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+async fn fetch_error(s: &mut TcpStream, topic: &str, offset: i64) -> i16 {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut body = roundtrip(s, &frame(ApiKey::Fetch, 12, &req), ApiKey::Fetch, 12)
+        .await
+        .expect("fetch response");
+    FetchResponse::decode(&mut body, 12).unwrap().responses[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_kafka_errors_and_harms_nothing() {
+    let broker = TestBroker::start_with(|c| {
+        c.kafka.auto_create_topics = false;
+        c.kafka.max_request_bytes = 1 << 20;
+    })
+    .await;
+    let addr = broker.bootstrap();
+    create_topic(&addr, "good", 1, &[("max.message.bytes", "10000")]).await;
+    let mut ok = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(
+        produce(&mut ok, "good", batch(&[b"a", b"b", b"c"], None)).await,
+        (0, 0)
+    );
+
+    // Garbage that is a frame but not a request: connection closed.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&[0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0, 1])
+        .await
+        .unwrap();
+    assert!(closed(&mut s).await, "garbage frame closes the connection");
+
+    // A valid header with a body cut short: closed.
+    let mut f = frame(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![])),
+    );
+    let cut = f.len() - 2;
+    f.truncate(cut);
+    f[0..4].copy_from_slice(&((cut - 4) as i32).to_be_bytes());
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&f).await.unwrap();
+    assert!(closed(&mut s).await, "truncated body closes the connection");
+
+    // A frame that announces more than it sends, then the client goes away: no harm.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&[0, 0, 0, 100, 1, 2, 3]).await.unwrap();
+    drop(s);
+
+    // Unknown API key: closed.
+    let mut f = frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+    f[4..6].copy_from_slice(&999i16.to_be_bytes());
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&f).await.unwrap();
+    assert!(
+        closed(&mut s).await,
+        "unknown api key closes the connection"
+    );
+
+    // Unsupported Metadata version: closed. Unsupported ApiVersions version: a v0 answer
+    // with UNSUPPORTED_VERSION and the supported ranges (KIP-511).
+    let mut f = frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+    f[6..8].copy_from_slice(&99i16.to_be_bytes());
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&f).await.unwrap();
+    assert!(closed(&mut s).await);
+    let mut f = frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    f[6..8].copy_from_slice(&99i16.to_be_bytes());
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let mut body = roundtrip(&mut s, &f, ApiKey::ApiVersions, 0)
+        .await
+        .expect("ApiVersions answers");
+    let resp = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(resp.error_code, 35);
+    assert!(resp
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 3));
+
+    // A frame over socket.request.max.bytes: refused before it is read.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&(2i32 << 20).to_be_bytes()).await.unwrap();
+    assert!(
+        closed(&mut s).await,
+        "oversized frame closes the connection"
+    );
+
+    // A batch with a bad CRC: CORRUPT_MESSAGE.
+    let mut bad = batch(&[b"x"], None).to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(produce(&mut ok, "good", bad.into()).await.0, 2);
+
+    // A batch over max.message.bytes (10000 on this topic): MESSAGE_TOO_LARGE.
+    let big = vec![7u8; 20_000];
+    assert_eq!(produce(&mut ok, "good", batch(&[&big], None)).await.0, 10);
+
+    // Produce to an unknown topic with auto-create off: UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(produce(&mut ok, "nope", batch(&[b"x"], None)).await.0, 3);
+
+    // Fetch out of range: OFFSET_OUT_OF_RANGE.
+    assert_eq!(fetch_error(&mut ok, "good", 1000).await, 1);
+
+    // Idempotence: a retried batch is acknowledged with its first offsets and not written
+    // twice; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an old epoch is fenced.
+    assert_eq!(
+        produce(&mut ok, "good", batch(&[b"p0", b"p1"], Some((77, 1, 0)))).await,
+        (0, 3)
+    );
+    assert_eq!(
+        produce(&mut ok, "good", batch(&[b"p0", b"p1"], Some((77, 1, 0)))).await,
+        (0, 3)
+    );
+    assert_eq!(
+        produce(&mut ok, "good", batch(&[b"p9"], Some((77, 1, 9))))
+            .await
+            .0,
+        45
+    );
+    assert_eq!(
+        produce(&mut ok, "good", batch(&[b"old"], Some((77, 0, 2))))
+            .await
+            .0,
+        47
+    );
+    assert_eq!(
+        produce(&mut ok, "good", batch(&[b"p2"], Some((77, 1, 2)))).await,
+        (0, 5)
+    );
+
+    // Everything written before is intact, and the first connection still works.
+    let c = consumer(&addr, "bad-input-check", &[]);
+    use floe_tests::rdkafka::consumer::Consumer;
+    use floe_tests::rdkafka::message::Message;
+    let mut tpl = floe_tests::rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("good", 0, floe_tests::rdkafka::Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let got = recv_n(&c, 6, Duration::from_secs(30)).await;
+    let values: Vec<&[u8]> = got.iter().map(|m| m.payload().unwrap()).collect();
+    assert_eq!(values, vec![&b"a"[..], b"b", b"c", b"p0", b"p1", b"p2"]);
+    assert_eq!(fetch_error(&mut ok, "good", 6).await, 0);
+    drop(c);
+    broker.stop().await;
+}
