@@ -72,8 +72,10 @@ impl TestBroker {
     pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> Self {
         init_logs();
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = ServerConfig::default();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..ServerConfig::default()
+        };
         config.kafka.listen = format!("127.0.0.1:{}", free_port());
         f(&mut config);
         let server = RunningServer::start(config.clone())

@@ -58,7 +58,7 @@ async fn sigkill_during_acks_all_produce_loses_no_acknowledged_record() {
                             acked.lock().unwrap().push((v, d.offset));
                         }
                     }
-                    if i % 50 == 0 {
+                    if i.is_multiple_of(50) {
                         tokio::task::yield_now().await;
                     }
                 }
