@@ -492,3 +492,100 @@ fn which(bin: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.exists())
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_topic_stamps_broker_time() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "lat", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let recs = records(20, 4); // producer timestamps in 2023
+    produce_all(&b, "lat", &recs, &[]).await;
+    let c = consumer(&b, "lat-g", &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("lat", 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    for m in recv_n(&c, 20, T).await {
+        let ts = m.timestamp();
+        assert!(
+            matches!(ts, floe_tests::rdkafka::Timestamp::LogAppendTime(_)),
+            "{ts:?}"
+        );
+        assert!(
+            ts.to_millis().unwrap() >= before,
+            "broker time, not the producer's"
+        );
+    }
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_time_and_size_deletes_old_segments() {
+    let broker =
+        TestBroker::start_with(|c| c.log.retention_check_interval = Duration::from_millis(100))
+            .await;
+    let b = broker.bootstrap();
+    create_topic(
+        &b,
+        "ret-time",
+        1,
+        &[("segment.bytes", "4096"), ("retention.ms", "1000")],
+    )
+    .await;
+    create_topic(
+        &b,
+        "ret-size",
+        1,
+        &[
+            ("segment.bytes", "4096"),
+            ("retention.bytes", "8192"),
+            ("retention.ms", "-1"),
+        ],
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let recs: Vec<Rec> = (0..200)
+        .map(|i| Rec {
+            key: None,
+            value: Some(vec![b'x'; 200]),
+            headers: vec![],
+            timestamp: now - 60_000 + i,
+        })
+        .collect();
+    // Ten records at a time, so the log gets many small batches and therefore segments.
+    for chunk in recs.chunks(10) {
+        produce_all(&b, "ret-time", chunk, &[("linger.ms", "0")]).await;
+        produce_all(&b, "ret-size", chunk, &[("linger.ms", "0")]).await;
+    }
+    let c = consumer(&b, "ret-g", &[]);
+    // Old timestamps: every segment but the active one goes; the active one is rolled and
+    // goes too once expired.
+    eventually(T, "time retention to advance the log start", || async {
+        let (low, high) = c.fetch_watermarks("ret-time", 0, T).ok()?;
+        (low > 0 && high == 200).then_some(())
+    })
+    .await;
+    eventually(T, "size retention to bound the partition", || async {
+        let (low, _) = c.fetch_watermarks("ret-size", 0, T).ok()?;
+        (low > 100).then_some(())
+    })
+    .await;
+    let size: u64 = broker
+        .server()
+        .broker
+        .partition("ret-size", 0)
+        .unwrap()
+        .size_bytes();
+    assert!(
+        size < 8192 + 4096 + 2048,
+        "partition holds {size} bytes with retention.bytes=8192"
+    );
+    broker.stop().await;
+}
