@@ -589,3 +589,28 @@ async fn retention_by_time_and_size_deletes_old_segments() {
     );
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_always_acknowledges_only_durable_writes() {
+    let broker =
+        TestBroker::start_with(|c| c.log.fsync = floe_server::config::FsyncPolicy::Always).await;
+    let b = broker.bootstrap();
+    for (i, acks) in ["1", "all"].iter().enumerate() {
+        let topic = format!("durable-{i}");
+        let acked = produce_all(&b, &topic, &records(50, 5), &[("acks", acks)]).await;
+        let last = acked.last().unwrap().1;
+        // Every acknowledged offset is below the partition's fsynced offset at ack time.
+        let synced = *broker
+            .server()
+            .broker
+            .partition(&topic, 0)
+            .unwrap()
+            .subscribe_synced()
+            .borrow();
+        assert!(
+            synced > last,
+            "acks={acks}: synced offset {synced} does not cover acked offset {last}"
+        );
+    }
+    broker.stop().await;
+}

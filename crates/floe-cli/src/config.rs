@@ -134,3 +134,14 @@ mod tests {
         assert!(err.contains("fsync must be"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../floe.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let cfg: floe_server::ServerConfig = toml::from_str(&text).unwrap();
+        cfg.topic_defaults().unwrap();
+    }
+}

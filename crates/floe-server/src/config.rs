@@ -78,7 +78,7 @@ impl Default for KafkaConfig {
 /// When appended data is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
-    /// Every acknowledged `acks=all`/`acks=1` produce waits for an fsync covering it
+    /// Every `acks=all`/`acks=1` produce waits for an fsync covering it
     /// (group commit: one fsync serves every request waiting at that moment).
     Always,
     /// A background task fsyncs dirty partitions every interval; produces are acknowledged
@@ -99,9 +99,15 @@ impl std::str::FromStr for FsyncPolicy {
         if s == "always" {
             return Ok(FsyncPolicy::Always);
         }
-        humantime::parse_duration(s)
-            .map(FsyncPolicy::Interval)
-            .map_err(|e| format!("fsync must be 'always' or a duration such as '50ms' ({e})"))
+        match humantime::parse_duration(s) {
+            Ok(d) if d.is_zero() => {
+                Err("fsync interval must be positive; use 'always' to fsync every write".into())
+            }
+            Ok(d) => Ok(FsyncPolicy::Interval(d)),
+            Err(e) => Err(format!(
+                "fsync must be 'always' or a duration such as '50ms' ({e})"
+            )),
+        }
     }
 }
 

@@ -10,15 +10,17 @@ use crate::config::FsyncPolicy;
 
 /// Fsyncs dirty partitions: every interval, or whenever a producer waits (`always`).
 pub async fn run_syncer(broker: Arc<Broker>) {
-    let interval = match broker.config.log.fsync {
-        FsyncPolicy::Interval(d) => Some(d),
-        FsyncPolicy::Always => None,
+    // Under "always" producers wake this task; the one-second tick is a backstop so that
+    // acks=0 writes, which nobody waits for, still reach the disk.
+    let (interval, on_demand) = match broker.config.log.fsync {
+        FsyncPolicy::Interval(d) => (d, false),
+        FsyncPolicy::Always => (Duration::from_secs(1), true),
     };
     loop {
         tokio::select! {
             _ = broker.shutdown.cancelled() => break,
-            _ = broker.sync_wanted.notified(), if interval.is_none() => {}
-            _ = tokio::time::sleep(interval.unwrap_or(Duration::from_secs(3600))), if interval.is_some() => {}
+            _ = broker.sync_wanted.notified(), if on_demand => {}
+            _ = tokio::time::sleep(interval) => {}
         }
         sync_all(&broker).await;
     }

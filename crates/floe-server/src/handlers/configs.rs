@@ -138,10 +138,12 @@ fn broker_entries(broker: &Broker) -> Vec<(String, String, i8)> {
         .into_iter()
         .map(|(k, val)| {
             (
-                format!(
-                    "log.{}",
-                    k.replace("max.message.bytes", "message.max.bytes")
-                ),
+                // Kafka's broker-level names for the topic defaults.
+                if k == "max.message.bytes" {
+                    "message.max.bytes".to_string()
+                } else {
+                    format!("log.{k}")
+                },
                 val,
                 STATIC_BROKER_CONFIG,
             )

@@ -167,11 +167,22 @@ async fn append(
         } => (base_offset, last_offset, None),
     };
     let mut err = None;
-    if acks == -1 && broker.config.log.fsync == FsyncPolicy::Always {
+    // acks=1 and acks=all are the same on one broker: both wait for the fsync under "always".
+    if acks != 0 && broker.config.log.fsync == FsyncPolicy::Always {
         let mut synced = partition.subscribe_synced();
         broker.sync_wanted.notify_one();
-        let waited = tokio::time::timeout(timeout, synced.wait_for(|s| *s > last)).await;
-        if !matches!(waited, Ok(Ok(_))) {
+        let durable = tokio::time::timeout(timeout, async {
+            tokio::select! {
+                ok = async { synced.wait_for(|s| *s > last).await.is_ok() } => ok,
+                // The fsync task stops at shutdown: sync here so the answer is still true.
+                _ = broker.shutdown.cancelled() => {
+                    let p = partition.clone();
+                    matches!(tokio::task::spawn_blocking(move || p.sync()).await, Ok(Ok(())))
+                }
+            }
+        })
+        .await;
+        if !matches!(durable, Ok(true)) {
             err = Some(ResponseError::RequestTimedOut);
         }
     }
