@@ -1,0 +1,9 @@
+//! Arbitrary bytes as a request frame (the bytes after the 4-byte size prefix).
+//! `decode_request` must return `Ok` or `Err`: never panic past its guard, never abort.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = floe_kafka::request::decode_request(bytes::Bytes::copy_from_slice(data));
+});
