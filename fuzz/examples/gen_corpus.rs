@@ -14,14 +14,16 @@ use std::path::Path;
 use bytes::{Bytes, BytesMut};
 use floe_kafka::versions::{supported_versions, SUPPORTED_APIS};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::messages::*;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -50,8 +52,16 @@ fn records(n: i64) -> Vec<Record> {
                 offset: i,
                 sequence: -1,
                 timestamp: 1_700_000_000_000 + i,
-                key: if i == 1 { None } else { Some(Bytes::from(format!("k{i}"))) },
-                value: if i == 2 { None } else { Some(Bytes::from(format!("value-{i}"))) },
+                key: if i == 1 {
+                    None
+                } else {
+                    Some(Bytes::from(format!("k{i}")))
+                },
+                value: if i == 2 {
+                    None
+                } else {
+                    Some(Bytes::from(format!("value-{i}")))
+                },
                 headers,
             }
         })
@@ -60,8 +70,15 @@ fn records(n: i64) -> Vec<Record> {
 
 fn batch(compression: Compression, n: i64) -> Bytes {
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records(n), &RecordEncodeOptions { version: 2, compression })
-        .expect("encode batch");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records(n),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
     buf.freeze()
 }
 
@@ -99,7 +116,11 @@ fn populated_body(key: ApiKey, version: i16) -> Option<RequestKind> {
     Some(match key {
         ApiKey::Produce => {
             let mut t = TopicProduceData::default();
-            if version >= 13 { t.topic_id = uuid } else { t.name = TopicName(s("orders")) }
+            if version >= 13 {
+                t.topic_id = uuid
+            } else {
+                t.name = TopicName(s("orders"))
+            }
             let mut p = PartitionProduceData::default();
             p.index = 0;
             p.records = Some(batch(Compression::None, 3));
@@ -112,7 +133,11 @@ fn populated_body(key: ApiKey, version: i16) -> Option<RequestKind> {
         }
         ApiKey::Fetch => {
             let mut t = FetchTopic::default();
-            if version >= 13 { t.topic_id = uuid } else { t.topic = TopicName(s("orders")) }
+            if version >= 13 {
+                t.topic_id = uuid
+            } else {
+                t.topic = TopicName(s("orders"))
+            }
             let mut p = FetchPartition::default();
             p.partition = 1;
             p.fetch_offset = 42;
@@ -125,7 +150,11 @@ fn populated_body(key: ApiKey, version: i16) -> Option<RequestKind> {
             r.topics = vec![t];
             if version >= 7 {
                 let mut f = ForgottenTopic::default();
-                if version >= 13 { f.topic_id = uuid } else { f.topic = TopicName(s("old")) }
+                if version >= 13 {
+                    f.topic_id = uuid
+                } else {
+                    f.topic = TopicName(s("old"))
+                }
                 f.partitions = vec![0, 1];
                 r.forgotten_topics_data = vec![f];
             }
@@ -156,7 +185,11 @@ fn populated_body(key: ApiKey, version: i16) -> Option<RequestKind> {
             p.committed_offset = 7;
             p.committed_metadata = Some(s("m"));
             let mut t = OffsetCommitRequestTopic::default();
-            if version >= 10 { t.topic_id = uuid } else { t.name = TopicName(s("orders")) }
+            if version >= 10 {
+                t.topic_id = uuid
+            } else {
+                t.name = TopicName(s("orders"))
+            }
             t.partitions = vec![p];
             let mut r = OffsetCommitRequest::default();
             r.group_id = GroupId(s("g"));

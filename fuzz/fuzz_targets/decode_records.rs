@@ -8,6 +8,9 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common.rs"]
+mod common;
+
 /// Offsets inside a v2 batch: length at 8..12, CRC at 17..21, CRC covers 21..12+length.
 fn fix_crcs(buf: &mut [u8]) {
     let mut pos = 0usize;
@@ -27,6 +30,7 @@ fn fix_crcs(buf: &mut [u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    common::allow_caught_panics();
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

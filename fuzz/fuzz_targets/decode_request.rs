@@ -4,6 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common.rs"]
+mod common;
+
 fuzz_target!(|data: &[u8]| {
+    common::allow_caught_panics();
     let _ = floe_kafka::request::decode_request(bytes::Bytes::copy_from_slice(data));
 });

@@ -57,12 +57,56 @@ fn decompress_checked(
     let records = match compression {
         Compression::None => std::mem::take(data),
         Compression::Gzip => cmpr::Gzip::decompress(data, take)?,
-        Compression::Snappy => cmpr::Snappy::decompress(data, take)?,
+        Compression::Snappy => {
+            check_snappy_lengths(data)?;
+            cmpr::Snappy::decompress(data, take)?
+        }
         Compression::Lz4 => cmpr::Lz4::decompress(data, take)?,
         Compression::Zstd => cmpr::Zstd::decompress(data, take)?,
     };
     check_counts(&records, count)?;
     Ok(records)
+}
+
+/// The Kafka (xerial) snappy framing: this magic, then blocks of `u32` length + raw snappy.
+const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+
+/// Refuses snappy data whose blocks declare more output than their input can produce.
+///
+/// The codec sizes its output buffer from each raw snappy block's declared length (a varint
+/// up to 4 GiB) before decompressing, zero-filling it in the framed format: a ~100-byte batch
+/// made it allocate and write 2.4 GB (`fuzz/regressions/decode_records/`). No snappy
+/// element yields more than 64 bytes from 2 to 5 bytes, so a block of `n` bytes expands to
+/// less than `32 * n`; a declared length above that is a lie and is refused here. What does
+/// not parse is left for the codec to refuse.
+fn check_snappy_lengths(data: &[u8]) -> anyhow::Result<()> {
+    fn check(block: &[u8]) -> anyhow::Result<()> {
+        let mut b = block;
+        if let Some(declared) = uvarint(&mut b, 10) {
+            let most = (block.len() as u64).saturating_mul(32);
+            if declared > most {
+                anyhow::bail!(
+                    "snappy block of {} bytes declares {declared} uncompressed bytes",
+                    block.len()
+                );
+            }
+        }
+        Ok(())
+    }
+    let Some(mut framed) = data.strip_prefix(SNAPPY_MAGIC.as_slice()) else {
+        return check(data);
+    };
+    while let Some((len, rest)) = framed.split_first_chunk::<4>() {
+        let Some((block, rest)) = usize::try_from(u32::from_be_bytes(*len))
+            .ok()
+            .and_then(|n| rest.split_at_checked(n))
+        else {
+            return Ok(());
+        };
+        check(block)?;
+        framed = rest;
+    }
+    Ok(())
 }
 
 /// Smallest encoded record: length, attributes, timestamp delta, offset delta, key length,
@@ -218,6 +262,30 @@ mod tests {
             assert_eq!(got.len(), 2, "{c:?}");
             assert_eq!(got[1].value.as_deref(), Some(&b"bb"[..]));
         }
+    }
+
+    /// Found by `fuzz/` (`fuzz/regressions/decode_records/snappy-declared-length-oom`): a
+    /// framed snappy batch whose block declared 2.4 GB of output, which the codec allocated
+    /// and zero-filled before finding out the block was 8 bytes long.
+    #[test]
+    fn snappy_declared_length_is_checked() {
+        const INPUT: &[u8] =
+            include_bytes!("../../../fuzz/regressions/decode_records/snappy-declared-length-oom");
+        // The first byte is the fuzz harness's mode; 1 asks it to reseal CRCs.
+        let mut b = INPUT[1..].to_vec();
+        reseal(&mut b[..12 + 0x5f]);
+        let err = decode_records(b.into()).unwrap_err();
+        assert!(err.to_string().contains("declares"), "{err}");
+
+        // Raw (unframed) snappy: a header claiming 4 GiB - 1 in front of a few bytes.
+        let mut b = batch(&[record(b"v")], Compression::Snappy);
+        b.truncate(61);
+        b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]);
+        let len = i32::try_from(b.len() - 12).unwrap();
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        reseal(&mut b);
+        let err = decode_records(b.into()).unwrap_err();
+        assert!(err.to_string().contains("declares"), "{err}");
     }
 
     #[test]

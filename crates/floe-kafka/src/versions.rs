@@ -42,7 +42,16 @@ pub const SUPPORTED_APIS: &[ApiKey] = &[
 /// The version range served for `key`, or `None` if the API is not served.
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
     if SUPPORTED_APIS.contains(&key) {
-        Some(key.valid_versions())
+        let mut r = key.valid_versions();
+        // kafka-protocol 0.18 lists these versions as valid but its codecs stop one short;
+        // advertising them would make clients that pick the maximum fail to decode.
+        // Remove when the codec decodes them.
+        r.max = match key {
+            ApiKey::OffsetCommit | ApiKey::OffsetFetch => r.max.min(9),
+            ApiKey::InitProducerId => r.max.min(5),
+            _ => r.max,
+        };
+        Some(r)
     } else {
         None
     }
