@@ -14,11 +14,10 @@
 #   BENCH_DURATION     measured time of each produce run [default: 20s]
 #   BENCH_WARMUP       warm-up before each produce run [default: 3s]
 #   BENCH_DD_MB        size of the disk write test in MiB [default: 2048]
-#   BENCH_KEEP_DATA=1  keep the broker data dirs (otherwise only logs and results stay)
 #   BENCH_WAIT_IDLE=N  first wait up to N seconds for other processes to stop using CPU
 #
 # Results: the work dir keeps results.jsonl (one JSON line per run), table.md and the
-# broker/client logs.
+# broker/client logs; broker data dirs are deleted.
 
 set -euo pipefail
 
@@ -81,9 +80,13 @@ start_broker() {
     log "broker $name pid $BROKER_PID listening on 127.0.0.1:$port (data $dir)"
 }
 
-# stop_broker PID: SIGTERM, wait up to 20 s, then SIGKILL.
+# stop_broker PID: SIGTERM, wait up to 20 s, then SIGKILL. Only PIDs this script started
+# and has not stopped yet are signalled.
 stop_broker() {
-    local pid=$1
+    local pid=$1 p keep=()
+    for p in "${BROKER_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    ((${#keep[@]} < ${#BROKER_PIDS[@]})) || return 0
+    BROKER_PIDS=("${keep[@]}")
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid"
     local deadline=$((SECONDS + 20))
@@ -101,9 +104,8 @@ stop_broker() {
 cleanup() {
     local pid
     for pid in "${BROKER_PIDS[@]}"; do stop_broker "$pid"; done
-    if [[ ${BENCH_KEEP_DATA:-0} != 1 ]]; then
-        rm -rf "$WORK/data" "$WORK/data-rss" "$WORK/ddtest"
-    fi
+    BROKER_PIDS=()
+    rm -rf "$WORK/data" "$WORK/data-p1" "$WORK/data-rss" "$WORK/ddtest"
 }
 trap cleanup EXIT
 
@@ -119,7 +121,8 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 json_get() { jq -r ".$2 // empty" <<<"$1" 2>/dev/null || echo "?"; }
 
 # loadgen NAME ARGS...: runs floe-loadgen with --json, records its line and the broker's
-# CPU use during the run; prints the JSON line (with broker_cpu_pct added).
+# and the whole machine's CPU use during the run; prints the JSON line with broker_cpu_pct,
+# machine_cpu_pct and other_cpu_pct (machine - broker - client) added.
 loadgen() {
     local name=$1
     shift
@@ -169,24 +172,35 @@ if ((IDLE_LOAD > 15)); then
     log "WARNING: the machine is not idle; results will be lower and noisier than on a quiet machine"
 fi
 
-# ---------------------------------------------------------------- broker
+# ---------------------------------------------------------------- brokers
+# Each max-rate produce run gets a fresh broker and data dir, and the previous run's data
+# is deleted first, so that both start from the same page-cache state (on a VM, how fast
+# the kernel can find memory for new page-cache pages dominates sustained write speed).
+COMMON=(--message-size 1024 --acks all --duration "$DURATION" --warmup "$WARMUP" --progress 5s)
+
+PORT=$(free_port)
+start_broker p1 "$WORK/data-p1" "$PORT"
+log "(1) produce 1 KiB, acks=all, max rate, 1 partition"
+R1=$(loadgen produce-1p produce --brokers "127.0.0.1:$PORT" "${COMMON[@]}" --topic bench-p1 \
+    --partitions 1 --rate max)
+stop_broker "$BROKER_PID"
+rm -rf "$WORK/data-p1"
+
 PORT=$(free_port)
 BROKERS=127.0.0.1:$PORT
 start_broker main "$WORK/data" "$PORT"
 MAIN_PID=$BROKER_PID
-COMMON=(--brokers "$BROKERS" --message-size 1024 --acks all --duration "$DURATION" --warmup "$WARMUP"
-    --progress 5s)
-
-log "(1) produce 1 KiB, acks=all, max rate, 1 partition"
-R1=$(loadgen produce-1p produce "${COMMON[@]}" --topic bench-p1 --partitions 1 --rate max)
 log "(2) produce 1 KiB, acks=all, max rate, 8 partitions"
-R2=$(loadgen produce-8p produce "${COMMON[@]}" --topic bench-p8 --partitions 8 --rate max)
+R2=$(loadgen produce-8p produce --brokers "$BROKERS" "${COMMON[@]}" --topic bench-p8 \
+    --partitions 8 --rate max)
 log "(3) consume bench-p8 from offset 0 to its end"
 R3=$(loadgen consume-8p consume --brokers "$BROKERS" --topic bench-p8 --to-end --duration 120s)
 log "(4) produce at a fixed 5000 msg/s (linger.ms=0), 1 partition: ack latency"
-R4=$(loadgen produce-5k produce "${COMMON[@]}" --topic bench-lat --partitions 1 --rate 5000 --linger-ms 0)
+R4=$(loadgen produce-5k produce --brokers "$BROKERS" "${COMMON[@]}" --topic bench-lat \
+    --partitions 1 --rate 5000 --linger-ms 0)
 RSS_MAIN_KB=$(rss_kb "$MAIN_PID")
 stop_broker "$MAIN_PID"
+rm -rf "$WORK/data"
 
 log "(5) idle RSS of a fresh broker with a 100-partition topic"
 PORT2=$(free_port)
@@ -237,7 +251,7 @@ produce_row() { # N LABEL JSON MB
     produce_row 2 "produce 1 KiB, acks=all, max rate, 8 partitions" "$R2" "$P2"
     echo "| 3 | consume 8 partitions from offset 0 ($(g "$R3" messages) msgs) | **$(r1 "$C3") MB/s** ($(r0 "$(g "$R3" msgs_per_sec)") msg/s) | ≥ 400 MB/s | $(ok "$C3 >= 400") | $(cpus "$R3") |"
     echo "| 4 | produce 1 KiB at 5,000 msg/s, linger.ms=0, 1 partition | **p99 $(ms "$L4")** (p50 $(ms "$(g "$R4" p50_us)"), p99.9 $(ms "$(g "$R4" p999_us)"), max $(ms "$(g "$R4" max_us)"); rate achieved: $(g "$R4" rate_achieved)) | p99 ≤ 5 ms | $(ok "$L4 <= 5000 && \"$(g "$R4" rate_achieved)\" == \"true\"") | $(cpus "$R4") |"
-    echo "| 5 | broker RSS, idle, 100-partition topic (fresh broker) | **$RSS_MB MiB** (fresh broker $(r1 "$(awk -v k="$RSS_START_KB" 'BEGIN{print k/1024}')") MiB; main broker after runs 1-4: $(r1 "$(awk -v k="$RSS_MAIN_KB" 'BEGIN{print k/1024}')") MiB) | < 150 MB | $(ok "$RSS_IDLE_KB < 150 * 1024") | |"
+    echo "| 5 | broker RSS, idle, 100-partition topic (fresh broker) | **$RSS_MB MiB** (fresh broker $(r1 "$(awk -v k="$RSS_START_KB" 'BEGIN{print k/1024}')") MiB; main broker after runs 2-4: $(r1 "$(awk -v k="$RSS_MAIN_KB" 'BEGIN{print k/1024}')") MiB) | < 150 MB | $(ok "$RSS_IDLE_KB < 150 * 1024") | |"
     echo "| 6 | disk sequential write, dd bs=1M ${DD_MB} MiB | O_DIRECT **$DD_DIRECT MB/s**; buffered + fdatasync **$DD_SYNC MB/s** | — | — | |"
     echo "| | produce ÷ disk write (1 p / 8 p) | vs O_DIRECT $(pct "$P1" "$DD_DIRECT") / $(pct "$P2" "$DD_DIRECT"); vs buffered+fdatasync $(pct "$P1" "$DD_SYNC") / $(pct "$P2" "$DD_SYNC") | | | |"
 } | tee "$WORK/table.md"

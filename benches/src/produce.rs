@@ -90,6 +90,8 @@ struct Ctx {
     /// Messages sent at or after this time (ns since `base`) are measured.
     measure_from_ns: AtomicU64,
     hist: Mutex<Histogram<u64>>,
+    /// Latencies since the last progress line (every acknowledged message, warm-up too).
+    interval_hist: Mutex<Histogram<u64>>,
     completed: AtomicU64,
     measured_acked: AtomicU64,
     errors: AtomicU64,
@@ -122,10 +124,13 @@ impl ProducerContext for Ctx {
         let sent_ns = sent_ns as u64;
         match result {
             Ok(_) => {
+                let us = now.saturating_sub(sent_ns) / 1000;
+                if let Ok(mut h) = self.interval_hist.lock() {
+                    h.saturating_record(us.max(1));
+                }
                 if sent_ns >= self.measure_from_ns.load(Ordering::Relaxed) {
                     self.measured_acked.fetch_add(1, Ordering::Relaxed);
                     self.last_ack_ns.fetch_max(now, Ordering::Relaxed);
-                    let us = now.saturating_sub(sent_ns) / 1000;
                     if let Ok(mut h) = self.hist.lock() {
                         h.saturating_record(us.max(1));
                     }
@@ -205,6 +210,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     let ctx = Ctx {
         base: Instant::now(),
         measure_from_ns: AtomicU64::new(u64::MAX),
+        interval_hist: Mutex::new(hist.clone()),
         hist: Mutex::new(hist),
         completed: AtomicU64::new(0),
         measured_acked: AtomicU64::new(0),
@@ -271,14 +277,27 @@ fn send_loop(
         }
         if now >= next_progress {
             let p = progress_ns.unwrap_or(u64::MAX);
-            let acked = ctx.completed.load(Ordering::Relaxed);
+            let acked = ctx
+                .completed
+                .load(Ordering::Relaxed)
+                .saturating_sub(ctx.errors.load(Ordering::Relaxed));
             let secs = p as f64 / 1e9;
-            let rate = (acked - progress_acked) as f64 / secs;
+            let rate = acked.saturating_sub(progress_acked) as f64 / secs;
+            let (p99, max) = match ctx.interval_hist.lock() {
+                Ok(mut h) => {
+                    let v = (h.value_at_quantile(0.99), h.max());
+                    h.reset();
+                    v
+                }
+                Err(_) => (0, 0),
+            };
             eprintln!(
-                "  [{:6.1}s] {:.0} msgs/s, {:.1} MB/s acknowledged",
+                "  [{:6.1}s] {:.0} msgs/s, {:.1} MB/s acknowledged; ack p99 {:.2} ms, max {:.2} ms",
                 (now - t0) as f64 / 1e9,
                 rate,
-                mb(rate * args.message_size as f64)
+                mb(rate * args.message_size as f64),
+                p99 as f64 / 1e3,
+                max as f64 / 1e3
             );
             progress_acked = acked;
             next_progress = next_progress.saturating_add(p);
@@ -308,14 +327,18 @@ fn send_loop(
         } else {
             None
         };
-        loop {
+        let mut enqueued = false;
+        while now < end_ns {
             let mut rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, now as usize)
                 .payload(&payload);
             if let Some(p) = partition {
                 rec = rec.partition(p);
             }
             match producer.send(rec) {
-                Ok(()) => break,
+                Ok(()) => {
+                    enqueued = true;
+                    break;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // The in-flight bound is reached: wait for delivery reports.
                     std::thread::sleep(Duration::from_micros(200));
@@ -323,6 +346,9 @@ fn send_loop(
                 }
                 Err((e, _)) => return Err(e).context("enqueueing a message"),
             }
+        }
+        if !enqueued {
+            break; // the run ended while waiting for room in the queue
         }
         if now >= warm_ns {
             measured_sent += 1;
