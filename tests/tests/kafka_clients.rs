@@ -9,7 +9,7 @@ use floe_tests::rdkafka::admin::{
 use floe_tests::rdkafka::client::DefaultClientContext;
 use floe_tests::rdkafka::consumer::{CommitMode, Consumer};
 use floe_tests::rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use floe_tests::rdkafka::producer::FutureRecord;
+use floe_tests::rdkafka::producer::{FutureProducer, FutureRecord};
 use floe_tests::rdkafka::{Offset, TopicPartitionList};
 use floe_tests::*;
 
@@ -215,6 +215,17 @@ async fn offsets_for_times_finds_first_record_at_or_after() {
     broker.stop().await;
 }
 
+/// Sends the values of `recs` one at a time, spread over `partitions` partitions.
+async fn send_round_robin(p: &FutureProducer, topic: &str, partitions: i32, recs: &[Rec]) {
+    for (i, r) in recs.iter().enumerate() {
+        let value = r.value.clone().unwrap_or_default();
+        let rec = FutureRecord::<(), Vec<u8>>::to(topic)
+            .partition(i as i32 % partitions)
+            .payload(&value);
+        p.send(rec, T).await.map_err(|(e, _)| e).unwrap();
+    }
+}
+
 async fn group_rebalance_and_restart(meta_url: Option<String>) {
     let mut broker = TestBroker::start_with(|c| c.meta.url = meta_url.clone()).await;
     let b = broker.bootstrap();
@@ -222,17 +233,7 @@ async fn group_rebalance_and_restart(meta_url: Option<String>) {
     create_topic(&b, &topic, 4, &[]).await;
     let recs = records(400, 1);
     let p = producer(&b, &[]);
-    for (i, r) in recs.iter().enumerate() {
-        p.send(
-            FutureRecord::<(), Vec<u8>>::to(&topic)
-                .partition(i as i32 % 4)
-                .payload(r.value.as_ref().unwrap_or(&vec![])),
-            T,
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    }
+    send_round_robin(&p, &topic, 4, &recs).await;
     let group = format!("{topic}-group");
     let extra = [
         ("enable.auto.commit", "false"),
@@ -277,17 +278,7 @@ async fn group_rebalance_and_restart(meta_url: Option<String>) {
 
     broker.restart().await;
     let extra_recs = records(40, 9);
-    for (i, r) in extra_recs.iter().enumerate() {
-        p.send(
-            FutureRecord::<(), Vec<u8>>::to(&topic)
-                .partition(i as i32 % 4)
-                .payload(r.value.as_ref().unwrap_or(&vec![])),
-            T,
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    }
+    send_round_robin(&p, &topic, 4, &extra_recs).await;
     let c3 = consumer(&b, &group, &extra);
     c3.subscribe(&[topic.as_str()]).unwrap();
     let got = recv_n(&c3, 40, T).await;
