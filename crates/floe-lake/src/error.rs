@@ -1,0 +1,86 @@
+//! The lake's one error type.
+
+/// Errors from landing, reading and catalog set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An Iceberg (catalog, FileIO, writer or scan) operation failed.
+    #[error("{context}: {source}")]
+    Iceberg {
+        /// What Floe was doing.
+        context: String,
+        /// The error from iceberg-rust.
+        #[source]
+        source: iceberg::Error,
+    },
+    /// Building or converting Arrow data failed.
+    #[error("{context}: {source}")]
+    Arrow {
+        /// What Floe was doing.
+        context: String,
+        /// The error from arrow-rs.
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    /// A record batch from the log did not decode.
+    #[error("record batch does not decode: {0}")]
+    Records(#[from] floe_kafka::Error),
+    /// Re-encoding rows as Kafka record batches failed.
+    #[error("encoding record batches: {0}")]
+    Encode(String),
+    /// Object-store listing or deletion (orphan clean-up) failed.
+    #[error("{context}: {source}")]
+    Storage {
+        /// What Floe was doing.
+        context: String,
+        /// The error from opendal.
+        #[source]
+        source: opendal::Error,
+    },
+    /// Configuration that cannot work (bad URI, unknown catalog type, ...).
+    #[error("lake configuration: {0}")]
+    Config(String),
+    /// The `floe.offsets` property of a snapshot is not what Floe writes.
+    #[error("snapshot {snapshot_id} has an unreadable floe.offsets summary: {reason}")]
+    BadOffsetsSummary {
+        /// The snapshot.
+        snapshot_id: i64,
+        /// Why it does not parse.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A `map_err` adapter that adds context to an iceberg error.
+    pub fn iceberg(context: impl Into<String>) -> impl FnOnce(iceberg::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Iceberg { context, source }
+    }
+
+    /// A `map_err` adapter that adds context to an arrow error.
+    pub fn arrow(context: impl Into<String>) -> impl FnOnce(arrow_schema::ArrowError) -> Self {
+        let context = context.into();
+        move |source| Self::Arrow { context, source }
+    }
+
+    /// A `map_err` adapter that adds context to an opendal error.
+    pub fn storage(context: impl Into<String>) -> impl FnOnce(opendal::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Storage { context, source }
+    }
+
+    /// Whether retrying later can help (commit conflicts, I/O, unreachable services), as
+    /// opposed to a mistake that will fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Iceberg { source, .. } => !matches!(
+                source.kind(),
+                iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
+            ),
+            Self::Storage { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Lake result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

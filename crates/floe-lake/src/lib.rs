@@ -1,0 +1,20 @@
+//! The lake: Kafka records as Arrow, landed as Parquet in Iceberg tables, and read back
+//! for Kafka consumers once the local log has let them go.
+//!
+//! This crate knows Iceberg, Parquet and object storage; it knows nothing about sockets
+//! or the broker. The broker hands it decoded tails and durable offsets and asks it to
+//! land them ([`LakeTable::land`]) or to read old offsets back ([`reader`]).
+
+pub mod catalog;
+pub mod convert;
+mod error;
+pub mod reader;
+pub mod schema;
+pub mod table;
+pub mod tail;
+
+pub use catalog::{open_catalog, CatalogKind, LakeOptions, WarehouseStore};
+pub use error::{Error, Result};
+pub use schema::TimePartitioning;
+pub use table::{LakeTable, RoundStats};
+pub use tail::{Pressure, TailBatch, TailBudget, TailBuffer};

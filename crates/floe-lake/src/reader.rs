@@ -1,0 +1,246 @@
+//! Lake-tier reads: Kafka Fetch and ListOffsets below the local log start, answered from
+//! the table. Files are pruned by the `partition`, `offset` and `timestamp` column bounds
+//! in the manifests (iceberg-rust's scan planning), rows by the same predicate.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use iceberg::expr::Reference;
+use iceberg::spec::{Datum, PrimitiveLiteral};
+use iceberg::table::Table;
+
+use crate::convert::arrow_to_kafka;
+use crate::schema::{COL_OFFSET, COL_PARTITION, COL_TIMESTAMP};
+use crate::{Error, Result};
+
+/// Records per re-encoded batch.
+const RECORDS_PER_BATCH: usize = 1000;
+
+/// Rows for a Fetch: the first rows at or after `offset` in `partition`, in offset
+/// order, re-encoded as Kafka batches, about `max_bytes` of keys and values (at least one
+/// record). `end` bounds the offsets considered (the table's `floe.offsets` for the
+/// partition). Returns the batches and the offset after the last record, or None when
+/// the table has nothing in `[offset, end)`.
+///
+/// # Errors
+/// Scan or encoding failures.
+pub async fn fetch(
+    table: &Table,
+    partition: i32,
+    offset: i64,
+    end: i64,
+    max_bytes: usize,
+) -> Result<Option<(Bytes, i64)>> {
+    // Read a window of offsets rather than everything after `offset`: a Fetch wants a few
+    // megabytes, not the topic's history. Widen it when the window holds nothing (offset
+    // gaps are possible where control records were).
+    let mut window: i64 = 20_000;
+    let mut from = offset;
+    while from < end {
+        let to = from.saturating_add(window).min(end);
+        let rows = scan_offsets(table, partition, from, to).await?;
+        if let Some(rows) = rows {
+            let take = rows_within(&rows, max_bytes);
+            let rows = rows.slice(0, take);
+            let last = rows
+                .column_by_name(COL_OFFSET)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .map(|o| o.value(o.len() - 1))
+                .ok_or_else(|| Error::Encode("offset column missing".into()))?;
+            return Ok(Some((arrow_to_kafka(&rows, RECORDS_PER_BATCH)?, last + 1)));
+        }
+        from = to;
+        window = window.saturating_mul(8);
+    }
+    Ok(None)
+}
+
+/// Rows with offsets in `[from, to)`, sorted by offset, or None if there are none.
+async fn scan_offsets(
+    table: &Table,
+    partition: i32,
+    from: i64,
+    to: i64,
+) -> Result<Option<RecordBatch>> {
+    let predicate = Reference::new(COL_PARTITION)
+        .equal_to(Datum::int(partition))
+        .and(Reference::new(COL_OFFSET).greater_than_or_equal_to(Datum::long(from)))
+        .and(Reference::new(COL_OFFSET).less_than(Datum::long(to)));
+    let batches = collect(table, predicate, None).await?;
+    sort_by_offset(batches)
+}
+
+async fn collect(
+    table: &Table,
+    predicate: iceberg::expr::Predicate,
+    columns: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>> {
+    let mut scan = table.scan().with_filter(predicate);
+    scan = match columns {
+        Some(cols) => scan.select(cols.iter().copied()),
+        None => scan.select_all(),
+    };
+    let scan = scan
+        .build()
+        .map_err(Error::iceberg("planning a lake-tier scan"))?;
+    let stream = scan
+        .to_arrow()
+        .await
+        .map_err(Error::iceberg("starting a lake-tier scan"))?;
+    stream
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(Error::iceberg("reading lake-tier rows"))
+}
+
+fn sort_by_offset(batches: Vec<RecordBatch>) -> Result<Option<RecordBatch>> {
+    let batches: Vec<_> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = arrow_select::concat::concat_batches(&first.schema(), &batches)
+        .map_err(Error::arrow("concatenating lake rows"))?;
+    let offsets = all
+        .column_by_name(COL_OFFSET)
+        .ok_or_else(|| Error::Encode("offset column missing".into()))?;
+    let sorted = offsets
+        .as_primitive_opt::<Int64Type>()
+        .is_some_and(|o| o.values().windows(2).all(|w| w[0] < w[1]));
+    if sorted {
+        return Ok(Some(all));
+    }
+    let indices = arrow_ord_sort(offsets)?;
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c, &indices, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(Error::arrow("ordering lake rows"))?;
+    RecordBatch::try_new(all.schema(), columns)
+        .map(Some)
+        .map_err(Error::arrow("ordering lake rows"))
+}
+
+fn arrow_ord_sort(offsets: &arrow_array::ArrayRef) -> Result<arrow_array::UInt32Array> {
+    let values = offsets
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| Error::Encode("offset column is not int64".into()))?;
+    let mut idx: Vec<u32> = (0..u32::try_from(values.len()).unwrap_or(u32::MAX)).collect();
+    idx.sort_unstable_by_key(|&i| values.value(i as usize));
+    Ok(arrow_array::UInt32Array::from(idx))
+}
+
+/// How many leading rows fit in `max_bytes` of keys and values (at least one).
+fn rows_within(rows: &RecordBatch, max_bytes: usize) -> usize {
+    let size = |name: &str, i: usize| {
+        rows.column_by_name(name)
+            .and_then(|c| c.as_binary_opt::<i64>())
+            .map_or(0, |b| {
+                if b.is_valid(i) {
+                    b.value_length(i) as usize
+                } else {
+                    0
+                }
+            })
+    };
+    let mut total = 0usize;
+    for i in 0..rows.num_rows() {
+        total += size("key", i) + size("value", i) + 70;
+        if total > max_bytes {
+            return i.max(1);
+        }
+    }
+    rows.num_rows()
+}
+
+/// ListOffsets by timestamp on lake-tier data: the first record of `partition` whose
+/// timestamp is at or after `ts_ms`, as (offset, timestamp ms). `end` bounds the offsets
+/// considered.
+///
+/// # Errors
+/// Scan failures.
+pub async fn offset_for_timestamp(
+    table: &Table,
+    partition: i32,
+    ts_ms: i64,
+    end: i64,
+) -> Result<Option<(i64, i64)>> {
+    let predicate = Reference::new(COL_PARTITION)
+        .equal_to(Datum::int(partition))
+        .and(
+            Reference::new(COL_TIMESTAMP)
+                .greater_than_or_equal_to(Datum::timestamptz_micros(ts_ms.saturating_mul(1000))),
+        )
+        .and(Reference::new(COL_OFFSET).less_than(Datum::long(end)));
+    let batches = collect(table, predicate, Some(&[COL_OFFSET, COL_TIMESTAMP])).await?;
+    let mut best: Option<(i64, i64)> = None;
+    for b in &batches {
+        let (Some(offsets), Some(ts)) = (
+            b.column_by_name(COL_OFFSET)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>()),
+            b.column_by_name(COL_TIMESTAMP)
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
+        ) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            let o = offsets.value(i);
+            if best.is_none_or(|(bo, _)| o < bo) {
+                best = Some((o, ts.value(i).div_euclid(1000)));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The smallest offset of `partition` in the table (the lake-tier log start), from the
+/// `partition` and `offset` lower bounds of the live data files in the current snapshot.
+///
+/// # Errors
+/// Manifest reading failures.
+pub async fn first_offset(table: &Table, partition: i32) -> Result<Option<i64>> {
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return Ok(None);
+    };
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .map_err(Error::iceberg("reading a manifest list"))?;
+    let mut best: Option<i64> = None;
+    for manifest_file in list.entries() {
+        let manifest = manifest_file
+            .load_manifest(table.file_io())
+            .await
+            .map_err(Error::iceberg("reading a manifest"))?;
+        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+            let file = entry.data_file();
+            let bound = |id: i32, lower: bool| {
+                let map = if lower {
+                    file.lower_bounds()
+                } else {
+                    file.upper_bounds()
+                };
+                match map.get(&id).map(|d| d.literal().clone()) {
+                    Some(PrimitiveLiteral::Int(v)) => Some(i64::from(v)),
+                    Some(PrimitiveLiteral::Long(v)) => Some(v),
+                    _ => None,
+                }
+            };
+            let p = i64::from(partition);
+            let in_file = match (bound(1, true), bound(1, false)) {
+                (Some(lo), Some(hi)) => lo <= p && p <= hi,
+                _ => true,
+            };
+            if !in_file {
+                continue;
+            }
+            if let Some(lo) = bound(2, true) {
+                best = Some(best.map_or(lo, |b| b.min(lo)));
+            }
+        }
+    }
+    Ok(best)
+}

@@ -1,0 +1,552 @@
+//! One topic's Iceberg table: creation, the `floe.offsets` bookkeeping, landing rounds
+//! and orphan clean-up.
+//!
+//! Exactly once rests on one rule: a snapshot's summary says, per partition, the next
+//! offset the table covers (`floe.offsets`), and a round only commits if the table it
+//! commits on top of still says what the round started from. After any failure the
+//! committer reloads the table and trusts only that summary.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{BooleanArray, RecordBatch};
+use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
+use parking_lot::RwLock;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tracing::{info, warn};
+
+use crate::catalog::{normalize_uri, LakeOptions, WarehouseStore};
+use crate::schema::{self, TimePartitioning, COL_TIMESTAMP};
+use crate::tail::TailBuffer;
+use crate::{Error, Result};
+
+/// Snapshot-summary key holding `{"<partition>": next_offset, ...}`.
+pub const OFFSETS_PROPERTY: &str = "floe.offsets";
+/// Snapshot-summary key holding the id of the landing round that made the snapshot.
+pub const ROUND_PROPERTY: &str = "floe.round";
+/// Prefix of every data file Floe writes (orphan clean-up only touches these).
+const FILE_PREFIX: &str = "floe";
+
+/// What a landing round did.
+#[derive(Debug, Clone, Default)]
+pub struct RoundStats {
+    /// Snapshot committed.
+    pub snapshot_id: i64,
+    /// Rows landed.
+    pub rows: u64,
+    /// Data files written.
+    pub files: usize,
+    /// Bytes of Parquet written.
+    pub bytes: u64,
+    /// Time from start of the round to the catalog's answer.
+    pub duration: std::time::Duration,
+}
+
+/// A topic's table, as the committer and the lake-tier reader see it.
+pub struct LakeTable {
+    catalog: Arc<dyn Catalog>,
+    ident: TableIdent,
+    table: RwLock<Table>,
+    options: LakeOptions,
+    /// Next offset per partition the table covers.
+    landed: RwLock<BTreeMap<i32, i64>>,
+    by: TimePartitioning,
+}
+
+impl std::fmt::Debug for LakeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeTable")
+            .field("ident", &self.ident)
+            .finish()
+    }
+}
+
+impl LakeTable {
+    /// Loads the topic's table, creating the namespace and the table if needed.
+    ///
+    /// # Errors
+    /// [`Error::Iceberg`] if the catalog is unreachable or refuses the name.
+    pub async fn open(
+        catalog: Arc<dyn Catalog>,
+        options: &LakeOptions,
+        topic: &str,
+        by: TimePartitioning,
+    ) -> Result<Self> {
+        let namespace = NamespaceIdent::new(options.namespace.clone());
+        let ident = TableIdent::new(namespace.clone(), topic.to_owned());
+        let exists = catalog
+            .namespace_exists(&namespace)
+            .await
+            .map_err(Error::iceberg(format!(
+                "checking namespace {}",
+                options.namespace
+            )))?;
+        if !exists {
+            match catalog.create_namespace(&namespace, HashMap::new()).await {
+                Ok(_) => info!(namespace = %options.namespace, "created Iceberg namespace"),
+                // Lost a race with another creator: fine.
+                Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => {}
+                Err(e) => {
+                    return Err(Error::iceberg(format!(
+                        "creating namespace {}",
+                        options.namespace
+                    ))(e))
+                }
+            }
+        }
+        let table = if catalog
+            .table_exists(&ident)
+            .await
+            .map_err(Error::iceberg(format!("checking table {topic}")))?
+        {
+            catalog
+                .load_table(&ident)
+                .await
+                .map_err(Error::iceberg(format!("loading table {topic}")))?
+        } else {
+            let location = format!(
+                "{}/{}/{}",
+                options.warehouse.trim_end_matches('/'),
+                options.namespace,
+                topic
+            );
+            let creation = TableCreation::builder()
+                .name(topic.to_owned())
+                .location(location)
+                .schema(schema::table_schema()?)
+                .partition_spec(schema::partition_spec(by)?)
+                .sort_order(schema::sort_order()?)
+                .properties([
+                    ("write.format.default".to_owned(), "parquet".to_owned()),
+                    (
+                        "write.parquet.compression-codec".to_owned(),
+                        options.compression.clone(),
+                    ),
+                    ("floe.topic".to_owned(), topic.to_owned()),
+                ])
+                .build();
+            let table = catalog
+                .create_table(&namespace, creation)
+                .await
+                .map_err(Error::iceberg(format!("creating table for topic {topic}")))?;
+            info!(topic, location = %table.metadata().location(), "created Iceberg table");
+            table
+        };
+        let landed = offsets_of(&table)?;
+        Ok(Self {
+            catalog,
+            ident,
+            table: RwLock::new(table),
+            options: options.clone(),
+            landed: RwLock::new(landed),
+            by,
+        })
+    }
+
+    /// The table identifier.
+    pub fn ident(&self) -> &TableIdent {
+        &self.ident
+    }
+
+    /// The table as last loaded or committed.
+    pub fn table(&self) -> Table {
+        self.table.read().clone()
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    /// Next offset of `partition` that the table covers (0 when it holds none).
+    pub fn landed(&self, partition: i32) -> i64 {
+        self.landed.read().get(&partition).copied().unwrap_or(0)
+    }
+
+    /// The landing round id of the current snapshot.
+    fn current_round(&self) -> Option<String> {
+        let table = self.table.read();
+        let snapshot = table.metadata().current_snapshot()?;
+        snapshot
+            .summary()
+            .additional_properties
+            .get(ROUND_PROPERTY)
+            .cloned()
+    }
+
+    /// Reloads the table from the catalog (after a failure or a foreign commit).
+    ///
+    /// # Errors
+    /// [`Error::Iceberg`] when the catalog cannot be reached.
+    pub async fn refresh(&self) -> Result<()> {
+        let table = self
+            .catalog
+            .load_table(&self.ident)
+            .await
+            .map_err(Error::iceberg(format!("reloading {}", self.ident)))?;
+        let landed = offsets_of(&table)?;
+        *self.table.write() = table;
+        *self.landed.write() = landed;
+        Ok(())
+    }
+
+    /// One landing round: writes every partition's tail up to `limits[p]` (the durable
+    /// offset) as Parquet and commits one append snapshot. Returns None when there was
+    /// nothing to land. Tails are trimmed once the commit is known to have happened.
+    ///
+    /// # Errors
+    /// Any write or commit failure; the tails are untouched then and the next round
+    /// starts again from the table's `floe.offsets`.
+    pub async fn land(
+        &self,
+        tails: &[Arc<TailBuffer>],
+        limits: &[i64],
+    ) -> Result<Option<RoundStats>> {
+        let started = Instant::now();
+        let base = self.landed.read().clone();
+        let mut batches = Vec::new();
+        let mut ends = base.clone();
+        for (p, (tail, &limit)) in tails.iter().zip(limits).enumerate() {
+            let p = i32::try_from(p).unwrap_or(i32::MAX);
+            let from = base.get(&p).copied().unwrap_or(0);
+            // The tail may still hold landed rows if a previous round's trim was lost.
+            tail.trim(from);
+            let (rows, reached) = tail.snapshot(limit);
+            if reached > from {
+                batches.extend(rows.into_iter().filter(|b| b.num_rows() > 0));
+                ends.insert(p, reached);
+            }
+        }
+        if ends == base {
+            return Ok(None);
+        }
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let table = self.table();
+        let files = if batches.is_empty() {
+            // Only control records moved the offsets: commit the summary alone.
+            Vec::new()
+        } else {
+            self.write_files(&table, batches).await?
+        };
+        let bytes = files.iter().map(DataFile::file_size_in_bytes).sum();
+        let file_count = files.len();
+        let round = uuid::Uuid::new_v4().to_string();
+        let snapshot_id = match self
+            .commit(&table, files.clone(), &base, &ends, &round)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                // The commit may have gone through with only its answer lost: the
+                // snapshot then carries this round's id. Otherwise the files are orphans.
+                let ours = match self.refresh().await {
+                    Ok(()) => self.current_round().as_deref() == Some(round.as_str()),
+                    Err(_) => false,
+                };
+                if ours {
+                    warn!(table = %self.ident, error = %e, "commit reported an error but is in the table");
+                    self.table
+                        .read()
+                        .metadata()
+                        .current_snapshot_id()
+                        .unwrap_or(-1)
+                } else {
+                    self.delete_files(&files).await;
+                    return Err(e);
+                }
+            }
+        };
+        for (p, tail) in tails.iter().enumerate() {
+            let p = i32::try_from(p).unwrap_or(i32::MAX);
+            if let Some(&end) = ends.get(&p) {
+                tail.trim(end);
+            }
+        }
+        Ok(Some(RoundStats {
+            snapshot_id,
+            rows,
+            files: file_count,
+            bytes,
+            duration: started.elapsed(),
+        }))
+    }
+
+    async fn commit(
+        &self,
+        table: &Table,
+        files: Vec<DataFile>,
+        base: &BTreeMap<i32, i64>,
+        ends: &BTreeMap<i32, i64>,
+        round: &str,
+    ) -> Result<i64> {
+        let summary = HashMap::from([
+            (OFFSETS_PROPERTY.to_owned(), offsets_json(ends)),
+            (ROUND_PROPERTY.to_owned(), round.to_owned()),
+        ]);
+        let tx = Transaction::new(table);
+        let tx = tx
+            .fast_append()
+            .set_snapshot_properties(summary)
+            .add_data_files(files)
+            .apply(tx)
+            .map_err(Error::iceberg("preparing the append"))?;
+        // Guard: the transaction re-applies itself on a refreshed table after a conflict;
+        // that is only right if nobody else moved floe.offsets meanwhile.
+        let current = self
+            .catalog
+            .load_table(&self.ident)
+            .await
+            .map_err(Error::iceberg(format!("reloading {}", self.ident)))?;
+        let now = offsets_of(&current)?;
+        if &now != base {
+            *self.landed.write() = now;
+            *self.table.write() = current;
+            return Err(Error::Config(format!(
+                "{}: floe.offsets moved under the committer (another writer?); round retried",
+                self.ident
+            )));
+        }
+        let committed = tx
+            .commit(self.catalog.as_ref())
+            .await
+            .map_err(Error::iceberg(format!("committing to {}", self.ident)))?;
+        let id = committed.metadata().current_snapshot_id().unwrap_or(-1);
+        *self.landed.write() = offsets_of(&committed)?;
+        *self.table.write() = committed;
+        Ok(id)
+    }
+
+    async fn write_files(&self, table: &Table, batches: Vec<RecordBatch>) -> Result<Vec<DataFile>> {
+        let schema = batches[0].schema();
+        let all = arrow_select::concat::concat_batches(&schema, &batches)
+            .map_err(Error::arrow("concatenating tail batches"))?;
+        let metadata = table.metadata();
+        let iceberg_schema = metadata.current_schema().clone();
+        let spec = metadata.default_partition_spec().as_ref().clone();
+        let props = WriterProperties::builder()
+            .set_compression(parquet_compression(&self.options.compression)?)
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let parquet = ParquetWriterBuilder::new(props, iceberg_schema.clone());
+        let location = DefaultLocationGenerator::new(metadata)
+            .map_err(Error::iceberg("data file locations"))?;
+        let names = DefaultFileNameGenerator::new(
+            format!("{FILE_PREFIX}-{}", uuid::Uuid::new_v4()),
+            None,
+            DataFileFormat::Parquet,
+        );
+        let rolling = RollingFileWriterBuilder::new(
+            parquet,
+            self.options.target_file_size,
+            table.file_io().clone(),
+            location,
+            names,
+        );
+        let builder = DataFileWriterBuilder::new(rolling);
+        let mut files = Vec::new();
+        for (bucket, rows) in split_by_bucket(&all, self.by)? {
+            let key = PartitionKey::new(
+                spec.clone(),
+                iceberg_schema.clone(),
+                Struct::from_iter([Some(Literal::int(bucket))]),
+            );
+            let mut writer = builder
+                .build(Some(key))
+                .await
+                .map_err(Error::iceberg("opening a data file writer"))?;
+            let written = async {
+                writer.write(rows).await?;
+                writer.close().await
+            }
+            .await;
+            match written {
+                Ok(mut f) => files.append(&mut f),
+                Err(e) => {
+                    self.delete_files(&files).await;
+                    return Err(Error::iceberg(format!(
+                        "writing Parquet for {}",
+                        self.ident
+                    ))(e));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    async fn delete_files(&self, files: &[DataFile]) {
+        let io = self.table.read().file_io().clone();
+        for f in files {
+            if let Err(e) = io.delete(f.file_path()).await {
+                warn!(file = f.file_path(), error = %e, "could not delete an uncommitted data file; orphan clean-up will");
+            }
+        }
+    }
+
+    /// Deletes data files Floe wrote that no snapshot references: what a crash between
+    /// writing Parquet and committing leaves behind. Only call while no round is running
+    /// for this table. Returns the files deleted.
+    ///
+    /// # Errors
+    /// Listing or manifest reading failures.
+    pub async fn clean_orphans(&self, store: &WarehouseStore) -> Result<Vec<String>> {
+        let table = self.table();
+        let data_dir = format!("{}/data", table.metadata().location().trim_end_matches('/'));
+        let referenced = referenced_files(&table).await?;
+        let mut deleted = Vec::new();
+        for uri in store.list_files(&data_dir).await? {
+            let name = uri.rsplit('/').next().unwrap_or_default();
+            if !name.starts_with(FILE_PREFIX) || referenced.contains(&normalize_uri(&uri)) {
+                continue;
+            }
+            store.delete(&uri).await?;
+            deleted.push(uri);
+        }
+        if !deleted.is_empty() {
+            info!(table = %self.ident, files = deleted.len(), "deleted orphan data files");
+        }
+        Ok(deleted)
+    }
+}
+
+/// Every data file referenced by any snapshot still in the table's metadata.
+///
+/// # Errors
+/// Manifest list or manifest reading failures.
+pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    let mut seen_manifests = HashSet::new();
+    for snapshot in table.metadata().snapshots() {
+        let list = table
+            .manifest_list_reader(snapshot)
+            .load()
+            .await
+            .map_err(Error::iceberg("reading a manifest list"))?;
+        for manifest_file in list.entries() {
+            if !seen_manifests.insert(manifest_file.manifest_path.clone()) {
+                continue;
+            }
+            let manifest = manifest_file
+                .load_manifest(table.file_io())
+                .await
+                .map_err(Error::iceberg("reading a manifest"))?;
+            for entry in manifest.entries() {
+                out.insert(normalize_uri(entry.file_path()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `floe.offsets` of the table's current snapshot (empty for a new table).
+///
+/// # Errors
+/// [`Error::BadOffsetsSummary`] when the property does not parse.
+pub fn offsets_of(table: &Table) -> Result<BTreeMap<i32, i64>> {
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(raw) = snapshot
+        .summary()
+        .additional_properties
+        .get(OFFSETS_PROPERTY)
+    else {
+        return Ok(BTreeMap::new());
+    };
+    parse_offsets(raw).map_err(|reason| Error::BadOffsetsSummary {
+        snapshot_id: snapshot.snapshot_id(),
+        reason,
+    })
+}
+
+fn parse_offsets(raw: &str) -> std::result::Result<BTreeMap<i32, i64>, String> {
+    let map: BTreeMap<String, i64> = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+    map.into_iter()
+        .map(|(k, v)| {
+            k.parse::<i32>()
+                .map(|p| (p, v))
+                .map_err(|e| format!("{k}: {e}"))
+        })
+        .collect()
+}
+
+fn offsets_json(offsets: &BTreeMap<i32, i64>) -> String {
+    let map: BTreeMap<String, i64> = offsets.iter().map(|(p, o)| (p.to_string(), *o)).collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+fn parquet_compression(name: &str) -> Result<Compression> {
+    Ok(match name {
+        "zstd" => Compression::ZSTD(ZstdLevel::default()),
+        "snappy" => Compression::SNAPPY,
+        "gzip" => Compression::GZIP(GzipLevel::default()),
+        "lz4" => Compression::LZ4_RAW,
+        "none" | "uncompressed" => Compression::UNCOMPRESSED,
+        other => {
+            return Err(Error::Config(format!(
+                "unknown Parquet compression {other:?} (zstd, snappy, gzip, lz4, none)"
+            )))
+        }
+    })
+}
+
+/// Checks a compression name (for configuration validation at start-up).
+pub fn validate_compression(name: &str) -> Result<()> {
+    parquet_compression(name).map(|_| ())
+}
+
+/// Splits rows (sorted by partition, offset) into one batch per time bucket, keeping order.
+fn split_by_bucket(rows: &RecordBatch, by: TimePartitioning) -> Result<Vec<(i32, RecordBatch)>> {
+    let ts = rows
+        .column_by_name(COL_TIMESTAMP)
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| Error::Encode("timestamp column missing".into()))?;
+    let buckets: Vec<i32> = ts.values().iter().map(|&t| by.bucket(t)).collect();
+    let mut distinct: Vec<i32> = buckets.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() == 1 {
+        return Ok(vec![(distinct[0], rows.clone())]);
+    }
+    distinct
+        .into_iter()
+        .map(|bucket| {
+            let mask = BooleanArray::from_iter(buckets.iter().map(|&b| Some(b == bucket)));
+            arrow_select::filter::filter_record_batch(rows, &mask)
+                .map(|b| (bucket, b))
+                .map_err(Error::arrow("splitting rows by time partition"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_summary_round_trips() {
+        let map = BTreeMap::from([(0, 10), (3, 7)]);
+        assert_eq!(parse_offsets(&offsets_json(&map)).expect("parse"), map);
+        assert!(parse_offsets("{\"x\":1}").is_err());
+        assert!(parse_offsets("nope").is_err());
+    }
+
+    #[test]
+    fn compression_names() {
+        assert!(validate_compression("zstd").is_ok());
+        assert!(validate_compression("brotli9").is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! The per-partition Arrow tail buffer: every acknowledged record not yet landed, decoded
+//! at append time. Landing drains it; SQL reads it; a global budget bounds its memory.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Memory shared by every tail buffer of the broker.
+#[derive(Debug)]
+pub struct TailBudget {
+    used: AtomicUsize,
+    limit: usize,
+    freed: Notify,
+}
+
+/// How full the budget is, for producer back-pressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    /// Below 80 %: no throttling.
+    Normal,
+    /// 80–100 %: answer produce requests with a throttle time.
+    Throttle,
+    /// Full: producers wait until landing frees memory.
+    Full,
+}
+
+impl TailBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            limit,
+            freed: Notify::new(),
+        })
+    }
+
+    /// Bytes held by all tail buffers.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Current pressure.
+    pub fn pressure(&self) -> Pressure {
+        let used = self.used();
+        if used >= self.limit {
+            Pressure::Full
+        } else if used >= self.limit / 5 * 4 {
+            Pressure::Throttle
+        } else {
+            Pressure::Normal
+        }
+    }
+
+    /// Waits until the budget is below its limit.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.freed.notified();
+            if self.used() < self.limit {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn add(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+        self.freed.notify_waiters();
+    }
+}
+
+/// One decoded produce batch: rows for offsets `[first, end)`.
+#[derive(Debug, Clone)]
+pub struct TailBatch {
+    /// First offset covered.
+    pub first: i64,
+    /// One past the last offset covered.
+    pub end: i64,
+    /// The rows (possibly fewer than `end - first`: control records are skipped).
+    pub rows: RecordBatch,
+}
+
+impl TailBatch {
+    fn bytes(&self) -> usize {
+        self.rows.get_array_memory_size()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Contiguous batches from `start` to `next`.
+    batches: VecDeque<TailBatch>,
+    /// Everything below is landed (or was never here).
+    start: i64,
+    /// The next offset expected from the log.
+    next: i64,
+    /// Batches that arrived ahead of one still being decoded by a concurrent append.
+    early: BTreeMap<i64, TailBatch>,
+    bytes: usize,
+}
+
+/// The tail of one partition.
+#[derive(Debug)]
+pub struct TailBuffer {
+    inner: Mutex<Inner>,
+    budget: Arc<TailBudget>,
+}
+
+impl TailBuffer {
+    /// An empty tail that expects offset `start` next.
+    pub fn new(start: i64, budget: Arc<TailBudget>) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                start,
+                next: start,
+                ..Inner::default()
+            }),
+            budget,
+        }
+    }
+
+    /// Adds the rows of offsets `[first, end)`. Appends to one partition may finish
+    /// decoding out of order; a batch that arrives early waits until the gap is filled.
+    /// Batches below what the tail already covers (re-landing overlap) are dropped.
+    pub fn push(&self, batch: TailBatch) {
+        let mut inner = self.inner.lock();
+        if batch.end <= inner.next {
+            return;
+        }
+        if batch.first > inner.next {
+            let added = batch.bytes();
+            inner.bytes += added;
+            self.budget.add(added);
+            inner.early.insert(batch.first, batch);
+            return;
+        }
+        let added = batch.bytes();
+        inner.bytes += added;
+        self.budget.add(added);
+        inner.next = batch.end;
+        inner.batches.push_back(batch);
+        loop {
+            let next = inner.next;
+            let Some(entry) = inner.early.first_entry() else {
+                break;
+            };
+            if *entry.key() > next {
+                break;
+            }
+            let early = entry.remove();
+            if early.end > inner.next {
+                inner.next = early.end;
+                inner.batches.push_back(early);
+            } else {
+                let freed = early.bytes();
+                inner.bytes -= freed;
+                self.budget.sub(freed);
+            }
+        }
+    }
+
+    /// (first offset held, next offset expected).
+    pub fn range(&self) -> (i64, i64) {
+        let inner = self.inner.lock();
+        (inner.start, inner.next)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    /// The batches covering `[start, min(up_to, next))`, sliced at `up_to`; and the end
+    /// offset they reach.
+    pub fn snapshot(&self, up_to: i64) -> (Vec<RecordBatch>, i64) {
+        let inner = self.inner.lock();
+        let mut out = Vec::new();
+        let mut reached = inner.start;
+        for b in &inner.batches {
+            if b.first >= up_to {
+                break;
+            }
+            if b.end <= up_to {
+                out.push(b.rows.clone());
+                reached = b.end;
+            } else {
+                // Straddles: keep rows with offset < up_to.
+                let keep = rows_below(&b.rows, up_to);
+                out.push(b.rows.slice(0, keep));
+                reached = up_to;
+                break;
+            }
+        }
+        (out, reached)
+    }
+
+    /// All batches held (for SQL over the tail).
+    pub fn batches(&self) -> Vec<TailBatch> {
+        self.inner.lock().batches.iter().cloned().collect()
+    }
+
+    /// Drops everything below `landed`.
+    pub fn trim(&self, landed: i64) {
+        let mut inner = self.inner.lock();
+        if landed <= inner.start {
+            return;
+        }
+        let mut freed = 0;
+        while let Some(front) = inner.batches.front_mut() {
+            if front.end <= landed {
+                freed += front.bytes();
+                inner.batches.pop_front();
+            } else {
+                if front.first < landed {
+                    let before = front.bytes();
+                    let skip = rows_below(&front.rows, landed);
+                    front.rows = front.rows.slice(skip, front.rows.num_rows() - skip);
+                    front.first = landed;
+                    freed += before.saturating_sub(front.bytes());
+                }
+                break;
+            }
+        }
+        inner.start = landed.min(inner.next).max(inner.start);
+        inner.bytes -= freed.min(inner.bytes);
+        self.budget.sub(freed);
+    }
+
+    /// Empties the tail and expects `start` next (start-up, before re-reading the WAL).
+    pub fn reset(&self, start: i64) {
+        let mut inner = self.inner.lock();
+        let held = inner.bytes;
+        *inner = Inner {
+            start,
+            next: start,
+            ..Inner::default()
+        };
+        drop(inner);
+        self.budget.sub(held);
+    }
+}
+
+impl Drop for TailBuffer {
+    fn drop(&mut self) {
+        let held = self.inner.get_mut().bytes;
+        self.budget.sub(held);
+    }
+}
+
+/// Rows of `rows` (sorted by offset) whose offset is below `offset`.
+fn rows_below(rows: &RecordBatch, offset: i64) -> usize {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    let Some(offsets) = rows
+        .column_by_name(crate::schema::COL_OFFSET)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+    else {
+        return 0;
+    };
+    offsets.values().partition_point(|&o| o < offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+    use crate::convert::kafka_to_arrow;
+    use crate::schema::arrow_schema;
+
+    fn batch(first: i64, n: i64) -> TailBatch {
+        let records: Vec<Record> = (first..first + n)
+            .map(|offset| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                sequence: -1,
+                timestamp: offset,
+                key: None,
+                value: Some(bytes::Bytes::from(vec![b'x'; 100])),
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &opts).expect("encode");
+        let rows = kafka_to_arrow(&arrow_schema().expect("schema"), 0, buf.freeze()).expect("rows");
+        TailBatch {
+            first,
+            end: first + n,
+            rows,
+        }
+    }
+
+    #[test]
+    fn reorders_snapshots_and_trims() {
+        let budget = TailBudget::new(1 << 30);
+        let tail = TailBuffer::new(0, budget.clone());
+        tail.push(batch(5, 5)); // arrives early
+        assert_eq!(tail.range(), (0, 0));
+        tail.push(batch(0, 5));
+        assert_eq!(tail.range(), (0, 10));
+        let (rows, reached) = tail.snapshot(7);
+        assert_eq!(reached, 7);
+        assert_eq!(rows.iter().map(|r| r.num_rows()).sum::<usize>(), 7);
+        tail.trim(7);
+        assert_eq!(tail.range(), (7, 10));
+        let (rows, reached) = tail.snapshot(i64::MAX);
+        assert_eq!(reached, 10);
+        assert_eq!(rows.iter().map(|r| r.num_rows()).sum::<usize>(), 3);
+        tail.trim(10);
+        assert_eq!(tail.bytes(), 0);
+        assert_eq!(budget.used(), 0);
+        // A duplicate of landed data is ignored.
+        tail.push(batch(8, 2));
+        assert_eq!(tail.range(), (10, 10));
+    }
+
+    #[test]
+    fn budget_reports_pressure() {
+        let one = batch(0, 10).rows.get_array_memory_size();
+        let budget = TailBudget::new(one * 2);
+        let tail = TailBuffer::new(0, budget.clone());
+        assert_eq!(budget.pressure(), Pressure::Normal);
+        tail.push(batch(0, 10));
+        tail.push(batch(10, 10));
+        assert_eq!(budget.pressure(), Pressure::Full);
+        drop(tail);
+        assert_eq!(budget.used(), 0);
+    }
+}
