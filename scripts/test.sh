@@ -24,6 +24,10 @@ fi
 
 # 2. Python client for the cross-language test.
 python3 -c "import kafka" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "kafka-python==2.2.*"
+# PyIceberg reads topic tables through Floe's REST catalog; jsonschema + PyYAML check the
+# REST answers against the Iceberg OpenAPI spec.
+python3 -c "import pyiceberg, pyarrow, yaml, jsonschema, referencing" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check "pyiceberg[pyarrow]==0.10.*" pyyaml "jsonschema>=4.18"
 
 # 3. A throwaway PostgreSQL for the metadata-store tests.
 PGDIR=$(mktemp -d /tmp/floe-pg.XXXXXX)

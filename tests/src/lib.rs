@@ -77,6 +77,7 @@ impl TestBroker {
             ..ServerConfig::default()
         };
         config.kafka.listen = format!("127.0.0.1:{}", free_port());
+        config.http.listen = "127.0.0.1:0".into();
         f(&mut config);
         let server = RunningServer::start(config.clone())
             .await
@@ -86,6 +87,21 @@ impl TestBroker {
             config,
             _dir: Some(dir),
         }
+    }
+
+    /// Base URL of the HTTP listener (`http://127.0.0.1:port`).
+    pub fn http_url(&self) -> String {
+        let addr = self
+            .server
+            .as_ref()
+            .and_then(|s| s.http_addr)
+            .expect("HTTP is on");
+        format!("http://{addr}")
+    }
+
+    /// The running broker's state.
+    pub fn broker(&self) -> &std::sync::Arc<floe_server::broker::Broker> {
+        &self.server.as_ref().expect("running").broker
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -159,6 +175,18 @@ pub struct BrokerProcess {
     extra: Vec<String>,
 }
 
+/// The HTTP port a spawned broker uses: chosen once per Kafka port so that respawns keep it.
+pub fn http_port(kafka_port: u16) -> u16 {
+    static PORTS: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+    let mut ports = PORTS.lock().expect("ports");
+    if let Some((_, h)) = ports.iter().find(|(k, _)| *k == kafka_port) {
+        return *h;
+    }
+    let h = free_port();
+    ports.push((kafka_port, h));
+    h
+}
+
 impl BrokerProcess {
     /// Starts `floe serve` on `data_dir` and `port` (0 = pick one) and waits until it accepts.
     pub fn spawn(data_dir: &Path, port: u16, extra: &[&str]) -> Self {
@@ -187,6 +215,8 @@ impl BrokerProcess {
             .arg(data_dir)
             .arg("--kafka-listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{}", http_port(port)))
             .args(extra)
             .env(
                 "FLOE_LOG",
@@ -214,6 +244,11 @@ impl BrokerProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Base URL of the HTTP listener (`http://127.0.0.1:port`).
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", http_port(self.port))
     }
 
     /// `host:port` for `bootstrap.servers`.

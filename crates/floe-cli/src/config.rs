@@ -41,6 +41,39 @@ pub struct ServeArgs {
     /// Node id reported to clients [default: 1].
     #[arg(long, env = "FLOE_NODE_ID")]
     pub node_id: Option<i32>,
+    /// HTTP listen address: Iceberg REST catalog, /health, /ready [default: 0.0.0.0:8181].
+    #[arg(long, env = "FLOE_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Land topics into Iceberg tables [default: true].
+    #[arg(long, env = "FLOE_LAKE_ENABLED")]
+    pub lake_enabled: Option<bool>,
+    /// Iceberg catalog: sql or rest [default: sql].
+    #[arg(long, env = "FLOE_LAKE_CATALOG")]
+    pub lake_catalog: Option<String>,
+    /// Catalog URI: database URL for sql, base URI for rest [default: sqlite in the data dir].
+    #[arg(long, env = "FLOE_LAKE_CATALOG_URI")]
+    pub lake_catalog_uri: Option<String>,
+    /// Warehouse: file:/abs/path or s3://bucket/prefix [default: file:<data dir>/warehouse].
+    #[arg(long, env = "FLOE_LAKE_WAREHOUSE")]
+    pub lake_warehouse: Option<String>,
+    /// Longest time between landing rounds, e.g. "2s" [default: 2s].
+    #[arg(long, env = "FLOE_LAKE_COMMIT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub lake_commit_interval: Option<std::time::Duration>,
+    /// S3 endpoint URL, for an s3:// warehouse.
+    #[arg(long, env = "FLOE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "FLOE_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id.
+    #[arg(long, env = "FLOE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(long, env = "FLOE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// S3 path-style addressing [default: false].
+    #[arg(long, env = "FLOE_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
     /// Log format: text or json.
     #[arg(long, env = "FLOE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -87,6 +120,37 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.node_id {
         cfg.node_id = v;
+    }
+    if let Some(v) = &args.http_listen {
+        cfg.http.listen = v.clone();
+    }
+    if let Some(v) = args.lake_enabled {
+        cfg.lake.enabled = v;
+    }
+    if let Some(v) = &args.lake_catalog {
+        cfg.lake.catalog = v.clone();
+    }
+    if let Some(v) = &args.lake_catalog_uri {
+        cfg.lake.catalog_uri = Some(v.clone());
+    }
+    if let Some(v) = &args.lake_warehouse {
+        cfg.lake.warehouse = Some(v.clone());
+    }
+    if let Some(v) = args.lake_commit_interval {
+        cfg.lake.commit_interval = v;
+    }
+    for (value, slot) in [
+        (&args.s3_endpoint, &mut cfg.lake.s3.endpoint),
+        (&args.s3_region, &mut cfg.lake.s3.region),
+        (&args.s3_access_key_id, &mut cfg.lake.s3.access_key_id),
+        (&args.s3_secret_access_key, &mut cfg.lake.s3.secret_access_key),
+    ] {
+        if let Some(v) = value {
+            *slot = Some(v.clone());
+        }
+    }
+    if let Some(v) = args.s3_path_style {
+        cfg.lake.s3.path_style = v;
     }
     cfg.topic_defaults().context("invalid [log] defaults")?;
     Ok(cfg)

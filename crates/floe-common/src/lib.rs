@@ -4,4 +4,6 @@
 
 pub mod topic;
 
-pub use topic::{validate_topic_name, CleanupPolicy, ConfigError, TimestampType, TopicConfig};
+pub use topic::{
+    validate_topic_name, CleanupPolicy, ConfigError, LakePartitionBy, TimestampType, TopicConfig,
+};

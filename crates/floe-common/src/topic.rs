@@ -36,6 +36,16 @@ pub enum CleanupPolicy {
     Delete,
 }
 
+/// How a topic's Iceberg table is partitioned by time (`lake.partition.by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LakePartitionBy {
+    /// `day(timestamp)`.
+    #[default]
+    Day,
+    /// `hour(timestamp)`.
+    Hour,
+}
+
 /// The typed configuration of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -51,6 +61,26 @@ pub struct TopicConfig {
     pub timestamp_type: TimestampType,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// `local.retention.ms`: how long the local log keeps data already in the lake;
+    /// `-2` means `retention.ms`, `-1` forever.
+    pub local_retention_ms: i64,
+    /// `local.retention.bytes`: local size bound for data already in the lake; `-2` means
+    /// `retention.bytes`, `-1` unlimited.
+    pub local_retention_bytes: i64,
+    /// `lake.partition.by`: `day` or `hour`; read when the table is created.
+    pub lake_partition_by: LakePartitionBy,
+}
+
+impl TopicConfig {
+    /// The retention the local log applies when a lake holds the data: the `local.*`
+    /// settings, falling back to the topic's retention (Kafka tiered storage's `-2`).
+    pub fn effective_local_retention(&self) -> (i64, i64) {
+        let pick = |local: i64, total: i64| if local == -2 { total } else { local };
+        (
+            pick(self.local_retention_ms, self.retention_ms),
+            pick(self.local_retention_bytes, self.retention_bytes),
+        )
+    }
 }
 
 impl Default for TopicConfig {
@@ -63,6 +93,9 @@ impl Default for TopicConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             cleanup_policy: CleanupPolicy::Delete,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
+            lake_partition_by: LakePartitionBy::Day,
         }
     }
 }
@@ -87,6 +120,18 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     ),
     ("message.timestamp.type", "CreateTime or LogAppendTime"),
     ("cleanup.policy", "delete (compaction is not supported)"),
+    (
+        "local.retention.ms",
+        "how long the local log keeps data already landed in the lake, in ms; -2 = retention.ms, -1 forever",
+    ),
+    (
+        "local.retention.bytes",
+        "local per-partition size bound for data already landed; -2 = retention.bytes, -1 unlimited",
+    ),
+    (
+        "lake.partition.by",
+        "time partitioning of the topic's Iceberg table: day or hour (fixed when the table is created)",
+    ),
 ];
 
 impl TopicConfig {
@@ -146,6 +191,15 @@ impl TopicConfig {
                 }
                 self.cleanup_policy = CleanupPolicy::Delete;
             }
+            "local.retention.ms" => self.local_retention_ms = int(-2)?,
+            "local.retention.bytes" => self.local_retention_bytes = int(-2)?,
+            "lake.partition.by" => {
+                self.lake_partition_by = match value {
+                    "day" => LakePartitionBy::Day,
+                    "hour" => LakePartitionBy::Hour,
+                    _ => return Err(err("expected day or hour")),
+                }
+            }
             _ => return Err(err("unknown topic config")),
         }
         Ok(())
@@ -167,6 +221,16 @@ impl TopicConfig {
                 .to_string(),
             ),
             ("cleanup.policy", "delete".to_string()),
+            ("local.retention.ms", self.local_retention_ms.to_string()),
+            ("local.retention.bytes", self.local_retention_bytes.to_string()),
+            (
+                "lake.partition.by",
+                match self.lake_partition_by {
+                    LakePartitionBy::Day => "day",
+                    LakePartitionBy::Hour => "hour",
+                }
+                .to_string(),
+            ),
         ]
     }
 }

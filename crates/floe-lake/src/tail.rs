@@ -134,10 +134,16 @@ impl TailBuffer {
     /// Adds the rows of offsets `[first, end)`. Appends to one partition may finish
     /// decoding out of order; a batch that arrives early waits until the gap is filled.
     /// Batches below what the tail already covers (re-landing overlap) are dropped.
-    pub fn push(&self, batch: TailBatch) {
+    pub fn push(&self, mut batch: TailBatch) {
         let mut inner = self.inner.lock();
         if batch.end <= inner.next {
             return;
+        }
+        if batch.first < inner.next {
+            // Overlaps what the tail has (a WAL batch straddling the landed offset).
+            let skip = rows_below(&batch.rows, inner.next);
+            batch.rows = batch.rows.slice(skip, batch.rows.num_rows() - skip);
+            batch.first = inner.next;
         }
         if batch.first > inner.next {
             let added = batch.bytes();

@@ -469,9 +469,19 @@ impl PartitionLog {
 
     /// Applies `retention.ms` and `retention.bytes`, deleting whole segments
     /// oldest first, and advances the log start offset. Returns how many
-    /// segments were deleted.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+    /// segments were deleted. Segments holding any offset at or above `keep_from` stay
+    /// (`i64::MAX` when nothing else must keep them: no lake).
+    pub fn apply_retention(&mut self, now_ms: i64, keep_from: i64) -> Result<usize> {
         let mut deleted = self.delete_segments_below_start()?;
+        // A segment may go only once every offset in it is below `keep_from` (the lake
+        // has it): its end is the next segment's base, or the log end for the last one.
+        let removable = |log: &Self| {
+            let end = log
+                .segments
+                .get(1)
+                .map_or_else(|| log.log_end_offset(), |s| s.base_offset());
+            end <= keep_from
+        };
         if let Some(retention_ms) = self.config.retention_ms.filter(|ms| *ms >= 0) {
             let cutoff = now_ms.saturating_sub(retention_ms);
             // Only a non-empty segment has a max timestamp, so this never
@@ -479,6 +489,7 @@ impl PartitionLog {
             while self.segments[0]
                 .max_timestamp()
                 .is_some_and(|ts| ts < cutoff)
+                && removable(self)
             {
                 if self.segments.len() == 1 {
                     self.roll()?;
@@ -492,7 +503,7 @@ impl PartitionLog {
             // The active segment is never deleted for size.
             while self.segments.len() > 1 {
                 let size = self.segments[0].size();
-                if total - size < limit {
+                if total - size < limit || !removable(self) {
                     break;
                 }
                 total -= size;
@@ -946,7 +957,7 @@ mod tests {
         }
         let segments = log.segment_count();
         assert!(segments > 3);
-        assert_eq!(log.apply_retention(10_000).expect("no-op"), 0);
+        assert_eq!(log.apply_retention(10_000, i64::MAX).expect("no-op"), 0);
         let mut cfg = config(600);
         cfg.retention_ms = Some(1_000);
         log.set_config(cfg);
@@ -954,7 +965,7 @@ mod tests {
         // and segment k's newest batch has timestamp 1_401 + 500k. Cutoff
         // 1_900 expires only segment 0; segment 1 keeps older batches because
         // retention deletes whole segments by their newest timestamp.
-        let deleted = log.apply_retention(2_900).expect("retention");
+        let deleted = log.apply_retention(2_900, i64::MAX).expect("retention");
         assert_eq!(deleted, 1);
         assert_eq!(log.segment_count(), segments - deleted);
         let start = log.log_start_offset();
@@ -971,9 +982,14 @@ mod tests {
             log.segment_count()
         );
 
+        // Everything expired, but only offsets below 30 are in the lake: segments
+        // that reach past 30 stay.
+        log.apply_retention(1_000_000, 30).expect("bounded retention");
+        assert_eq!(log.log_start_offset(), 30);
+
         // Everything expired: the active segment is rolled and deleted too.
         let end = log.log_end_offset();
-        log.apply_retention(1_000_000).expect("retention");
+        log.apply_retention(1_000_000, i64::MAX).expect("retention");
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.log_start_offset(), end);
         assert_eq!(log.log_end_offset(), end);
@@ -997,7 +1013,7 @@ mod tests {
         let mut cfg = config(600);
         cfg.retention_bytes = Some(1_500);
         log.set_config(cfg);
-        let deleted = log.apply_retention(0).expect("retention");
+        let deleted = log.apply_retention(0, i64::MAX).expect("retention");
         assert!(deleted > 0);
         assert!(log.size_bytes() >= 1_500);
         let oldest = std::fs::metadata(&files_with_suffix(dir.path(), ".log")[0])
@@ -1015,7 +1031,7 @@ mod tests {
         let mut cfg = config(1 << 20);
         cfg.retention_bytes = Some(0);
         log.set_config(cfg);
-        log.apply_retention(0).expect("retention");
+        log.apply_retention(0, i64::MAX).expect("retention");
         assert_eq!(log.segment_count(), 1);
         assert!(log.size_bytes() > 0);
     }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::config::ServerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{Error, Result};
+use crate::lake::{LakeService, TopicLake};
 use crate::partition::Partition;
 
 /// A topic and its partitions.
@@ -30,6 +31,8 @@ pub struct Topic {
     pub overrides: RwLock<BTreeMap<String, String>>,
     /// Partitions by index.
     pub partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Landing state, when the lake is on.
+    pub lake: Option<Arc<TopicLake>>,
 }
 
 impl Topic {
@@ -89,6 +92,10 @@ pub struct Broker {
     pub shutdown: CancellationToken,
     /// Wakes the fsync task (`fsync = "always"`).
     pub sync_wanted: tokio::sync::Notify,
+    /// The lake, unless disabled.
+    pub lake: Option<Arc<LakeService>>,
+    /// Committer tasks (one per topic), awaited at shutdown.
+    pub committers: tokio_util::task::TaskTracker,
 }
 
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -123,7 +130,10 @@ impl Broker {
         let meta = MetaStore::connect(&url).await?;
         let topic_defaults = config.topic_defaults()?;
         let groups = GroupCoordinator::new(config.groups.clone(), meta.clone(), shutdown.clone());
+        let lake = LakeService::new(&config)?;
         let broker = Arc::new(Self {
+            lake,
+            committers: tokio_util::task::TaskTracker::new(),
             meta,
             topic_defaults,
             topics: RwLock::new(BTreeMap::new()),
@@ -141,9 +151,17 @@ impl Broker {
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             info!(topic = %topic.name, partitions = topic.partition_count(), "opened topic");
-            broker.topics.write().insert(topic.name.to_string(), topic);
+            broker.topics.write().insert(topic.name.to_string(), topic.clone());
+            broker.start_committer(&topic);
         }
         Ok(broker)
+    }
+
+    fn start_committer(self: &Arc<Self>, topic: &Arc<Topic>) {
+        if topic.lake.is_some() {
+            self.committers
+                .spawn(crate::lake::run_committer(self.clone(), topic.clone()));
+        }
     }
 
     fn topic_dir(&self, topic: &str) -> PathBuf {
@@ -151,11 +169,18 @@ impl Broker {
     }
 
     fn log_config(&self, c: &TopicConfig) -> LogConfig {
+        // With a lake, the local log keeps what `local.retention.*` says (and never
+        // deletes unlanded data: see the retention task).
+        let (retention_ms, retention_bytes) = if self.lake.is_some() {
+            c.effective_local_retention()
+        } else {
+            (c.retention_ms, c.retention_bytes)
+        };
         LogConfig {
             segment_bytes: c.segment_bytes.max(1024) as u64,
             index_interval_bytes: self.config.log.index_interval_bytes,
-            retention_ms: (c.retention_ms >= 0).then_some(c.retention_ms),
-            retention_bytes: (c.retention_bytes >= 0).then_some(c.retention_bytes as u64),
+            retention_ms: (retention_ms >= 0).then_some(retention_ms),
+            retention_bytes: (retention_bytes >= 0).then_some(retention_bytes as u64),
             max_message_bytes: c.max_message_bytes.max(0) as u32,
             timestamp_type: match c.timestamp_type {
                 TimestampType::CreateTime => floe_log::TimestampType::CreateTime,
@@ -171,11 +196,16 @@ impl Broker {
         config: &TopicConfig,
     ) -> Result<Arc<Partition>> {
         let dir = self.topic_dir(name).join(index.to_string());
+        let tail = self
+            .lake
+            .as_ref()
+            .map(|l| (l.budget.clone(), l.schema.clone()));
         Ok(Arc::new(Partition::open(
             name.clone(),
             index,
             dir,
             self.log_config(config),
+            tail,
         )?))
     }
 
@@ -191,6 +221,7 @@ impl Broker {
             config: RwLock::new(config),
             overrides: RwLock::new(record.configs.clone()),
             partitions: RwLock::new(partitions),
+            lake: self.lake.as_ref().map(|_| TopicLake::new(&self.shutdown)),
         }))
     }
 
@@ -284,6 +315,7 @@ impl Broker {
             Err(e) => return Err(TopicError::Internal(e.into())),
         }
         self.topics.write().insert(name.to_string(), topic.clone());
+        self.start_committer(&topic);
         info!(topic = %name, partitions, "created topic");
         Ok(topic)
     }
@@ -314,6 +346,10 @@ impl Broker {
             .write()
             .remove(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if let Some(lake) = &topic.lake {
+            // The table stays: dropping lake data is a separate, deliberate act.
+            lake.cancel.cancel();
+        }
         let dir = self.topic_dir(name);
         tokio::task::spawn_blocking(move || {
             std::fs::remove_dir_all(&dir).or_else(ignore_not_found)

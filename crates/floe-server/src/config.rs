@@ -24,6 +24,10 @@ pub struct ServerConfig {
     pub groups: GroupConfig,
     /// Metadata store.
     pub meta: MetaConfig,
+    /// Landing into Iceberg.
+    pub lake: LakeConfig,
+    /// The HTTP listener (Iceberg REST catalog, health).
+    pub http: HttpConfig,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +40,8 @@ impl Default for ServerConfig {
             log: LogDefaults::default(),
             groups: GroupConfig::default(),
             meta: MetaConfig::default(),
+            lake: LakeConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -181,6 +187,90 @@ impl Default for GroupConfig {
 pub struct MetaConfig {
     /// `postgres://...` or `sqlite://...`; default: `sqlite://<data_dir>/meta.db`.
     pub url: Option<String>,
+}
+
+/// Landing every topic into an Iceberg table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Land topics at all. Off, Floe is a plain Kafka broker.
+    pub enabled: bool,
+    /// `sql` (SQLite or Postgres, Floe commits itself) or `rest` (an external Iceberg REST
+    /// catalog).
+    pub catalog: String,
+    /// Catalog location: a database URL for `sql` (default
+    /// `sqlite://<data_dir>/catalog.db`), the base URI for `rest`.
+    pub catalog_uri: Option<String>,
+    /// Warehouse root: `file:/abs/path` or `s3://bucket/prefix`; default
+    /// `file:<data_dir>/warehouse`.
+    pub warehouse: Option<String>,
+    /// Iceberg namespace of the topic tables.
+    pub namespace: String,
+    /// Longest time between landing rounds (`lake.commit.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// A topic starts a round early once this many bytes wait in its tails
+    /// (`lake.commit.bytes`).
+    pub commit_bytes: u64,
+    /// Data files roll past this size.
+    pub target_file_size_bytes: usize,
+    /// Parquet compression: zstd, snappy, gzip, lz4 or none.
+    pub compression: String,
+    /// Memory for unlanded rows across all tails. Past 80 % produce responses carry a
+    /// throttle time; when full, produce requests wait for landing.
+    pub max_buffer_bytes: usize,
+    /// S3 settings, used when the warehouse is `s3://`.
+    pub s3: S3Config,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            catalog: "sql".into(),
+            catalog_uri: None,
+            warehouse: None,
+            namespace: "kafka".into(),
+            commit_interval: Duration::from_millis(2000),
+            commit_bytes: 64 << 20,
+            target_file_size_bytes: 128 << 20,
+            compression: "zstd".into(),
+            max_buffer_bytes: 512 << 20,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// Object storage over the S3 API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Endpoint URL (`http://127.0.0.1:9000`); AWS when unset.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub path_style: bool,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve HTTP at all.
+    pub enabled: bool,
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "0.0.0.0:8181".into() }
+    }
 }
 
 impl ServerConfig {

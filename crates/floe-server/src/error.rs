@@ -40,6 +40,9 @@ pub enum Error {
     /// A configuration value is not acceptable.
     #[error(transparent)]
     Config(#[from] floe_common::ConfigError),
+    /// Lake settings that cannot work.
+    #[error("lake configuration: {0}")]
+    Lake(String),
     /// A stored topic record is unusable.
     #[error("topic {topic}: {reason}")]
     BadTopic {

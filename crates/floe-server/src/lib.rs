@@ -13,6 +13,8 @@ pub mod config;
 mod connection;
 pub mod coordinator;
 pub mod error;
+mod http;
+pub mod lake;
 mod handlers;
 pub mod partition;
 pub mod server;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use floe_lake::{TailBatch, TailBuffer};
 use floe_log::{AppendOutcome, LogConfig, PartitionLog};
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -25,11 +26,20 @@ pub struct Partition {
     end: watch::Sender<i64>,
     /// Offset below which everything is fsynced, for `acks=all` under `fsync = "always"`.
     synced: watch::Sender<i64>,
+    /// Unlanded rows as Arrow, when the lake is on.
+    tail: Option<Arc<TailBuffer>>,
+    schema: arrow_schema::SchemaRef,
 }
 
 impl Partition {
     /// Opens (recovering) the partition's log in `dir`.
-    pub fn open(topic: Arc<str>, index: i32, dir: PathBuf, config: LogConfig) -> Result<Self> {
+    pub fn open(
+        topic: Arc<str>,
+        index: i32,
+        dir: PathBuf,
+        config: LogConfig,
+        tail: Option<(Arc<floe_lake::TailBudget>, arrow_schema::SchemaRef)>,
+    ) -> Result<Self> {
         let log = PartitionLog::open(&dir, config).map_err(|source| Error::Log {
             topic: topic.to_string(),
             partition: index,
@@ -37,6 +47,12 @@ impl Partition {
         })?;
         let end = log.log_end_offset();
         let synced = log.synced_offset();
+        // Until the committer knows what the table holds, the tail collects new appends
+        // only; `rebuild_tail` then fills in what the WAL has beyond the landed offset.
+        let (tail, schema) = match tail {
+            Some((budget, schema)) => (Some(Arc::new(TailBuffer::new(end, budget))), schema),
+            None => (None, Arc::new(arrow_schema::Schema::empty())),
+        };
         Ok(Self {
             topic,
             index,
@@ -44,6 +60,8 @@ impl Partition {
             log: RwLock::new(log),
             end: watch::channel(end).0,
             synced: watch::channel(synced).0,
+            tail,
+            schema,
         })
     }
 
@@ -55,7 +73,62 @@ impl Partition {
         let end = log.log_end_offset();
         drop(log);
         self.end.send_replace(end);
+        if let (Some(tail), AppendOutcome::Appended { base_offset, last_offset, .. }) =
+            (&self.tail, &outcome)
+        {
+            // Decoded outside the log lock; the tail puts concurrent appends in order.
+            self.push_tail(tail, *base_offset, *last_offset + 1, Bytes::copy_from_slice(records));
+        }
         Ok(outcome)
+    }
+
+    fn push_tail(&self, tail: &TailBuffer, first: i64, end: i64, batches: Bytes) {
+        let rows = match floe_lake::convert::kafka_to_arrow(&self.schema, self.index, batches) {
+            Ok(rows) => rows,
+            Err(e) => {
+                // The log accepted it (CRC valid), so this is a codec limit; the offsets
+                // stay in the WAL but cannot land. Keep the tail moving.
+                tracing::error!(topic = %self.topic, partition = self.index, first, end, error = %e,
+                    "batch cannot be decoded into Arrow; these offsets will not land");
+                arrow_array_empty(&self.schema)
+            }
+        };
+        tail.push(TailBatch { first, end, rows });
+    }
+
+    /// The Arrow tail, when the lake is on.
+    pub fn tail(&self) -> Option<&Arc<TailBuffer>> {
+        self.tail.as_ref()
+    }
+
+    /// Refills the tail from the WAL, starting at `landed` (what the table holds).
+    /// Appends wait meanwhile, so nothing is missed or doubled. Blocking.
+    pub fn rebuild_tail(&self, landed: i64) -> floe_log::Result<()> {
+        let Some(tail) = &self.tail else { return Ok(()) };
+        let log = self.log.write();
+        let start = landed.max(log.log_start_offset());
+        if start > landed {
+            tracing::error!(topic = %self.topic, partition = self.index, landed, log_start = start,
+                "the local log no longer holds offsets the lake lacks; they cannot land");
+        }
+        tail.reset(start);
+        let mut offset = start;
+        let end = log.log_end_offset();
+        while offset < end {
+            let chunk = log.read(offset, 8 << 20)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let (first, next) = batch_span(&chunk).unwrap_or((offset, end));
+            self.push_tail(tail, first, next, chunk);
+            offset = next.max(offset + 1);
+        }
+        Ok(())
+    }
+
+    /// Offset below which the log is durable.
+    pub fn synced_offset(&self) -> i64 {
+        *self.synced.borrow()
     }
 
     /// Reads whole batches from `offset`, up to `max_bytes` (at least one batch).
@@ -86,8 +159,8 @@ impl Partition {
     }
 
     /// Retention by time and size; returns segments deleted.
-    pub fn apply_retention(&self, now_ms: i64) -> floe_log::Result<usize> {
-        self.log.write().apply_retention(now_ms)
+    pub fn apply_retention(&self, now_ms: i64, keep_from: i64) -> floe_log::Result<usize> {
+        self.log.write().apply_retention(now_ms, keep_from)
     }
 
     /// New topic configuration.
@@ -135,4 +208,23 @@ impl Partition {
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
+}
+
+/// An empty batch of `schema` (placeholder for offsets that cannot be decoded).
+fn arrow_array_empty(schema: &arrow_schema::SchemaRef) -> arrow_array::RecordBatch {
+    arrow_array::RecordBatch::new_empty(schema.clone())
+}
+
+/// (first offset, one past the last) of consecutive v2 batches.
+fn batch_span(batches: &[u8]) -> Option<(i64, i64)> {
+    let mut pos = 0;
+    let mut first = None;
+    let mut next = None;
+    while pos < batches.len() {
+        let h = floe_log::batch::BatchHeader::parse(&batches[pos..]).ok()?;
+        first.get_or_insert(h.base_offset);
+        next = Some(h.last_offset() + 1);
+        pos += h.size().max(1);
+    }
+    Some((first?, next?))
 }

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 pub struct RunningServer {
     /// Address the Kafka listener is bound to.
     pub kafka_addr: SocketAddr,
+    /// Address the HTTP listener is bound to, if HTTP is on.
+    pub http_addr: Option<SocketAddr>,
     /// Shared broker state (tests inspect it).
     pub broker: Arc<Broker>,
     cancel: CancellationToken,
@@ -60,9 +62,18 @@ impl RunningServer {
             }
         });
         let port = i32::from(config.kafka.advertised_port.unwrap_or(kafka_addr.port()));
+        let http = if config.http.enabled {
+            Some(crate::http::bind(&config.http.listen).await?)
+        } else {
+            None
+        };
+        let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
         let cancel = CancellationToken::new();
         let broker = Broker::open(config, (host.clone(), port), cancel.clone()).await?;
         let mut tasks = JoinSet::new();
+        if let Some(listener) = http {
+            tasks.spawn(crate::http::serve(broker.clone(), listener));
+        }
         tasks.spawn(accept_loop(broker.clone(), listener));
         tasks.spawn(crate::tasks::run_syncer(broker.clone()));
         tasks.spawn(crate::tasks::run_retention(broker.clone()));
@@ -70,6 +81,7 @@ impl RunningServer {
         info!(listen = %kafka_addr, advertised = %format!("{host}:{port}"), "floe is serving Kafka");
         Ok(Self {
             kafka_addr,
+            http_addr,
             broker,
             cancel,
             tasks,
@@ -105,6 +117,16 @@ impl RunningServer {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
+        // Committers stopped with the cancel; land what is buffered in one last round
+        // (everything is fsynced now), within what is left of the deadline.
+        self.broker.committers.close();
+        let _ = tokio::time::timeout(deadline, self.broker.committers.wait()).await;
+        if tokio::time::timeout(deadline, crate::lake::final_rounds(&self.broker))
+            .await
+            .is_err()
+        {
+            warn!("the final landing round did not finish within the deadline; the WAL keeps the data");
+        }
         self.broker.meta.close().await;
         info!("stopped");
         Ok(())

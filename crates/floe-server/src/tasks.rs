@@ -53,11 +53,25 @@ pub async fn run_retention(broker: Arc<Broker>) {
             _ = broker.shutdown.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
-        let partitions = broker.all_partitions();
+        // With a lake, a segment may go only once the table holds all of it.
+        let partitions: Vec<_> = broker
+            .topics()
+            .into_iter()
+            .flat_map(|t| {
+                let parts = t.partitions.read().clone();
+                parts.into_iter().map(move |p| {
+                    let keep_from = match &t.lake {
+                        Some(lake) => lake.landed(p.index).unwrap_or(i64::MIN),
+                        None => i64::MAX,
+                    };
+                    (p, keep_from)
+                })
+            })
+            .collect();
         let r = tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            for p in partitions {
-                match p.apply_retention(now) {
+            for (p, keep_from) in partitions {
+                match p.apply_retention(now, keep_from) {
                     Ok(0) => {}
                     Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
                     Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),

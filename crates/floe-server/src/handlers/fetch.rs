@@ -117,10 +117,49 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
                 .unwrap_or_default();
         }
     };
+    let mut results = results;
+    if broker.lake.is_some() {
+        for (want, data) in wants.iter().zip(results.iter_mut()) {
+            if data.error_code == ResponseError::OffsetOutOfRange.code() {
+                from_lake(broker, want, data).await;
+            }
+        }
+    }
     for (want, data) in wants.iter().zip(results) {
         topics[want.topic_idx].partitions.push(data);
     }
     FetchResponse::default().with_responses(topics)
+}
+
+/// Answers a fetch below the local log start from the topic's Iceberg table.
+async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) {
+    let Ok(partition) = &want.target else { return };
+    let (start, _) = partition.offsets();
+    if want.fetch_offset < 0 || want.fetch_offset >= start {
+        return;
+    }
+    let Some(table) = broker
+        .topic(&partition.topic)
+        .and_then(|t| t.lake.clone())
+        .and_then(|l| l.table())
+    else {
+        return;
+    };
+    // Offsets the local log still has are served from it on the next fetch.
+    let end = table.landed(partition.index).min(start);
+    match floe_lake::reader::fetch(&table.table(), partition.index, want.fetch_offset, end, want.max_bytes.max(1))
+        .await
+    {
+        Ok(Some((records, _next))) => {
+            data.error_code = 0;
+            data.records = Some(records);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, offset = want.fetch_offset, error = %e, "lake-tier read failed");
+            data.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
 }
 
 fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {

@@ -51,9 +51,16 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             };
-            let found = {
-                let ts = p.timestamp;
-                tokio::task::spawn_blocking(move || lookup(&partition, ts)).await
+            let lake_answer = match topic.as_ref().and_then(|t| t.lake.clone()).and_then(|l| l.table()) {
+                Some(table) => lake_lookup(&table, &partition, p.timestamp).await,
+                None => None,
+            };
+            let found = match lake_answer {
+                Some(answer) => Ok(Ok(answer)),
+                None => {
+                    let ts = p.timestamp;
+                    tokio::task::spawn_blocking(move || lookup(&partition, ts)).await
+                }
             };
             let resp = match found {
                 Ok(Ok((offset, ts))) => resp
@@ -82,6 +89,36 @@ pub(super) async fn list_offsets(
         );
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// ListOffsets on data that only the lake still has: the earliest offset, and the first
+/// record at or after a timestamp when it lies below the local log start. None: ask the
+/// local log.
+async fn lake_lookup(
+    table: &floe_lake::LakeTable,
+    partition: &Partition,
+    ts: i64,
+) -> Option<(i64, i64)> {
+    let (start, _) = partition.offsets();
+    let landed = table.landed(partition.index);
+    if landed == 0 {
+        return None;
+    }
+    let t = table.table();
+    let result = match ts {
+        EARLIEST => floe_lake::reader::first_offset(&t, partition.index)
+            .await
+            .map(|first| first.filter(|f| *f < start).map(|f| (f, -1))),
+        ts if ts >= 0 => floe_lake::reader::offset_for_timestamp(&t, partition.index, ts, landed.min(start)).await,
+        _ => Ok(None),
+    };
+    match result {
+        Ok(found) => found,
+        Err(e) => {
+            warn!(topic = %partition.topic, partition = partition.index, error = %e, "lake-tier offset lookup failed; answering from the local log");
+            None
+        }
+    }
 }
 
 /// (offset, timestamp) for a ListOffsets query; -1/-1 when no record qualifies.

@@ -79,6 +79,16 @@ pub(super) async fn handle(
             }
             pending.push((pd.index, partition, buf));
         }
+        if !pending.is_empty() {
+            if let Some(lake) = &broker.lake {
+                // Landing is behind by the whole buffer: hold the request until it frees
+                // memory (bounded by the request timeout) rather than grow without limit.
+                if lake.budget.pressure() == floe_lake::Pressure::Full {
+                    warn!(used = lake.budget.used(), "tail buffers full; produce waits for landing");
+                    let _ = tokio::time::timeout(timeout, lake.budget.wait_for_room()).await;
+                }
+            }
+        }
         let appended = futures::future::join_all(
             pending
                 .into_iter()
@@ -86,6 +96,9 @@ pub(super) async fn handle(
         )
         .await;
         parts.extend(appended);
+        if let Some(topic) = &topic {
+            crate::lake::maybe_wake(broker, topic);
+        }
         parts.sort_by_key(|p| p.index);
         let mut resp = TopicProduceResponse::default().with_partition_responses(parts);
         if by_id {
@@ -95,7 +108,16 @@ pub(super) async fn handle(
         }
         responses.push(resp);
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    // Past 80 % of the tail budget, ask clients to slow down (KIP-219 throttle).
+    let throttle_ms = match broker.lake.as_ref().map(|l| l.budget.pressure()) {
+        Some(floe_lake::Pressure::Throttle | floe_lake::Pressure::Full) => 100,
+        _ => 0,
+    };
+    (acks != 0).then(|| {
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(throttle_ms)
+    })
 }
 
 /// Checks what the log does not (transactions) and stamps the leader epoch (always 0 on a

@@ -1,0 +1,225 @@
+//! HTTP on port 8181: the Iceberg REST catalog (read side: config, namespaces, list,
+//! load and exists for tables), `/health` and `/ready`.
+//!
+//! The catalog answers from the same catalog Floe commits to, so Spark, Trino, PyIceberg
+//! or DuckDB see each topic's table with the metadata location and the FileIO
+//! properties (S3 endpoint and credentials) they need to read the files themselves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+
+/// Builds the router.
+pub fn router(broker: Arc<Broker>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/v1/config", get(config))
+        .route("/v1/namespaces", get(list_namespaces))
+        .route("/v1/namespaces/{ns}", get(load_namespace).head(namespace_exists))
+        .route("/v1/namespaces/{ns}/tables", get(list_tables))
+        .route("/v1/namespaces/{ns}/tables/{table}", get(load_table).head(table_exists))
+        .with_state(broker)
+}
+
+/// Serves HTTP until the broker shuts down.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+    let shutdown = broker.shutdown.clone();
+    let app = router(broker);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        warn!(error = %e, "HTTP server stopped with an error");
+    }
+}
+
+/// An Iceberg REST `ErrorModel` response.
+fn error(status: StatusCode, kind: &str, message: String) -> Response {
+    let body = json!({ "error": { "message": message, "type": kind, "code": status.as_u16() } });
+    (status, Json(body)).into_response()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    warn!(error = %e, "REST catalog request failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailableException",
+        format!("the catalog behind Floe is unavailable: {e}"),
+    )
+}
+
+fn from_iceberg(e: iceberg::Error, what: &str) -> Response {
+    match e.kind() {
+        iceberg::ErrorKind::NamespaceNotFound => error(
+            StatusCode::NOT_FOUND,
+            "NoSuchNamespaceException",
+            format!("namespace does not exist: {what}"),
+        ),
+        iceberg::ErrorKind::TableNotFound => error(
+            StatusCode::NOT_FOUND,
+            "NoSuchTableException",
+            format!("table does not exist: {what}"),
+        ),
+        _ => unavailable(e),
+    }
+}
+
+async fn catalog(broker: &Broker) -> Result<Arc<dyn Catalog>, Response> {
+    let Some(lake) = &broker.lake else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "the lake is disabled on this broker".into(),
+        ));
+    };
+    lake.catalog().await.map_err(unavailable)
+}
+
+/// Namespace path segment: levels joined by the unit separator (0x1F), per the spec.
+fn namespace(ns: &str) -> Result<NamespaceIdent, Response> {
+    NamespaceIdent::from_vec(ns.split('\u{1f}').map(str::to_owned).collect()).map_err(|e| {
+        error(StatusCode::BAD_REQUEST, "BadRequestException", format!("bad namespace {ns:?}: {e}"))
+    })
+}
+
+async fn ready(State(broker): State<Arc<Broker>>) -> Response {
+    if broker.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
+}
+
+async fn config(State(broker): State<Arc<Broker>>) -> Response {
+    let defaults: HashMap<String, String> = match &broker.lake {
+        Some(lake) => {
+            let mut d = lake.options.storage.clone();
+            d.insert("warehouse".into(), lake.options.warehouse.clone());
+            d
+        }
+        None => HashMap::new(),
+    };
+    Json(json!({ "defaults": defaults, "overrides": {} })).into_response()
+}
+
+async fn list_namespaces(State(broker): State<Arc<Broker>>) -> Response {
+    let catalog = match catalog(&broker).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match catalog.list_namespaces(None).await {
+        Ok(list) => {
+            let namespaces: Vec<Value> = list.into_iter().map(|n| json!(n.inner())).collect();
+            Json(json!({ "namespaces": namespaces })).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn load_namespace(State(broker): State<Arc<Broker>>, Path(ns): Path<String>) -> Response {
+    let (catalog, ident) = match (catalog(&broker).await, namespace(&ns)) {
+        (Ok(c), Ok(i)) => (c, i),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match catalog.get_namespace(&ident).await {
+        Ok(n) => Json(json!({ "namespace": n.name().clone().inner(), "properties": n.properties() }))
+            .into_response(),
+        Err(e) => from_iceberg(e, &ns),
+    }
+}
+
+async fn namespace_exists(State(broker): State<Arc<Broker>>, Path(ns): Path<String>) -> Response {
+    let (catalog, ident) = match (catalog(&broker).await, namespace(&ns)) {
+        (Ok(c), Ok(i)) => (c, i),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match catalog.namespace_exists(&ident).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn list_tables(State(broker): State<Arc<Broker>>, Path(ns): Path<String>) -> Response {
+    let (catalog, ident) = match (catalog(&broker).await, namespace(&ns)) {
+        (Ok(c), Ok(i)) => (c, i),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match catalog.list_tables(&ident).await {
+        Ok(tables) => {
+            let identifiers: Vec<Value> = tables
+                .into_iter()
+                .map(|t| json!({ "namespace": t.namespace().clone().inner(), "name": t.name() }))
+                .collect();
+            Json(json!({ "identifiers": identifiers })).into_response()
+        }
+        Err(e) => from_iceberg(e, &ns),
+    }
+}
+
+async fn load_table(
+    State(broker): State<Arc<Broker>>,
+    Path((ns, table)): Path<(String, String)>,
+) -> Response {
+    let (catalog, ident) = match (catalog(&broker).await, namespace(&ns)) {
+        (Ok(c), Ok(i)) => (c, TableIdent::new(i, table.clone())),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let loaded = match catalog.load_table(&ident).await {
+        Ok(t) => t,
+        Err(e) => return from_iceberg(e, &format!("{ns}.{table}")),
+    };
+    let metadata = match serde_json::to_value(loaded.metadata()) {
+        Ok(m) => m,
+        Err(e) => return unavailable(e),
+    };
+    // The FileIO properties a reader needs to open the files (S3 endpoint, credentials).
+    let config = broker.lake.as_ref().map(|l| l.options.storage.clone()).unwrap_or_default();
+    Json(json!({
+        "metadata-location": loaded.metadata_location(),
+        "metadata": metadata,
+        "config": config,
+    }))
+    .into_response()
+}
+
+async fn table_exists(
+    State(broker): State<Arc<Broker>>,
+    Path((ns, table)): Path<(String, String)>,
+) -> Response {
+    let (catalog, ident) = match (catalog(&broker).await, namespace(&ns)) {
+        (Ok(c), Ok(i)) => (c, TableIdent::new(i, table)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match catalog.table_exists(&ident).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Binds the HTTP listener.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn bind(addr: &str) -> crate::error::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| crate::error::Error::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    if let Ok(a) = listener.local_addr() {
+        info!(listen = %a, "HTTP (Iceberg REST catalog, health) is serving");
+    }
+    Ok(listener)
+}

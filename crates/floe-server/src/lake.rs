@@ -1,0 +1,332 @@
+//! Wiring the lake into the broker: one committer task per topic that lands the tails
+//! every `commit_interval` (or sooner when `commit_bytes` wait), start-up recovery from
+//! `floe.offsets`, retries with backoff while the catalog or storage is down, and the
+//! last round at shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use floe_lake::{CatalogKind, LakeOptions, LakeTable, TailBudget, TimePartitioning, WarehouseStore};
+use iceberg::Catalog;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::broker::{now_ms, Broker, Topic};
+use crate::config::{LakeConfig, ServerConfig};
+use crate::error::{Error, Result};
+
+/// The lake side of the broker.
+pub struct LakeService {
+    /// Settings as configured.
+    pub config: LakeConfig,
+    /// Where and how tables are written.
+    pub options: LakeOptions,
+    /// Memory for all tails.
+    pub budget: Arc<TailBudget>,
+    /// Arrow schema of the tails.
+    pub schema: arrow_schema::SchemaRef,
+    /// For listing and deleting orphans.
+    pub store: WarehouseStore,
+    catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
+}
+
+impl LakeService {
+    /// Builds the service from the configuration (None when the lake is off). Does not
+    /// connect: an unreachable catalog must not stop the broker from taking writes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for settings that can never work.
+    pub fn new(config: &ServerConfig) -> Result<Option<Arc<Self>>> {
+        let lake = &config.lake;
+        if !lake.enabled {
+            return Ok(None);
+        }
+        let bad = Error::Lake;
+        let data_dir = std::path::absolute(&config.data_dir).map_err(|source| Error::Io {
+            op: "resolve data directory",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let catalog = match lake.catalog.as_str() {
+            "sql" => CatalogKind::Sql {
+                uri: lake.catalog_uri.clone().unwrap_or_else(|| {
+                    format!("sqlite://{}?mode=rwc", data_dir.join("catalog.db").display())
+                }),
+            },
+            "rest" => CatalogKind::Rest {
+                uri: lake.catalog_uri.clone().ok_or_else(|| {
+                    bad("lake.catalog_uri is required when lake.catalog = \"rest\"".into())
+                })?,
+            },
+            other => return Err(bad(format!("lake.catalog = {other:?}: expected \"sql\" or \"rest\""))),
+        };
+        let warehouse = match &lake.warehouse {
+            Some(w) => w.trim_end_matches('/').to_owned(),
+            None => {
+                let dir = data_dir.join("warehouse");
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    op: "create warehouse directory",
+                    path: dir.clone(),
+                    source,
+                })?;
+                format!("file:{}", dir.display())
+            }
+        };
+        let mut storage = HashMap::new();
+        let s3 = &lake.s3;
+        for (key, value) in [
+            ("s3.endpoint", &s3.endpoint),
+            ("s3.region", &s3.region),
+            ("s3.access-key-id", &s3.access_key_id),
+            ("s3.secret-access-key", &s3.secret_access_key),
+        ] {
+            if let Some(v) = value {
+                storage.insert(key.to_owned(), v.clone());
+            }
+        }
+        if s3.path_style {
+            storage.insert("s3.path-style-access".into(), "true".into());
+        }
+        floe_lake::table::validate_compression(&lake.compression)
+            .map_err(|e| bad(format!("lake.compression: {e}")))?;
+        let options = LakeOptions {
+            catalog,
+            warehouse,
+            namespace: lake.namespace.clone(),
+            storage,
+            compression: lake.compression.clone(),
+            target_file_size: lake.target_file_size_bytes.max(1 << 20),
+        };
+        let store = WarehouseStore::new(&options).map_err(|e| bad(e.to_string()))?;
+        let schema = floe_lake::schema::arrow_schema().map_err(|e| bad(e.to_string()))?;
+        Ok(Some(Arc::new(Self {
+            config: lake.clone(),
+            options,
+            budget: TailBudget::new(lake.max_buffer_bytes.max(1 << 20)),
+            schema,
+            store,
+            catalog: tokio::sync::Mutex::new(None),
+        })))
+    }
+
+    /// The catalog, connecting on first use (and again after a failed attempt).
+    ///
+    /// # Errors
+    /// The catalog cannot be reached or refuses the configuration.
+    pub async fn catalog(&self) -> floe_lake::Result<Arc<dyn Catalog>> {
+        let mut slot = self.catalog.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = floe_lake::open_catalog(&self.options).await?;
+        info!(warehouse = %self.options.warehouse, "connected to the Iceberg catalog");
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}
+
+/// Landing state of one topic.
+pub struct TopicLake {
+    /// The table, once opened.
+    pub table: RwLock<Option<Arc<LakeTable>>>,
+    /// Starts a round early (enough bytes waiting, or shutdown).
+    pub wake: Notify,
+    /// Cancelled when the topic is deleted.
+    pub cancel: CancellationToken,
+    /// Counters for metrics and tests.
+    pub stats: Mutex<LakeStats>,
+}
+
+/// What landing has done so far for a topic.
+#[derive(Debug, Clone, Default)]
+pub struct LakeStats {
+    /// Successful rounds.
+    pub commits: u64,
+    /// Failed rounds (or failed attempts to open the table).
+    pub failures: u64,
+    /// Rows landed.
+    pub rows: u64,
+    /// Data files written.
+    pub files: u64,
+    /// Parquet bytes written.
+    pub bytes: u64,
+    /// When the last successful round committed (ms since the epoch).
+    pub last_commit_ms: Option<i64>,
+    /// Duration of the last successful round.
+    pub last_duration: Option<Duration>,
+    /// The last error, until a round succeeds.
+    pub last_error: Option<String>,
+}
+
+impl TopicLake {
+    /// New state for a topic.
+    pub fn new(parent: &CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            table: RwLock::new(None),
+            wake: Notify::new(),
+            cancel: parent.child_token(),
+            stats: Mutex::new(LakeStats::default()),
+        })
+    }
+
+    /// The table, if opened.
+    pub fn table(&self) -> Option<Arc<LakeTable>> {
+        self.table.read().clone()
+    }
+
+    /// Next offset of `partition` in the table, None while the table is not open.
+    pub fn landed(&self, partition: i32) -> Option<i64> {
+        self.table().map(|t| t.landed(partition))
+    }
+}
+
+/// Runs a topic's committer until the broker stops or the topic is deleted.
+pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
+    let (Some(lake), Some(state)) = (broker.lake.clone(), topic.lake.clone()) else {
+        return;
+    };
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let opened = state.table().is_some();
+        if !opened {
+            match open_table(&lake, &topic, &state).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(e) => {
+                    record_failure(&state, &e);
+                    warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "cannot open the topic's Iceberg table");
+                    if sleep_or_stop(&state, backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            _ = state.cancel.cancelled() => return,
+            _ = tokio::time::sleep(lake.config.commit_interval) => {}
+            _ = state.wake.notified() => {}
+        }
+        match land_round(&topic, &state, false).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => {
+                record_failure(&state, &e);
+                warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
+                if sleep_or_stop(&state, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Sleeps; true if the topic or broker stopped meanwhile.
+async fn sleep_or_stop(state: &TopicLake, d: Duration) -> bool {
+    tokio::select! {
+        _ = state.cancel.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+fn record_failure(state: &TopicLake, e: &dyn std::fmt::Display) {
+    let mut s = state.stats.lock();
+    s.failures += 1;
+    s.last_error = Some(e.to_string());
+}
+
+async fn open_table(
+    lake: &Arc<LakeService>,
+    topic: &Arc<Topic>,
+    state: &Arc<TopicLake>,
+) -> floe_lake::Result<()> {
+    let catalog = lake.catalog().await?;
+    let by = match topic.config.read().lake_partition_by {
+        floe_common::LakePartitionBy::Day => TimePartitioning::Day,
+        floe_common::LakePartitionBy::Hour => TimePartitioning::Hour,
+    };
+    let table = Arc::new(LakeTable::open(catalog, &lake.options, &topic.name, by).await?);
+    // No round runs yet for this table, so unreferenced files are a killed round's.
+    table.clean_orphans(&lake.store).await?;
+    let partitions = topic.partitions.read().clone();
+    let t = table.clone();
+    let rebuilt = tokio::task::spawn_blocking(move || {
+        for p in &partitions {
+            p.rebuild_tail(t.landed(p.index))?;
+        }
+        Ok::<_, floe_log::Error>(())
+    })
+    .await;
+    match rebuilt {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(topic = %topic.name, error = %e, "cannot re-read the WAL into the tail"),
+        Err(e) => error!(topic = %topic.name, error = %e, "tail rebuild task failed"),
+    }
+    let landed: Vec<i64> = topic.partitions.read().iter().map(|p| table.landed(p.index)).collect();
+    info!(topic = %topic.name, table = %table.ident(), ?landed, "landing resumes");
+    *state.table.write() = Some(table);
+    Ok(())
+}
+
+/// One round: lands every partition's tail up to its durable offset. With `all`, up to
+/// the log end (shutdown, after the final fsync).
+async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> floe_lake::Result<()> {
+    let Some(table) = state.table() else { return Ok(()) };
+    let partitions = topic.partitions.read().clone();
+    let mut tails = Vec::with_capacity(partitions.len());
+    let mut limits = Vec::with_capacity(partitions.len());
+    for p in &partitions {
+        let Some(tail) = p.tail() else { return Ok(()) };
+        tails.push(tail.clone());
+        limits.push(if all { p.offsets().1 } else { p.synced_offset() });
+    }
+    let started = Instant::now();
+    // Parquet encoding is CPU work: keep it off the runtime's worker threads.
+    let handle = tokio::runtime::Handle::current();
+    let outcome = tokio::task::spawn_blocking(move || handle.block_on(table.land(&tails, &limits)))
+        .await
+        .map_err(|e| floe_lake::Error::Config(format!("landing task failed: {e}")))??;
+    if let Some(stats) = outcome {
+        let mut s = state.stats.lock();
+        s.commits += 1;
+        s.rows += stats.rows;
+        s.files += stats.files as u64;
+        s.bytes += stats.bytes;
+        s.last_commit_ms = Some(now_ms());
+        s.last_duration = Some(started.elapsed());
+        s.last_error = None;
+        tracing::debug!(topic = %topic.name, snapshot = stats.snapshot_id, rows = stats.rows, files = stats.files, "landed");
+    }
+    Ok(())
+}
+
+/// The last round of every topic at shutdown (after the final fsync).
+pub async fn final_rounds(broker: &Arc<Broker>) {
+    for topic in broker.topics() {
+        let Some(state) = topic.lake.clone() else { continue };
+        if state.table().is_none() {
+            continue;
+        }
+        match land_round(&topic, &state, true).await {
+            Ok(()) => {}
+            Err(e) => warn!(topic = %topic.name, error = %e, "final landing round failed; the WAL keeps the data for the next start"),
+        }
+    }
+}
+
+/// Wakes committers whose tails hold more than `commit_bytes`.
+pub fn maybe_wake(broker: &Broker, topic: &Topic) {
+    let (Some(lake), Some(state)) = (&broker.lake, &topic.lake) else { return };
+    let waiting: usize = topic
+        .partitions
+        .read()
+        .iter()
+        .filter_map(|p| p.tail().map(|t| t.bytes()))
+        .sum();
+    if waiting as u64 >= lake.config.commit_bytes {
+        state.wake.notify_one();
+    }
+}
