@@ -16,9 +16,10 @@ def check_against_spec(base, spec_path, namespace, table):
     import yaml
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
 
     spec = yaml.safe_load(open(spec_path))
-    registry = Registry().with_resource("spec", Resource.from_contents(spec, default_specification=None))
+    registry = Registry().with_resource("spec", Resource(contents=spec, specification=DRAFT202012))
 
     def validate(path, schema_name):
         body = json.load(urllib.request.urlopen(base + path))

@@ -10,7 +10,10 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/specs/iceberg-rest-catalog-open-api.yaml");
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/specs/iceberg-rest-catalog-open-api.yaml"
+);
 
 fn lake_broker(config: &mut floe_server::ServerConfig) {
     config.lake.commit_interval = Duration::from_millis(200);
@@ -18,12 +21,22 @@ fn lake_broker(config: &mut floe_server::ServerConfig) {
 }
 
 async fn produce(bootstrap: &str, topic: &str, partitions: i32, n: i32, ts0: i64) {
-    let producer = producer(bootstrap, &[("acks", "all"), ("enable.idempotence", "true"), ("compression.type", "zstd")]);
+    let producer = producer(
+        bootstrap,
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("compression.type", "zstd"),
+        ],
+    );
     let mut acks = Vec::new();
     for i in 0..n {
         let key = format!("k{i}");
         let value = format!("v{i}");
-        let headers = OwnedHeaders::new().insert(Header { key: "h", value: Some(&i.to_string()) });
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "h",
+            value: Some(&i.to_string()),
+        });
         let record = FutureRecord::to(topic)
             .key(&key)
             .payload(&value)
@@ -55,7 +68,12 @@ async fn wait_landed(broker: &TestBroker, topic: &str, ends: &[i64]) {
 
 fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_table.py");
-    let mut args = vec![script.to_string(), http.to_string(), "kafka".into(), table.to_string()];
+    let mut args = vec![
+        script.to_string(),
+        http.to_string(),
+        "kafka".into(),
+        table.to_string(),
+    ];
     // The spec lives next to the repository (../shared/specs); a checkout without it
     // skips only the schema check, not the PyIceberg read.
     if check_spec && std::path::Path::new(SPEC).exists() {
@@ -63,7 +81,10 @@ fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_json:
     } else if check_spec {
         eprintln!("note: {SPEC} not found; REST responses not schema-checked");
     }
-    let out = std::process::Command::new("python3").args(&args).output().expect("python3 runs");
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3 runs");
     assert!(
         out.status.success(),
         "PyIceberg read failed (scripts/test.sh installs it):\n{}",
@@ -98,10 +119,18 @@ async fn produced_records_land_once_and_pyiceberg_reads_them_through_rest() {
         assert_eq!(row["timestamp_ms"], ts0 + i);
         assert_eq!(row["headers"], serde_json::json!([["h", i.to_string()]]));
     }
-    let offsets: serde_json::Value =
-        serde_json::from_str(v["snapshot_summary"]["floe.offsets"].as_str().expect("floe.offsets")).expect("json");
+    let offsets: serde_json::Value = serde_json::from_str(
+        v["snapshot_summary"]["floe.offsets"]
+            .as_str()
+            .expect("floe.offsets"),
+    )
+    .expect("json");
     assert_eq!(offsets, serde_json::json!({"0": 150, "1": 150}));
-    assert!(v["partition_spec"].as_str().expect("spec").contains("day"), "{}", v["partition_spec"]);
+    assert!(
+        v["partition_spec"].as_str().expect("spec").contains("day"),
+        "{}",
+        v["partition_spec"]
+    );
 
     // A restart re-lands nothing twice: the table still has 300 rows after more rounds.
     let mut broker = broker;
@@ -121,7 +150,13 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
     let broker = TestBroker::start_with(lake_broker).await;
     let b = broker.bootstrap();
     // Small segments and no local retention: segments go as soon as they are landed.
-    create_topic(&b, "history", 1, &[("segment.bytes", "2048"), ("local.retention.ms", "0")]).await;
+    create_topic(
+        &b,
+        "history",
+        1,
+        &[("segment.bytes", "2048"), ("local.retention.ms", "0")],
+    )
+    .await;
     let ts0 = 1_600_000_000_000;
     produce(&b, "history", 1, 400, ts0).await;
     wait_landed(&broker, "history", &[400]).await;
@@ -134,7 +169,8 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
 
     let consumer = consumer(&b, "lake-reader", &[]);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("history", 0, Offset::Beginning).expect("tpl");
+    tpl.add_partition_offset("history", 0, Offset::Beginning)
+        .expect("tpl");
     consumer.assign(&tpl).expect("assign");
     let got = recv_n(&consumer, 400, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 400);
@@ -149,12 +185,14 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
 
     // Timestamp lookup on lake-tier data: the first offset at or after the time asked.
     let mut q = TopicPartitionList::new();
-    q.add_partition_offset("history", 0, Offset::Offset(ts0 + 37)).expect("tpl");
+    q.add_partition_offset("history", 0, Offset::Offset(ts0 + 37))
+        .expect("tpl");
     let c2 = consumer.clone_for_lookup(&b);
-    let found = tokio::task::spawn_blocking(move || c2.offsets_for_times(q, Duration::from_secs(10)))
-        .await
-        .expect("join")
-        .expect("offsets_for_times");
+    let found =
+        tokio::task::spawn_blocking(move || c2.offsets_for_times(q, Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("offsets_for_times");
     let offset = found.elements()[0].offset();
     assert_eq!(offset, Offset::Offset(37));
     drop(found);
@@ -168,6 +206,9 @@ trait Lookup {
 
 impl Lookup for rdkafka::consumer::StreamConsumer {
     fn clone_for_lookup(&self, bootstrap: &str) -> rdkafka::consumer::BaseConsumer {
-        client_config(bootstrap).set("group.id", "lookup").create().expect("consumer")
+        client_config(bootstrap)
+            .set("group.id", "lookup")
+            .create()
+            .expect("consumer")
     }
 }

@@ -143,7 +143,10 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         (&args.s3_endpoint, &mut cfg.lake.s3.endpoint),
         (&args.s3_region, &mut cfg.lake.s3.region),
         (&args.s3_access_key_id, &mut cfg.lake.s3.access_key_id),
-        (&args.s3_secret_access_key, &mut cfg.lake.s3.secret_access_key),
+        (
+            &args.s3_secret_access_key,
+            &mut cfg.lake.s3.secret_access_key,
+        ),
     ] {
         if let Some(v) = value {
             *slot = Some(v.clone());

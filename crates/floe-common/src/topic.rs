@@ -222,7 +222,10 @@ impl TopicConfig {
             ),
             ("cleanup.policy", "delete".to_string()),
             ("local.retention.ms", self.local_retention_ms.to_string()),
-            ("local.retention.bytes", self.local_retention_bytes.to_string()),
+            (
+                "local.retention.bytes",
+                self.local_retention_bytes.to_string(),
+            ),
             (
                 "lake.partition.by",
                 match self.lake_partition_by {

@@ -10,7 +10,7 @@ pub enum Error {
         context: String,
         /// The error from iceberg-rust.
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     /// Building or converting Arrow data failed.
     #[error("{context}: {source}")]
@@ -34,7 +34,7 @@ pub enum Error {
         context: String,
         /// The error from opendal.
         #[source]
-        source: opendal::Error,
+        source: Box<opendal::Error>,
     },
     /// Configuration that cannot work (bad URI, unknown catalog type, ...).
     #[error("lake configuration: {0}")]
@@ -53,7 +53,10 @@ impl Error {
     /// A `map_err` adapter that adds context to an iceberg error.
     pub fn iceberg(context: impl Into<String>) -> impl FnOnce(iceberg::Error) -> Self {
         let context = context.into();
-        move |source| Self::Iceberg { context, source }
+        move |source| Self::Iceberg {
+            context,
+            source: Box::new(source),
+        }
     }
 
     /// A `map_err` adapter that adds context to an arrow error.
@@ -65,7 +68,10 @@ impl Error {
     /// A `map_err` adapter that adds context to an opendal error.
     pub fn storage(context: impl Into<String>) -> impl FnOnce(opendal::Error) -> Self {
         let context = context.into();
-        move |source| Self::Storage { context, source }
+        move |source| Self::Storage {
+            context,
+            source: Box::new(source),
+        }
     }
 
     /// Whether retrying later can help (commit conflicts, I/O, unreachable services), as

@@ -97,7 +97,7 @@ async fn lands_reads_back_and_survives_reopen() {
     tail.push(batch(100, 100));
     // Only the first 150 offsets are durable.
     let stats = table
-        .land(&[tail.clone()], &[150])
+        .land(std::slice::from_ref(&tail), &[150])
         .await
         .expect("land")
         .expect("a round");
@@ -107,12 +107,12 @@ async fn lands_reads_back_and_survives_reopen() {
     assert_eq!(tail.range(), (150, 200));
     // Nothing new: no round.
     assert!(table
-        .land(&[tail.clone()], &[150])
+        .land(std::slice::from_ref(&tail), &[150])
         .await
         .expect("land")
         .is_none());
     let stats = table
-        .land(&[tail.clone()], &[200])
+        .land(std::slice::from_ref(&tail), &[200])
         .await
         .expect("land")
         .expect("round");
@@ -216,7 +216,7 @@ async fn commit_refuses_when_offsets_moved_underneath() {
     tb.push(batch(0, 10));
     a.land(&[ta], &[10]).await.expect("a lands").expect("round");
     // b still believes nothing is landed: its round must not double the rows.
-    assert!(b.land(&[tb.clone()], &[10]).await.is_err());
+    assert!(b.land(std::slice::from_ref(&tb), &[10]).await.is_err());
     assert_eq!(b.landed(0), 10, "b reloaded the table's offsets");
     assert!(
         b.land(&[tb], &[10]).await.expect("retry").is_none(),

@@ -984,7 +984,8 @@ mod tests {
 
         // Everything expired, but only offsets below 30 are in the lake: segments
         // that reach past 30 stay.
-        log.apply_retention(1_000_000, 30).expect("bounded retention");
+        log.apply_retention(1_000_000, 30)
+            .expect("bounded retention");
         assert_eq!(log.log_start_offset(), 30);
 
         // Everything expired: the active segment is rolled and deleted too.

@@ -151,7 +151,10 @@ impl Broker {
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             info!(topic = %topic.name, partitions = topic.partition_count(), "opened topic");
-            broker.topics.write().insert(topic.name.to_string(), topic.clone());
+            broker
+                .topics
+                .write()
+                .insert(topic.name.to_string(), topic.clone());
             broker.start_committer(&topic);
         }
         Ok(broker)

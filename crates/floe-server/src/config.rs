@@ -269,7 +269,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "0.0.0.0:8181".into() }
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:8181".into(),
+        }
     }
 }
 

@@ -27,9 +27,15 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/ready", get(ready))
         .route("/v1/config", get(config))
         .route("/v1/namespaces", get(list_namespaces))
-        .route("/v1/namespaces/{ns}", get(load_namespace).head(namespace_exists))
+        .route(
+            "/v1/namespaces/{ns}",
+            get(load_namespace).head(namespace_exists),
+        )
         .route("/v1/namespaces/{ns}/tables", get(list_tables))
-        .route("/v1/namespaces/{ns}/tables/{table}", get(load_table).head(table_exists))
+        .route(
+            "/v1/namespaces/{ns}/tables/{table}",
+            get(load_table).head(table_exists),
+        )
         .with_state(broker)
 }
 
@@ -76,6 +82,7 @@ fn from_iceberg(e: iceberg::Error, what: &str) -> Response {
     }
 }
 
+#[allow(clippy::result_large_err)]
 async fn catalog(broker: &Broker) -> Result<Arc<dyn Catalog>, Response> {
     let Some(lake) = &broker.lake else {
         return Err(error(
@@ -88,9 +95,15 @@ async fn catalog(broker: &Broker) -> Result<Arc<dyn Catalog>, Response> {
 }
 
 /// Namespace path segment: levels joined by the unit separator (0x1F), per the spec.
+// An error here is the HTTP answer itself; boxing it would only add noise.
+#[allow(clippy::result_large_err)]
 fn namespace(ns: &str) -> Result<NamespaceIdent, Response> {
     NamespaceIdent::from_vec(ns.split('\u{1f}').map(str::to_owned).collect()).map_err(|e| {
-        error(StatusCode::BAD_REQUEST, "BadRequestException", format!("bad namespace {ns:?}: {e}"))
+        error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            format!("bad namespace {ns:?}: {e}"),
+        )
     })
 }
 
@@ -133,8 +146,10 @@ async fn load_namespace(State(broker): State<Arc<Broker>>, Path(ns): Path<String
         (Err(r), _) | (_, Err(r)) => return r,
     };
     match catalog.get_namespace(&ident).await {
-        Ok(n) => Json(json!({ "namespace": n.name().clone().inner(), "properties": n.properties() }))
-            .into_response(),
+        Ok(n) => {
+            Json(json!({ "namespace": n.name().clone().inner(), "properties": n.properties() }))
+                .into_response()
+        }
         Err(e) => from_iceberg(e, &ns),
     }
 }
@@ -185,7 +200,11 @@ async fn load_table(
         Err(e) => return unavailable(e),
     };
     // The FileIO properties a reader needs to open the files (S3 endpoint, credentials).
-    let config = broker.lake.as_ref().map(|l| l.options.storage.clone()).unwrap_or_default();
+    let config = broker
+        .lake
+        .as_ref()
+        .map(|l| l.options.storage.clone())
+        .unwrap_or_default();
     Json(json!({
         "metadata-location": loaded.metadata_location(),
         "metadata": metadata,
@@ -214,10 +233,12 @@ async fn table_exists(
 /// # Errors
 /// The address cannot be bound.
 pub async fn bind(addr: &str) -> crate::error::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| crate::error::Error::Bind {
-        addr: addr.to_owned(),
-        source,
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::error::Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
     if let Ok(a) = listener.local_addr() {
         info!(listen = %a, "HTTP (Iceberg REST catalog, health) is serving");
     }

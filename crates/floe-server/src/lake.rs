@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use floe_lake::{CatalogKind, LakeOptions, LakeTable, TailBudget, TimePartitioning, WarehouseStore};
+use floe_lake::{
+    CatalogKind, LakeOptions, LakeTable, TailBudget, TimePartitioning, WarehouseStore,
+};
 use iceberg::Catalog;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -53,7 +55,10 @@ impl LakeService {
         let catalog = match lake.catalog.as_str() {
             "sql" => CatalogKind::Sql {
                 uri: lake.catalog_uri.clone().unwrap_or_else(|| {
-                    format!("sqlite://{}?mode=rwc", data_dir.join("catalog.db").display())
+                    format!(
+                        "sqlite://{}?mode=rwc",
+                        data_dir.join("catalog.db").display()
+                    )
                 }),
             },
             "rest" => CatalogKind::Rest {
@@ -61,7 +66,11 @@ impl LakeService {
                     bad("lake.catalog_uri is required when lake.catalog = \"rest\"".into())
                 })?,
             },
-            other => return Err(bad(format!("lake.catalog = {other:?}: expected \"sql\" or \"rest\""))),
+            other => {
+                return Err(bad(format!(
+                    "lake.catalog = {other:?}: expected \"sql\" or \"rest\""
+                )))
+            }
         };
         let warehouse = match &lake.warehouse {
             Some(w) => w.trim_end_matches('/').to_owned(),
@@ -262,10 +271,17 @@ async fn open_table(
     .await;
     match rebuilt {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => error!(topic = %topic.name, error = %e, "cannot re-read the WAL into the tail"),
+        Ok(Err(e)) => {
+            error!(topic = %topic.name, error = %e, "cannot re-read the WAL into the tail")
+        }
         Err(e) => error!(topic = %topic.name, error = %e, "tail rebuild task failed"),
     }
-    let landed: Vec<i64> = topic.partitions.read().iter().map(|p| table.landed(p.index)).collect();
+    let landed: Vec<i64> = topic
+        .partitions
+        .read()
+        .iter()
+        .map(|p| table.landed(p.index))
+        .collect();
     info!(topic = %topic.name, table = %table.ident(), ?landed, "landing resumes");
     *state.table.write() = Some(table);
     Ok(())
@@ -273,15 +289,25 @@ async fn open_table(
 
 /// One round: lands every partition's tail up to its durable offset. With `all`, up to
 /// the log end (shutdown, after the final fsync).
-async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> floe_lake::Result<()> {
-    let Some(table) = state.table() else { return Ok(()) };
+async fn land_round(
+    topic: &Arc<Topic>,
+    state: &Arc<TopicLake>,
+    all: bool,
+) -> floe_lake::Result<()> {
+    let Some(table) = state.table() else {
+        return Ok(());
+    };
     let partitions = topic.partitions.read().clone();
     let mut tails = Vec::with_capacity(partitions.len());
     let mut limits = Vec::with_capacity(partitions.len());
     for p in &partitions {
         let Some(tail) = p.tail() else { return Ok(()) };
         tails.push(tail.clone());
-        limits.push(if all { p.offsets().1 } else { p.synced_offset() });
+        limits.push(if all {
+            p.offsets().1
+        } else {
+            p.synced_offset()
+        });
     }
     let started = Instant::now();
     // Parquet encoding is CPU work: keep it off the runtime's worker threads.
@@ -306,20 +332,26 @@ async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> fl
 /// The last round of every topic at shutdown (after the final fsync).
 pub async fn final_rounds(broker: &Arc<Broker>) {
     for topic in broker.topics() {
-        let Some(state) = topic.lake.clone() else { continue };
+        let Some(state) = topic.lake.clone() else {
+            continue;
+        };
         if state.table().is_none() {
             continue;
         }
         match land_round(&topic, &state, true).await {
             Ok(()) => {}
-            Err(e) => warn!(topic = %topic.name, error = %e, "final landing round failed; the WAL keeps the data for the next start"),
+            Err(e) => {
+                warn!(topic = %topic.name, error = %e, "final landing round failed; the WAL keeps the data for the next start")
+            }
         }
     }
 }
 
 /// Wakes committers whose tails hold more than `commit_bytes`.
 pub fn maybe_wake(broker: &Broker, topic: &Topic) {
-    let (Some(lake), Some(state)) = (&broker.lake, &topic.lake) else { return };
+    let (Some(lake), Some(state)) = (&broker.lake, &topic.lake) else {
+        return;
+    };
     let waiting: usize = topic
         .partitions
         .read()

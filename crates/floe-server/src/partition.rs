@@ -73,11 +73,22 @@ impl Partition {
         let end = log.log_end_offset();
         drop(log);
         self.end.send_replace(end);
-        if let (Some(tail), AppendOutcome::Appended { base_offset, last_offset, .. }) =
-            (&self.tail, &outcome)
+        if let (
+            Some(tail),
+            AppendOutcome::Appended {
+                base_offset,
+                last_offset,
+                ..
+            },
+        ) = (&self.tail, &outcome)
         {
             // Decoded outside the log lock; the tail puts concurrent appends in order.
-            self.push_tail(tail, *base_offset, *last_offset + 1, Bytes::copy_from_slice(records));
+            self.push_tail(
+                tail,
+                *base_offset,
+                *last_offset + 1,
+                Bytes::copy_from_slice(records),
+            );
         }
         Ok(outcome)
     }
@@ -104,7 +115,9 @@ impl Partition {
     /// Refills the tail from the WAL, starting at `landed` (what the table holds).
     /// Appends wait meanwhile, so nothing is missed or doubled. Blocking.
     pub fn rebuild_tail(&self, landed: i64) -> floe_log::Result<()> {
-        let Some(tail) = &self.tail else { return Ok(()) };
+        let Some(tail) = &self.tail else {
+            return Ok(());
+        };
         let log = self.log.write();
         let start = landed.max(log.log_start_offset());
         if start > landed {

@@ -147,8 +147,14 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
     };
     // Offsets the local log still has are served from it on the next fetch.
     let end = table.landed(partition.index).min(start);
-    match floe_lake::reader::fetch(&table.table(), partition.index, want.fetch_offset, end, want.max_bytes.max(1))
-        .await
+    match floe_lake::reader::fetch(
+        &table.table(),
+        partition.index,
+        want.fetch_offset,
+        end,
+        want.max_bytes.max(1),
+    )
+    .await
     {
         Ok(Some((records, _next))) => {
             data.error_code = 0;

@@ -51,7 +51,11 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             };
-            let lake_answer = match topic.as_ref().and_then(|t| t.lake.clone()).and_then(|l| l.table()) {
+            let lake_answer = match topic
+                .as_ref()
+                .and_then(|t| t.lake.clone())
+                .and_then(|l| l.table())
+            {
                 Some(table) => lake_lookup(&table, &partition, p.timestamp).await,
                 None => None,
             };
@@ -109,7 +113,10 @@ async fn lake_lookup(
         EARLIEST => floe_lake::reader::first_offset(&t, partition.index)
             .await
             .map(|first| first.filter(|f| *f < start).map(|f| (f, -1))),
-        ts if ts >= 0 => floe_lake::reader::offset_for_timestamp(&t, partition.index, ts, landed.min(start)).await,
+        ts if ts >= 0 => {
+            floe_lake::reader::offset_for_timestamp(&t, partition.index, ts, landed.min(start))
+                .await
+        }
         _ => Ok(None),
     };
     match result {

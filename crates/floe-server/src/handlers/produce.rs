@@ -84,7 +84,10 @@ pub(super) async fn handle(
                 // Landing is behind by the whole buffer: hold the request until it frees
                 // memory (bounded by the request timeout) rather than grow without limit.
                 if lake.budget.pressure() == floe_lake::Pressure::Full {
-                    warn!(used = lake.budget.used(), "tail buffers full; produce waits for landing");
+                    warn!(
+                        used = lake.budget.used(),
+                        "tail buffers full; produce waits for landing"
+                    );
                     let _ = tokio::time::timeout(timeout, lake.budget.wait_for_room()).await;
                 }
             }
