@@ -79,9 +79,19 @@ impl TestBroker {
         config.kafka.listen = format!("127.0.0.1:{}", free_port());
         config.http.listen = "127.0.0.1:0".into();
         f(&mut config);
-        let server = RunningServer::start(config.clone())
-            .await
-            .expect("broker starts");
+        // free_port() releases the port before the broker binds it, so another test's
+        // ephemeral bind can take it first: retry with a fresh port a few times.
+        let mut attempts = 0;
+        let server = loop {
+            match RunningServer::start(config.clone()).await {
+                Ok(s) => break s,
+                Err(floe_server::Error::Bind { .. }) if attempts < 5 => {
+                    attempts += 1;
+                    config.kafka.listen = format!("127.0.0.1:{}", free_port());
+                }
+                Err(e) => panic!("broker starts: {e:?}"),
+            }
+        };
         Self {
             server: Some(server),
             config,
