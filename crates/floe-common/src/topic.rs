@@ -69,6 +69,12 @@ pub struct TopicConfig {
     pub local_retention_bytes: i64,
     /// `lake.partition.by`: `day` or `hour`; read when the table is created.
     pub lake_partition_by: LakePartitionBy,
+    /// `lake.commit.interval.ms`: how often the topic's committer lands a round; `-1`
+    /// means the broker's `[lake] commit_interval`.
+    pub lake_commit_interval_ms: i64,
+    /// `lake.snapshot.retention.ms`: how long old table snapshots stay (time travel
+    /// window) before they expire and the files only they reference are deleted.
+    pub lake_snapshot_retention_ms: i64,
 }
 
 impl TopicConfig {
@@ -96,6 +102,8 @@ impl Default for TopicConfig {
             local_retention_ms: -2,
             local_retention_bytes: -2,
             lake_partition_by: LakePartitionBy::Day,
+            lake_commit_interval_ms: -1,
+            lake_snapshot_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -131,6 +139,14 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "lake.partition.by",
         "time partitioning of the topic's Iceberg table: day or hour (fixed when the table is created)",
+    ),
+    (
+        "lake.commit.interval.ms",
+        "how often the topic lands a round into its table, in ms (>= 10); -1 = the broker's [lake] commit_interval",
+    ),
+    (
+        "lake.snapshot.retention.ms",
+        "how long table snapshots stay for time travel before they expire, in ms (>= 0)",
     ),
 ];
 
@@ -200,6 +216,14 @@ impl TopicConfig {
                     _ => return Err(err("expected day or hour")),
                 }
             }
+            "lake.commit.interval.ms" => {
+                let v = int(-1)?;
+                if (0..10).contains(&v) {
+                    return Err(err("must be -1 or at least 10"));
+                }
+                self.lake_commit_interval_ms = v;
+            }
+            "lake.snapshot.retention.ms" => self.lake_snapshot_retention_ms = int(0)?,
             _ => return Err(err("unknown topic config")),
         }
         Ok(())
@@ -233,6 +257,14 @@ impl TopicConfig {
                     LakePartitionBy::Hour => "hour",
                 }
                 .to_string(),
+            ),
+            (
+                "lake.commit.interval.ms",
+                self.lake_commit_interval_ms.to_string(),
+            ),
+            (
+                "lake.snapshot.retention.ms",
+                self.lake_snapshot_retention_ms.to_string(),
             ),
         ]
     }

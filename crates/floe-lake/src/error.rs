@@ -39,6 +39,21 @@ pub enum Error {
     /// Configuration that cannot work (bad URI, unknown catalog type, ...).
     #[error("lake configuration: {0}")]
     Config(String),
+    /// The catalog database (for Floe's own metadata-pointer swap) failed.
+    #[error("{context}: {source}")]
+    Sql {
+        /// What Floe was doing.
+        context: String,
+        /// The error from sqlx.
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+    /// Someone else committed to the table between load and swap; nothing was changed.
+    #[error("{0}: the table changed underneath (commit conflict); retried later")]
+    Conflict(String),
+    /// The operation needs something this deployment does not have.
+    #[error("{0}")]
+    Unsupported(String),
     /// The `floe.offsets` property of a snapshot is not what Floe writes.
     #[error("snapshot {snapshot_id} has an unreadable floe.offsets summary: {reason}")]
     BadOffsetsSummary {
@@ -74,6 +89,15 @@ impl Error {
         }
     }
 
+    /// A `map_err` adapter that adds context to a sqlx error.
+    pub fn sql(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Sql {
+            context,
+            source: Box::new(source),
+        }
+    }
+
     /// Whether retrying later can help (commit conflicts, I/O, unreachable services), as
     /// opposed to a mistake that will fail the same way every time.
     pub fn is_transient(&self) -> bool {
@@ -82,7 +106,7 @@ impl Error {
                 source.kind(),
                 iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
             ),
-            Self::Storage { .. } => true,
+            Self::Storage { .. } | Self::Sql { .. } | Self::Conflict(_) => true,
             _ => false,
         }
     }

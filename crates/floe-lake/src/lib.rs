@@ -8,6 +8,8 @@
 pub mod catalog;
 pub mod convert;
 mod error;
+pub mod maintain;
+pub mod pointer;
 pub mod reader;
 pub mod schema;
 pub mod table;
@@ -15,6 +17,8 @@ pub mod tail;
 
 pub use catalog::{open_catalog, CatalogKind, LakeOptions, WarehouseStore};
 pub use error::{Error, Result};
+pub use maintain::{Housekeeping, HousekeepingReport};
+pub use pointer::MetadataPointer;
 pub use schema::TimePartitioning;
 pub use table::{LakeTable, RoundStats};
 pub use tail::{Pressure, TailBatch, TailBudget, TailBuffer};

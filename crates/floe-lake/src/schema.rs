@@ -27,7 +27,8 @@ pub const COL_HEADERS: &str = "headers";
 
 const ID_PARTITION: i32 = 1;
 const ID_OFFSET: i32 = 2;
-const ID_TIMESTAMP: i32 = 3;
+/// Field id of `timestamp` (column bounds in manifests are keyed by it).
+pub const ID_TIMESTAMP: i32 = 3;
 const ID_KEY: i32 = 4;
 const ID_VALUE: i32 = 5;
 const ID_HEADERS: i32 = 6;

@@ -39,7 +39,7 @@ pub const OFFSETS_PROPERTY: &str = "floe.offsets";
 /// Snapshot-summary key holding the id of the landing round that made the snapshot.
 pub const ROUND_PROPERTY: &str = "floe.round";
 /// Prefix of every data file Floe writes (orphan clean-up only touches these).
-const FILE_PREFIX: &str = "floe";
+pub(crate) const FILE_PREFIX: &str = "floe";
 
 /// What a landing round did.
 #[derive(Debug, Clone, Default)]
@@ -58,13 +58,13 @@ pub struct RoundStats {
 
 /// A topic's table, as the committer and the lake-tier reader see it.
 pub struct LakeTable {
-    catalog: Arc<dyn Catalog>,
-    ident: TableIdent,
-    table: RwLock<Table>,
-    options: LakeOptions,
+    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) ident: TableIdent,
+    pub(crate) table: RwLock<Table>,
+    pub(crate) options: LakeOptions,
     /// Next offset per partition the table covers.
-    landed: RwLock<BTreeMap<i32, i64>>,
-    by: TimePartitioning,
+    pub(crate) landed: RwLock<BTreeMap<i32, i64>>,
+    pub(crate) by: TimePartitioning,
 }
 
 impl std::fmt::Debug for LakeTable {
@@ -330,7 +330,11 @@ impl LakeTable {
         Ok(id)
     }
 
-    async fn write_files(&self, table: &Table, batches: Vec<RecordBatch>) -> Result<Vec<DataFile>> {
+    pub(crate) async fn write_files(
+        &self,
+        table: &Table,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<DataFile>> {
         let schema = batches[0].schema();
         let all = arrow_select::concat::concat_batches(&schema, &batches)
             .map_err(Error::arrow("concatenating tail batches"))?;
@@ -387,7 +391,7 @@ impl LakeTable {
         Ok(files)
     }
 
-    async fn delete_files(&self, files: &[DataFile]) {
+    pub(crate) async fn delete_files(&self, files: &[DataFile]) {
         let io = self.table.read().file_io().clone();
         for f in files {
             if let Err(e) = io.delete(f.file_path()).await {
@@ -422,7 +426,7 @@ impl LakeTable {
     }
 }
 
-/// Every data file referenced by any snapshot still in the table's metadata.
+/// Every data file alive in any snapshot still in the table's metadata.
 ///
 /// # Errors
 /// Manifest list or manifest reading failures.
@@ -443,7 +447,9 @@ pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
                 .load_manifest(table.file_io())
                 .await
                 .map_err(Error::iceberg("reading a manifest"))?;
-            for entry in manifest.entries() {
+            // A deleted entry only records the removal; the snapshots that still use
+            // the file list it as alive.
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
                 out.insert(normalize_uri(entry.file_path()));
             }
         }
@@ -456,20 +462,26 @@ pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
 /// # Errors
 /// [`Error::BadOffsetsSummary`] when the property does not parse.
 pub fn offsets_of(table: &Table) -> Result<BTreeMap<i32, i64>> {
-    let Some(snapshot) = table.metadata().current_snapshot() else {
-        return Ok(BTreeMap::new());
-    };
-    let Some(raw) = snapshot
-        .summary()
-        .additional_properties
-        .get(OFFSETS_PROPERTY)
-    else {
-        return Ok(BTreeMap::new());
-    };
-    parse_offsets(raw).map_err(|reason| Error::BadOffsetsSummary {
-        snapshot_id: snapshot.snapshot_id(),
-        reason,
-    })
+    // A snapshot another engine made (a Spark rewrite, say) has no floe.offsets; the
+    // offsets are then those of its nearest ancestor that has them.
+    let meta = table.metadata();
+    let mut next = meta.current_snapshot();
+    while let Some(snapshot) = next {
+        if let Some(raw) = snapshot
+            .summary()
+            .additional_properties
+            .get(OFFSETS_PROPERTY)
+        {
+            return parse_offsets(raw).map_err(|reason| Error::BadOffsetsSummary {
+                snapshot_id: snapshot.snapshot_id(),
+                reason,
+            });
+        }
+        next = snapshot
+            .parent_snapshot_id()
+            .and_then(|id| meta.snapshot_by_id(id));
+    }
+    Ok(BTreeMap::new())
 }
 
 fn parse_offsets(raw: &str) -> std::result::Result<BTreeMap<i32, i64>, String> {

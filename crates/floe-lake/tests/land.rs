@@ -1,85 +1,14 @@
 //! Landing into a real Iceberg SQL catalog (SQLite) and local warehouse, and reading back.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use floe_lake::convert::kafka_to_arrow;
-use floe_lake::schema::arrow_schema;
+use common::{batch, options, row_count, DAY_MS};
 use floe_lake::{
-    open_catalog, reader, CatalogKind, LakeOptions, LakeTable, TailBatch, TailBudget, TailBuffer,
-    TimePartitioning, WarehouseStore,
+    open_catalog, reader, LakeTable, TailBudget, TailBuffer, TimePartitioning, WarehouseStore,
 };
-use futures::TryStreamExt;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-
-const DAY_MS: i64 = 86_400_000;
-
-fn options(dir: &std::path::Path) -> LakeOptions {
-    LakeOptions {
-        catalog: CatalogKind::Sql {
-            uri: format!("sqlite://{}/catalog.db?mode=rwc", dir.display()),
-        },
-        warehouse: format!("file:{}/warehouse", dir.display()),
-        namespace: "kafka".into(),
-        storage: HashMap::new(),
-        compression: "zstd".into(),
-        target_file_size: 128 << 20,
-    }
-}
-
-/// Records `first..first+n`, the second half one day later than the first (two partitions
-/// of the table).
-fn batch(first: i64, n: i64) -> TailBatch {
-    let records: Vec<Record> = (first..first + n)
-        .map(|offset| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + if offset % 2 == 0 { 0 } else { DAY_MS } + offset,
-            key: Some(Bytes::from(format!("k{offset}"))),
-            value: Some(Bytes::from(format!("v{offset}"))),
-            headers: [(
-                kafka_protocol::protocol::StrBytes::from_static_str("h"),
-                Some(Bytes::from_static(b"x")),
-            )]
-            .into_iter()
-            .collect(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let opts = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::Zstd,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &opts).expect("encode");
-    let rows = kafka_to_arrow(&arrow_schema().expect("schema"), 0, buf.freeze()).expect("rows");
-    TailBatch {
-        first,
-        end: first + n,
-        rows,
-    }
-}
-
-async fn row_count(table: &iceberg::table::Table) -> usize {
-    let scan = table.scan().select_all().build().expect("scan");
-    let batches: Vec<_> = scan
-        .to_arrow()
-        .await
-        .expect("stream")
-        .try_collect()
-        .await
-        .expect("rows");
-    batches.iter().map(|b| b.num_rows()).sum()
-}
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 #[tokio::test]
 async fn lands_reads_back_and_survives_reopen() {

@@ -1,0 +1,659 @@
+//! Table housekeeping: topic retention, compaction of small files, snapshot expiry.
+//!
+//! Each step is one atomic catalog commit, run by the topic's committer between landing
+//! rounds (never concurrently with one), and each keeps `floe.offsets` as it was:
+//!
+//! - **Retention** drops whole data files whose newest record is older than the topic's
+//!   `retention.ms` (a `delete` snapshot), like Kafka dropping whole segments.
+//! - **Compaction** rewrites small files of one time partition into target-size files (a
+//!   `replace` snapshot). The rewritten files carry their own `partition`/`offset` bounds
+//!   in the new manifest, which is what lake-tier reads plan on, so the (partition,
+//!   offset) → file mapping changes in the same commit as the data.
+//! - **Snapshot expiry** removes snapshots older than `lake.snapshot.retention.ms`
+//!   (iceberg-rust's expire action), then deletes the files no remaining snapshot uses.
+//!
+//! Crash safety: new files are written before the commit; a crash before the pointer swap
+//! leaves unreferenced files only, which the orphan clean-up at the next start deletes
+//! (data files) or which are never read (manifests). Files are only ever deleted once no
+//! snapshot in the committed metadata references them, so a crash after the swap cannot
+//! lose data, and readers holding an older snapshot keep working until it expires.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::RecordBatch;
+use iceberg::spec::{
+    DataContentType, DataFile, FormatVersion, Literal, ManifestContentType, ManifestEntry,
+    ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot,
+    SnapshotReference, SnapshotRetention, Summary, MAIN_BRANCH,
+};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::MetadataLocation;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use tracing::{info, warn};
+
+use crate::catalog::{normalize_uri, WarehouseStore};
+use crate::pointer::MetadataPointer;
+use crate::schema::{self, COL_OFFSET, COL_PARTITION};
+use crate::table::{LakeTable, FILE_PREFIX, OFFSETS_PROPERTY, ROUND_PROPERTY};
+use crate::{Error, Result};
+
+/// What housekeeping may do this time.
+#[derive(Debug, Clone)]
+pub struct Housekeeping {
+    /// Wall clock, ms since the epoch.
+    pub now_ms: i64,
+    /// Topic `retention.ms`; None keeps data forever.
+    pub retention_ms: Option<i64>,
+    /// `lake.snapshot.retention.ms`.
+    pub snapshot_retention_ms: i64,
+    /// Files below this size are small (compaction candidates, the small-file metric).
+    pub small_file_bytes: u64,
+    /// Compact a time partition once it has this many small files of one size tier.
+    pub compact_min_files: usize,
+}
+
+/// What one housekeeping pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HousekeepingReport {
+    /// Data files dropped by retention.
+    pub expired_files: usize,
+    /// Rows in them.
+    pub expired_rows: u64,
+    /// Small files rewritten by compaction.
+    pub compacted_files: usize,
+    /// Files they became.
+    pub compacted_into: usize,
+    /// Snapshots expired.
+    pub snapshots_expired: usize,
+    /// Files deleted from storage (data files and metadata no snapshot uses any more).
+    pub files_deleted: usize,
+    /// Small data files in the current snapshot after the pass.
+    pub small_files: usize,
+    /// Data files in the current snapshot after the pass.
+    pub data_files: usize,
+}
+
+/// A live data file of the current snapshot, with the entry that tracks it.
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    /// The manifest listing it.
+    pub manifest: String,
+    /// Its entry (sequence numbers inherited).
+    pub entry: ManifestEntry,
+}
+
+impl LiveFile {
+    fn file(&self) -> &DataFile {
+        self.entry.data_file()
+    }
+
+    fn bucket(&self) -> Option<i32> {
+        match self.file().partition().iter().next().flatten() {
+            Some(Literal::Primitive(PrimitiveLiteral::Int(v))) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Upper bound of a long/int/timestamp column (field id), if the writer kept one.
+    fn upper(&self, field_id: i32) -> Option<i64> {
+        match self
+            .file()
+            .upper_bounds()
+            .get(&field_id)
+            .map(|d| d.literal())
+        {
+            Some(PrimitiveLiteral::Long(v)) => Some(*v),
+            Some(PrimitiveLiteral::Int(v)) => Some(i64::from(*v)),
+            _ => None,
+        }
+    }
+}
+
+/// The live data files of the table's current snapshot.
+///
+/// # Errors
+/// Manifest list or manifest reading failures.
+pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return Ok(Vec::new());
+    };
+    let list = table
+        .manifest_list_reader(snapshot)
+        .load()
+        .await
+        .map_err(Error::iceberg("reading a manifest list"))?;
+    let mut out = Vec::new();
+    for mf in list.entries() {
+        if mf.content != ManifestContentType::Data {
+            continue;
+        }
+        let manifest = mf
+            .load_manifest(table.file_io())
+            .await
+            .map_err(Error::iceberg("reading a manifest"))?;
+        for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+            out.push(LiveFile {
+                manifest: mf.manifest_path.clone(),
+                entry: entry.as_ref().clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl LakeTable {
+    /// One housekeeping pass: retention, then compaction, then snapshot expiry. Only call
+    /// from the committer, between landing rounds.
+    ///
+    /// # Errors
+    /// Any read, write or commit failure; what committed before it stays committed.
+    pub async fn housekeep(
+        &self,
+        pointer: &MetadataPointer,
+        store: &WarehouseStore,
+        policy: &Housekeeping,
+    ) -> Result<HousekeepingReport> {
+        let mut report = HousekeepingReport::default();
+        self.refresh().await?;
+        if let Some(retention_ms) = policy.retention_ms {
+            let cutoff_us = policy
+                .now_ms
+                .saturating_sub(retention_ms)
+                .saturating_mul(1000);
+            let live = live_files(&self.table()).await?;
+            let expired: Vec<LiveFile> = live
+                .into_iter()
+                .filter(|f| f.upper(schema::ID_TIMESTAMP).is_some_and(|t| t < cutoff_us))
+                .collect();
+            if !expired.is_empty() {
+                report.expired_rows = expired.iter().map(|f| f.file().record_count()).sum();
+                report.expired_files = expired.len();
+                self.commit_rewrite(pointer, &expired, Vec::new(), Operation::Delete)
+                    .await?;
+                info!(table = %self.ident, files = report.expired_files, rows = report.expired_rows, "retention dropped expired data files");
+            }
+        }
+        let live = live_files(&self.table()).await?;
+        for group in compaction_groups(&live, policy) {
+            let added = self.rewrite_rows(&group).await?;
+            let into = added.len();
+            match self
+                .commit_rewrite(pointer, &group, added, Operation::Replace)
+                .await
+            {
+                Ok(_) => {
+                    report.compacted_files += group.len();
+                    report.compacted_into += into;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if report.compacted_files > 0 {
+            info!(table = %self.ident, files = report.compacted_files, into = report.compacted_into, "compacted small files");
+        }
+        let (expired, deleted) = self
+            .expire_snapshots(store, policy.now_ms - policy.snapshot_retention_ms)
+            .await?;
+        report.snapshots_expired = expired;
+        report.files_deleted = deleted;
+        let live = live_files(&self.table()).await?;
+        report.data_files = live.len();
+        report.small_files = live
+            .iter()
+            .filter(|f| f.file().file_size_in_bytes() < policy.small_file_bytes)
+            .count();
+        Ok(report)
+    }
+
+    /// Reads the rows of `files`, sorted by (partition, offset), and writes them as
+    /// target-size files. The rows all belong to one time partition.
+    async fn rewrite_rows(&self, files: &[LiveFile]) -> Result<Vec<DataFile>> {
+        let table = self.table();
+        let io = table.file_io().clone();
+        let mut raw = Vec::with_capacity(files.len());
+        for f in files {
+            let bytes = io
+                .new_input(f.file().file_path())
+                .map_err(Error::iceberg("opening a data file"))?
+                .read()
+                .await
+                .map_err(Error::iceberg(format!(
+                    "reading {} for compaction",
+                    f.file().file_path()
+                )))?;
+            raw.push(bytes);
+        }
+        let target = schema::arrow_schema()?;
+        let rows = tokio::task::spawn_blocking(move || read_sorted(raw, &target))
+            .await
+            .map_err(|e| Error::Config(format!("compaction read task failed: {e}")))??;
+        self.write_files(&table, vec![rows]).await
+    }
+
+    /// Commits a snapshot that removes `removed` and adds `added`, keeping `floe.offsets`.
+    async fn commit_rewrite(
+        &self,
+        pointer: &MetadataPointer,
+        removed: &[LiveFile],
+        added: Vec<DataFile>,
+        operation: Operation,
+    ) -> Result<i64> {
+        let table = self.table();
+        let written = self.write_rewrite(&table, removed, &added, operation).await;
+        let (new_location, mut files) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                self.delete_files(&added).await;
+                return Err(e);
+            }
+        };
+        let old_location = table
+            .metadata_location()
+            .ok_or_else(|| Error::Config(format!("{} has no metadata location", self.ident)))?
+            .to_owned();
+        let swapped = pointer
+            .swap(&self.ident, &old_location, &new_location)
+            .await;
+        let ours = match swapped {
+            Ok(done) => done,
+            // Unknown outcome: believe the catalog, and delete nothing unless it answers.
+            Err(e) => match self.refresh().await {
+                Ok(()) => self.table().metadata_location() == Some(new_location.as_str()),
+                Err(_) => {
+                    warn!(table = %self.ident, error = %e, "metadata swap outcome unknown; keeping its files");
+                    return Err(e);
+                }
+            },
+        };
+        if !ours {
+            files.extend(added.iter().map(|f| f.file_path().to_owned()));
+            let io = table.file_io();
+            for f in &files {
+                if let Err(e) = io.delete(f).await {
+                    warn!(file = %f, error = %e, "could not delete a file of a refused rewrite");
+                }
+            }
+            self.refresh().await?;
+            return Err(Error::Conflict(self.ident.to_string()));
+        }
+        self.refresh().await?;
+        Ok(self.table().metadata().current_snapshot_id().unwrap_or(-1))
+    }
+
+    /// Writes manifests, manifest list and metadata for a rewrite; returns the new metadata
+    /// location and every file written (for clean-up if the swap is refused).
+    async fn write_rewrite(
+        &self,
+        table: &Table,
+        removed: &[LiveFile],
+        added: &[DataFile],
+        operation: Operation,
+    ) -> Result<(String, Vec<String>)> {
+        let meta = table.metadata();
+        if meta.format_version() != FormatVersion::V2 {
+            return Err(Error::Unsupported(format!(
+                "{}: housekeeping writes format-v2 tables only",
+                self.ident
+            )));
+        }
+        let parent = meta
+            .current_snapshot()
+            .ok_or_else(|| Error::Config(format!("{} has no snapshot", self.ident)))?;
+        let io = table.file_io();
+        let location = meta.location().trim_end_matches('/');
+        let commit = uuid::Uuid::new_v4();
+        let snapshot_id = new_snapshot_id(table);
+        let sequence = meta.next_sequence_number();
+        let schema = meta.current_schema().clone();
+        let spec = meta.default_partition_spec().as_ref().clone();
+        let mut written = Vec::new();
+        let mut counter = 0;
+        let mut new_writer = |written: &mut Vec<String>| -> Result<_> {
+            counter += 1;
+            let path = format!("{location}/metadata/{commit}-m{counter}.avro");
+            written.push(path.clone());
+            let out = io
+                .new_output(&path)
+                .map_err(Error::iceberg("creating a manifest"))?;
+            Ok(
+                ManifestWriterBuilder::new(out, Some(snapshot_id), schema.clone(), spec.clone())
+                    .build_v2_data(),
+            )
+        };
+
+        let gone: HashSet<&str> = removed.iter().map(|f| f.file().file_path()).collect();
+        let touched: HashSet<&str> = removed.iter().map(|f| f.manifest.as_str()).collect();
+        let list = table
+            .manifest_list_reader(parent)
+            .load()
+            .await
+            .map_err(Error::iceberg("reading a manifest list"))?;
+        let mut manifests: Vec<ManifestFile> = Vec::new();
+        for mf in list.entries() {
+            if !touched.contains(mf.manifest_path.as_str()) {
+                manifests.push(mf.clone());
+                continue;
+            }
+            let manifest = mf
+                .load_manifest(io)
+                .await
+                .map_err(Error::iceberg("reading a manifest"))?;
+            let mut w = new_writer(&mut written)?;
+            for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let seq = e.sequence_number().unwrap_or(mf.sequence_number);
+                let file_seq = e.file_sequence_number.or(Some(seq));
+                let file = e.data_file().clone();
+                if gone.contains(file.file_path()) {
+                    w.add_delete_file(file, seq, file_seq)
+                } else {
+                    w.add_existing_file(
+                        file,
+                        e.snapshot_id().unwrap_or(mf.added_snapshot_id),
+                        seq,
+                        file_seq,
+                    )
+                }
+                .map_err(Error::iceberg("writing a manifest entry"))?;
+            }
+            manifests.push(
+                w.write_manifest_file()
+                    .await
+                    .map_err(Error::iceberg("writing a manifest"))?,
+            );
+        }
+        if !added.is_empty() {
+            let mut w = new_writer(&mut written)?;
+            for f in added {
+                w.add_file(f.clone(), sequence)
+                    .map_err(Error::iceberg("writing a manifest entry"))?;
+            }
+            manifests.push(
+                w.write_manifest_file()
+                    .await
+                    .map_err(Error::iceberg("writing a manifest"))?,
+            );
+        }
+
+        let list_path = format!("{location}/metadata/snap-{snapshot_id}-0-{commit}.avro");
+        written.push(list_path.clone());
+        let out = io
+            .new_output(&list_path)
+            .map_err(Error::iceberg("creating a manifest list"))?
+            .writer()
+            .await
+            .map_err(Error::iceberg("creating a manifest list"))?;
+        let mut lw = ManifestListWriter::v2(out, snapshot_id, Some(parent.snapshot_id()), sequence);
+        lw.add_manifests(manifests.into_iter())
+            .map_err(Error::iceberg("writing a manifest list"))?;
+        lw.close()
+            .await
+            .map_err(Error::iceberg("writing a manifest list"))?;
+
+        let summary =
+            rewrite_summary(table, removed, added, operation, &commit.to_string()).await?;
+        let snapshot = Snapshot::builder()
+            .with_manifest_list(list_path)
+            .with_snapshot_id(snapshot_id)
+            .with_parent_snapshot_id(Some(parent.snapshot_id()))
+            .with_sequence_number(sequence)
+            .with_summary(summary)
+            .with_schema_id(meta.current_schema_id())
+            .with_timestamp_ms(chrono_now_ms())
+            .build();
+        let old_location = table
+            .metadata_location()
+            .ok_or_else(|| Error::Config(format!("{} has no metadata location", self.ident)))?;
+        let new_meta = meta
+            .clone()
+            .into_builder(Some(old_location.to_owned()))
+            .add_snapshot(snapshot)
+            .and_then(|b| {
+                b.set_ref(
+                    MAIN_BRANCH,
+                    SnapshotReference::new(
+                        snapshot_id,
+                        SnapshotRetention::branch(None, None, None),
+                    ),
+                )
+            })
+            .and_then(|b| b.build())
+            .map_err(Error::iceberg("building table metadata"))?
+            .metadata;
+        let new_location = MetadataLocation::from_str(old_location)
+            .map_err(Error::iceberg("parsing the metadata location"))?
+            .with_next_version()
+            .with_new_metadata(&new_meta);
+        written.push(new_location.to_string());
+        new_meta
+            .write_to(io, &new_location)
+            .await
+            .map_err(Error::iceberg("writing table metadata"))?;
+        Ok((new_location.to_string(), written))
+    }
+
+    /// Expires snapshots older than `older_than_ms` (the current one always stays), then
+    /// deletes data files, manifests and manifest lists no remaining snapshot uses, and
+    /// metadata files the table's log no longer lists. Returns (snapshots expired, files
+    /// deleted).
+    async fn expire_snapshots(
+        &self,
+        store: &WarehouseStore,
+        older_than_ms: i64,
+    ) -> Result<(usize, usize)> {
+        let table = self.table();
+        let current = table.metadata().current_snapshot_id();
+        let stale = table
+            .metadata()
+            .snapshots()
+            .filter(|s| s.timestamp_ms() < older_than_ms && Some(s.snapshot_id()) != current)
+            .count();
+        if stale > 0 {
+            let before = table.metadata().snapshots().len();
+            let tx = Transaction::new(&table);
+            let tx = tx
+                .expire_snapshots()
+                .expire_older_than_ms(older_than_ms)
+                .retain_last(1)
+                .apply(tx)
+                .map_err(Error::iceberg("preparing snapshot expiry"))?;
+            let committed = tx
+                .commit(self.catalog.as_ref())
+                .await
+                .map_err(Error::iceberg(format!(
+                    "expiring snapshots of {}",
+                    self.ident
+                )))?;
+            let after = committed.metadata().snapshots().len();
+            *self.table.write() = committed;
+            let expired = before.saturating_sub(after);
+            let deleted = self.delete_unused(store).await?;
+            if expired > 0 {
+                info!(table = %self.ident, snapshots = expired, files = deleted, "expired old snapshots");
+            }
+            return Ok((expired, deleted));
+        }
+        Ok((0, 0))
+    }
+
+    /// Deletes what no snapshot of the committed metadata uses.
+    async fn delete_unused(&self, store: &WarehouseStore) -> Result<usize> {
+        let table = self.table();
+        let meta = table.metadata();
+        let mut keep: HashSet<String> = HashSet::new();
+        for snapshot in meta.snapshots() {
+            keep.insert(normalize_uri(snapshot.manifest_list()));
+            let list = table
+                .manifest_list_reader(snapshot)
+                .load()
+                .await
+                .map_err(Error::iceberg("reading a manifest list"))?;
+            for mf in list.entries() {
+                keep.insert(normalize_uri(&mf.manifest_path));
+            }
+        }
+        for entry in meta.metadata_log() {
+            keep.insert(normalize_uri(&entry.metadata_file));
+        }
+        if let Some(loc) = table.metadata_location() {
+            keep.insert(normalize_uri(loc));
+        }
+        let data = crate::table::referenced_files(&table).await?;
+        let root = meta.location().trim_end_matches('/');
+        let mut deleted = 0;
+        for uri in store.list_files(&format!("{root}/data")).await? {
+            let name = uri.rsplit('/').next().unwrap_or_default();
+            if name.starts_with(FILE_PREFIX) && !data.contains(&normalize_uri(&uri)) {
+                store.delete(&uri).await?;
+                deleted += 1;
+            }
+        }
+        for uri in store.list_files(&format!("{root}/metadata")).await? {
+            let name = uri.rsplit('/').next().unwrap_or_default();
+            let ours = name.ends_with(".avro") || name.ends_with(".metadata.json");
+            if ours && !keep.contains(&normalize_uri(&uri)) {
+                store.delete(&uri).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Groups of small files worth compacting: per time partition, per size tier (files
+/// within a factor of 4 of each other), `compact_min_files` or more. Tiering keeps a
+/// partition that grows by small rounds from being rewritten whole every pass.
+fn compaction_groups(live: &[LiveFile], policy: &Housekeeping) -> Vec<Vec<LiveFile>> {
+    if policy.compact_min_files < 2 {
+        return Vec::new();
+    }
+    let mut tiers: BTreeMap<(Option<i32>, u32), Vec<LiveFile>> = BTreeMap::new();
+    for f in live {
+        let size = f.file().file_size_in_bytes();
+        if size >= policy.small_file_bytes || f.file().content_type() != DataContentType::Data {
+            continue;
+        }
+        let tier = (size.max(1).ilog2()) / 2;
+        tiers.entry((f.bucket(), tier)).or_default().push(f.clone());
+    }
+    tiers
+        .into_values()
+        .filter(|g| g.len() >= policy.compact_min_files)
+        .map(|mut g| {
+            // Bound one rewrite's memory: about four target files of input.
+            let mut total = 0u64;
+            g.retain(|f| {
+                total += f.file().file_size_in_bytes();
+                total <= policy.small_file_bytes.saturating_mul(16)
+            });
+            g
+        })
+        .filter(|g| g.len() >= 2)
+        .collect()
+}
+
+/// Decodes Parquet files and returns their rows in one batch sorted by (partition,
+/// offset), in the table's Arrow schema.
+fn read_sorted(files: Vec<bytes::Bytes>, target: &arrow_schema::SchemaRef) -> Result<RecordBatch> {
+    let mut batches = Vec::new();
+    for bytes in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| Error::Encode(format!("reading Parquet for compaction: {e}")))?;
+        for batch in reader {
+            let batch = batch.map_err(Error::arrow("reading Parquet for compaction"))?;
+            // Same columns, but field metadata may differ: rebuild on the table schema.
+            batches.push(
+                RecordBatch::try_new(target.clone(), batch.columns().to_vec())
+                    .map_err(Error::arrow("matching compacted rows to the table schema"))?,
+            );
+        }
+    }
+    let all = arrow_select::concat::concat_batches(target, &batches)
+        .map_err(Error::arrow("concatenating rows to compact"))?;
+    let (Some(p), Some(o)) = (
+        all.column_by_name(COL_PARTITION)
+            .and_then(|c| c.as_primitive_opt::<Int32Type>()),
+        all.column_by_name(COL_OFFSET)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>()),
+    ) else {
+        return Err(Error::Encode("partition/offset columns missing".into()));
+    };
+    let mut idx: Vec<u32> = (0..u32::try_from(all.num_rows()).unwrap_or(u32::MAX)).collect();
+    idx.sort_unstable_by_key(|&i| (p.value(i as usize), o.value(i as usize)));
+    let idx = arrow_array::UInt32Array::from(idx);
+    let columns = all
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c, &idx, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(Error::arrow("sorting rows to compact"))?;
+    RecordBatch::try_new(all.schema(), columns).map_err(Error::arrow("sorting rows to compact"))
+}
+
+/// The summary of a rewrite: `floe.offsets` unchanged, Iceberg's added/deleted/total
+/// counters for engines that show them.
+async fn rewrite_summary(
+    table: &Table,
+    removed: &[LiveFile],
+    added: &[DataFile],
+    operation: Operation,
+    round: &str,
+) -> Result<Summary> {
+    let parent = table.metadata().current_snapshot();
+    let mut props = HashMap::new();
+    if let Some(offsets) =
+        parent.and_then(|s| s.summary().additional_properties.get(OFFSETS_PROPERTY))
+    {
+        props.insert(OFFSETS_PROPERTY.to_owned(), offsets.clone());
+    }
+    props.insert(ROUND_PROPERTY.to_owned(), round.to_owned());
+    let live = live_files(table).await?;
+    let rows = |fs: &mut dyn Iterator<Item = &DataFile>| -> (u64, u64, u64) {
+        fs.fold((0, 0, 0), |(n, r, b), f| {
+            (n + 1, r + f.record_count(), b + f.file_size_in_bytes())
+        })
+    };
+    let (del_n, del_r, del_b) = rows(&mut removed.iter().map(LiveFile::file));
+    let (add_n, add_r, add_b) = rows(&mut added.iter());
+    let (all_n, all_r, all_b) = rows(&mut live.iter().map(LiveFile::file));
+    for (k, v) in [
+        ("added-data-files", add_n),
+        ("added-records", add_r),
+        ("added-files-size", add_b),
+        ("deleted-data-files", del_n),
+        ("deleted-records", del_r),
+        ("removed-files-size", del_b),
+        ("total-data-files", all_n + add_n - del_n),
+        ("total-records", all_r + add_r - del_r),
+        ("total-files-size", all_b + add_b - del_b),
+        ("total-delete-files", 0),
+        ("total-position-deletes", 0),
+        ("total-equality-deletes", 0),
+    ] {
+        props.insert(k.to_owned(), v.to_string());
+    }
+    Ok(Summary {
+        operation,
+        additional_properties: props,
+    })
+}
+
+fn new_snapshot_id(table: &Table) -> i64 {
+    loop {
+        let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+        let id = ((a ^ b) & (i64::MAX as u64)) as i64;
+        if id != 0 && table.metadata().snapshot_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
