@@ -212,3 +212,111 @@ impl Lookup for rdkafka::consumer::StreamConsumer {
             .expect("consumer")
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
+    let broker = TestBroker::start_with(|config| {
+        lake_broker(config);
+        // Only the test's request starts housekeeping, so it lands mid-read.
+        config.lake.housekeeping_interval = Duration::from_secs(3600);
+        config.lake.compact_min_files = 4;
+    })
+    .await;
+    let b = broker.bootstrap();
+    create_topic(
+        &b,
+        "compacted",
+        1,
+        &[
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+            // The records are from 2022: keep them from the table's retention.
+            ("retention.ms", "-1"),
+        ],
+    )
+    .await;
+    // Ten rounds, each landed before the next: ten small files in one day partition.
+    let ts0 = 1_650_000_000_000;
+    for round in 0..10 {
+        produce(&b, "compacted", 1, 40, ts0 + round * 40).await;
+        wait_landed(&broker, "compacted", &[(round + 1) * 40]).await;
+    }
+    let partition = broker
+        .broker()
+        .partition("compacted", 0)
+        .expect("partition");
+    eventually(Duration::from_secs(20), "local segments deleted", || {
+        let p = partition.clone();
+        async move { (p.offsets().0 > 200).then_some(()) }
+    })
+    .await;
+    let lake = broker
+        .broker()
+        .topic("compacted")
+        .and_then(|t| t.lake.clone())
+        .expect("lake");
+
+    // Small fetches and almost no prefetch, so the read spans the compaction.
+    let consumer = consumer(
+        &b,
+        "compaction-reader",
+        &[
+            ("max.partition.fetch.bytes", "1024"),
+            ("queued.min.messages", "1"),
+            ("queued.max.messages.kbytes", "1"),
+        ],
+    );
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("compacted", 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut got = recv_n(&consumer, 150, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 150);
+
+    lake.request_housekeeping();
+    eventually(Duration::from_secs(30), "a housekeeping pass", || {
+        let lake = lake.clone();
+        async move {
+            let h = lake.housekeeping.lock();
+            (h.runs + h.failures > 0).then_some(())
+        }
+    })
+    .await;
+    let h = lake.housekeeping.lock().clone();
+    assert_eq!(h.failures, 0, "{:?}", h.last_error);
+    assert!(h.compacted_files >= 4, "{h:?}");
+    let report = lake.housekeeping.lock().last.clone().expect("a pass");
+    assert!(report.data_files < 10, "{report:?}");
+
+    got.extend(recv_n(&consumer, 250, Duration::from_secs(30)).await);
+    assert_eq!(got.len(), 400);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(
+            m.offset(),
+            i as i64,
+            "contiguous offsets across the compaction"
+        );
+        assert_eq!(m.payload(), Some(format!("v{}", i % 40).as_bytes()));
+        assert_eq!(m.timestamp().to_millis(), Some(ts0 + i as i64));
+    }
+
+    // PyIceberg reads the rewritten table: every row once, floe.offsets unchanged.
+    let http = broker.http_url();
+    let v = tokio::task::spawn_blocking(move || read_with_pyiceberg(&http, "compacted", false))
+        .await
+        .expect("join");
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 400);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["offset"], i as i64);
+    }
+    let offsets: serde_json::Value = serde_json::from_str(
+        v["snapshot_summary"]["floe.offsets"]
+            .as_str()
+            .expect("floe.offsets"),
+    )
+    .expect("json");
+    assert_eq!(offsets, serde_json::json!({"0": 400}));
+    drop(tpl);
+    broker.stop().await;
+}

@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Longest time between landing rounds, e.g. "2s" [default: 2s].
     #[arg(long, env = "FLOE_LAKE_COMMIT_INTERVAL", value_parser = humantime::parse_duration)]
     pub lake_commit_interval: Option<std::time::Duration>,
+    /// How often each table gets retention, compaction and snapshot expiry [default: 60s].
+    #[arg(long, env = "FLOE_LAKE_HOUSEKEEPING_INTERVAL", value_parser = humantime::parse_duration)]
+    pub lake_housekeeping_interval: Option<std::time::Duration>,
     /// S3 endpoint URL, for an s3:// warehouse.
     #[arg(long, env = "FLOE_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
@@ -138,6 +141,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = args.lake_commit_interval {
         cfg.lake.commit_interval = v;
+    }
+    if let Some(v) = args.lake_housekeeping_interval {
+        cfg.lake.housekeeping_interval = v;
     }
     for (value, slot) in [
         (&args.s3_endpoint, &mut cfg.lake.s3.endpoint),

@@ -219,6 +219,13 @@ pub struct LakeConfig {
     /// Memory for unlanded rows across all tails. Past 80 % produce responses carry a
     /// throttle time; when full, produce requests wait for landing.
     pub max_buffer_bytes: usize,
+    /// How often each topic's table gets housekeeping: retention, compaction, snapshot
+    /// expiry (needs the `sql` catalog).
+    #[serde(with = "humantime_serde")]
+    pub housekeeping_interval: Duration,
+    /// Compact a time partition once it holds this many small files of similar size
+    /// (below a quarter of `target_file_size_bytes`); 0 turns compaction off.
+    pub compact_min_files: usize,
     /// S3 settings, used when the warehouse is `s3://`.
     pub s3: S3Config,
 }
@@ -236,6 +243,8 @@ impl Default for LakeConfig {
             target_file_size_bytes: 128 << 20,
             compression: "zstd".into(),
             max_buffer_bytes: 512 << 20,
+            housekeeping_interval: Duration::from_secs(60),
+            compact_min_files: 8,
             s3: S3Config::default(),
         }
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floe_lake::{
-    CatalogKind, LakeOptions, LakeTable, TailBudget, TimePartitioning, WarehouseStore,
+    CatalogKind, Housekeeping, HousekeepingReport, LakeOptions, LakeTable, MetadataPointer,
+    TailBudget, TimePartitioning, WarehouseStore,
 };
 use iceberg::Catalog;
 use parking_lot::{Mutex, RwLock};
@@ -33,6 +34,7 @@ pub struct LakeService {
     /// For listing and deleting orphans.
     pub store: WarehouseStore,
     catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
+    pointer: tokio::sync::Mutex<Option<MetadataPointer>>,
 }
 
 impl LakeService {
@@ -118,6 +120,7 @@ impl LakeService {
             schema,
             store,
             catalog: tokio::sync::Mutex::new(None),
+            pointer: tokio::sync::Mutex::new(None),
         })))
     }
 
@@ -135,6 +138,28 @@ impl LakeService {
         *slot = Some(c.clone());
         Ok(c)
     }
+
+    /// The metadata-pointer swap housekeeping commits through, connecting on first use.
+    ///
+    /// # Errors
+    /// The catalog database is down, or the catalog is an external REST one.
+    pub async fn pointer(&self) -> floe_lake::Result<MetadataPointer> {
+        let mut slot = self.pointer.lock().await;
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = MetadataPointer::connect(&self.options).await?;
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
+    /// How often `topic` lands: its `lake.commit.interval.ms`, else the broker's.
+    pub fn commit_interval(&self, topic: &Topic) -> Duration {
+        match u64::try_from(topic.config.read().lake_commit_interval_ms) {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => self.config.commit_interval,
+        }
+    }
 }
 
 /// Landing state of one topic.
@@ -147,6 +172,28 @@ pub struct TopicLake {
     pub cancel: CancellationToken,
     /// Counters for metrics and tests.
     pub stats: Mutex<LakeStats>,
+    /// What the last housekeeping pass did and whether it failed.
+    pub housekeeping: Mutex<HousekeepingStats>,
+    housekeep_now: std::sync::atomic::AtomicBool,
+}
+
+/// Housekeeping outcomes of one topic.
+#[derive(Debug, Clone, Default)]
+pub struct HousekeepingStats {
+    /// Passes that finished.
+    pub runs: u64,
+    /// Passes that failed.
+    pub failures: u64,
+    /// The last pass's report.
+    pub last: Option<HousekeepingReport>,
+    /// Totals over all passes: files dropped by retention, compacted, and snapshots expired.
+    pub expired_files: u64,
+    /// Small files rewritten by compaction.
+    pub compacted_files: u64,
+    /// Snapshots expired.
+    pub snapshots_expired: u64,
+    /// The last failure, cleared by a pass that succeeds.
+    pub last_error: Option<String>,
 }
 
 /// What landing has done so far for a topic.
@@ -178,7 +225,17 @@ impl TopicLake {
             wake: Notify::new(),
             cancel: parent.child_token(),
             stats: Mutex::new(LakeStats::default()),
+            housekeeping: Mutex::new(HousekeepingStats::default()),
+            housekeep_now: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Asks the committer for a housekeeping pass after its next round, whatever the
+    /// interval says (operators, tests).
+    pub fn request_housekeeping(&self) {
+        self.housekeep_now
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
     }
 
     /// The table, if opened.
@@ -198,6 +255,7 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
         return;
     };
     let mut backoff = Duration::from_millis(200);
+    let mut next_housekeeping = Instant::now() + lake.config.housekeeping_interval;
     loop {
         let opened = state.table().is_some();
         if !opened {
@@ -216,11 +274,22 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
         }
         tokio::select! {
             _ = state.cancel.cancelled() => return,
-            _ = tokio::time::sleep(lake.config.commit_interval) => {}
+            _ = tokio::time::sleep(lake.commit_interval(&topic)) => {}
             _ = state.wake.notified() => {}
         }
         match land_round(&topic, &state, false).await {
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => {
+                backoff = Duration::from_millis(200);
+                // Between rounds, never during one: housekeeping commits on the same
+                // table and must see every landed file.
+                let asked = state
+                    .housekeep_now
+                    .swap(false, std::sync::atomic::Ordering::Relaxed);
+                if asked || Instant::now() >= next_housekeeping {
+                    housekeep(&lake, &topic, &state).await;
+                    next_housekeeping = Instant::now() + lake.config.housekeeping_interval;
+                }
+            }
             Err(e) => {
                 record_failure(&state, &e);
                 warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
@@ -229,6 +298,40 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
+        }
+    }
+}
+
+/// One housekeeping pass for the topic's table; failures are logged and counted, and the
+/// next pass tries again.
+async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<TopicLake>) {
+    let Some(table) = state.table() else { return };
+    let config = topic.config.read().clone();
+    let policy = Housekeeping {
+        now_ms: now_ms(),
+        retention_ms: (config.retention_ms >= 0).then_some(config.retention_ms),
+        snapshot_retention_ms: config.lake_snapshot_retention_ms,
+        small_file_bytes: (lake.options.target_file_size / 4) as u64,
+        compact_min_files: lake.config.compact_min_files,
+    };
+    let outcome = match lake.pointer().await {
+        Ok(pointer) => table.housekeep(&pointer, &lake.store, &policy).await,
+        Err(e) => Err(e),
+    };
+    let mut h = state.housekeeping.lock();
+    match outcome {
+        Ok(report) => {
+            h.runs += 1;
+            h.expired_files += report.expired_files as u64;
+            h.compacted_files += report.compacted_files as u64;
+            h.snapshots_expired += report.snapshots_expired as u64;
+            h.last = Some(report);
+            h.last_error = None;
+        }
+        Err(e) => {
+            h.failures += 1;
+            h.last_error = Some(e.to_string());
+            warn!(topic = %topic.name, error = %e, "table housekeeping failed; retried at the next interval");
         }
     }
 }
