@@ -105,7 +105,8 @@ async fn lake_lookup(
 ) -> Option<(i64, i64)> {
     let (start, _) = partition.offsets();
     let landed = table.landed(partition.index);
-    if landed == 0 {
+    // The local log still starts at 0 (or nothing landed): it has every offset itself.
+    if landed == 0 || start == 0 {
         return None;
     }
     let t = table.table();
