@@ -2,6 +2,8 @@
 //! `floe` process that can be SIGKILLed) in its own temp dir on a free port, make real
 //! librdkafka clients for it, and poll with deadlines instead of sleeping.
 
+pub mod raw;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

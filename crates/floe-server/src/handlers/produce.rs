@@ -88,7 +88,27 @@ pub(super) async fn handle(
                         used = lake.budget.used(),
                         "tail buffers full; produce waits for landing"
                     );
-                    let _ = tokio::time::timeout(timeout, lake.budget.wait_for_room()).await;
+                    let room = tokio::time::timeout(timeout, lake.budget.wait_for_room())
+                        .await
+                        .is_ok();
+                    if !room {
+                        // Still full: refuse rather than grow past the bound. Nothing was
+                        // appended, so a retry (idempotent or not) cannot duplicate.
+                        warn!(topic = ?topic.as_ref().map(|t| t.name.clone()), "tail buffers still full at the request timeout; produce refused with REQUEST_TIMED_OUT");
+                        for (index, _, _) in pending.drain(..) {
+                            parts.push(
+                                PartitionProduceResponse::default()
+                                    .with_index(index)
+                                    .with_error_code(ResponseError::RequestTimedOut.code())
+                                    .with_base_offset(-1)
+                                    .with_log_append_time_ms(-1)
+                                    .with_log_start_offset(-1)
+                                    .with_error_message(Some(sb(
+                                        "landing into the lake is behind and its buffer is full; retry later",
+                                    ))),
+                            );
+                        }
+                    }
                 }
             }
         }
