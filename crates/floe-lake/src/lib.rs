@@ -16,5 +16,5 @@ pub mod tail;
 pub use catalog::{open_catalog, CatalogKind, LakeOptions, WarehouseStore};
 pub use error::{Error, Result};
 pub use schema::TimePartitioning;
-pub use table::{LakeTable, RoundStats};
+pub use table::{FileCounts, LakeTable, RoundStats};
 pub use tail::{Pressure, TailBatch, TailBudget, TailBuffer};
