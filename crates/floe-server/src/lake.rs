@@ -365,12 +365,16 @@ async fn land_round(
             .map(|(p, b)| (p.index, b, table.landed(p.index)))
             .collect();
         // Counted here, once per commit, so a scrape never reads manifests. A failure
-        // only leaves the previous count in place.
-        let counts = match table.file_counts().await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                warn!(topic = %topic.name, error = %e, "cannot count the table's data files");
-                None
+        // only leaves the previous count in place. Not at shutdown: nobody scrapes again.
+        let counts = if all {
+            None
+        } else {
+            match table.file_counts().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(topic = %topic.name, error = %e, "cannot count the table's data files");
+                    None
+                }
             }
         };
         let mut s = state.stats.lock();

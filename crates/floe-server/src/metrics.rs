@@ -6,9 +6,10 @@
 //!   latency per Kafka API (connection loop), records and bytes produced and fetched
 //!   (partition append, fetch handler), and landing rounds (the committer, into
 //!   [`LakeStats`](crate::lake::LakeStats)). On the request path this is a relaxed atomic
-//!   add or one short uncontended lock: the handles for each API are made once at start-up
-//!   and the produce/fetch counters live on the [`Partition`](crate::partition::Partition)
-//!   itself, so no label set is hashed or allocated per request.
+//!   add, plus one brief lock for the API's latency histogram: the handles for each API
+//!   are made once at start-up and the produce/fetch counters live on the
+//!   [`Partition`](crate::partition::Partition) itself, so no label set is hashed or
+//!   allocated per request.
 //! - **State, read when scraped.** Offsets, log sizes, tail buffers, landing progress and
 //!   consumer-group lag are computed from the broker's topics at scrape time, so they never
 //!   go stale and vanish with a deleted topic. Lag needs the committed offsets, which live
@@ -73,7 +74,8 @@ struct ApiMetrics {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct ApiLabels {
-    api: &'static str,
+    /// The API's name as Kafka spells it (`Produce`, `OffsetCommit`, ...).
+    api: String,
 }
 
 impl Default for Metrics {
@@ -115,7 +117,9 @@ impl Metrics {
         );
         let mut apis: Vec<Option<ApiMetrics>> = Vec::new();
         for &key in floe_kafka::versions::SUPPORTED_APIS {
-            let labels = ApiLabels { api: api_name(key) };
+            let labels = ApiLabels {
+                api: format!("{key:?}"),
+            };
             let i = key as usize;
             if apis.len() <= i {
                 apis.resize_with(i + 1, || None);
@@ -185,13 +189,6 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.open.dec();
     }
-}
-
-/// The API's name as Kafka spells it (`Produce`, `Fetch`, `OffsetCommit`, ...).
-fn api_name(key: ApiKey) -> &'static str {
-    // Leaked once per served API at start-up (27 short strings), so the label needs no
-    // allocation per request; ApiKey has no `&'static str` name of its own.
-    Box::leak(format!("{key:?}").into_boxed_str())
 }
 
 /// Records and bytes through one partition since the broker started. Kept on the
@@ -542,9 +539,15 @@ fn partition_labels<'a>(t: &'a TopicRow, p: &PartitionRow) -> PartitionLabels<'a
     (topic_label(t), [("partition", p.index)])
 }
 
+/// Help text in the form the registry writes its own (it ends each with a period).
+fn sentence(help: &str) -> String {
+    format!("{help}.")
+}
+
 /// Writes one gauge without labels.
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
-    ConstGauge::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Gauge)?)
+    let help = sentence(help);
+    ConstGauge::new(v).encode(enc.encode_descriptor(name, &help, None, MetricType::Gauge)?)
 }
 
 /// Writes one gauge family.
@@ -558,7 +561,8 @@ where
     L: EncodeLabelSet,
     V: EncodeGaugeValue,
 {
-    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let help = sentence(help);
+    let mut family = enc.encode_descriptor(name, &help, None, MetricType::Gauge)?;
     for (labels, v) in rows {
         ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
     }
@@ -572,7 +576,8 @@ fn counters<L: EncodeLabelSet>(
     help: &str,
     rows: impl IntoIterator<Item = (L, u64)>,
 ) -> std::fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    let help = sentence(help);
+    let mut family = enc.encode_descriptor(name, &help, None, MetricType::Counter)?;
     for (labels, v) in rows {
         ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
     }
@@ -586,7 +591,8 @@ fn histograms<'a, L: EncodeLabelSet, B: Buckets + 'a>(
     help: &str,
     rows: impl IntoIterator<Item = (L, &'a HistogramData<B>)>,
 ) -> std::fmt::Result {
-    let mut family = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    let help = sentence(help);
+    let mut family = enc.encode_descriptor(name, &help, None, MetricType::Histogram)?;
     for (labels, h) in rows {
         family
             .encode_family(&labels)?
