@@ -396,3 +396,133 @@ pub async fn recv_n(consumer: &StreamConsumer, n: usize, timeout: Duration) -> V
     }
     got
 }
+
+/// One scrape of `GET /metrics`, parsed: every sample with its name and labels.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    /// (name, labels, value) in the order served.
+    pub samples: Vec<(String, std::collections::BTreeMap<String, String>, f64)>,
+    /// The text as served, for failure messages.
+    pub text: String,
+}
+
+impl Scrape {
+    /// Parses the text exposition (OpenMetrics or Prometheus 0.0.4): comment lines are
+    /// skipped, every other line is `name{label="value",...} value [timestamp]`.
+    ///
+    /// # Panics
+    /// On a line that does not parse: the broker served something a scraper would refuse.
+    pub fn parse(text: &str) -> Self {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (series, rest) = match line.find('{') {
+                Some(_) => {
+                    let close = line
+                        .rfind('}')
+                        .unwrap_or_else(|| panic!("no '}}' in {line:?}"));
+                    (&line[..=close], line[close + 1..].trim_start())
+                }
+                None => line
+                    .split_once(' ')
+                    .unwrap_or_else(|| panic!("no value in {line:?}")),
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, parse_labels(&labels[..labels.len() - 1], line)),
+                None => (series, Default::default()),
+            };
+            let value = rest.split(' ').next().unwrap_or_default();
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad value {v:?} in {line:?}: {e}")),
+            };
+            samples.push((name.to_string(), labels, value));
+        }
+        Self {
+            samples,
+            text: text.to_string(),
+        }
+    }
+
+    /// The sample `name` whose labels are exactly `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && l.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.2)
+    }
+
+    /// Like [`Scrape::get`], panicking with the whole scrape when the sample is missing.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("{name}{labels:?} not in the scrape:\n{}", self.text))
+    }
+}
+
+fn parse_labels(mut s: &str, line: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    while !s.is_empty() {
+        let (key, rest) = s
+            .split_once("=\"")
+            .unwrap_or_else(|| panic!("bad labels in {line:?}"));
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        let end = end.unwrap_or_else(|| panic!("unterminated label value in {line:?}"));
+        out.insert(key.trim_start_matches(',').to_string(), value);
+        s = rest[end + 1..].trim_start_matches(',');
+    }
+    out
+}
+
+/// Scrapes `GET <http>/metrics` and parses it.
+///
+/// # Panics
+/// When the request fails or the answer is not a 200 with a parseable body.
+pub async fn scrape_metrics(http: &str) -> Scrape {
+    let resp = reqwest::get(format!("{http}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert!(
+        resp.status().is_success(),
+        "GET /metrics: {}",
+        resp.status()
+    );
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text")
+            || content_type.starts_with("text/plain"),
+        "content type {content_type:?}"
+    );
+    Scrape::parse(&resp.text().await.expect("body"))
+}

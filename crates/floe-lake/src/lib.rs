@@ -20,5 +20,5 @@ pub use error::{Error, Result};
 pub use maintain::{Housekeeping, HousekeepingReport};
 pub use pointer::MetadataPointer;
 pub use schema::TimePartitioning;
-pub use table::{LakeTable, RoundStats};
+pub use table::{FileCounts, LakeTable, RoundStats};
 pub use tail::{Pressure, TailBatch, TailBudget, TailBuffer};

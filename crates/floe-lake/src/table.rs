@@ -56,6 +56,17 @@ pub struct RoundStats {
     pub duration: std::time::Duration,
 }
 
+/// The live data files of a table's current snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileCounts {
+    /// Data files.
+    pub files: u64,
+    /// Data files smaller than [`LakeTable::small_file_bytes`].
+    pub small_files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
 /// A topic's table, as the committer and the lake-tier reader see it.
 pub struct LakeTable {
     pub(crate) catalog: Arc<dyn Catalog>,
@@ -65,6 +76,8 @@ pub struct LakeTable {
     /// Next offset per partition the table covers.
     pub(crate) landed: RwLock<BTreeMap<i32, i64>>,
     pub(crate) by: TimePartitioning,
+    /// File counts per manifest path, for [`LakeTable::file_counts`].
+    manifest_counts: parking_lot::Mutex<HashMap<String, FileCounts>>,
 }
 
 impl std::fmt::Debug for LakeTable {
@@ -154,6 +167,7 @@ impl LakeTable {
             options: options.clone(),
             landed: RwLock::new(landed),
             by,
+            manifest_counts: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -398,6 +412,66 @@ impl LakeTable {
                 warn!(file = f.file_path(), error = %e, "could not delete an uncommitted data file; orphan clean-up will");
             }
         }
+    }
+
+    /// Below this size a data file counts as small: a quarter of the target file size.
+    pub fn small_file_bytes(&self) -> u64 {
+        self.options.target_file_size as u64 / 4
+    }
+
+    /// Counts the live data files of the current snapshot, and the small ones among them.
+    ///
+    /// Manifests never change once written, so each one is read once and its counts are
+    /// kept by path: after a round this reads the manifest list and the round's new
+    /// manifest only, however many rounds came before. Meant for after a commit, not for
+    /// every scrape.
+    ///
+    /// # Errors
+    /// Manifest list or manifest reading failures.
+    pub async fn file_counts(&self) -> Result<FileCounts> {
+        let table = self.table();
+        let Some(snapshot) = table.metadata().current_snapshot() else {
+            return Ok(FileCounts::default());
+        };
+        let list = table
+            .manifest_list_reader(snapshot)
+            .load()
+            .await
+            .map_err(Error::iceberg("reading a manifest list"))?;
+        let small = self.small_file_bytes();
+        let mut known = std::mem::take(&mut *self.manifest_counts.lock());
+        let mut total = FileCounts::default();
+        let mut current = HashMap::new();
+        for manifest_file in list.entries() {
+            if manifest_file.content != iceberg::spec::ManifestContentType::Data {
+                continue;
+            }
+            let path = &manifest_file.manifest_path;
+            let counts = match known.remove(path) {
+                Some(c) => c,
+                None => {
+                    let manifest = manifest_file
+                        .load_manifest(table.file_io())
+                        .await
+                        .map_err(Error::iceberg("reading a manifest"))?;
+                    let mut c = FileCounts::default();
+                    for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                        let size = entry.file_size_in_bytes();
+                        c.files += 1;
+                        c.bytes += size;
+                        c.small_files += u64::from(size < small);
+                    }
+                    c
+                }
+            };
+            total.files += counts.files;
+            total.small_files += counts.small_files;
+            total.bytes += counts.bytes;
+            current.insert(path.clone(), counts);
+        }
+        // Manifests the snapshot no longer lists (rewritten or expired) are forgotten.
+        *self.manifest_counts.lock() = current;
+        Ok(total)
     }
 
     /// Deletes data files Floe wrote that no snapshot references: what a crash between

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use parking_lot::Mutex;
@@ -109,6 +110,10 @@ struct Inner {
     /// Batches that arrived ahead of one still being decoded by a concurrent append.
     early: BTreeMap<i64, TailBatch>,
     bytes: usize,
+    /// (end offset, arrival) of every batch held, in arrival order, for the age of the
+    /// oldest unlanded record. In arrival order rather than offset order: the front is
+    /// then the oldest arrival, and an entry is dropped once its whole span is landed.
+    arrivals: VecDeque<(i64, Instant)>,
 }
 
 /// The tail of one partition.
@@ -145,6 +150,7 @@ impl TailBuffer {
             batch.rows = batch.rows.slice(skip, batch.rows.num_rows() - skip);
             batch.first = inner.next;
         }
+        inner.arrivals.push_back((batch.end, Instant::now()));
         if batch.first > inner.next {
             let added = batch.bytes();
             inner.bytes += added;
@@ -186,6 +192,14 @@ impl TailBuffer {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.inner.lock().bytes
+    }
+
+    /// How long the oldest record still held has been waiting, measured from when it was
+    /// pushed (after a restart: from when the tail was rebuilt from the WAL). None when
+    /// the tail holds nothing.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        let inner = self.inner.lock();
+        inner.arrivals.front().map(|(_, at)| at.elapsed())
     }
 
     /// The batches covering `[start, min(up_to, next))`, sliced at `up_to`; and the end
@@ -240,6 +254,13 @@ impl TailBuffer {
             }
         }
         inner.start = landed.min(inner.next).max(inner.start);
+        while inner
+            .arrivals
+            .front()
+            .is_some_and(|(end, _)| *end <= landed)
+        {
+            inner.arrivals.pop_front();
+        }
         inner.bytes -= freed.min(inner.bytes);
         self.budget.sub(freed);
     }
@@ -343,6 +364,24 @@ mod tests {
         // A duplicate of landed data is ignored.
         tail.push(batch(8, 2));
         assert_eq!(tail.range(), (10, 10));
+    }
+
+    #[test]
+    fn oldest_age_follows_the_oldest_unlanded_batch() {
+        let tail = TailBuffer::new(0, TailBudget::new(1 << 30));
+        assert_eq!(tail.oldest_age(), None);
+        tail.push(batch(5, 5)); // early: arrives first, so it is the oldest
+        std::thread::sleep(Duration::from_millis(20));
+        tail.push(batch(0, 5));
+        assert!(tail.oldest_age().expect("records held") >= Duration::from_millis(20));
+        // Landing the second arrival alone keeps the first one's age.
+        tail.trim(5);
+        assert!(tail.oldest_age().expect("held") >= Duration::from_millis(20));
+        tail.trim(10);
+        assert_eq!(tail.oldest_age(), None);
+        // A duplicate of landed data adds nothing to wait for.
+        tail.push(batch(8, 2));
+        assert_eq!(tail.oldest_age(), None);
     }
 
     #[test]

@@ -48,6 +48,13 @@ async fn lands_reads_back_and_survives_reopen() {
     assert_eq!(stats.rows, 50);
     assert_eq!(row_count(&table.table()).await, 200);
 
+    // Two rounds of two day-partition files each, all far below a quarter of 128 MiB.
+    // The second count comes from the per-manifest cache and must agree.
+    let counts = table.file_counts().await.expect("file counts");
+    assert_eq!((counts.files, counts.small_files), (4, 4));
+    assert!(counts.bytes > 0);
+    assert_eq!(table.file_counts().await.expect("cached counts"), counts);
+
     // Lake-tier fetch returns the records with their offsets, keys, values, headers.
     let (mut bytes, next) = reader::fetch(&table.table(), 0, 120, 200, 1 << 20)
         .await

@@ -96,6 +96,8 @@ pub struct Broker {
     pub lake: Option<Arc<LakeService>>,
     /// Committer tasks (one per topic), awaited at shutdown.
     pub committers: tokio_util::task::TaskTracker,
+    /// Prometheus series (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -134,6 +136,7 @@ impl Broker {
         let broker = Arc::new(Self {
             lake,
             committers: tokio_util::task::TaskTracker::new(),
+            metrics: crate::metrics::Metrics::new(),
             meta,
             topic_defaults,
             topics: RwLock::new(BTreeMap::new()),

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use floe_kafka::frame::read_frame;
@@ -45,6 +46,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
+        // Latency runs from a whole frame in hand to the response flushed.
+        let started = Instant::now();
         let (api_key, version, correlation_id, response) = match decode_request(frame) {
             Ok(req) => {
                 let (key, v, corr) = (req.api_key, req.version(), req.header.correlation_id);
@@ -70,7 +73,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        let Some(response) = response else { continue };
+        let Some(response) = response else {
+            broker.metrics.observe_request(api_key, started.elapsed());
+            continue;
+        };
         let bytes: Bytes = match encode_response(api_key, version, correlation_id, &response) {
             Ok(b) => b,
             Err(e) => {
@@ -78,7 +84,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        if let Err(e) = write_all(&mut wr, &bytes).await {
+        let written = write_all(&mut wr, &bytes).await;
+        broker.metrics.observe_request(api_key, started.elapsed());
+        if let Err(e) = written {
             debug!(%peer, error = %e, "write failed");
             break;
         }

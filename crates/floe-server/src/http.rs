@@ -1,5 +1,6 @@
 //! HTTP on port 8181: the Iceberg REST catalog (read side: config, namespaces, list,
-//! load and exists for tables), `/health` and `/ready`.
+//! load and exists for tables), `/metrics` (Prometheus, see [`crate::metrics`]),
+//! `/health` and `/ready`.
 //!
 //! The catalog answers from the same catalog Floe commits to, so Spark, Trino, PyIceberg
 //! or DuckDB see each topic's table with the metadata location and the FileIO
@@ -25,6 +26,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/v1/config", get(config))
         .route("/v1/namespaces", get(list_namespaces))
         .route(
@@ -105,6 +107,23 @@ fn namespace(ns: &str) -> Result<NamespaceIdent, Response> {
             format!("bad namespace {ns:?}: {e}"),
         )
     })
+}
+
+async fn metrics(State(broker): State<Arc<Broker>>) -> Response {
+    match broker.metrics.render(&broker).await {
+        Ok(body) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics").into_response()
+        }
+    }
 }
 
 async fn ready(State(broker): State<Arc<Broker>>) -> Response {
@@ -240,7 +259,7 @@ pub async fn bind(addr: &str) -> crate::error::Result<TcpListener> {
             source,
         })?;
     if let Ok(a) = listener.local_addr() {
-        info!(listen = %a, "HTTP (Iceberg REST catalog, health) is serving");
+        info!(listen = %a, "HTTP (Iceberg REST catalog, metrics, health) is serving");
     }
     Ok(listener)
 }

@@ -3,7 +3,7 @@
 //! `floe.offsets`, retries with backoff while the catalog or storage is down, and the
 //! last round at shutdown.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 use crate::broker::{now_ms, Broker, Topic};
 use crate::config::{LakeConfig, ServerConfig};
 use crate::error::{Error, Result};
+use crate::metrics::{CommitBytes, CommitFiles, CommitSeconds, HistogramData};
 
 /// The lake side of the broker.
 pub struct LakeService {
@@ -215,6 +216,45 @@ pub struct LakeStats {
     pub last_duration: Option<Duration>,
     /// The last error, until a round succeeds.
     pub last_error: Option<String>,
+    /// Duration of each successful round (Parquet writing and the catalog commit).
+    pub commit_seconds: HistogramData<CommitSeconds>,
+    /// Data files written by each successful round.
+    pub commit_files: HistogramData<CommitFiles>,
+    /// Parquet bytes written by each successful round.
+    pub commit_bytes: HistogramData<CommitBytes>,
+    /// Live and small data files of the table's current snapshot, counted after the last
+    /// commit (None until a commit could count them).
+    pub file_counts: Option<floe_lake::FileCounts>,
+    /// Per partition: when a commit last advanced its landed offset (ms since the epoch).
+    pub partition_commit_ms: BTreeMap<i32, i64>,
+}
+
+impl LakeStats {
+    /// Folds a committed round in. `landed` holds (partition, landed offset before the
+    /// round, after it).
+    pub(crate) fn record_commit(
+        &mut self,
+        round: &floe_lake::RoundStats,
+        took: Duration,
+        landed: &[(i32, i64, i64)],
+    ) {
+        let now = now_ms();
+        self.commits += 1;
+        self.rows += round.rows;
+        self.files += round.files as u64;
+        self.bytes += round.bytes;
+        self.last_commit_ms = Some(now);
+        self.last_duration = Some(took);
+        self.last_error = None;
+        self.commit_seconds.observe(took.as_secs_f64());
+        self.commit_files.observe(round.files as f64);
+        self.commit_bytes.observe(round.bytes as f64);
+        for &(p, before, after) in landed {
+            if after > before {
+                self.partition_commit_ms.insert(p, now);
+            }
+        }
+    }
 }
 
 impl TopicLake {
@@ -311,13 +351,19 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
         now_ms: now_ms(),
         retention_ms: (config.retention_ms >= 0).then_some(config.retention_ms),
         snapshot_retention_ms: config.lake_snapshot_retention_ms,
-        small_file_bytes: (lake.options.target_file_size / 4) as u64,
+        small_file_bytes: table.small_file_bytes(),
         compact_min_files: lake.config.compact_min_files,
     };
     let outcome = match lake.pointer().await {
         Ok(pointer) => table.housekeep(&pointer, &lake.store, &policy).await,
         Err(e) => Err(e),
     };
+    if outcome.is_ok() {
+        // Compaction and retention change the file counts the metrics show.
+        if let Ok(counts) = table.file_counts().await {
+            state.stats.lock().file_counts = Some(counts);
+        }
+    }
     let mut h = state.housekeeping.lock();
     match outcome {
         Ok(report) => {
@@ -412,21 +458,39 @@ async fn land_round(
             p.synced_offset()
         });
     }
+    let before: Vec<i64> = partitions.iter().map(|p| table.landed(p.index)).collect();
     let started = Instant::now();
     // Parquet encoding is CPU work: keep it off the runtime's worker threads.
     let handle = tokio::runtime::Handle::current();
-    let outcome = tokio::task::spawn_blocking(move || handle.block_on(table.land(&tails, &limits)))
+    let t = table.clone();
+    let outcome = tokio::task::spawn_blocking(move || handle.block_on(t.land(&tails, &limits)))
         .await
         .map_err(|e| floe_lake::Error::Config(format!("landing task failed: {e}")))??;
     if let Some(stats) = outcome {
+        let took = started.elapsed();
+        let landed: Vec<_> = partitions
+            .iter()
+            .zip(before)
+            .map(|(p, b)| (p.index, b, table.landed(p.index)))
+            .collect();
+        // Counted here, once per commit, so a scrape never reads manifests. A failure
+        // only leaves the previous count in place. Not at shutdown: nobody scrapes again.
+        let counts = if all {
+            None
+        } else {
+            match table.file_counts().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(topic = %topic.name, error = %e, "cannot count the table's data files");
+                    None
+                }
+            }
+        };
         let mut s = state.stats.lock();
-        s.commits += 1;
-        s.rows += stats.rows;
-        s.files += stats.files as u64;
-        s.bytes += stats.bytes;
-        s.last_commit_ms = Some(now_ms());
-        s.last_duration = Some(started.elapsed());
-        s.last_error = None;
+        s.record_commit(&stats, took, &landed);
+        if counts.is_some() {
+            s.file_counts = counts;
+        }
         tracing::debug!(topic = %topic.name, snapshot = stats.snapshot_id, rows = stats.rows, files = stats.files, "landed");
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! - [`broker`]: topics, partitions, metadata store, producer ids.
 //! - `handlers`: one module per group of Kafka APIs.
 //! - [`coordinator`]: the consumer-group state machine.
+//! - [`metrics`]: the Prometheus series served on `GET /metrics`.
 #![deny(missing_docs)]
 
 pub mod broker;
@@ -16,6 +17,7 @@ pub mod error;
 mod handlers;
 mod http;
 pub mod lake;
+pub mod metrics;
 pub mod partition;
 pub mod server;
 mod tasks;

@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::metrics::Traffic;
 
 /// A partition of a topic on this broker.
 ///
@@ -29,6 +30,8 @@ pub struct Partition {
     /// Unlanded rows as Arrow, when the lake is on.
     tail: Option<Arc<TailBuffer>>,
     schema: arrow_schema::SchemaRef,
+    /// Records and bytes produced to and fetched from this partition, for metrics.
+    pub traffic: Traffic,
 }
 
 impl Partition {
@@ -62,6 +65,7 @@ impl Partition {
             synced: watch::channel(synced).0,
             tail,
             schema,
+            traffic: Traffic::default(),
         })
     }
 
@@ -73,6 +77,18 @@ impl Partition {
         let end = log.log_end_offset();
         drop(log);
         self.end.send_replace(end);
+        if let AppendOutcome::Appended {
+            base_offset,
+            last_offset,
+            ..
+        } = &outcome
+        {
+            // Offsets assigned, so the span is the record count; a duplicate adds nothing.
+            self.traffic.produced(
+                u64::try_from(last_offset - base_offset + 1).unwrap_or(0),
+                records.len() as u64,
+            );
+        }
         if let (
             Some(tail),
             AppendOutcome::Appended {

@@ -149,8 +149,10 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
         match accepted {
             Ok((stream, peer)) => {
                 let b = broker.clone();
+                let counted = broker.metrics.connection_opened();
                 conns.spawn(async move {
                     crate::connection::serve(b, stream, peer).await;
+                    drop(counted);
                     drop(permit);
                 });
             }

@@ -15,6 +15,7 @@ use tracing::debug;
 
 use super::log_error_code;
 use crate::broker::Broker;
+use crate::metrics::count_records;
 use crate::partition::Partition;
 
 struct Want {
@@ -126,6 +127,12 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         }
     }
     for (want, data) in wants.iter().zip(results) {
+        if let (Ok(p), Some(records)) = (&want.target, &data.records) {
+            if !records.is_empty() {
+                p.traffic
+                    .fetched(count_records(records), records.len() as u64);
+            }
+        }
         topics[want.topic_idx].partitions.push(data);
     }
     FetchResponse::default().with_responses(topics)
