@@ -2,6 +2,9 @@
 every REST response against the Iceberg REST OpenAPI spec (read from the shared specs
 folder, not copied). Prints one JSON line: rows per partition and the rows themselves.
 
+Also lists the data files the current snapshot references ("data_files"), for orphan
+checks.
+
 usage: read_table.py <http base url> <namespace> <table> [spec.yaml]
 """
 import json
@@ -68,6 +71,7 @@ def main():
             }
             for r in rows
         ],
+        "data_files": [task.file.file_path for task in t.scan().plan_files()],
         "snapshot_summary": dict(t.current_snapshot().summary.additional_properties),
         "partition_spec": str(t.spec()),
     }

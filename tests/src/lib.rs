@@ -56,6 +56,39 @@ where
     }
 }
 
+/// A blocking `GET` of `url` (`http://host:port/path`) over HTTP/1.0: the status and the
+/// body. Enough to poll Floe's own HTTP endpoints without an HTTP client dependency.
+///
+/// # Errors
+/// Connection or read failures (10 s timeouts), or an answer that is not HTTP.
+pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// URLs"))?;
+    let (host, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    Ok((status, body.to_owned()))
+}
+
 /// An in-process broker in a temp dir.
 pub struct TestBroker {
     server: Option<RunningServer>,
