@@ -418,12 +418,24 @@ async fn open_table(
         Ok::<_, floe_log::Error>(())
     })
     .await;
+    // Without the rebuilt tail the next round would publish offsets across a gap: keep
+    // the table closed and let the committer retry with backoff.
     match rebuilt {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            error!(topic = %topic.name, error = %e, "cannot re-read the WAL into the tail")
+            error!(topic = %topic.name, error = %e, "cannot re-read the WAL into the tail");
+            return Err(floe_lake::Error::Config(format!(
+                "re-reading the WAL of {} into the tail: {e}",
+                topic.name
+            )));
         }
-        Err(e) => error!(topic = %topic.name, error = %e, "tail rebuild task failed"),
+        Err(e) => {
+            error!(topic = %topic.name, error = %e, "tail rebuild task failed");
+            return Err(floe_lake::Error::Config(format!(
+                "tail rebuild task of {} failed: {e}",
+                topic.name
+            )));
+        }
     }
     let landed: Vec<i64> = topic
         .partitions
