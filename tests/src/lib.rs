@@ -17,6 +17,10 @@ use rdkafka::ClientConfig;
 
 pub use rdkafka;
 
+pub mod lake;
+pub mod proxy;
+pub mod s3;
+
 /// Turns on logs for a test run when `FLOE_TEST_LOG` is set (e.g. `FLOE_TEST_LOG=debug`).
 pub fn init_logs() {
     if let Ok(filter) = std::env::var("FLOE_TEST_LOG") {

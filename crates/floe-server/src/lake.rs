@@ -204,8 +204,8 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
             match open_table(&lake, &topic, &state).await {
                 Ok(()) => backoff = Duration::from_millis(200),
                 Err(e) => {
-                    record_failure(&state, &e);
-                    warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "cannot open the topic's Iceberg table");
+                    let error = record_failure(&state, &e);
+                    warn!(topic = %topic.name, %error, retry_in = ?backoff, "cannot open the topic's Iceberg table; records wait in the WAL");
                     if sleep_or_stop(&state, backoff).await {
                         return;
                     }
@@ -222,8 +222,8 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
         match land_round(&topic, &state, false).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => {
-                record_failure(&state, &e);
-                warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
+                let error = record_failure(&state, &e);
+                warn!(topic = %topic.name, %error, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
                 if sleep_or_stop(&state, backoff).await {
                     return;
                 }
@@ -241,10 +241,32 @@ async fn sleep_or_stop(state: &TopicLake, d: Duration) -> bool {
     }
 }
 
-fn record_failure(state: &TopicLake, e: &dyn std::fmt::Display) {
+/// Counts a failed round and keeps its message, causes included, for metrics; returns
+/// the message for the log line.
+fn record_failure(state: &TopicLake, e: &floe_lake::Error) -> String {
+    let message = describe(e);
     let mut s = state.stats.lock();
     s.failures += 1;
-    s.last_error = Some(e.to_string());
+    s.last_error = Some(message.clone());
+    message
+}
+
+/// An error's message followed by every cause it does not already show. iceberg-rust and
+/// opendal stop their messages at the HTTP client ("error sending request for url ..."),
+/// while the cause an operator needs ("Connection refused", a DNS failure) sits further
+/// down the `source()` chain.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let m = cause.to_string();
+        if !text.contains(&m) {
+            text.push_str(": ");
+            text.push_str(&m);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 async fn open_table(
@@ -360,5 +382,39 @@ pub fn maybe_wake(broker: &Broker, topic: &Topic) {
         .sum();
     if waiting as u64 >= lake.config.commit_bytes {
         state.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("sending request to http://s3: {source}")]
+    struct Outer {
+        source: Middle,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Middle {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn describe_appends_causes_not_already_shown() {
+        let e = Outer {
+            source: Middle {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "Connection refused",
+                ),
+            },
+        };
+        assert_eq!(
+            describe(&e),
+            "sending request to http://s3: client error (Connect): Connection refused"
+        );
     }
 }
