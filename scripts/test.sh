@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (kcat,
-# PostgreSQL, the Python Kafka client, PyIceberg, moto's S3 server), starts a throwaway Postgres on a free port, checks
-# formatting, lints and crate boundaries, builds the `floe` binary the process tests run,
+# PostgreSQL, the Python Kafka client, PyIceberg, moto's S3 server), starts a throwaway
+# Postgres on a free port, checks formatting, lints and crate boundaries, builds the
+# `floe` binary the process tests run,
 # and runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -92,6 +92,25 @@ pub async fn wait_landed_within(broker: &TestBroker, topic: &str, ends: &[i64], 
     }
 }
 
+/// The landed offset of `topic`'s partition `p`; None while the table is not open (at
+/// start, and after a failed round until the committer has opened it again).
+pub fn landed(broker: &TestBroker, topic: &str, p: i32) -> Option<i64> {
+    let t = broker.broker().topic(topic).expect("topic");
+    let lake = t.lake.clone().expect("lake on");
+    lake.landed(p)
+}
+
+/// Asserts that no partition of `topic` landed past `ends[p]` (while a fault lasts).
+pub fn assert_landed_at_most(broker: &TestBroker, topic: &str, ends: &[i64]) {
+    for (p, end) in ends.iter().enumerate() {
+        let l = landed(broker, topic, p as i32);
+        assert!(
+            l.is_none_or(|l| l <= *end),
+            "{topic}/{p} landed to {l:?} while the fault lasts (expected at most {end})"
+        );
+    }
+}
+
 /// The committer's counters for `topic`.
 pub fn lake_stats(broker: &TestBroker, topic: &str) -> LakeStats {
     let t = broker.broker().topic(topic).expect("topic");
@@ -165,8 +184,13 @@ pub async fn read_table(http: &str, table: &str, check_spec: bool) -> serde_json
 
 /// Checks that `rows` (as [`read_with_pyiceberg`] returns them, sorted by partition and
 /// offset) are exactly the records `0..n` that [`produce`] wrote to `partitions`
-/// partitions with timestamps from `ts0`: each once, none missing.
-pub fn assert_rows_exactly(rows: &serde_json::Value, partitions: i64, n: i64, ts0: i64) {
+/// partitions, record `i` with timestamp `ts(i)`: each once, none missing.
+pub fn assert_rows_exactly(
+    rows: &serde_json::Value,
+    partitions: i64,
+    n: i64,
+    ts: impl Fn(i64) -> i64,
+) {
     let rows = rows.as_array().expect("rows");
     assert_eq!(rows.len() as i64, n, "every record exactly once");
     let mut seen = vec![false; n as usize];
@@ -185,7 +209,7 @@ pub fn assert_rows_exactly(rows: &serde_json::Value, partitions: i64, n: i64, ts
         seen[i as usize] = true;
         assert_eq!(row["key"], format!("k{i}"));
         assert_eq!(row["value"], format!("v{i}"));
-        assert_eq!(row["timestamp_ms"], ts0 + i);
+        assert_eq!(row["timestamp_ms"], ts(i));
         assert_eq!(row["headers"], serde_json::json!([["h", i.to_string()]]));
     }
 }

@@ -36,9 +36,36 @@ pub enum Error {
         #[source]
         source: Box<opendal::Error>,
     },
+    /// The SQL catalog's database refused or failed a connection.
+    #[error("{context}: {source}")]
+    Database {
+        /// What Floe was doing.
+        context: String,
+        /// The error from sqlx.
+        #[source]
+        source: Box<sqlx::Error>,
+    },
+    /// A remote call took longer than its deadline.
+    #[error("{operation}: no answer within {after:?}")]
+    Timeout {
+        /// What Floe was doing.
+        operation: String,
+        /// The deadline.
+        after: std::time::Duration,
+    },
     /// Configuration that cannot work (bad URI, unknown catalog type, ...).
     #[error("lake configuration: {0}")]
     Config(String),
+    /// The topic's table name is taken by a table that holds something else.
+    #[error("table {table} cannot take topic {topic}: {reason}")]
+    TableTaken {
+        /// The table.
+        table: String,
+        /// The topic.
+        topic: String,
+        /// Whose table it is, and what to do.
+        reason: String,
+    },
     /// The `floe.offsets` property of a snapshot is not what Floe writes.
     #[error("snapshot {snapshot_id} has an unreadable floe.offsets summary: {reason}")]
     BadOffsetsSummary {
@@ -82,7 +109,7 @@ impl Error {
                 source.kind(),
                 iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
             ),
-            Self::Storage { .. } => true,
+            Self::Storage { .. } | Self::Database { .. } | Self::Timeout { .. } => true,
             _ => false,
         }
     }

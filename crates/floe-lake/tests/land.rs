@@ -17,6 +17,13 @@ use kafka_protocol::records::{
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The id of the topic the tables hold.
+const TOPIC_ID: &str = "0b9c6f3e-8d0e-4c56-9f0f-3a1d2c4b5e6f";
+
+fn warehouse(opts: &LakeOptions) -> WarehouseStore {
+    WarehouseStore::new(opts).expect("store")
+}
+
 fn options(dir: &std::path::Path) -> LakeOptions {
     LakeOptions {
         catalog: CatalogKind::Sql {
@@ -86,9 +93,16 @@ async fn lands_reads_back_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = options(dir.path());
     let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(catalog.clone(), &opts, "orders", TimePartitioning::Day)
-        .await
-        .expect("table");
+    let table = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "orders",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
     assert_eq!(table.landed(0), 0);
 
     let budget = TailBudget::new(1 << 30);
@@ -179,9 +193,16 @@ async fn lands_reads_back_and_survives_reopen() {
 
     // Reopening reads floe.offsets back from the snapshot summary.
     drop(table);
-    let again = LakeTable::open(catalog, &opts, "orders", TimePartitioning::Day)
-        .await
-        .expect("reopen");
+    let again = LakeTable::open(
+        catalog,
+        &opts,
+        &warehouse(&opts),
+        "orders",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("reopen");
     assert_eq!(again.landed(0), 200);
     // Every location is an absolute file: URI a JVM resolves.
     let metadata = again.table().metadata().clone();
@@ -203,12 +224,26 @@ async fn commit_refuses_when_offsets_moved_underneath() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = options(dir.path());
     let catalog = open_catalog(&opts).await.expect("catalog");
-    let a = LakeTable::open(catalog.clone(), &opts, "t", TimePartitioning::Hour)
-        .await
-        .expect("a");
-    let b = LakeTable::open(catalog.clone(), &opts, "t", TimePartitioning::Hour)
-        .await
-        .expect("b");
+    let a = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "t",
+        TOPIC_ID,
+        TimePartitioning::Hour,
+    )
+    .await
+    .expect("a");
+    let b = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "t",
+        TOPIC_ID,
+        TimePartitioning::Hour,
+    )
+    .await
+    .expect("b");
     let budget = TailBudget::new(1 << 30);
     let ta = Arc::new(TailBuffer::new(0, budget.clone()));
     let tb = Arc::new(TailBuffer::new(0, budget.clone()));
@@ -226,4 +261,30 @@ async fn commit_refuses_when_offsets_moved_underneath() {
     // b's Parquet files were removed, not left as orphans.
     let store = WarehouseStore::new(&opts).expect("store");
     assert!(b.clean_orphans(&store).await.expect("clean").is_empty());
+}
+
+#[tokio::test]
+async fn a_table_of_an_earlier_topic_with_the_same_name_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let by = TimePartitioning::Day;
+    LakeTable::open(catalog.clone(), &opts, &warehouse(&opts), "t", TOPIC_ID, by)
+        .await
+        .expect("created");
+    let other = "7d1e3a52-2f4b-4b1e-8c3a-6e5f4d3c2b1a";
+    match LakeTable::open(catalog.clone(), &opts, &warehouse(&opts), "t", other, by).await {
+        Err(floe_lake::Error::TableTaken { table, reason, .. }) => {
+            assert_eq!(table, "kafka.t");
+            assert!(
+                reason.contains(TOPIC_ID) && reason.contains(other),
+                "{reason}"
+            );
+        }
+        other => panic!("expected TableTaken, got {other:?}"),
+    }
+    // The same topic opens it again.
+    LakeTable::open(catalog, &opts, &warehouse(&opts), "t", TOPIC_ID, by)
+        .await
+        .expect("reopened");
 }

@@ -135,6 +135,12 @@ impl LakeService {
         *slot = Some(c.clone());
         Ok(c)
     }
+
+    /// Drops the connected catalog, so the next [`Self::catalog`] connects again. Tables
+    /// opened meanwhile keep the catalog they were opened with.
+    pub async fn forget_catalog(&self) {
+        *self.catalog.lock().await = None;
+    }
 }
 
 /// Landing state of one topic.
@@ -202,7 +208,9 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
         let opened = state.table().is_some();
         if !opened {
             match open_table(&lake, &topic, &state).await {
-                Ok(()) => backoff = Duration::from_millis(200),
+                // The catalog and the storage answered: whatever failed before has
+                // cleared. The backoff stays until a round succeeds too.
+                Ok(()) => state.stats.lock().last_error = None,
                 Err(e) => {
                     let error = record_failure(&state, &e);
                     warn!(topic = %topic.name, %error, retry_in = ?backoff, "cannot open the topic's Iceberg table; records wait in the WAL");
@@ -224,6 +232,12 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
             Err(e) => {
                 let error = record_failure(&state, &e);
                 warn!(topic = %topic.name, %error, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
+                // Start again from what the catalog says: the next attempt reconnects
+                // (reporting why the catalog is unreachable, if it is), reloads the
+                // table's floe.offsets, deletes what failed rounds left behind and
+                // rebuilds the tails from the WAL.
+                *state.table.write() = None;
+                lake.forget_catalog().await;
                 if sleep_or_stop(&state, backoff).await {
                     return;
                 }
@@ -279,7 +293,17 @@ async fn open_table(
         floe_common::LakePartitionBy::Day => TimePartitioning::Day,
         floe_common::LakePartitionBy::Hour => TimePartitioning::Hour,
     };
-    let table = Arc::new(LakeTable::open(catalog, &lake.options, &topic.name, by).await?);
+    let table = Arc::new(
+        LakeTable::open(
+            catalog,
+            &lake.options,
+            &lake.store,
+            &topic.name,
+            &topic.id.to_string(),
+            by,
+        )
+        .await?,
+    );
     // No round runs yet for this table, so unreferenced files are a killed round's.
     table.clean_orphans(&lake.store).await?;
     let partitions = topic.partitions.read().clone();
