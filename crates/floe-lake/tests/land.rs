@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use floe_lake::convert::kafka_to_arrow;
 use floe_lake::schema::arrow_schema;
+use floe_lake::table::TOPIC_ID_PROPERTY;
 use floe_lake::{
     open_catalog, reader, CatalogKind, LakeOptions, LakeTable, TailBatch, TailBudget, TailBuffer,
     TimePartitioning, WarehouseStore,
@@ -287,4 +288,47 @@ async fn a_table_of_an_earlier_topic_with_the_same_name_is_refused() {
     LakeTable::open(catalog, &opts, &warehouse(&opts), "t", TOPIC_ID, by)
         .await
         .expect("reopened");
+}
+
+#[tokio::test]
+async fn a_table_without_a_topic_id_is_adopted() {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let by = TimePartitioning::Day;
+    let t = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "old",
+        TOPIC_ID,
+        by,
+    )
+    .await
+    .expect("created");
+    // As a Floe that did not record topic ids left it.
+    let tx = Transaction::new(&t.table());
+    let tx = tx
+        .update_table_properties()
+        .remove(TOPIC_ID_PROPERTY.to_owned())
+        .apply(tx)
+        .expect("apply");
+    let table = tx.commit(catalog.as_ref()).await.expect("commit");
+    assert!(!table
+        .metadata()
+        .properties()
+        .contains_key(TOPIC_ID_PROPERTY));
+
+    let t = LakeTable::open(catalog, &opts, &warehouse(&opts), "old", TOPIC_ID, by)
+        .await
+        .expect("adopted");
+    assert_eq!(
+        t.table()
+            .metadata()
+            .properties()
+            .get(TOPIC_ID_PROPERTY)
+            .map(String::as_str),
+        Some(TOPIC_ID)
+    );
 }
