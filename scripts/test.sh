@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (kcat,
-# PostgreSQL, the Python Kafka client), starts a throwaway Postgres on a free port, checks
-# formatting, lints and crate boundaries, builds the `floe` binary the process tests run,
+# PostgreSQL, the Python Kafka client, PyIceberg, moto's S3 server), starts a throwaway
+# Postgres on a free port, checks formatting, lints and crate boundaries, builds the
+# `floe` binary the process tests run,
 # and runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,10 @@ python3 -c "import kafka" 2>/dev/null || python3 -m pip install -q --disable-pip
 # REST answers against the Iceberg OpenAPI spec.
 python3 -c "import pyiceberg, pyarrow, yaml, jsonschema, referencing" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check "pyiceberg[pyarrow]==0.10.*" pyyaml "jsonschema>=4.18"
+# moto's S3 server: the lake tests land topics in a real S3 API. Chosen because it is on
+# PyPI (MinIO and the other S3 servers ship binaries from their own sites, which the test
+# machines cannot reach); see tests/src/s3.rs.
+command -v moto_server >/dev/null || python3 -m pip install -q --disable-pip-version-check "moto[server]==5.*"
 
 # 3. A throwaway PostgreSQL for the metadata-store tests.
 PGDIR=$(mktemp -d /tmp/floe-pg.XXXXXX)

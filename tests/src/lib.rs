@@ -19,6 +19,10 @@ use rdkafka::ClientConfig;
 
 pub use rdkafka;
 
+pub mod lake;
+pub mod proxy;
+pub mod s3;
+
 /// Turns on logs for a test run when `FLOE_TEST_LOG` is set (e.g. `FLOE_TEST_LOG=debug`).
 pub fn init_logs() {
     if let Ok(filter) = std::env::var("FLOE_TEST_LOG") {
@@ -558,4 +562,34 @@ pub async fn scrape_metrics(http: &str) -> Scrape {
         "content type {content_type:?}"
     );
     Scrape::parse(&resp.text().await.expect("body"))
+}
+
+/// A fresh database on the test Postgres (`FLOE_TEST_POSTGRES_URL`, an admin URL, which
+/// scripts/test.sh sets), or None when `FLOE_SKIP_POSTGRES` is set. Panics when neither
+/// is set, so a Postgres test is never skipped by accident.
+pub async fn postgres_database() -> Option<String> {
+    let Ok(admin) = std::env::var("FLOE_TEST_POSTGRES_URL") else {
+        if std::env::var("FLOE_SKIP_POSTGRES").is_ok() {
+            eprintln!("FLOE_SKIP_POSTGRES set: skipping the Postgres variant");
+            return None;
+        }
+        panic!("FLOE_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh (or set FLOE_SKIP_POSTGRES=1)");
+    };
+    let name = format!("floe_e2e_{}", free_port());
+    let out = Command::new("psql")
+        .arg(&admin)
+        .arg("-c")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "create database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("url with a database");
+    Some(format!("{base}/{name}"))
 }

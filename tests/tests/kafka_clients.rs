@@ -313,34 +313,6 @@ async fn consumer_group_rebalances_and_resumes_after_restart_postgres() {
     group_rebalance_and_restart(Some(url)).await;
 }
 
-/// A fresh database on the test Postgres (`FLOE_TEST_POSTGRES_URL`, set by scripts/test.sh).
-async fn postgres_database() -> Option<String> {
-    let Ok(admin) = std::env::var("FLOE_TEST_POSTGRES_URL") else {
-        if std::env::var("FLOE_SKIP_POSTGRES").is_ok() {
-            eprintln!("FLOE_SKIP_POSTGRES set: skipping the Postgres variant");
-            return None;
-        }
-        panic!("FLOE_TEST_POSTGRES_URL is not set: run the suite with scripts/test.sh (or set FLOE_SKIP_POSTGRES=1)");
-    };
-    let name = format!("floe_e2e_{}", free_port());
-    let out = std::process::Command::new("psql")
-        .arg(&admin)
-        .arg("-c")
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "create database: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .expect("url with a database");
-    Some(format!("{base}/{name}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_topics_partitions_configs_delete_records() {
     let broker = TestBroker::start().await;

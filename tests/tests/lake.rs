@@ -4,99 +4,15 @@
 
 use std::time::Duration;
 
+use floe_tests::lake::*;
 use floe_tests::*;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
-
-const SPEC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/specs/iceberg-rest-catalog-open-api.yaml"
-);
-
-fn lake_broker(config: &mut floe_server::ServerConfig) {
-    config.lake.commit_interval = Duration::from_millis(200);
-    config.log.retention_check_interval = Duration::from_millis(100);
-}
-
-async fn produce(bootstrap: &str, topic: &str, partitions: i32, n: i32, ts0: i64) {
-    let producer = producer(
-        bootstrap,
-        &[
-            ("acks", "all"),
-            ("enable.idempotence", "true"),
-            ("compression.type", "zstd"),
-        ],
-    );
-    let mut acks = Vec::new();
-    for i in 0..n {
-        let key = format!("k{i}");
-        let value = format!("v{i}");
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "h",
-            value: Some(&i.to_string()),
-        });
-        let record = FutureRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .partition(i % partitions)
-            .timestamp(ts0 + i64::from(i))
-            .headers(headers);
-        acks.push(producer.send_result(record).expect("queued"));
-    }
-    for a in acks {
-        a.await.expect("delivered").expect("acked");
-    }
-}
-
-/// Waits until the topic's table covers `ends[p]` for every partition.
-async fn wait_landed(broker: &TestBroker, topic: &str, ends: &[i64]) {
-    let t = broker.broker().topic(topic).expect("topic");
-    let lake = t.lake.clone().expect("lake on");
-    eventually(Duration::from_secs(30), "records landed", || {
-        let lake = lake.clone();
-        async move {
-            ends.iter()
-                .enumerate()
-                .all(|(p, e)| lake.landed(p as i32).is_some_and(|l| l >= *e))
-                .then_some(())
-        }
-    })
-    .await;
-}
-
-fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_table.py");
-    let mut args = vec![
-        script.to_string(),
-        http.to_string(),
-        "kafka".into(),
-        table.to_string(),
-    ];
-    // The spec lives next to the repository (../shared/specs); a checkout without it
-    // skips only the schema check, not the PyIceberg read.
-    if check_spec && std::path::Path::new(SPEC).exists() {
-        args.push(SPEC.to_string());
-    } else if check_spec {
-        eprintln!("note: {SPEC} not found; REST responses not schema-checked");
-    }
-    let out = std::process::Command::new("python3")
-        .args(&args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "PyIceberg read failed (scripts/test.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("json")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produced_records_land_once_and_pyiceberg_reads_them_through_rest() {
-    let broker = TestBroker::start_with(lake_broker).await;
+    let broker = TestBroker::start_with(fast_lake).await;
     let b = broker.bootstrap();
     create_topic(&b, "orders", 2, &[]).await;
     let ts0 = 1_700_000_000_000;
@@ -147,7 +63,7 @@ async fn produced_records_land_once_and_pyiceberg_reads_them_through_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
-    let broker = TestBroker::start_with(lake_broker).await;
+    let broker = TestBroker::start_with(fast_lake).await;
     let b = broker.bootstrap();
     // Small segments and no local retention: segments go as soon as they are landed.
     create_topic(
@@ -216,7 +132,7 @@ impl Lookup for rdkafka::consumer::StreamConsumer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
     let broker = TestBroker::start_with(|config| {
-        lake_broker(config);
+        fast_lake(config);
         // Only the test's request starts housekeeping, so it lands mid-read.
         config.lake.housekeeping_interval = Duration::from_secs(3600);
         config.lake.compact_min_files = 4;

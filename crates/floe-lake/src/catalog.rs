@@ -59,6 +59,7 @@ pub async fn open_catalog(options: &LakeOptions) -> Result<Arc<dyn Catalog>> {
     props.insert("warehouse".into(), options.warehouse.clone());
     match &options.catalog {
         CatalogKind::Sql { uri } => {
+            probe_database(uri).await?;
             props.insert("uri".into(), uri.clone());
             let style = if uri.starts_with("sqlite:") {
                 "QMark"
@@ -85,6 +86,35 @@ pub async fn open_catalog(options: &LakeOptions) -> Result<Arc<dyn Catalog>> {
                 .map_err(Error::iceberg(format!("opening the REST catalog at {uri}")))?;
             Ok(Arc::new(catalog))
         }
+    }
+}
+
+/// How long the one connection attempt of [`probe_database`] may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens and closes one connection to the SQL catalog's database. The catalog's own pool
+/// retries a refused connection until its 30 s acquire timeout and then reports only
+/// "pool timed out"; one direct attempt fails at once and says why ("Connection
+/// refused", "unable to open database file").
+async fn probe_database(uri: &str) -> Result<()> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let context = || format!("connecting to the SQL catalog at {}", redact(uri));
+    let attempt = tokio::time::timeout(PROBE_TIMEOUT, sqlx::AnyConnection::connect(uri)).await;
+    match attempt {
+        Ok(Ok(conn)) => {
+            // A failed close only leaves a connection for the server to time out.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(source)) => Err(Error::Database {
+            context: context(),
+            source: Box::new(source),
+        }),
+        Err(_) => Err(Error::Timeout {
+            operation: context(),
+            after: PROBE_TIMEOUT,
+        }),
     }
 }
 

@@ -36,24 +36,42 @@ pub enum Error {
         #[source]
         source: Box<opendal::Error>,
     },
-    /// Configuration that cannot work (bad URI, unknown catalog type, ...).
-    #[error("lake configuration: {0}")]
-    Config(String),
-    /// The catalog database (for Floe's own metadata-pointer swap) failed.
+    /// The SQL catalog's database refused or failed a connection.
     #[error("{context}: {source}")]
-    Sql {
+    Database {
         /// What Floe was doing.
         context: String,
         /// The error from sqlx.
         #[source]
         source: Box<sqlx::Error>,
     },
+    /// A remote call took longer than its deadline.
+    #[error("{operation}: no answer within {after:?}")]
+    Timeout {
+        /// What Floe was doing.
+        operation: String,
+        /// The deadline.
+        after: std::time::Duration,
+    },
+    /// Configuration that cannot work (bad URI, unknown catalog type, ...).
+    #[error("lake configuration: {0}")]
+    Config(String),
     /// Someone else committed to the table between load and swap; nothing was changed.
     #[error("{0}: the table changed underneath (commit conflict); retried later")]
     Conflict(String),
     /// The operation needs something this deployment does not have.
     #[error("{0}")]
     Unsupported(String),
+    /// The topic's table name is taken by a table that holds something else.
+    #[error("table {table} cannot take topic {topic}: {reason}")]
+    TableTaken {
+        /// The table.
+        table: String,
+        /// The topic.
+        topic: String,
+        /// Whose table it is, and what to do.
+        reason: String,
+    },
     /// The `floe.offsets` property of a snapshot is not what Floe writes.
     #[error("snapshot {snapshot_id} has an unreadable floe.offsets summary: {reason}")]
     BadOffsetsSummary {
@@ -89,10 +107,10 @@ impl Error {
         }
     }
 
-    /// A `map_err` adapter that adds context to a sqlx error.
+    /// A `map_err` adapter that adds context to a sqlx error (catalog database).
     pub fn sql(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Self {
         let context = context.into();
-        move |source| Self::Sql {
+        move |source| Self::Database {
             context,
             source: Box::new(source),
         }
@@ -106,7 +124,10 @@ impl Error {
                 source.kind(),
                 iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
             ),
-            Self::Storage { .. } | Self::Sql { .. } | Self::Conflict(_) => true,
+            Self::Storage { .. }
+            | Self::Database { .. }
+            | Self::Timeout { .. }
+            | Self::Conflict(_) => true,
             _ => false,
         }
     }

@@ -27,7 +27,7 @@ impl MetadataPointer {
     /// pointer Floe may swap: housekeeping is then the catalog owner's job.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for a REST catalog, [`Error::Sql`] when the database is down.
+    /// [`Error::Unsupported`] for a REST catalog, [`Error::Database`] when the database is down.
     pub async fn connect(options: &LakeOptions) -> Result<Self> {
         let uri = match &options.catalog {
             CatalogKind::Sql { uri } => uri,
@@ -56,7 +56,7 @@ impl MetadataPointer {
     /// (someone else committed); an error means the outcome is unknown.
     ///
     /// # Errors
-    /// [`Error::Sql`] when the database fails.
+    /// [`Error::Database`] when the database fails.
     pub async fn swap(&self, ident: &TableIdent, old: &str, new: &str) -> Result<bool> {
         let sql =
             "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \

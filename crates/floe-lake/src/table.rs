@@ -38,8 +38,20 @@ use crate::{Error, Result};
 pub const OFFSETS_PROPERTY: &str = "floe.offsets";
 /// Snapshot-summary key holding the id of the landing round that made the snapshot.
 pub const ROUND_PROPERTY: &str = "floe.round";
+/// Table property naming the topic a table holds.
+pub const TOPIC_PROPERTY: &str = "floe.topic";
+/// Table property holding the id of the topic a table holds: a topic deleted and created
+/// again under the same name is a different topic, with offsets from 0 again.
+pub const TOPIC_ID_PROPERTY: &str = "floe.topic-id";
 /// Prefix of every data file Floe writes (orphan clean-up only touches these).
 pub(crate) const FILE_PREFIX: &str = "floe";
+
+/// How a commit failed: before anything reached the catalog, or in the commit call
+/// itself, whose outcome is then unknown.
+enum CommitFailure {
+    Before(Error),
+    Unknown(Error),
+}
 
 /// What a landing round did.
 #[derive(Debug, Clone, Default)]
@@ -91,12 +103,21 @@ impl std::fmt::Debug for LakeTable {
 impl LakeTable {
     /// Loads the topic's table, creating the namespace and the table if needed.
     ///
+    /// The table is named after the topic, unchanged: every Kafka topic name
+    /// (`[a-zA-Z0-9._-]{1,249}`) is a valid Iceberg table name. A table of that name that
+    /// belongs to something else (an earlier topic of the same name, which deleting a
+    /// topic leaves behind, or a table Floe did not create) is refused with
+    /// [`Error::TableTaken`]: landing into it would skip or mix records.
+    ///
     /// # Errors
-    /// [`Error::Iceberg`] if the catalog is unreachable or refuses the name.
+    /// [`Error::Iceberg`] if the catalog or storage is unreachable or refuses the name,
+    /// [`Error::TableTaken`] as above.
     pub async fn open(
         catalog: Arc<dyn Catalog>,
         options: &LakeOptions,
+        store: &WarehouseStore,
         topic: &str,
+        topic_id: &str,
         by: TimePartitioning,
     ) -> Result<Self> {
         let namespace = NamespaceIdent::new(options.namespace.clone());
@@ -124,19 +145,26 @@ impl LakeTable {
         let table = if catalog
             .table_exists(&ident)
             .await
-            .map_err(Error::iceberg(format!("checking table {topic}")))?
+            .map_err(Error::iceberg(format!("checking table {ident}")))?
         {
-            catalog
+            let table = catalog
                 .load_table(&ident)
                 .await
-                .map_err(Error::iceberg(format!("loading table {topic}")))?
+                .map_err(Error::iceberg(format!("loading table {ident}")))?;
+            claim(catalog.as_ref(), table, topic, topic_id).await?
         } else {
-            let location = format!(
+            let mut location = format!(
                 "{}/{}/{}",
                 options.warehouse.trim_end_matches('/'),
                 options.namespace,
                 topic
             );
+            // A table dropped without its files (or renamed) may still own this folder;
+            // orphan clean-up would delete its files. Such a topic gets its own folder.
+            if !store.list_files(&location).await?.is_empty() {
+                warn!(table = %ident, %location, "the table's default location holds files of an earlier table; using a folder named after the topic id");
+                location = format!("{location}-{topic_id}");
+            }
             let creation = TableCreation::builder()
                 .name(topic.to_owned())
                 .location(location)
@@ -149,13 +177,14 @@ impl LakeTable {
                         "write.parquet.compression-codec".to_owned(),
                         options.compression.clone(),
                     ),
-                    ("floe.topic".to_owned(), topic.to_owned()),
+                    (TOPIC_PROPERTY.to_owned(), topic.to_owned()),
+                    (TOPIC_ID_PROPERTY.to_owned(), topic_id.to_owned()),
                 ])
                 .build();
             let table = catalog
                 .create_table(&namespace, creation)
                 .await
-                .map_err(Error::iceberg(format!("creating table for topic {topic}")))?;
+                .map_err(Error::iceberg(format!("creating table {ident}")))?;
             info!(topic, location = %table.metadata().location(), "created Iceberg table");
             table
         };
@@ -264,23 +293,31 @@ impl LakeTable {
             .await
         {
             Ok(id) => id,
-            Err(e) => {
+            // Nothing reached the catalog: the files are this round's alone.
+            Err(CommitFailure::Before(e)) => {
+                self.delete_files(&files).await;
+                return Err(e);
+            }
+            Err(CommitFailure::Unknown(e)) => {
                 // The commit may have gone through with only its answer lost: the
                 // snapshot then carries this round's id. Otherwise the files are orphans.
-                let ours = match self.refresh().await {
-                    Ok(()) => self.current_round().as_deref() == Some(round.as_str()),
-                    Err(_) => false,
-                };
-                if ours {
-                    warn!(table = %self.ident, error = %e, "commit reported an error but is in the table");
-                    self.table
-                        .read()
-                        .metadata()
-                        .current_snapshot_id()
-                        .unwrap_or(-1)
-                } else {
-                    self.delete_files(&files).await;
-                    return Err(e);
+                match self.refresh().await {
+                    Ok(()) if self.current_round().as_deref() == Some(round.as_str()) => {
+                        warn!(table = %self.ident, error = %e, "commit reported an error but is in the table");
+                        self.table
+                            .read()
+                            .metadata()
+                            .current_snapshot_id()
+                            .unwrap_or(-1)
+                    }
+                    Ok(()) => {
+                        self.delete_files(&files).await;
+                        return Err(e);
+                    }
+                    // Unknown whether the commit happened (the catalog went away): the
+                    // files may be referenced now, so they stay. Orphan clean-up, which
+                    // runs when the table is opened again, removes them if they are not.
+                    Err(_) => return Err(e),
                 }
             }
         };
@@ -299,6 +336,7 @@ impl LakeTable {
         }))
     }
 
+    /// Commits one append snapshot on top of `base`.
     async fn commit(
         &self,
         table: &Table,
@@ -306,7 +344,7 @@ impl LakeTable {
         base: &BTreeMap<i32, i64>,
         ends: &BTreeMap<i32, i64>,
         round: &str,
-    ) -> Result<i64> {
+    ) -> Result<i64, CommitFailure> {
         let summary = HashMap::from([
             (OFFSETS_PROPERTY.to_owned(), offsets_json(ends)),
             (ROUND_PROPERTY.to_owned(), round.to_owned()),
@@ -317,29 +355,27 @@ impl LakeTable {
             .set_snapshot_properties(summary)
             .add_data_files(files)
             .apply(tx)
-            .map_err(Error::iceberg("preparing the append"))?;
+            .map_err(|e| CommitFailure::Before(Error::iceberg("preparing the append")(e)))?;
         // Guard: the transaction re-applies itself on a refreshed table after a conflict;
         // that is only right if nobody else moved floe.offsets meanwhile.
-        let current = self
-            .catalog
-            .load_table(&self.ident)
-            .await
-            .map_err(Error::iceberg(format!("reloading {}", self.ident)))?;
-        let now = offsets_of(&current)?;
+        let current = self.catalog.load_table(&self.ident).await.map_err(|e| {
+            CommitFailure::Before(Error::iceberg(format!("reloading {}", self.ident))(e))
+        })?;
+        let now = offsets_of(&current).map_err(CommitFailure::Before)?;
         if &now != base {
             *self.landed.write() = now;
             *self.table.write() = current;
-            return Err(Error::Config(format!(
+            return Err(CommitFailure::Before(Error::Config(format!(
                 "{}: floe.offsets moved under the committer (another writer?); round retried",
                 self.ident
-            )));
+            ))));
         }
-        let committed = tx
-            .commit(self.catalog.as_ref())
-            .await
-            .map_err(Error::iceberg(format!("committing to {}", self.ident)))?;
+        let committed = tx.commit(self.catalog.as_ref()).await.map_err(|e| {
+            CommitFailure::Unknown(Error::iceberg(format!("committing to {}", self.ident))(e))
+        })?;
         let id = committed.metadata().current_snapshot_id().unwrap_or(-1);
-        *self.landed.write() = offsets_of(&committed)?;
+        // The snapshot carries `ends` as its floe.offsets.
+        *self.landed.write() = ends.clone();
         *self.table.write() = committed;
         Ok(id)
     }
@@ -497,6 +533,46 @@ impl LakeTable {
             info!(table = %self.ident, files = deleted.len(), "deleted orphan data files");
         }
         Ok(deleted)
+    }
+}
+
+/// Checks that an existing table holds this topic (see [`LakeTable::open`]). A table from
+/// a Floe that did not record topic ids yet is adopted: the id is added to it.
+async fn claim(catalog: &dyn Catalog, table: Table, topic: &str, topic_id: &str) -> Result<Table> {
+    let ident = table.identifier().clone();
+    let props = table.metadata().properties();
+    let taken = |reason: String| Error::TableTaken {
+        table: ident.to_string(),
+        topic: topic.to_owned(),
+        reason,
+    };
+    match (
+        props.get(TOPIC_PROPERTY).map(String::as_str),
+        props.get(TOPIC_ID_PROPERTY).map(String::as_str),
+    ) {
+        (Some(t), Some(id)) if t == topic && id == topic_id => Ok(table),
+        (Some(t), Some(id)) if t == topic => Err(taken(format!(
+            "it holds an earlier topic of the same name (topic id {id}, this topic's is \
+             {topic_id}); drop it (with its files) or rename it and landing starts by itself"
+        ))),
+        (Some(t), None) if t == topic => {
+            let tx = Transaction::new(&table);
+            let tx = tx
+                .update_table_properties()
+                .set(TOPIC_ID_PROPERTY.to_owned(), topic_id.to_owned())
+                .apply(tx)
+                .map_err(Error::iceberg("preparing the topic id property"))?;
+            let table = tx
+                .commit(catalog)
+                .await
+                .map_err(Error::iceberg(format!("recording the topic id on {ident}")))?;
+            info!(table = %ident, topic_id, "recorded the topic id on a table created before topic ids were kept");
+            Ok(table)
+        }
+        (other, _) => Err(taken(format!(
+            "Floe did not create it for this topic ({TOPIC_PROPERTY} = {other:?}); drop or \
+             rename it and landing starts by itself"
+        ))),
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batch_with, options, row_count, DAY_MS};
+use common::{batch_with, options, row_count, DAY_MS, TOPIC_ID};
 use floe_lake::maintain::live_files;
 use floe_lake::{
     open_catalog, reader, Housekeeping, LakeTable, MetadataPointer, TailBudget, TailBuffer,
@@ -55,10 +55,17 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = options(dir.path());
     let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(catalog.clone(), &opts, "events", TimePartitioning::Day)
-        .await
-        .expect("table");
     let store = WarehouseStore::new(&opts).expect("store");
+    let table = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &store,
+        "events",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
     let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
     let now = now_ms();
     // Today's bucket starts at midnight; keep every "recent" record inside it.
@@ -152,9 +159,16 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
     assert_eq!(old, 120);
 
     // A reopened table (restart) still knows what is landed, and landing goes on.
-    let again = LakeTable::open(catalog.clone(), &opts, "events", TimePartitioning::Day)
-        .await
-        .expect("reopen");
+    let again = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &store,
+        "events",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("reopen");
     assert_eq!(again.landed(0), 120);
     tail.push(batch_with(120, 20, |o| recent + o, noise));
     again

@@ -4,20 +4,33 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batch, options, row_count, DAY_MS};
+use common::{batch, options, row_count, DAY_MS, TOPIC_ID};
+use floe_lake::table::TOPIC_ID_PROPERTY;
 use floe_lake::{
-    open_catalog, reader, LakeTable, TailBudget, TailBuffer, TimePartitioning, WarehouseStore,
+    open_catalog, reader, LakeOptions, LakeTable, TailBudget, TailBuffer, TimePartitioning,
+    WarehouseStore,
 };
 use kafka_protocol::records::{Record, RecordBatchDecoder};
+
+fn warehouse(opts: &LakeOptions) -> WarehouseStore {
+    WarehouseStore::new(opts).expect("store")
+}
 
 #[tokio::test]
 async fn lands_reads_back_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = options(dir.path());
     let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(catalog.clone(), &opts, "orders", TimePartitioning::Day)
-        .await
-        .expect("table");
+    let table = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "orders",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
     assert_eq!(table.landed(0), 0);
 
     let budget = TailBudget::new(1 << 30);
@@ -115,9 +128,16 @@ async fn lands_reads_back_and_survives_reopen() {
 
     // Reopening reads floe.offsets back from the snapshot summary.
     drop(table);
-    let again = LakeTable::open(catalog, &opts, "orders", TimePartitioning::Day)
-        .await
-        .expect("reopen");
+    let again = LakeTable::open(
+        catalog,
+        &opts,
+        &warehouse(&opts),
+        "orders",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("reopen");
     assert_eq!(again.landed(0), 200);
     // Every location is an absolute file: URI a JVM resolves.
     let metadata = again.table().metadata().clone();
@@ -139,12 +159,26 @@ async fn commit_refuses_when_offsets_moved_underneath() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = options(dir.path());
     let catalog = open_catalog(&opts).await.expect("catalog");
-    let a = LakeTable::open(catalog.clone(), &opts, "t", TimePartitioning::Hour)
-        .await
-        .expect("a");
-    let b = LakeTable::open(catalog.clone(), &opts, "t", TimePartitioning::Hour)
-        .await
-        .expect("b");
+    let a = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "t",
+        TOPIC_ID,
+        TimePartitioning::Hour,
+    )
+    .await
+    .expect("a");
+    let b = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "t",
+        TOPIC_ID,
+        TimePartitioning::Hour,
+    )
+    .await
+    .expect("b");
     let budget = TailBudget::new(1 << 30);
     let ta = Arc::new(TailBuffer::new(0, budget.clone()));
     let tb = Arc::new(TailBuffer::new(0, budget.clone()));
@@ -162,4 +196,73 @@ async fn commit_refuses_when_offsets_moved_underneath() {
     // b's Parquet files were removed, not left as orphans.
     let store = WarehouseStore::new(&opts).expect("store");
     assert!(b.clean_orphans(&store).await.expect("clean").is_empty());
+}
+
+#[tokio::test]
+async fn a_table_of_an_earlier_topic_with_the_same_name_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let by = TimePartitioning::Day;
+    LakeTable::open(catalog.clone(), &opts, &warehouse(&opts), "t", TOPIC_ID, by)
+        .await
+        .expect("created");
+    let other = "7d1e3a52-2f4b-4b1e-8c3a-6e5f4d3c2b1a";
+    match LakeTable::open(catalog.clone(), &opts, &warehouse(&opts), "t", other, by).await {
+        Err(floe_lake::Error::TableTaken { table, reason, .. }) => {
+            assert_eq!(table, "kafka.t");
+            assert!(
+                reason.contains(TOPIC_ID) && reason.contains(other),
+                "{reason}"
+            );
+        }
+        other => panic!("expected TableTaken, got {other:?}"),
+    }
+    // The same topic opens it again.
+    LakeTable::open(catalog, &opts, &warehouse(&opts), "t", TOPIC_ID, by)
+        .await
+        .expect("reopened");
+}
+
+#[tokio::test]
+async fn a_table_without_a_topic_id_is_adopted() {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let by = TimePartitioning::Day;
+    let t = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &warehouse(&opts),
+        "old",
+        TOPIC_ID,
+        by,
+    )
+    .await
+    .expect("created");
+    // As a Floe that did not record topic ids left it.
+    let tx = Transaction::new(&t.table());
+    let tx = tx
+        .update_table_properties()
+        .remove(TOPIC_ID_PROPERTY.to_owned())
+        .apply(tx)
+        .expect("apply");
+    let table = tx.commit(catalog.as_ref()).await.expect("commit");
+    assert!(!table
+        .metadata()
+        .properties()
+        .contains_key(TOPIC_ID_PROPERTY));
+
+    let t = LakeTable::open(catalog, &opts, &warehouse(&opts), "old", TOPIC_ID, by)
+        .await
+        .expect("adopted");
+    assert_eq!(
+        t.table()
+            .metadata()
+            .properties()
+            .get(TOPIC_ID_PROPERTY)
+            .map(String::as_str),
+        Some(TOPIC_ID)
+    );
 }

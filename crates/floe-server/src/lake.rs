@@ -161,6 +161,12 @@ impl LakeService {
             Err(_) => self.config.commit_interval,
         }
     }
+
+    /// Drops the connected catalog, so the next [`Self::catalog`] connects again. Tables
+    /// opened meanwhile keep the catalog they were opened with.
+    pub async fn forget_catalog(&self) {
+        *self.catalog.lock().await = None;
+    }
 }
 
 /// Landing state of one topic.
@@ -300,10 +306,12 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
         let opened = state.table().is_some();
         if !opened {
             match open_table(&lake, &topic, &state).await {
-                Ok(()) => backoff = Duration::from_millis(200),
+                // The catalog and the storage answered: whatever failed before has
+                // cleared. The backoff stays until a round succeeds too.
+                Ok(()) => state.stats.lock().last_error = None,
                 Err(e) => {
-                    record_failure(&state, &e);
-                    warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "cannot open the topic's Iceberg table");
+                    let error = record_failure(&state, &e);
+                    warn!(topic = %topic.name, %error, retry_in = ?backoff, "cannot open the topic's Iceberg table; records wait in the WAL");
                     if sleep_or_stop(&state, backoff).await {
                         return;
                     }
@@ -331,8 +339,14 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
                 }
             }
             Err(e) => {
-                record_failure(&state, &e);
-                warn!(topic = %topic.name, error = %e, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
+                let error = record_failure(&state, &e);
+                warn!(topic = %topic.name, %error, retry_in = ?backoff, "landing round failed; data stays in the WAL and tail");
+                // Start again from what the catalog says: the next attempt reconnects
+                // (reporting why the catalog is unreachable, if it is), reloads the
+                // table's floe.offsets, deletes what failed rounds left behind and
+                // rebuilds the tails from the WAL.
+                *state.table.write() = None;
+                lake.forget_catalog().await;
                 if sleep_or_stop(&state, backoff).await {
                     return;
                 }
@@ -390,10 +404,32 @@ async fn sleep_or_stop(state: &TopicLake, d: Duration) -> bool {
     }
 }
 
-fn record_failure(state: &TopicLake, e: &dyn std::fmt::Display) {
+/// Counts a failed round and keeps its message, causes included, for metrics; returns
+/// the message for the log line.
+fn record_failure(state: &TopicLake, e: &floe_lake::Error) -> String {
+    let message = describe(e);
     let mut s = state.stats.lock();
     s.failures += 1;
-    s.last_error = Some(e.to_string());
+    s.last_error = Some(message.clone());
+    message
+}
+
+/// An error's message followed by every cause it does not already show. iceberg-rust and
+/// opendal stop their messages at the HTTP client ("error sending request for url ..."),
+/// while the cause an operator needs ("Connection refused", a DNS failure) sits further
+/// down the `source()` chain.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let m = cause.to_string();
+        if !text.contains(&m) {
+            text.push_str(": ");
+            text.push_str(&m);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 async fn open_table(
@@ -406,7 +442,17 @@ async fn open_table(
         floe_common::LakePartitionBy::Day => TimePartitioning::Day,
         floe_common::LakePartitionBy::Hour => TimePartitioning::Hour,
     };
-    let table = Arc::new(LakeTable::open(catalog, &lake.options, &topic.name, by).await?);
+    let table = Arc::new(
+        LakeTable::open(
+            catalog,
+            &lake.options,
+            &lake.store,
+            &topic.name,
+            &topic.id.to_string(),
+            by,
+        )
+        .await?,
+    );
     // No round runs yet for this table, so unreferenced files are a killed round's.
     table.clean_orphans(&lake.store).await?;
     let partitions = topic.partitions.read().clone();
@@ -539,5 +585,39 @@ pub fn maybe_wake(broker: &Broker, topic: &Topic) {
         .sum();
     if waiting as u64 >= lake.config.commit_bytes {
         state.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("sending request to http://s3: {source}")]
+    struct Outer {
+        source: Middle,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Middle {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn describe_appends_causes_not_already_shown() {
+        let e = Outer {
+            source: Middle {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "Connection refused",
+                ),
+            },
+        };
+        assert_eq!(
+            describe(&e),
+            "sending request to http://s3: client error (Connect): Connection refused"
+        );
     }
 }

@@ -15,6 +15,9 @@ use kafka_protocol::records::{
 
 pub const DAY_MS: i64 = 86_400_000;
 
+/// The id of the topic the tables hold.
+pub const TOPIC_ID: &str = "0b9c6f3e-8d0e-4c56-9f0f-3a1d2c4b5e6f";
+
 pub fn options(dir: &std::path::Path) -> LakeOptions {
     LakeOptions {
         catalog: CatalogKind::Sql {

@@ -14,6 +14,16 @@ use crate::broker::{now_ms, Broker};
 use crate::config::FsyncPolicy;
 use crate::partition::Partition;
 
+fn refused(index: i32, e: ResponseError, msg: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(e.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(msg.as_deref().map(sb))
+}
+
 pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: ProduceRequest,
@@ -32,15 +42,7 @@ pub(super) async fn handle(
         let mut parts = Vec::with_capacity(topic_data.partition_data.len());
         let mut pending = Vec::new();
         for pd in topic_data.partition_data {
-            let refuse = |e: ResponseError, msg: Option<String>| {
-                PartitionProduceResponse::default()
-                    .with_index(pd.index)
-                    .with_error_code(e.code())
-                    .with_base_offset(-1)
-                    .with_log_append_time_ms(-1)
-                    .with_log_start_offset(-1)
-                    .with_error_message(msg.as_deref().map(sb))
-            };
+            let refuse = |e: ResponseError, msg: Option<String>| refused(pd.index, e, msg);
             let Some(topic) = &topic else {
                 let e = if by_id {
                     ResponseError::UnknownTopicId
@@ -83,30 +85,24 @@ pub(super) async fn handle(
             if let Some(lake) = &broker.lake {
                 // Landing is behind by the whole buffer: hold the request until it frees
                 // memory (bounded by the request timeout) rather than grow without limit.
+                // Still full then (landing is failing): refuse with a retriable error, so
+                // the client retries and nothing past the bound is taken in.
                 if lake.budget.pressure() == floe_lake::Pressure::Full {
                     warn!(
                         used = lake.budget.used(),
                         "tail buffers full; produce waits for landing"
                     );
-                    let room = tokio::time::timeout(timeout, lake.budget.wait_for_room())
-                        .await
-                        .is_ok();
-                    if !room {
-                        // Still full: refuse rather than grow past the bound. Nothing was
-                        // appended, so a retry (idempotent or not) cannot duplicate.
-                        warn!(topic = ?topic.as_ref().map(|t| t.name.clone()), "tail buffers still full at the request timeout; produce refused with REQUEST_TIMED_OUT");
+                    let _ = tokio::time::timeout(timeout, lake.budget.wait_for_room()).await;
+                    if lake.budget.pressure() == floe_lake::Pressure::Full {
                         for (index, _, _) in pending.drain(..) {
-                            parts.push(
-                                PartitionProduceResponse::default()
-                                    .with_index(index)
-                                    .with_error_code(ResponseError::RequestTimedOut.code())
-                                    .with_base_offset(-1)
-                                    .with_log_append_time_ms(-1)
-                                    .with_log_start_offset(-1)
-                                    .with_error_message(Some(sb(
-                                        "landing into the lake is behind and its buffer is full; retry later",
-                                    ))),
-                            );
+                            parts.push(refused(
+                                index,
+                                ResponseError::RequestTimedOut,
+                                Some(format!(
+                                    "landing is behind by lake.max_buffer_bytes ({} bytes); retry later",
+                                    lake.budget.limit()
+                                )),
+                            ));
                         }
                     }
                 }

@@ -1,0 +1,215 @@
+//! Lake helpers shared by the landing tests: fast rounds, a producer of numbered records,
+//! waiting for the table to cover offsets, the committer's counters, and reading a table
+//! back with PyIceberg through Floe's REST catalog.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use floe_server::lake::LakeStats;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+
+use crate::{eventually, producer, TestBroker};
+
+const SPEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/specs/iceberg-rest-catalog-open-api.yaml"
+);
+
+/// Short landing rounds and retention checks, for tests.
+pub fn fast_lake(config: &mut floe_server::ServerConfig) {
+    config.lake.commit_interval = Duration::from_millis(200);
+    config.log.retention_check_interval = Duration::from_millis(100);
+}
+
+/// Produces records `0..n` (see [`produce_range`]).
+pub async fn produce(bootstrap: &str, topic: &str, partitions: i32, n: i32, ts0: i64) {
+    produce_range(bootstrap, topic, partitions, 0..n, ts0).await;
+}
+
+/// Produces record `i` for each `i` in `range` with `acks=all` and idempotence: key `k{i}`,
+/// value `v{i}`, header `h = i`, timestamp `ts0 + i`, to partition `i % partitions`.
+/// Panics unless every record is acknowledged.
+pub async fn produce_range(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    range: Range<i32>,
+    ts0: i64,
+) {
+    let producer = producer(
+        bootstrap,
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("compression.type", "zstd"),
+        ],
+    );
+    let mut acks = Vec::new();
+    for i in range {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "h",
+            value: Some(&i.to_string()),
+        });
+        let record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .partition(i % partitions)
+            .timestamp(ts0 + i64::from(i))
+            .headers(headers);
+        acks.push(producer.send_result(record).expect("queued"));
+    }
+    for a in acks {
+        a.await.expect("delivered").expect("acked");
+    }
+}
+
+/// Waits (30 s) until the topic's table covers `ends[p]` for every partition.
+pub async fn wait_landed(broker: &TestBroker, topic: &str, ends: &[i64]) {
+    wait_landed_within(broker, topic, ends, Duration::from_secs(30)).await;
+}
+
+/// Waits until the topic's table covers `ends[p]` for every partition; on timeout the
+/// panic message carries the committer's last error.
+pub async fn wait_landed_within(broker: &TestBroker, topic: &str, ends: &[i64], timeout: Duration) {
+    let t = broker.broker().topic(topic).expect("topic");
+    let lake = t.lake.clone().expect("lake on");
+    let landed = || {
+        ends.iter()
+            .enumerate()
+            .all(|(p, e)| lake.landed(p as i32).is_some_and(|l| l >= *e))
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while !landed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic}: offsets {ends:?} not landed within {timeout:?}; stats: {:?}",
+            lake.stats.lock().clone()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The landed offset of `topic`'s partition `p`; None while the table is not open (at
+/// start, and after a failed round until the committer has opened it again).
+pub fn landed(broker: &TestBroker, topic: &str, p: i32) -> Option<i64> {
+    let t = broker.broker().topic(topic).expect("topic");
+    let lake = t.lake.clone().expect("lake on");
+    lake.landed(p)
+}
+
+/// Asserts that no partition of `topic` landed past `ends[p]` (while a fault lasts).
+pub fn assert_landed_at_most(broker: &TestBroker, topic: &str, ends: &[i64]) {
+    for (p, end) in ends.iter().enumerate() {
+        let l = landed(broker, topic, p as i32);
+        assert!(
+            l.is_none_or(|l| l <= *end),
+            "{topic}/{p} landed to {l:?} while the fault lasts (expected at most {end})"
+        );
+    }
+}
+
+/// The committer's counters for `topic`.
+pub fn lake_stats(broker: &TestBroker, topic: &str) -> LakeStats {
+    let t = broker.broker().topic(topic).expect("topic");
+    let lake = t.lake.clone().expect("lake on");
+    let stats = lake.stats.lock().clone();
+    stats
+}
+
+/// Waits until the committer of `topic` has recorded a failure whose message contains
+/// `needle` (case-insensitive), and returns that message.
+pub async fn wait_failure(
+    broker: &TestBroker,
+    topic: &str,
+    needle: &str,
+    timeout: Duration,
+) -> String {
+    let needle = needle.to_lowercase();
+    eventually(
+        timeout,
+        &format!("{topic}: a landing failure mentioning {needle:?}"),
+        || {
+            let s = lake_stats(broker, topic);
+            let found = match &s.last_error {
+                Some(e) if s.failures > 0 && e.to_lowercase().contains(&needle) => Some(e.clone()),
+                _ => None,
+            };
+            async move { found }
+        },
+    )
+    .await
+}
+
+/// Reads `kafka.<table>` with PyIceberg through Floe's REST catalog at `http` and returns
+/// what `tests/python/read_table.py` prints. With `check_spec`, every REST answer is
+/// checked against the Iceberg REST OpenAPI spec too. Blocking.
+pub fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_table.py");
+    let mut args = vec![
+        script.to_string(),
+        http.to_string(),
+        "kafka".into(),
+        table.to_string(),
+    ];
+    // The spec lives next to the repository (../shared/specs); a checkout without it
+    // skips only the schema check, not the PyIceberg read.
+    if check_spec && std::path::Path::new(SPEC).exists() {
+        args.push(SPEC.to_string());
+    } else if check_spec {
+        eprintln!("note: {SPEC} not found; REST responses not schema-checked");
+    }
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "PyIceberg read failed (scripts/test.sh installs it):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("json")
+}
+
+/// [`read_with_pyiceberg`] off the async runtime.
+pub async fn read_table(http: &str, table: &str, check_spec: bool) -> serde_json::Value {
+    let (http, table) = (http.to_owned(), table.to_owned());
+    tokio::task::spawn_blocking(move || read_with_pyiceberg(&http, &table, check_spec))
+        .await
+        .expect("join")
+}
+
+/// Checks that `rows` (as [`read_with_pyiceberg`] returns them, sorted by partition and
+/// offset) are exactly the records `0..n` that [`produce`] wrote to `partitions`
+/// partitions, record `i` with timestamp `ts(i)`: each once, none missing.
+pub fn assert_rows_exactly(
+    rows: &serde_json::Value,
+    partitions: i64,
+    n: i64,
+    ts: impl Fn(i64) -> i64,
+) {
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len() as i64, n, "every record exactly once");
+    let mut seen = vec![false; n as usize];
+    let mut next = vec![0i64; partitions as usize];
+    for row in rows {
+        let p = row["partition"].as_i64().expect("partition");
+        let o = row["offset"].as_i64().expect("offset");
+        assert_eq!(
+            o, next[p as usize],
+            "partition {p}: offsets contiguous from 0"
+        );
+        next[p as usize] += 1;
+        let i = o * partitions + p; // record i went to partition i % P at offset i / P
+        assert!(i < n, "row {row} is not a produced record");
+        assert!(!seen[i as usize], "record {i} twice");
+        seen[i as usize] = true;
+        assert_eq!(row["key"], format!("k{i}"));
+        assert_eq!(row["value"], format!("v{i}"));
+        assert_eq!(row["timestamp_ms"], ts(i));
+        assert_eq!(row["headers"], serde_json::json!([["h", i.to_string()]]));
+    }
+}
