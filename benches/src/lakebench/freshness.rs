@@ -141,6 +141,9 @@ impl ProducerContext for Ctx {
 /// A snapshot as the poller saw it.
 #[derive(Debug, Clone)]
 struct Snap {
+    /// The summary's `operation`: `append` for landing rounds; `replace` (compaction) or
+    /// `delete` (retention) for housekeeping.
+    operation: String,
     timestamp_ms: i64,
     sequence: i64,
     offsets: BTreeMap<i32, i64>,
@@ -202,6 +205,10 @@ fn poll_once(addr: &str, path: &str, state: &Mutex<PollState>) -> anyhow::Result
         st.snapshots.insert(
             id,
             Snap {
+                operation: s["summary"]["operation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 timestamp_ms: s["timestamp-ms"].as_i64().unwrap_or(0),
                 sequence: s["sequence-number"].as_i64().unwrap_or(0),
                 offsets,
@@ -399,6 +406,10 @@ struct Analysis {
     snapshots: usize,
     /// Median time between consecutive snapshots in the window.
     median_interval_ms: f64,
+    /// Longest time between consecutive snapshots in the window.
+    max_interval_ms: f64,
+    /// Snapshots in the window that are not landing rounds (housekeeping commits).
+    housekeeping_snapshots: usize,
 }
 
 fn analyse(acks: &[Ack], st: &PollState, from_us: i64) -> Analysis {
@@ -433,11 +444,12 @@ fn analyse(acks: &[Ack], st: &PollState, from_us: i64) -> Analysis {
     }
     commit.sort_unstable();
     visible.sort_unstable();
-    let mut times: Vec<i64> = snaps
+    let in_window: Vec<&&Snap> = snaps
         .iter()
-        .map(|s| s.timestamp_ms)
-        .filter(|&t| t * 1000 >= from_us)
+        .filter(|s| s.timestamp_ms * 1000 >= from_us)
         .collect();
+    let housekeeping_snapshots = in_window.iter().filter(|s| s.operation != "append").count();
+    let mut times: Vec<i64> = in_window.iter().map(|s| s.timestamp_ms).collect();
     times.sort_unstable();
     let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort_unstable();
@@ -447,6 +459,8 @@ fn analyse(acks: &[Ack], st: &PollState, from_us: i64) -> Analysis {
         missing,
         snapshots: times.len(),
         median_interval_ms: gaps.get(gaps.len() / 2).copied().unwrap_or(0) as f64,
+        max_interval_ms: gaps.last().copied().unwrap_or(0) as f64,
+        housekeeping_snapshots,
     }
 }
 
@@ -508,9 +522,12 @@ fn print_report(args: &FreshnessArgs, partitions: i32, r: &Report) {
         q_ms(&a.visible, 1.0)
     ));
     s.push_str(&format!(
-        "  {} snapshots in the window, median {:.0} ms apart; {} polls, {} failed{}; client CPU {:.0}%\n",
+        "  {} snapshots in the window ({} by housekeeping), median {:.0} ms apart, at most {:.0} ms; \
+         {} polls, {} failed{}; client CPU {:.0}%\n",
         a.snapshots,
+        a.housekeeping_snapshots,
         a.median_interval_ms,
+        a.max_interval_ms,
         r.polls,
         r.poll_errors,
         r.poll_last_error
@@ -559,6 +576,8 @@ fn print_report(args: &FreshnessArgs, partitions: i32, r: &Report) {
         .int("poll_errors", r.poll_errors)
         .int("snapshots", a.snapshots as u64)
         .num("median_snapshot_interval_ms", a.median_interval_ms)
+        .num("max_snapshot_interval_ms", a.max_interval_ms)
+        .int("housekeeping_snapshots", a.housekeeping_snapshots as u64)
         .num("client_cpu_pct", r.client_cpu_pct)
         .finish();
     println!("{line}");
@@ -575,6 +594,7 @@ mod tests {
             st.snapshots.insert(
                 id,
                 Snap {
+                    operation: "append".into(),
                     timestamp_ms: ts,
                     sequence: id,
                     offsets: BTreeMap::from([(0, off)]),
@@ -604,6 +624,7 @@ mod tests {
         assert_eq!(a.visible, vec![150_000, 1_550_000]);
         assert_eq!(a.missing, 1);
         assert_eq!(a.snapshots, 3);
+        assert_eq!((a.max_interval_ms, a.housekeeping_snapshots), (2000.0, 0));
         assert_eq!(q_ms(&a.commit, 0.5), 100.0);
     }
 }
