@@ -116,6 +116,8 @@ struct Totals {
     records: u64,
     payload_bytes: u64,
     kafka_bytes: u64,
+    /// Memory of the decoded tail batches, as the tail budget counts it.
+    arrow_bytes: u64,
     plain_bytes: u64,
     land_bytes: u64,
     land_files: u64,
@@ -206,6 +208,10 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
                 })
                 .collect::<Result<_, _>>()
         })?;
+        t.arrow_bytes += decoded
+            .iter()
+            .map(|(_, b)| b.rows.get_array_memory_size() as u64)
+            .sum::<u64>();
         // 3. Plain Parquet of the same batches, in the order landing writes them.
         let mut ordered: Vec<&(i32, TailBatch)> = decoded.iter().collect();
         ordered.sort_by_key(|(p, b)| (*p, b.first));
@@ -375,6 +381,11 @@ fn report(args: &LandingArgs, t: &Totals) {
         median_round * 1e3
     ));
     s.push_str(&format!(
+        "  tail memory (Arrow, as the budget counts it): {:.1} MiB, {:.2} x the payload\n",
+        t.arrow_bytes as f64 / MIB,
+        t.arrow_bytes as f64 / t.payload_bytes.max(1) as f64
+    ));
+    s.push_str(&format!(
         "  Parquet bytes: landing {:.1} MiB in {} files, plain {:.1} MiB; payload / Parquet = {:.2}\n",
         t.land_bytes as f64 / MIB,
         t.land_files,
@@ -400,6 +411,7 @@ fn report(args: &LandingArgs, t: &Totals) {
         .str("payload", kind)
         .str("compression", &args.compression)
         .int("kafka_bytes", t.kafka_bytes)
+        .int("arrow_bytes", t.arrow_bytes)
         .num("copy_cpu_s", secs(t.copy.cpu))
         .num("decode_cpu_s", secs(t.decode.cpu))
         .num("decode_wall_s", secs(t.decode.wall))
