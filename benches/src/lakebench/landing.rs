@@ -143,6 +143,7 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
             tmp.path().to_path_buf()
         }
     };
+    let (cpu_start, wall_start) = (util::process_cpu_precise(), Instant::now());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,7 +240,14 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         t.rounds += 1;
     }
     drop(rt);
-    report(args, &totals);
+    // The whole process (generation included), so that bench scripts can tell this
+    // process's CPU from other load, as they do for floe-loadgen.
+    let process_cpu_pct = util::process_cpu_precise()
+        .saturating_sub(cpu_start)
+        .as_secs_f64()
+        / wall_start.elapsed().as_secs_f64().max(1e-9)
+        * 100.0;
+    report(args, &totals, process_cpu_pct);
     Ok(())
 }
 
@@ -336,7 +344,7 @@ fn make_round(
     Ok(out)
 }
 
-fn report(args: &LandingArgs, t: &Totals) {
+fn report(args: &LandingArgs, t: &Totals, process_cpu_pct: f64) {
     let mib = t.payload_bytes as f64 / MIB;
     let ratio = t.land.cpu.as_secs_f64() / t.plain.cpu.as_secs_f64().max(1e-9);
     let produce_side = Cost {
@@ -436,6 +444,7 @@ fn report(args: &LandingArgs, t: &Totals) {
             "compression_ratio",
             t.payload_bytes as f64 / (t.land_bytes.max(1)) as f64,
         )
+        .num("client_cpu_pct", process_cpu_pct)
         .finish();
     println!("{out}");
 }
