@@ -336,12 +336,18 @@ mod tests {
         let batch = kafka_to_arrow(
             &schema,
             0,
-            encode(&[record(1, Some(b"k"), &[("h", Some(b"v"))])], Compression::None),
+            encode(
+                &[record(1, Some(b"k"), &[("h", Some(b"v"))])],
+                Compression::None,
+            ),
         )
         .expect("decode");
         assert_eq!(batch.num_rows(), 1);
         let bytes = batch.get_array_memory_size();
-        assert!(bytes < 2048, "one small record takes {bytes} bytes of Arrow memory");
+        assert!(
+            bytes < 2048,
+            "one small record takes {bytes} bytes of Arrow memory"
+        );
     }
 
     #[test]
