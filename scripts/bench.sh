@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Floe benchmark suite: builds release binaries, starts `floe serve` on a free
 # 127.0.0.1 port in a temporary data dir (fsync every 50 ms), runs floe-loadgen and
-# prints a markdown table. Takes about 3 minutes plus the build.
+# prints a markdown table. Takes about 3 minutes plus the build. The brokers run with
+# their defaults otherwise, so the lake (landing into Iceberg) is on.
 #
 #   scripts/bench.sh                 # full run
 #   BENCH_DURATION=10s scripts/bench.sh
@@ -15,6 +16,8 @@
 #   BENCH_WARMUP       warm-up before each produce run [default: 3s]
 #   BENCH_DD_MB        size of the disk write test in MiB [default: 2048]
 #   BENCH_WAIT_IDLE=N  first wait up to N seconds for other processes to stop using CPU
+#   BENCH_SERVE_ARGS   extra flags for every `floe serve` (the lake is on by default;
+#                      "--lake-enabled false" measures the plain Kafka broker)
 #
 # Results: the work dir keeps results.jsonl (one JSON line per run), table.md and the
 # broker/client logs; broker data dirs are deleted.
@@ -28,10 +31,14 @@ DURATION=${BENCH_DURATION:-20s}
 WARMUP=${BENCH_WARMUP:-3s}
 DD_MB=${BENCH_DD_MB:-2048}
 PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
-CLK_TCK=$(getconf CLK_TCK)
+# Extra `floe serve` flags for every broker, e.g. BENCH_SERVE_ARGS="--lake-enabled false".
+read -r -a SERVE_ARGS <<<"${BENCH_SERVE_ARGS:-}"
+# A broker with the lake on lands what its tails hold when it stops.
+STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# free_port, start_broker, stop_broker, run_json, wait_idle, CPU counters, log, die.
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
 
 # ---------------------------------------------------------------- build
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
@@ -46,131 +53,25 @@ RESULTS=$WORK/results.jsonl
 log "work dir: $WORK"
 
 # ---------------------------------------------------------------- helpers
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-        return
-    fi
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"
-            return
-        fi
-    done
-    die "no free port found"
-}
-
-BROKER_PIDS=()
-# start_broker NAME DATA_DIR PORT: starts floe serve in the background; sets BROKER_PID.
-start_broker() {
-    local name=$1 dir=$2 port=$3
-    mkdir -p "$dir"
-    FLOE_LOG=warn "$BIN/floe" serve --data-dir "$dir" --kafka-listen "127.0.0.1:$port" \
-        --fsync 50ms >"$WORK/$name.log" 2>&1 &
-    BROKER_PID=$!
-    BROKER_PIDS+=("$BROKER_PID")
-    local deadline=$((SECONDS + 20))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$BROKER_PID" 2>/dev/null || die "broker $name exited: $(tail -5 "$WORK/$name.log")"
-        ((SECONDS < deadline)) || die "broker $name not listening on $port after 20s"
-        sleep 0.1
-    done
-    log "broker $name pid $BROKER_PID listening on 127.0.0.1:$port (data $dir)"
-}
-
-# stop_broker PID: SIGTERM, wait up to 20 s, then SIGKILL. Only PIDs this script started
-# and has not stopped yet are signalled.
-stop_broker() {
-    local pid=$1 p keep=()
-    for p in "${BROKER_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-    ((${#keep[@]} < ${#BROKER_PIDS[@]})) || return 0
-    BROKER_PIDS=("${keep[@]}")
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid"
-    local deadline=$((SECONDS + 20))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            log "broker $pid did not stop within 20s of SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
-    local pid
-    for pid in "${BROKER_PIDS[@]}"; do stop_broker "$pid"; done
-    BROKER_PIDS=()
+    stop_all_brokers
     rm -rf "$WORK/data" "$WORK/data-p1" "$WORK/data-rss" "$WORK/ddtest"
 }
 trap cleanup EXIT
 
-# CPU ticks (user + system) used so far by a process.
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-# Busy and total jiffies of the whole machine (all cores), from /proc/stat.
-machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
-# machine_busy_pct B0 T0 B1 T1: busy time of all cores as percent of one core.
-machine_busy_pct() { awk -v b0="$1" -v t0="$2" -v b1="$3" -v t1="$4" -v n="$(nproc)" \
-    'BEGIN { if (t1 > t0) printf "%.0f", (b1 - b0) / (t1 - t0) * n * 100; else print 0 }'; }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-# json_get FILE_OR_LINE KEY: a scalar field of a flat JSON line.
-json_get() { jq -r ".$2 // empty" <<<"$1" 2>/dev/null || echo "?"; }
-
-# loadgen NAME ARGS...: runs floe-loadgen with --json, records its line and the broker's
-# and the whole machine's CPU use during the run; prints the JSON line with broker_cpu_pct,
-# machine_cpu_pct and other_cpu_pct (machine - broker - client) added.
+# loadgen NAME ARGS...: floe-loadgen through run_json (JSON line with CPU figures).
 loadgen() {
     local name=$1
     shift
-    local t0 c0 out c1 t1 cpu m0 m1 busy
-    t0=$(date +%s.%N)
-    m0=$(machine_ticks)
-    c0=$(cpu_ticks "$BROKER_PID")
-    out=$(timeout 300 "$BIN/floe-loadgen" "$@" --json 2>>"$WORK/loadgen.log") ||
-        die "floe-loadgen $name failed; see $WORK/loadgen.log"
-    c1=$(cpu_ticks "$BROKER_PID")
-    m1=$(machine_ticks)
-    t1=$(date +%s.%N)
-    # shellcheck disable=SC2086 # two numbers each
-    busy=$(machine_busy_pct $m0 $m1)
-    cpu=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$CLK_TCK" \
-        'BEGIN { printf "%.0f", (b - a) / hz / (e - s) * 100 }')
-    out=$(jq -c --arg n "$name" --argjson c "$cpu" --argjson m "$busy" \
-        '. + {run: $n, broker_cpu_pct: $c, machine_cpu_pct: $m,
-              other_cpu_pct: ([$m - $c - (.client_cpu_pct // 0), 0] | max | round)}' <<<"$out")
-    echo "$out" >>"$RESULTS"
-    echo "$out"
+    run_json "$name" "$WORK/loadgen.log" "$BIN/floe-loadgen" "$@"
 }
 
 # ---------------------------------------------------------------- machine
-log "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), \
-$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), fs $(df -T "$WORK" | awk 'NR==2 {print $2" on "$1}')"
+log "machine: $(machine_summary)"
 
 command -v jq >/dev/null || die "jq is required"
-# Other work on the machine skews every figure (client and broker share its cores).
 # With BENCH_WAIT_IDLE=SECONDS, wait (at most that long) for the machine to go quiet.
-idle_sample() {
-    local b0 t0 b1 t1
-    read -r b0 t0 < <(machine_ticks)
-    sleep 2
-    read -r b1 t1 < <(machine_ticks)
-    machine_busy_pct "$b0" "$t0" "$b1" "$t1"
-}
-IDLE_LOAD=$(idle_sample)
-IDLE_DEADLINE=$((SECONDS + ${BENCH_WAIT_IDLE:-0}))
-while ((IDLE_LOAD > 15 && SECONDS < IDLE_DEADLINE)); do
-    log "waiting for the machine to go idle (other processes use ${IDLE_LOAD}% of one core)"
-    sleep 3
-    IDLE_LOAD=$(idle_sample)
-done
-log "CPU used by other processes before the run: ${IDLE_LOAD}% of one core (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-if ((IDLE_LOAD > 15)); then
-    log "WARNING: the machine is not idle; results will be lower and noisier than on a quiet machine"
-fi
+wait_idle "${BENCH_WAIT_IDLE:-0}"
 
 # ---------------------------------------------------------------- brokers
 # Each max-rate produce run gets a fresh broker and data dir, and the previous run's data
@@ -179,7 +80,7 @@ fi
 COMMON=(--message-size 1024 --acks all --duration "$DURATION" --warmup "$WARMUP" --progress 5s)
 
 PORT=$(free_port)
-start_broker p1 "$WORK/data-p1" "$PORT"
+start_broker p1 "$WORK/data-p1" "$PORT" "${SERVE_ARGS[@]}"
 log "(1) produce 1 KiB, acks=all, max rate, 1 partition"
 R1=$(loadgen produce-1p produce --brokers "127.0.0.1:$PORT" "${COMMON[@]}" --topic bench-p1 \
     --partitions 1 --rate max)
@@ -188,7 +89,7 @@ rm -rf "$WORK/data-p1"
 
 PORT=$(free_port)
 BROKERS=127.0.0.1:$PORT
-start_broker main "$WORK/data" "$PORT"
+start_broker main "$WORK/data" "$PORT" "${SERVE_ARGS[@]}"
 MAIN_PID=$BROKER_PID
 log "(2) produce 1 KiB, acks=all, max rate, 8 partitions"
 R2=$(loadgen produce-8p produce --brokers "$BROKERS" "${COMMON[@]}" --topic bench-p8 \
@@ -204,7 +105,7 @@ rm -rf "$WORK/data"
 
 log "(5) idle RSS of a fresh broker with a 100-partition topic"
 PORT2=$(free_port)
-start_broker rss "$WORK/data-rss" "$PORT2"
+start_broker rss "$WORK/data-rss" "$PORT2" "${SERVE_ARGS[@]}"
 RSS_PID=$BROKER_PID
 RSS_START_KB=$(rss_kb "$RSS_PID")
 R5=$(loadgen produce-100p produce --brokers "127.0.0.1:$PORT2" --topic bench-p100 --partitions 100 \

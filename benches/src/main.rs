@@ -11,8 +11,10 @@
 
 mod consume;
 mod produce;
-mod topic;
-mod util;
+
+// Shared with `floe-lakebench` through the library target; `crate::topic` and
+// `crate::util` keep resolving in the modules above.
+use floe_bench::{payload, topic, util};
 
 use clap::{Parser, Subcommand};
 

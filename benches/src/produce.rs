@@ -18,6 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+use crate::payload::{self, PayloadKind, Payloads};
 use crate::topic;
 use crate::util::{self, mb, mib, JsonLine, Rate};
 
@@ -37,6 +38,15 @@ pub struct ProduceArgs {
     /// Payload size of every message, in bytes (no key is sent).
     #[arg(long, default_value_t = 1024)]
     pub message_size: usize,
+    /// Payloads: "random" (the same incompressible bytes in every message) or "json"
+    /// (unique JSON-like events that compress like real ones; use it when the broker
+    /// lands the topic into Parquet).
+    #[arg(long, default_value = "random", value_parser = payload::parse_kind)]
+    pub payload: PayloadKind,
+    /// Topic config key=value for a topic this run creates (repeatable), e.g.
+    /// local.retention.ms=0.
+    #[arg(long = "topic-config", value_parser = util::parse_property)]
+    pub topic_configs: Vec<(String, String)>,
     /// Producer acks: all (= -1), 1 or 0.
     #[arg(long, default_value = "all", value_parser = ["all", "-1", "1", "0"])]
     pub acks: String,
@@ -44,6 +54,9 @@ pub struct ProduceArgs {
     /// target was achieved (the sender never silently falls behind).
     #[arg(long, default_value = "max", value_parser = util::parse_rate)]
     pub rate: Rate,
+    /// Stop after sending this many messages (warm-up included), even before --duration.
+    #[arg(long)]
+    pub messages: Option<u64>,
     /// How long to send for after the warm-up (e.g. 20s, 500ms, 2m).
     #[arg(long, default_value = "20s", value_parser = util::parse_duration)]
     pub duration: Duration,
@@ -179,7 +192,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         bail!("--duration must be positive");
     }
     if let Some(n) = args.partitions {
-        topic::ensure_topic(&args.brokers, &args.topic, n)?;
+        topic::ensure_topic(&args.brokers, &args.topic, n, &args.topic_configs)?;
     }
 
     let mut cfg = ClientConfig::new();
@@ -246,7 +259,8 @@ fn send_loop(
     partitions: i32,
 ) -> anyhow::Result<Report> {
     let ctx = producer.context();
-    let payload = make_payload(args.message_size);
+    let payloads = Payloads::new(args.payload, args.message_size);
+    let mut payload = Vec::with_capacity(args.message_size);
     let round_robin = args.partitioner == "rr";
     let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
 
@@ -272,7 +286,7 @@ fn send_loop(
     let mut mid: Option<(u64, u64)> = None;
     loop {
         let mut now = ctx.now_ns();
-        if now >= end_ns {
+        if now >= end_ns || args.messages.is_some_and(|m| i >= m) {
             break;
         }
         if now >= next_progress {
@@ -327,6 +341,7 @@ fn send_loop(
         } else {
             None
         };
+        payloads.fill(i, &mut payload);
         let mut enqueued = false;
         while now < end_ns {
             let mut rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, now as usize)
@@ -416,19 +431,6 @@ fn send_loop(
     })
 }
 
-/// A payload of pseudo-random bytes, so that compression, when enabled, has work to do.
-fn make_payload(size: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 fn print_report(args: &ProduceArgs, r: &Report) {
     let rate = match args.rate {
         Rate::Max => "max".to_string(),
@@ -493,6 +495,13 @@ fn print_report(args: &ProduceArgs, r: &Report) {
             .str("rate_target", &rate)
             .int("linger_ms", u64::from(args.linger_ms))
             .str("compression", &args.compression)
+            .str(
+                "payload",
+                match args.payload {
+                    PayloadKind::Random => "random",
+                    PayloadKind::Json => "json",
+                },
+            )
             .int("sent", r.measured_sent)
             .int("acked", r.measured_acked)
             .int("errors", r.errors)

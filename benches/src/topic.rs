@@ -11,9 +11,15 @@ use rdkafka::types::RDKafkaErrorCode;
 /// How long topic creation and metadata look-ups may take in total.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Creates `topic` with `partitions` partitions unless it exists. An existing topic with a
-/// different partition count is used as it is, with a warning.
-pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+/// Creates `topic` with `partitions` partitions and the topic configs `configs` unless it
+/// exists. An existing topic with a different partition count or other configs is used as
+/// it is, with a warning.
+pub fn ensure_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> anyhow::Result<()> {
     if partitions < 1 {
         bail!("--partitions must be at least 1");
     }
@@ -21,7 +27,10 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
         .set("bootstrap.servers", brokers)
         .create()
         .context("creating the admin client")?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new_topic = new_topic.set(k, v);
+    }
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(SETUP_TIMEOUT));
@@ -30,6 +39,9 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
     for r in results {
         match r {
             Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if !configs.is_empty() => {
+                eprintln!("warning: topic {topic} exists; its configs are left as they are");
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => bail!("creating topic {name}: {code}"),
         }

@@ -63,6 +63,12 @@ pub struct JsonLine {
     buf: String,
 }
 
+impl Default for JsonLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl JsonLine {
     pub fn new() -> Self {
         Self {
@@ -168,6 +174,17 @@ pub fn process_cpu_time() -> Option<Duration> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time (user + system) of all of this process's threads so far, with nanosecond
+/// resolution (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`). Threads that have exited are
+/// included, unlike a sum over `/proc/self/task`.
+pub fn process_cpu_precise() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Bytes per second as decimal megabytes (10^6) per second.

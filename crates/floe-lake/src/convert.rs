@@ -39,19 +39,39 @@ pub fn kafka_to_arrow(schema: &SchemaRef, partition: i32, batches: Bytes) -> Res
 pub fn records_to_arrow<'a>(
     schema: &SchemaRef,
     partition: i32,
-    records: impl Iterator<Item = &'a Record>,
+    records: impl Iterator<Item = &'a Record> + Clone,
 ) -> Result<RecordBatch> {
     let header_fields = header_fields(schema)?;
     let element = list_element(schema)?;
-    let (lower, _) = records.size_hint();
-    let mut partitions = Int32Builder::with_capacity(lower);
-    let mut offsets = Int64Builder::with_capacity(lower);
-    let mut timestamps = TimestampMicrosecondBuilder::with_capacity(lower)
-        .with_timezone(iceberg::arrow::UTC_TIME_ZONE);
-    let mut keys = LargeBinaryBuilder::new();
-    let mut values = LargeBinaryBuilder::new();
-    let mut headers =
-        ListBuilder::new(StructBuilder::from_fields(header_fields, 0)).with_field(element);
+    if header_fields.len() != 2 {
+        return Err(Error::Encode("headers element is not (key, value)".into()));
+    }
+    // Every builder is sized to the data. The defaults (1,024 entries and 1 KiB of bytes
+    // per binary column) dwarf a produce batch of one small record, which librdkafka
+    // sends at low rates with linger.ms=0: the tail then held ~21 KiB per 1 KiB record,
+    // and the tail budget and the commit_bytes trigger count that capacity.
+    let size = Sizes::of(records.clone());
+    let n = size.records;
+    let mut partitions = Int32Builder::with_capacity(n);
+    let mut offsets = Int64Builder::with_capacity(n);
+    let mut timestamps =
+        TimestampMicrosecondBuilder::with_capacity(n).with_timezone(iceberg::arrow::UTC_TIME_ZONE);
+    let mut keys = LargeBinaryBuilder::with_capacity(n, size.key_bytes);
+    let mut values = LargeBinaryBuilder::with_capacity(n, size.value_bytes);
+    let entries = StructBuilder::new(
+        header_fields,
+        vec![
+            Box::new(StringBuilder::with_capacity(
+                size.headers,
+                size.header_key_bytes,
+            )),
+            Box::new(LargeBinaryBuilder::with_capacity(
+                size.headers,
+                size.header_value_bytes,
+            )),
+        ],
+    );
+    let mut headers = ListBuilder::with_capacity(entries, n).with_field(element);
     for record in records {
         partitions.append_value(partition);
         offsets.append_value(record.offset);
@@ -81,6 +101,34 @@ pub fn records_to_arrow<'a>(
         Arc::new(headers.finish()),
     ];
     RecordBatch::try_new(schema.clone(), columns).map_err(Error::arrow("building a tail batch"))
+}
+
+/// Entry counts and byte totals of a run of records, for sizing the builders.
+#[derive(Debug, Default)]
+struct Sizes {
+    records: usize,
+    key_bytes: usize,
+    value_bytes: usize,
+    headers: usize,
+    header_key_bytes: usize,
+    header_value_bytes: usize,
+}
+
+impl Sizes {
+    fn of<'a>(records: impl Iterator<Item = &'a Record>) -> Self {
+        let mut s = Self::default();
+        for r in records {
+            s.records += 1;
+            s.key_bytes += r.key.as_ref().map_or(0, |k| k.len());
+            s.value_bytes += r.value.as_ref().map_or(0, |v| v.len());
+            s.headers += r.headers.len();
+            for (k, v) in &r.headers {
+                s.header_key_bytes += k.len();
+                s.header_value_bytes += v.as_ref().map_or(0, |v| v.len());
+            }
+        }
+        s
+    }
 }
 
 fn list_element(schema: &SchemaRef) -> Result<Arc<arrow_schema::Field>> {
@@ -278,6 +326,28 @@ mod tests {
                 assert_eq!(got.headers, want.headers);
             }
         }
+    }
+
+    #[test]
+    fn a_one_record_batch_costs_little_memory() {
+        // The tail budget counts Arrow memory; default builder capacities made one small
+        // record cost ~20 KiB.
+        let schema = arrow_schema().expect("schema");
+        let batch = kafka_to_arrow(
+            &schema,
+            0,
+            encode(
+                &[record(1, Some(b"k"), &[("h", Some(b"v"))])],
+                Compression::None,
+            ),
+        )
+        .expect("decode");
+        assert_eq!(batch.num_rows(), 1);
+        let bytes = batch.get_array_memory_size();
+        assert!(
+            bytes < 2048,
+            "one small record takes {bytes} bytes of Arrow memory"
+        );
     }
 
     #[test]

@@ -238,10 +238,15 @@ impl TailBuffer {
             return;
         }
         let mut freed = 0;
+        // Landed batches are freed after the lock is released: a round at a low produce
+        // rate with linger.ms=0 lands tens of thousands of one-record batches, and
+        // freeing them under the lock stalled every append to the partition (tens of ms
+        // of ack latency per round).
+        let mut landed_batches = Vec::new();
         while let Some(front) = inner.batches.front_mut() {
             if front.end <= landed {
                 freed += front.bytes();
-                inner.batches.pop_front();
+                landed_batches.extend(inner.batches.pop_front());
             } else {
                 if front.first < landed {
                     let before = front.bytes();
@@ -262,6 +267,8 @@ impl TailBuffer {
             inner.arrivals.pop_front();
         }
         inner.bytes -= freed.min(inner.bytes);
+        drop(inner);
+        drop(landed_batches);
         self.budget.sub(freed);
     }
 

@@ -70,10 +70,11 @@ impl Partition {
     }
 
     /// Appends the batches in `records` (validated, offsets assigned, idempotence checked).
-    /// Blocking: call from `spawn_blocking`.
-    pub fn append(&self, records: &mut [u8], now_ms: i64) -> floe_log::Result<AppendOutcome> {
+    /// Takes the buffer so that, with the lake on, the tail can decode the appended bytes
+    /// without copying them first. Blocking: call from `spawn_blocking`.
+    pub fn append(&self, mut records: Vec<u8>, now_ms: i64) -> floe_log::Result<AppendOutcome> {
         let mut log = self.log.write();
-        let outcome = log.append(records, now_ms)?;
+        let outcome = log.append(&mut records, now_ms)?;
         let end = log.log_end_offset();
         drop(log);
         self.end.send_replace(end);
@@ -99,12 +100,7 @@ impl Partition {
         ) = (&self.tail, &outcome)
         {
             // Decoded outside the log lock; the tail puts concurrent appends in order.
-            self.push_tail(
-                tail,
-                *base_offset,
-                *last_offset + 1,
-                Bytes::copy_from_slice(records),
-            );
+            self.push_tail(tail, *base_offset, *last_offset + 1, Bytes::from(records));
         }
         Ok(outcome)
     }

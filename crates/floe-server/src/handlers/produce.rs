@@ -169,12 +169,12 @@ async fn append(
     broker: &Arc<Broker>,
     index: i32,
     partition: Arc<Partition>,
-    mut buf: Vec<u8>,
+    buf: Vec<u8>,
     acks: i16,
     timeout: Duration,
 ) -> PartitionProduceResponse {
     let p = partition.clone();
-    let result = tokio::task::spawn_blocking(move || p.append(&mut buf, now_ms())).await;
+    let result = tokio::task::spawn_blocking(move || p.append(buf, now_ms())).await;
     let resp = PartitionProduceResponse::default()
         .with_index(index)
         .with_log_append_time_ms(-1);

@@ -1,0 +1,6 @@
+//! Helpers shared by the bench binaries `floe-loadgen` and `floe-lakebench`: argument
+//! parsers, JSON output, process CPU time, topic set-up and message payloads.
+
+pub mod payload;
+pub mod topic;
+pub mod util;

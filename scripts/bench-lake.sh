@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Floe lake benchmarks (docs/benchmarks.md, "Lake"): builds release binaries, then
+#
+#   (1) landing cost, in-process (floe-lakebench landing): MiB per CPU-second of the
+#       Kafka -> Arrow decode, of LakeTable::land and of plain arrow-rs Parquet encoding
+#       of the same batches, for full-speed rounds (64 MiB) and 10 MB/s rounds (20 MiB);
+#   (2) freshness at 10 MB/s with the default commit interval (floe-lakebench freshness
+#       against a fresh broker): ack -> snapshot, p50/p99; once with the default
+#       housekeeping interval, once with housekeeping out of the way;
+#   (3) produce throughput, max rate, landing on vs off (floe-loadgen produce, each run
+#       on its own fresh broker), 1 and 8 partitions;
+#   (4) consume throughput from the lake tier vs the hot log: the same data produced to a
+#       topic with local.retention.ms=0 (its segments are deleted once landed) and to a
+#       normal topic, each read from offset 0 with floe-loadgen consume.
+#
+# Takes about 10 minutes plus the build.
+#
+# Environment:
+#   CARGO_TARGET_DIR    build directory [default: $HOME/.cache/floe-target]
+#   BENCH_SKIP_BUILD=1  use the binaries already in $CARGO_TARGET_DIR/release
+#   BENCH_DIR           parent of the work dir [default: ${TMPDIR:-/tmp}]
+#   BENCH_WAIT_IDLE=N   first wait up to N seconds for other processes to stop using CPU
+#   BENCH_ONLY          comma-separated subset of: landing,freshness,produce,consume
+#   BENCH_LANDING_MIB   MiB landed per landing run [default: 1024]
+#   BENCH_FRESH_DURATION  measured time of the first freshness run [default: 120s]
+#   BENCH_DURATION      measured time of each produce run [default: 20s]
+#   BENCH_REPEAT        produce on/off pairs per partition count [default: 1]
+#   BENCH_CONSUME_MIB   MiB produced for each consume test [default: 512]
+#
+# Results: the work dir keeps results.jsonl, table.md and the logs; data dirs are deleted.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe-target}
+BIN=$CARGO_TARGET_DIR/release
+PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
+ONLY=${BENCH_ONLY:-landing,freshness,produce,consume}
+LANDING_MIB=${BENCH_LANDING_MIB:-1024}
+FRESH_DURATION=${BENCH_FRESH_DURATION:-120s}
+DURATION=${BENCH_DURATION:-20s}
+REPEAT=${BENCH_REPEAT:-1}
+CONSUME_MIB=${BENCH_CONSUME_MIB:-512}
+# A broker with the lake on lands what its tails hold when it stops.
+STOP_TIMEOUT=${STOP_TIMEOUT:-90}
+BENCH_NAME=bench-lake
+
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
+
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# ---------------------------------------------------------------- build
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    log "building release binaries (floe-cli, floe-bench) in $CARGO_TARGET_DIR"
+    (cd "$ROOT" && cargo build --release -p floe-bench -p floe-cli)
+fi
+[[ -x $BIN/floe && -x $BIN/floe-loadgen && -x $BIN/floe-lakebench ]] || die "binaries missing in $BIN"
+command -v jq >/dev/null || die "jq is required"
+
+WORK=$(mktemp -d "$PARENT/floe-bench-lake.XXXXXX")
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+log "work dir: $WORK"
+
+cleanup() {
+    stop_all_brokers
+    rm -rf "$WORK"/data-* "$WORK/landing"
+}
+trap cleanup EXIT
+
+log "machine: $(machine_summary)"
+wait_idle "${BENCH_WAIT_IDLE:-0}"
+
+loadgen() {
+    local name=$1
+    shift
+    run_json "$name" "$WORK/loadgen.log" "$BIN/floe-loadgen" "$@"
+}
+lakebench() {
+    local name=$1
+    shift
+    run_json "$name" "$WORK/lakebench.log" "$BIN/floe-lakebench" "$@"
+}
+
+# fresh_broker NAME [FLOE SERVE ARGS...]: a broker on new ports in a new data dir; sets
+# BROKERS, BROKER_PID, BROKER_HTTP, DATA.
+fresh_broker() {
+    local name=$1
+    shift
+    DATA=$WORK/data-$name
+    rm -rf "$DATA"
+    local port
+    port=$(free_port)
+    BROKERS=127.0.0.1:$port
+    start_broker "$name" "$DATA" "$port" "$@"
+}
+
+# done_broker: stops the current broker and deletes its data.
+done_broker() {
+    stop_broker "$BROKER_PID"
+    BROKER_PID=
+    rm -rf "$DATA"
+}
+
+# ---------------------------------------------------------------- (1) landing
+if want landing; then
+    log "(1) landing in-process: ${LANDING_MIB} MiB in 64 MiB rounds, then 256 MiB in 20 MiB rounds"
+    BROKER_PID=
+    L1=$(lakebench landing-64 landing --mib "$LANDING_MIB" --round-mib 64 --dir "$WORK/landing")
+    rm -rf "$WORK/landing"
+    L2=$(lakebench landing-20 landing --mib 260 --round-mib 20 --dir "$WORK/landing")
+    rm -rf "$WORK/landing"
+fi
+
+# ---------------------------------------------------------------- (2) freshness
+if want freshness; then
+    # Housekeeping (retention, compaction, snapshot expiry) runs every 60 s between two
+    # rounds of the same committer, so a window of two minutes contains two passes. The
+    # second run turns it off to show landing alone.
+    log "(2) freshness: 10 MB/s of 1 KiB JSON records, acks=all, default settings, $FRESH_DURATION"
+    fresh_broker fresh
+    F1=$(lakebench freshness freshness --brokers "$BROKERS" --http "$BROKER_HTTP" --topic fresh \
+        --partitions 1 --mb-per-sec 10 --duration "$FRESH_DURATION" --warmup 5s --poll 100ms)
+    done_broker
+    log "(2b) freshness as (2), housekeeping interval 1 h (no pass during the run), 60s"
+    fresh_broker fresh-nohk --lake-housekeeping-interval 1h
+    F2=$(lakebench freshness-no-housekeeping freshness --brokers "$BROKERS" --http "$BROKER_HTTP" \
+        --topic fresh --partitions 1 --mb-per-sec 10 --duration 60s --warmup 5s --poll 100ms)
+    done_broker
+fi
+
+# ---------------------------------------------------------------- (3) produce on/off
+if want produce; then
+    COMMON=(--message-size 1024 --acks all --duration "$DURATION" --warmup 3s --progress 5s
+        --payload json --rate max)
+    for parts in 1 8; do
+        for rep in $(seq 1 "$REPEAT"); do
+            for lake in false true; do
+                log "(3) produce max rate, $parts partition(s), lake $lake (run $rep)"
+                fresh_broker "p$parts-$lake" --lake-enabled "$lake"
+                loadgen "produce-${parts}p-lake-$lake" produce --brokers "$BROKERS" "${COMMON[@]}" \
+                    --topic "bench-p$parts" --partitions "$parts" >/dev/null
+                done_broker
+            done
+        done
+    done
+fi
+
+# ---------------------------------------------------------------- (4) consume lake vs hot
+# oldest_base DIR: the base offset of the oldest segment in a partition directory.
+oldest_base() {
+    find "$1" -maxdepth 1 -name '*.log' -printf '%f\n' 2>/dev/null | sort | head -1 |
+        sed -e 's/\.log$//' -e 's/^0*//' -e 's/^$/0/'
+}
+if want consume; then
+    MSGS=$((CONSUME_MIB * 1024))
+    # The retention task runs every second, so segments go soon after they are landed.
+    CONF=$WORK/floe-tiered.toml
+    printf '[log]\nretention_check_interval = "1s"\n' >"$CONF"
+    fresh_broker tiered --config "$CONF"
+    log "(4) produce ${CONSUME_MIB} MiB to a topic with local.retention.ms=0, segment.bytes=16 MiB, and to a normal topic"
+    for t in tiered hot; do
+        cfgs=()
+        [[ $t == tiered ]] && cfgs=(--topic-config local.retention.ms=0 --topic-config segment.bytes=16777216)
+        loadgen "fill-$t" produce --brokers "$BROKERS" --topic "$t" --partitions 1 "${cfgs[@]}" \
+            --message-size 1024 --acks all --payload json --rate max --messages "$MSGS" \
+            --warmup 0s --duration 120s >/dev/null
+    done
+    # Wait (bounded) until the tiered topic's local log has let go of every landed segment.
+    deadline=$((SECONDS + 180))
+    while :; do
+        base=$(oldest_base "$DATA/log/tiered/0")
+        [[ -n $base && $base -ge $MSGS ]] && break
+        if ((SECONDS >= deadline)); then
+            log "WARNING: after 180 s the tiered topic still has local segments from offset ${base:-?}"
+            break
+        fi
+        sleep 1
+    done
+    log "tiered topic: oldest local offset ${base:-?} of $MSGS; hot topic: $(oldest_base "$DATA/log/hot/0")"
+    echo "{\"run\":\"tiered-local-start\",\"oldest_local_offset\":${base:-0},\"messages\":$MSGS}" >>"$RESULTS"
+    C_HOT=$(loadgen consume-hot consume --brokers "$BROKERS" --topic hot --to-end --duration 300s)
+    C_LAKE=$(loadgen consume-lake consume --brokers "$BROKERS" --topic tiered --to-end --duration 300s)
+    C_HOT2=$(loadgen consume-hot-2 consume --brokers "$BROKERS" --topic hot --to-end --duration 300s)
+    # Diagnostic: a lake-tier Fetch decodes a window of rows and returns what fits in the
+    # partition's fetch size, so a larger max.partition.fetch.bytes (librdkafka: 1 MiB)
+    # shows how much of the lake tier's cost is per request.
+    C_LAKE16=$(loadgen consume-lake-fetch16m consume --brokers "$BROKERS" --topic tiered --to-end \
+        --duration 300s -X max.partition.fetch.bytes=16777216)
+    done_broker
+fi
+
+# ---------------------------------------------------------------- table
+g() { json_get "$1" "$2"; }
+r0() { awk -v x="$1" 'BEGIN { if (x == "" || x == "?" || x == "null") print "?"; else printf "%.0f", x }'; }
+r1() { awk -v x="$1" 'BEGIN { if (x == "" || x == "?") print "?"; else printf "%.1f", x }'; }
+r2() { awk -v x="$1" 'BEGIN { if (x == "" || x == "?") print "?"; else printf "%.2f", x }'; }
+ok() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**not met**"; fi; }
+avg_of() { # avg_of RUN FIELD: mean of FIELD over the results lines of RUN
+    jq -s --arg r "$1" --arg f "$2" '[.[] | select(.run == $r) | .[$f]] | if length > 0 then add / length else null end' "$RESULTS"
+}
+{
+    echo "| Test | Result | Target | Status |"
+    echo "|------|--------|--------|--------|"
+    if want landing; then
+        for L in "$L1" "$L2"; do
+            echo "| landing, $(g "$L" round_mib) MiB rounds, $(r1 "$(g "$L" mib)") MiB | **$(r1 "$(g "$L" land_mib_per_cpu_s)") MiB per CPU-s** (decode $(r1 "$(g "$L" decode_mib_per_cpu_s)"), decode + landing $(r1 "$(g "$L" decode_plus_land_mib_per_cpu_s)"); wall $(r1 "$(g "$L" land_mib_per_wall_s)") MiB/s; zstd ratio $(r2 "$(g "$L" compression_ratio)")) | ≥ 50 MiB/s per core | $(ok "$(g "$L" land_mib_per_cpu_s) >= 50") |"
+            echo "| landing CPU ÷ plain ArrowWriter CPU, $(g "$L" round_mib) MiB rounds | **$(r2 "$(g "$L" land_over_plain_cpu)")** (plain $(r1 "$(g "$L" plain_mib_per_cpu_s)") MiB per CPU-s) | ≤ 1.5 | $(ok "$(g "$L" land_over_plain_cpu) <= 1.5") |"
+        done
+    fi
+    if want freshness; then
+        for F in "$F1" "$F2"; do
+            echo "| freshness at 10 MB/s ($(g "$F" run)), ack → snapshot timestamp | **p50 $(r0 "$(g "$F" commit_p50_ms)") ms, p99 $(r0 "$(g "$F" commit_p99_ms)") ms** (max $(r0 "$(g "$F" commit_max_ms)") ms; $(g "$F" snapshots) snapshots, $(g "$F" housekeeping_snapshots) by housekeeping, $(g "$F" median_snapshot_interval_ms) ms apart, at most $(g "$F" max_snapshot_interval_ms) ms; broker CPU $(g "$F" broker_cpu_pct)%) | p99 < 3000 ms | $(ok "$(g "$F" commit_p99_ms) < 3000") |"
+            echo "| same, ack → seen by a REST poll every $(g "$F" poll_ms) ms | p50 $(r0 "$(g "$F" visible_p50_ms)") ms, p99 $(r0 "$(g "$F" visible_p99_ms)") ms | p99 < 3000 ms | $(ok "$(g "$F" visible_p99_ms) < 3000") |"
+        done
+    fi
+    if want produce; then
+        for parts in 1 8; do
+            off=$(avg_of "produce-${parts}p-lake-false" mb_per_sec)
+            on=$(avg_of "produce-${parts}p-lake-true" mb_per_sec)
+            ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+            echo "| produce max rate, $parts partition(s), landing on ÷ off | **$ratio** ($(r1 "$on") / $(r1 "$off") MB/s; broker CPU $(r0 "$(avg_of "produce-${parts}p-lake-true" broker_cpu_pct)")% / $(r0 "$(avg_of "produce-${parts}p-lake-false" broker_cpu_pct)")%) | ≥ 0.8 | $(ok "$ratio >= 0.8") |"
+        done
+    fi
+    if want consume; then
+        hot=$(awk -v a="$(g "$C_HOT" mb_per_sec)" -v b="$(g "$C_HOT2" mb_per_sec)" 'BEGIN { print (a + b) / 2 }')
+        ratio=$(awk -v a="$(g "$C_LAKE" mb_per_sec)" -v b="$hot" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+        echo "| consume from offset 0, lake tier ÷ hot log (${CONSUME_MIB} MiB, 1 partition) | **$ratio** ($(r1 "$(g "$C_LAKE" mb_per_sec)") / $(r1 "$hot") MB/s; broker CPU $(g "$C_LAKE" broker_cpu_pct)% / $(g "$C_HOT" broker_cpu_pct)%) | ≥ 0.5 | $(ok "$ratio >= 0.5") |"
+        echo "| (diagnostic) same, consumer with max.partition.fetch.bytes = 16 MiB | $(awk -v a="$(g "$C_LAKE16" mb_per_sec)" -v b="$hot" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }') ($(r1 "$(g "$C_LAKE16" mb_per_sec)") MB/s) | | |"
+    fi
+} | tee "$WORK/table.md"
+echo
+echo "MB = 10^6 bytes, MiB = 2^20. CPU = percent of one core (machine has $(nproc) cores);"
+echo "other processes used ${IDLE_LOAD}% of one core before the run."
+echo "Results: $RESULTS; logs: $WORK"
