@@ -160,7 +160,18 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
     };
     let table = rt.block_on(async {
         let catalog = open_catalog(&opts).await?;
-        LakeTable::open(catalog, &opts, "bench", TimePartitioning::Day).await
+        let store = floe_lake::WarehouseStore::new(&opts)?;
+        // Any fixed id: the bench's table is created fresh and never shared.
+        let topic_id = "00000000-0000-0000-0000-00000000be0c";
+        LakeTable::open(
+            catalog,
+            &opts,
+            &store,
+            "bench",
+            topic_id,
+            TimePartitioning::Day,
+        )
+        .await
     })?;
     let schema = floe_lake::schema::arrow_schema()?;
     let payloads = Payloads::new(args.payload, args.record_size);
