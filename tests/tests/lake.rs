@@ -202,7 +202,7 @@ async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
     assert_eq!(h.failures, 0, "{:?}", h.last_error);
     assert!(h.compacted_files >= 4, "{h:?}");
     let report = lake.housekeeping.lock().last.clone().expect("a pass");
-    assert!(report.data_files < 10, "{report:?}");
+    assert!(report.counts.files < 10, "{report:?}");
     let m = scrape_metrics(&broker.http_url()).await;
     let topic = [("topic", "compacted")];
     assert_eq!(
@@ -211,7 +211,7 @@ async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
     );
     assert_eq!(
         m.value("floe_lake_data_files", &topic),
-        report.data_files as f64
+        report.counts.files as f64
     );
 
     got.extend(recv_n(&consumer, 250, Duration::from_secs(30)).await);

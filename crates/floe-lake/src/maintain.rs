@@ -38,7 +38,7 @@ use tracing::{info, warn};
 use crate::catalog::{normalize_uri, WarehouseStore};
 use crate::pointer::MetadataPointer;
 use crate::schema::{self, COL_OFFSET, COL_PARTITION};
-use crate::table::{LakeTable, FILE_PREFIX, OFFSETS_PROPERTY, ROUND_PROPERTY};
+use crate::table::{FileCounts, LakeTable, FILE_PREFIX, OFFSETS_PROPERTY, ROUND_PROPERTY};
 use crate::{Error, Result};
 
 /// What housekeeping may do this time.
@@ -71,10 +71,8 @@ pub struct HousekeepingReport {
     pub snapshots_expired: usize,
     /// Files deleted from storage (data files and metadata no snapshot uses any more).
     pub files_deleted: usize,
-    /// Small data files in the current snapshot after the pass.
-    pub small_files: usize,
-    /// Data files in the current snapshot after the pass.
-    pub data_files: usize,
+    /// Data files, small ones and bytes in the current snapshot after the pass.
+    pub counts: FileCounts,
 }
 
 /// A live data file of the current snapshot, with the entry that tracks it.
@@ -159,15 +157,16 @@ impl LakeTable {
     ) -> Result<HousekeepingReport> {
         let mut report = HousekeepingReport::default();
         self.refresh().await?;
+        let mut live = live_files(&self.table()).await?;
         if let Some(retention_ms) = policy.retention_ms {
             let cutoff_us = policy
                 .now_ms
                 .saturating_sub(retention_ms)
                 .saturating_mul(1000);
-            let live = live_files(&self.table()).await?;
             let expired: Vec<LiveFile> = live
-                .into_iter()
+                .iter()
                 .filter(|f| f.upper(schema::ID_TIMESTAMP).is_some_and(|t| t < cutoff_us))
+                .cloned()
                 .collect();
             if !expired.is_empty() {
                 report.expired_rows = expired.iter().map(|f| f.file().record_count()).sum();
@@ -175,9 +174,11 @@ impl LakeTable {
                 self.commit_rewrite(pointer, &expired, Vec::new(), Operation::Delete)
                     .await?;
                 info!(table = %self.ident, files = report.expired_files, rows = report.expired_rows, "retention dropped expired data files");
+                // What compaction may pick from: the files retention left.
+                let gone: HashSet<&str> = expired.iter().map(|f| f.file().file_path()).collect();
+                live.retain(|f| !gone.contains(f.file().file_path()));
             }
         }
-        let live = live_files(&self.table()).await?;
         for group in compaction_groups(&live, policy) {
             let added = self.rewrite_rows(&group).await?;
             let into = added.len();
@@ -200,12 +201,7 @@ impl LakeTable {
             .await?;
         report.snapshots_expired = expired;
         report.files_deleted = deleted;
-        let live = live_files(&self.table()).await?;
-        report.data_files = live.len();
-        report.small_files = live
-            .iter()
-            .filter(|f| f.file().file_size_in_bytes() < policy.small_file_bytes)
-            .count();
+        report.counts = self.file_counts().await?;
         Ok(report)
     }
 
@@ -611,7 +607,6 @@ async fn rewrite_summary(
         props.insert(OFFSETS_PROPERTY.to_owned(), offsets.clone());
     }
     props.insert(ROUND_PROPERTY.to_owned(), round.to_owned());
-    let live = live_files(table).await?;
     let rows = |fs: &mut dyn Iterator<Item = &DataFile>| -> (u64, u64, u64) {
         fs.fold((0, 0, 0), |(n, r, b), f| {
             (n + 1, r + f.record_count(), b + f.file_size_in_bytes())
@@ -619,7 +614,21 @@ async fn rewrite_summary(
     };
     let (del_n, del_r, del_b) = rows(&mut removed.iter().map(LiveFile::file));
     let (add_n, add_r, add_b) = rows(&mut added.iter());
-    let (all_n, all_r, all_b) = rows(&mut live.iter().map(LiveFile::file));
+    // Totals carry forward from the parent's summary (every Floe and iceberg-rust
+    // snapshot writes them); only a snapshot without them costs a manifest read.
+    let total = |k: &str| {
+        parent
+            .and_then(|s| s.summary().additional_properties.get(k))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let (all_n, all_r, all_b) = match (
+        total("total-data-files"),
+        total("total-records"),
+        total("total-files-size"),
+    ) {
+        (Some(n), Some(r), Some(b)) => (n, r, b),
+        _ => rows(&mut live_files(table).await?.iter().map(LiveFile::file)),
+    };
     for (k, v) in [
         ("added-data-files", add_n),
         ("added-records", add_r),

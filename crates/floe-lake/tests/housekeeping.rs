@@ -112,7 +112,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
     assert_eq!(report.compacted_files, 5, "{report:?}");
     assert_eq!(report.compacted_into, 1);
     assert_eq!(report.snapshots_expired, 0);
-    assert_eq!(report.data_files, 1);
+    assert_eq!(report.counts.files, 1);
 
     // Offsets are unchanged, the expired rows are gone, the rest reads back in order.
     assert_eq!(table.landed(0), 120);

@@ -372,15 +372,11 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
         Ok(pointer) => table.housekeep(&pointer, &lake.store, &policy).await,
         Err(e) => Err(e),
     };
-    if outcome.is_ok() {
-        // Compaction and retention change the file counts the metrics show.
-        if let Ok(counts) = table.file_counts().await {
-            state.stats.lock().file_counts = Some(counts);
-        }
-    }
     let mut h = state.housekeeping.lock();
     match outcome {
         Ok(report) => {
+            // Compaction and retention change the file counts the metrics show.
+            state.stats.lock().file_counts = Some(report.counts);
             h.runs += 1;
             h.expired_files += report.expired_files as u64;
             h.compacted_files += report.compacted_files as u64;
