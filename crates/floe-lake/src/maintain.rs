@@ -182,16 +182,10 @@ impl LakeTable {
         for group in compaction_groups(&live, policy) {
             let added = self.rewrite_rows(&group).await?;
             let into = added.len();
-            match self
-                .commit_rewrite(pointer, &group, added, Operation::Replace)
-                .await
-            {
-                Ok(_) => {
-                    report.compacted_files += group.len();
-                    report.compacted_into += into;
-                }
-                Err(e) => return Err(e),
-            }
+            self.commit_rewrite(pointer, &group, added, Operation::Replace)
+                .await?;
+            report.compacted_files += group.len();
+            report.compacted_into += into;
         }
         if report.compacted_files > 0 {
             info!(table = %self.ident, files = report.compacted_files, into = report.compacted_into, "compacted small files");
