@@ -156,7 +156,11 @@ impl LakeTable {
         policy: &Housekeeping,
     ) -> Result<HousekeepingReport> {
         let mut report = HousekeepingReport::default();
-        self.refresh().await?;
+        {
+            // A refresh racing a round's commit could put an older table back in place.
+            let _turn = self.commit_lock.lock().await;
+            self.refresh().await?;
+        }
         let mut live = live_files(&self.table()).await?;
         if let Some(retention_ms) = policy.retention_ms {
             let cutoff_us = policy
@@ -232,6 +236,10 @@ impl LakeTable {
         added: Vec<DataFile>,
         operation: Operation,
     ) -> Result<i64> {
+        // Rounds may have committed since the files were picked: build on the table as
+        // it is now, with no round committing meanwhile.
+        let _turn = self.commit_lock.lock().await;
+        self.refresh().await?;
         let table = self.table();
         let written = self.write_rewrite(&table, removed, &added, operation).await;
         let (new_location, mut files) = match written {
@@ -261,12 +269,7 @@ impl LakeTable {
         };
         if !ours {
             files.extend(added.iter().map(|f| f.file_path().to_owned()));
-            let io = table.file_io();
-            for f in &files {
-                if let Err(e) = io.delete(f).await {
-                    warn!(file = %f, error = %e, "could not delete a file of a refused rewrite");
-                }
-            }
+            delete_written(table.file_io(), &files).await;
             self.refresh().await?;
             return Err(Error::Conflict(self.ident.to_string()));
         }
@@ -323,6 +326,7 @@ impl LakeTable {
             .await
             .map_err(Error::iceberg("reading a manifest list"))?;
         let mut manifests: Vec<ManifestFile> = Vec::new();
+        let mut found = 0;
         for mf in list.entries() {
             if !touched.contains(mf.manifest_path.as_str()) {
                 manifests.push(mf.clone());
@@ -338,6 +342,7 @@ impl LakeTable {
                 let file_seq = e.file_sequence_number.or(Some(seq));
                 let file = e.data_file().clone();
                 if gone.contains(file.file_path()) {
+                    found += 1;
                     w.add_delete_file(file, seq, file_seq)
                 } else {
                     w.add_existing_file(
@@ -354,6 +359,17 @@ impl LakeTable {
                     .await
                     .map_err(Error::iceberg("writing a manifest"))?,
             );
+        }
+        if found != gone.len() {
+            // Another engine removed some of them since they were picked: replacing the
+            // rest would duplicate rows. The next pass picks again.
+            delete_written(io, &written).await;
+            return Err(Error::Conflict(format!(
+                "{} ({} of the {} files to rewrite are no longer live)",
+                self.ident,
+                gone.len() - found,
+                gone.len()
+            )));
         }
         if !added.is_empty() {
             let mut w = new_writer(&mut written)?;
@@ -434,6 +450,8 @@ impl LakeTable {
         store: &WarehouseStore,
         older_than_ms: i64,
     ) -> Result<(usize, usize)> {
+        // Also keeps a round's files, written but not yet committed, from looking unused.
+        let _turn = self.commit_lock.lock().await;
         let table = self.table();
         let current = table.metadata().current_snapshot_id();
         let stale = table
@@ -659,4 +677,13 @@ fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Best-effort removal of the files of a rewrite that did not commit.
+async fn delete_written(io: &iceberg::io::FileIO, written: &[String]) {
+    for f in written {
+        if let Err(e) = io.delete(f).await {
+            warn!(file = %f, error = %e, "could not delete a file of an abandoned rewrite");
+        }
+    }
 }

@@ -90,6 +90,11 @@ pub struct LakeTable {
     pub(crate) by: TimePartitioning,
     /// File counts per manifest path, for [`LakeTable::file_counts`].
     manifest_counts: parking_lot::Mutex<HashMap<String, FileCounts>>,
+    /// Held by whatever changes the table's metadata or deletes unreferenced files: a
+    /// landing round (from writing its files to its commit) and each housekeeping commit.
+    /// Housekeeping runs beside landing, so its slow parts (reading and rewriting files)
+    /// never delay a round; only its commits take turns with them.
+    pub(crate) commit_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for LakeTable {
@@ -197,6 +202,7 @@ impl LakeTable {
             landed: RwLock::new(landed),
             by,
             manifest_counts: parking_lot::Mutex::new(HashMap::new()),
+            commit_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -260,6 +266,7 @@ impl LakeTable {
         limits: &[i64],
     ) -> Result<Option<RoundStats>> {
         let started = Instant::now();
+        let _turn = self.commit_lock.lock().await;
         let base = self.landed.read().clone();
         let mut batches = Vec::new();
         let mut ends = base.clone();

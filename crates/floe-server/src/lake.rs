@@ -302,6 +302,9 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
     };
     let mut backoff = Duration::from_millis(200);
     let mut next_housekeeping = Instant::now() + lake.config.housekeeping_interval;
+    // Housekeeping runs beside the rounds, not in their turn: a compaction pass takes
+    // seconds, and the rounds it delayed made freshness p99 several times the interval.
+    let mut housekeeping = Housekeeper::default();
     loop {
         let opened = state.table().is_some();
         if !opened {
@@ -321,21 +324,27 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
             }
         }
         tokio::select! {
-            _ = state.cancel.cancelled() => return,
+            _ = state.cancel.cancelled() => {
+                housekeeping.stop().await;
+                return;
+            }
             _ = tokio::time::sleep(lake.commit_interval(&topic)) => {}
             _ = state.wake.notified() => {}
         }
         match land_round(&topic, &state, false).await {
             Ok(()) => {
                 backoff = Duration::from_millis(200);
-                // Between rounds, never during one: housekeeping commits on the same
-                // table and must see every landed file.
                 let asked = state
                     .housekeep_now
                     .swap(false, std::sync::atomic::Ordering::Relaxed);
-                if asked || Instant::now() >= next_housekeeping {
-                    housekeep(&lake, &topic, &state).await;
+                if (asked || Instant::now() >= next_housekeeping) && housekeeping.idle() {
+                    housekeeping.start(&lake, &topic, &state);
                     next_housekeeping = Instant::now() + lake.config.housekeeping_interval;
+                } else if asked {
+                    // Still busy with the last pass: keep the request for after it.
+                    state
+                        .housekeep_now
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             Err(e) => {
@@ -344,7 +353,9 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
                 // Start again from what the catalog says: the next attempt reconnects
                 // (reporting why the catalog is unreachable, if it is), reloads the
                 // table's floe.offsets, deletes what failed rounds left behind and
-                // rebuilds the tails from the WAL.
+                // rebuilds the tails from the WAL. Housekeeping stops first: the
+                // orphan clean-up would take its half-written files for a dead round's.
+                housekeeping.stop().await;
                 *state.table.write() = None;
                 lake.forget_catalog().await;
                 if sleep_or_stop(&state, backoff).await {
@@ -352,6 +363,34 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
+        }
+    }
+}
+
+/// The housekeeping pass running beside a topic's rounds, if any.
+#[derive(Default)]
+struct Housekeeper(Option<tokio::task::JoinHandle<()>>);
+
+impl Housekeeper {
+    fn idle(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
+    }
+
+    fn start(&mut self, lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<TopicLake>) {
+        let (lake, topic, state) = (lake.clone(), topic.clone(), state.clone());
+        self.0 = Some(tokio::spawn(async move {
+            housekeep(&lake, &topic, &state).await;
+        }));
+    }
+
+    /// Cancels a running pass and waits until it is gone. Each step of a pass is
+    /// crash-safe, so stopping it anywhere is too.
+    async fn stop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
         }
     }
 }
