@@ -19,6 +19,7 @@ pub use catalog::{open_catalog, CatalogKind, LakeOptions, WarehouseStore};
 pub use error::{Error, Result};
 pub use maintain::{Housekeeping, HousekeepingReport};
 pub use pointer::MetadataPointer;
+pub use reader::ReadAhead;
 pub use schema::TimePartitioning;
 pub use table::{FileCounts, LakeTable, RoundStats};
 pub use tail::{Pressure, TailBatch, TailBudget, TailBuffer};

@@ -18,43 +18,165 @@ use crate::{Error, Result};
 /// Records per re-encoded batch.
 const RECORDS_PER_BATCH: usize = 1000;
 
+/// At most this much a lake-tier scan reads ahead of a Fetch, in keys and values: the
+/// rest waits in a [`ReadAhead`] for the consumer's next Fetch.
+const READ_AHEAD_BYTES: usize = 32 << 20;
+
+/// Bytes per row (keys, values and overhead) assumed before a partition's first scan.
+const DEFAULT_ROW_BYTES: usize = 1100;
+
+/// Rows lake-tier scans read beyond what their Fetch returned, per table and partition,
+/// for the consumer's next Fetch. One per broker.
+///
+/// A consumer reading history asks for about 1 MiB per partition at a time. Planning a
+/// scan, opening the file and decoding pages costs about the same for 1 MiB as for 32,
+/// so each scan reads [`READ_AHEAD_BYTES`] and the next Fetches are sliced from memory.
+/// Landed rows never change (compaction rewrites files, not rows), so what is kept stays
+/// right; rows retention has since dropped may be served once more, which a consumer
+/// cannot tell from having fetched a moment earlier. Memory is bounded by `max_bytes`
+/// over all tables and partitions; the oldest entry goes first, and a scan reads at most
+/// an eighth of the bound so several consumers can be served from it at once.
+pub struct ReadAhead {
+    max_bytes: usize,
+    slots: parking_lot::Mutex<Slots>,
+}
+
+/// A table (by its UUID, which a recreated topic's table does not share) and partition.
+type Key = (uuid::Uuid, i32);
+
+#[derive(Default)]
+struct Slots {
+    /// Per partition: rows sorted by offset, and their key and value bytes.
+    rows: std::collections::HashMap<Key, (RecordBatch, usize)>,
+    /// Partitions in insertion order, for eviction.
+    order: std::collections::VecDeque<Key>,
+    bytes: usize,
+    /// Bytes per row seen by the last scan of each partition.
+    row_bytes: std::collections::HashMap<Key, usize>,
+}
+
+impl ReadAhead {
+    /// An empty cache holding at most `max_bytes` of rows.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            slots: parking_lot::Mutex::new(Slots::default()),
+        }
+    }
+
+    /// Kept rows of `partition` from the first offset at or after `offset`, if `offset`
+    /// falls within them.
+    fn get(&self, key: Key, offset: i64) -> Option<RecordBatch> {
+        let slots = self.slots.lock();
+        let (rows, _) = slots.rows.get(&key)?;
+        let offsets = offset_column(rows).ok()?;
+        let (first, last) = (offsets.value(0), offsets.value(offsets.len() - 1));
+        if offset < first || offset > last {
+            return None;
+        }
+        let at = offsets.values().partition_point(|&o| o < offset);
+        Some(rows.slice(at, rows.num_rows() - at))
+    }
+
+    fn put(&self, key: Key, rows: RecordBatch, bytes: usize) {
+        let mut slots = self.slots.lock();
+        if rows.num_rows() > 0 {
+            slots.row_bytes.insert(key, bytes / rows.num_rows());
+        }
+        if let Some((_, old)) = slots.rows.remove(&key) {
+            slots.bytes -= old;
+            slots.order.retain(|&k| k != key);
+        }
+        if bytes > self.max_bytes {
+            return;
+        }
+        while slots.bytes + bytes > self.max_bytes {
+            let Some(p) = slots.order.pop_front() else {
+                break;
+            };
+            if let Some((_, b)) = slots.rows.remove(&p) {
+                slots.bytes -= b;
+            }
+        }
+        slots.bytes += bytes;
+        slots.order.push_back(key);
+        slots.rows.insert(key, (rows, bytes));
+    }
+
+    /// Offsets worth scanning at once for `partition`.
+    fn window(&self, key: Key) -> i64 {
+        let per_row = self
+            .slots
+            .lock()
+            .row_bytes
+            .get(&key)
+            .copied()
+            .unwrap_or(DEFAULT_ROW_BYTES)
+            .max(1);
+        let bytes = READ_AHEAD_BYTES.min(self.max_bytes / 8);
+        i64::try_from((bytes / per_row).max(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// Bytes of rows kept now.
+    pub fn bytes(&self) -> usize {
+        self.slots.lock().bytes
+    }
+}
+
 /// Rows for a Fetch: the first rows at or after `offset` in `partition`, in offset
 /// order, re-encoded as Kafka batches, about `max_bytes` of keys and values (at least one
 /// record). `end` bounds the offsets considered (the table's `floe.offsets` for the
 /// partition). Returns the batches and the offset after the last record, or None when
-/// the table has nothing in `[offset, end)`.
+/// the table has nothing in `[offset, end)`. Rows read beyond `max_bytes` are kept in
+/// `ahead` for the next Fetch.
 ///
 /// # Errors
 /// Scan or encoding failures.
 pub async fn fetch(
     table: &Table,
+    ahead: &ReadAhead,
     partition: i32,
     offset: i64,
     end: i64,
     max_bytes: usize,
 ) -> Result<Option<(Bytes, i64)>> {
+    let key = (table.metadata().uuid(), partition);
+    if let Some(rows) = ahead.get(key, offset) {
+        return answer(&rows, max_bytes).map(Some);
+    }
     // Read a window of offsets rather than everything after `offset`: a Fetch wants a few
     // megabytes, not the topic's history. Widen it when the window holds nothing (offset
     // gaps are possible where control records were).
-    let mut window: i64 = 20_000;
+    let mut window = ahead.window(key);
     let mut from = offset;
     while from < end {
         let to = from.saturating_add(window).min(end);
-        let rows = scan_offsets(table, partition, from, to).await?;
-        if let Some(rows) = rows {
-            let take = rows_within(&rows, max_bytes);
-            let rows = rows.slice(0, take);
-            let last = rows
-                .column_by_name(COL_OFFSET)
-                .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                .map(|o| o.value(o.len() - 1))
-                .ok_or_else(|| Error::Encode("offset column missing".into()))?;
-            return Ok(Some((arrow_to_kafka(&rows, RECORDS_PER_BATCH)?, last + 1)));
+        if let Some(rows) = scan_offsets(table, partition, from, to).await? {
+            let out = answer(&rows, max_bytes)?;
+            let bytes = rows_within(&rows, usize::MAX).1;
+            ahead.put(key, rows, bytes);
+            return Ok(Some(out));
         }
         from = to;
         window = window.saturating_mul(8);
     }
     Ok(None)
+}
+
+/// The leading rows that fit in `max_bytes`, encoded, and the offset after them.
+fn answer(rows: &RecordBatch, max_bytes: usize) -> Result<(Bytes, i64)> {
+    let (take, _) = rows_within(rows, max_bytes);
+    let rows = rows.slice(0, take);
+    let offsets = offset_column(&rows)?;
+    let last = offsets.value(offsets.len() - 1);
+    Ok((arrow_to_kafka(&rows, RECORDS_PER_BATCH)?, last + 1))
+}
+
+fn offset_column(rows: &RecordBatch) -> Result<&arrow_array::PrimitiveArray<Int64Type>> {
+    rows.column_by_name(COL_OFFSET)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| Error::Encode("offset column missing".into()))
 }
 
 /// Rows with offsets in `[from, to)`, sorted by offset, or None if there are none.
@@ -68,7 +190,7 @@ async fn scan_offsets(
         .equal_to(Datum::int(partition))
         .and(Reference::new(COL_OFFSET).greater_than_or_equal_to(Datum::long(from)))
         .and(Reference::new(COL_OFFSET).less_than(Datum::long(to)));
-    let batches = collect(table, predicate, None).await?;
+    let batches = collect(table, predicate, None, true).await?;
     sort_by_offset(batches)
 }
 
@@ -76,8 +198,14 @@ async fn collect(
     table: &Table,
     predicate: iceberg::expr::Predicate,
     columns: Option<&[&str]>,
+    page_skipping: bool,
 ) -> Result<Vec<RecordBatch>> {
-    let mut scan = table.scan().with_filter(predicate);
+    // Page skipping needs the page index, which costs a read per file: worth it when the
+    // predicate selects a narrow offset range of a large row group.
+    let mut scan = table
+        .scan()
+        .with_filter(predicate)
+        .with_row_selection_enabled(page_skipping);
     scan = match columns {
         Some(cols) => scan.select(cols.iter().copied()),
         None => scan.select_all(),
@@ -132,27 +260,32 @@ fn arrow_ord_sort(offsets: &arrow_array::ArrayRef) -> Result<arrow_array::UInt32
     Ok(arrow_array::UInt32Array::from(idx))
 }
 
-/// How many leading rows fit in `max_bytes` of keys and values (at least one).
-fn rows_within(rows: &RecordBatch, max_bytes: usize) -> usize {
-    let size = |name: &str, i: usize| {
+/// How many leading rows fit in `max_bytes` of keys and values (at least one), and the
+/// bytes they count for.
+fn rows_within(rows: &RecordBatch, max_bytes: usize) -> (usize, usize) {
+    let lengths = |name: &str| {
         rows.column_by_name(name)
             .and_then(|c| c.as_binary_opt::<i64>())
-            .map_or(0, |b| {
-                if b.is_valid(i) {
-                    b.value_length(i) as usize
-                } else {
-                    0
-                }
-            })
+    };
+    let (keys, values) = (lengths("key"), lengths("value"));
+    let size = |b: Option<&arrow_array::LargeBinaryArray>, i: usize| {
+        b.map_or(0, |b| {
+            if b.is_valid(i) {
+                b.value_length(i) as usize
+            } else {
+                0
+            }
+        })
     };
     let mut total = 0usize;
     for i in 0..rows.num_rows() {
-        total += size("key", i) + size("value", i) + 70;
-        if total > max_bytes {
-            return i.max(1);
+        let row = size(keys, i) + size(values, i) + 70;
+        if total + row > max_bytes {
+            return (i.max(1), total.max(row));
         }
+        total += row;
     }
-    rows.num_rows()
+    (rows.num_rows(), total)
 }
 
 /// ListOffsets by timestamp on lake-tier data: the first record of `partition` whose
@@ -174,7 +307,7 @@ pub async fn offset_for_timestamp(
                 .greater_than_or_equal_to(Datum::timestamptz_micros(ts_ms.saturating_mul(1000))),
         )
         .and(Reference::new(COL_OFFSET).less_than(Datum::long(end)));
-    let batches = collect(table, predicate, Some(&[COL_OFFSET, COL_TIMESTAMP])).await?;
+    let batches = collect(table, predicate, Some(&[COL_OFFSET, COL_TIMESTAMP]), false).await?;
     let mut best: Option<(i64, i64)> = None;
     for b in &batches {
         let (Some(offsets), Some(ts)) = (

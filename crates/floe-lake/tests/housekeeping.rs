@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::{batch_with, options, row_count, DAY_MS, TOPIC_ID};
 use floe_lake::maintain::live_files;
 use floe_lake::{
-    open_catalog, reader, Housekeeping, LakeTable, MetadataPointer, TailBudget, TailBuffer,
-    TimePartitioning, WarehouseStore,
+    open_catalog, reader, Housekeeping, LakeTable, MetadataPointer, ReadAhead, TailBudget,
+    TailBuffer, TimePartitioning, WarehouseStore,
 };
 use futures::TryStreamExt;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -123,10 +123,17 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
             .expect("first"),
         Some(20)
     );
-    let (mut bytes, next) = reader::fetch(&table.table(), 0, 0, 120, 1 << 20)
-        .await
-        .expect("fetch")
-        .expect("rows");
+    let (mut bytes, next) = reader::fetch(
+        &table.table(),
+        &ReadAhead::new(64 << 20),
+        0,
+        0,
+        120,
+        1 << 20,
+    )
+    .await
+    .expect("fetch")
+    .expect("rows");
     assert_eq!(next, 120);
     let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
         .expect("decode")
@@ -274,10 +281,17 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
     assert_eq!(table.landed(0), total);
     table.refresh().await.expect("refresh");
     assert_eq!(row_count(&table.table()).await, total as usize);
-    let (mut bytes, next) = reader::fetch(&table.table(), 0, 0, total, 1 << 30)
-        .await
-        .expect("fetch")
-        .expect("rows");
+    let (mut bytes, next) = reader::fetch(
+        &table.table(),
+        &ReadAhead::new(64 << 20),
+        0,
+        0,
+        total,
+        1 << 30,
+    )
+    .await
+    .expect("fetch")
+    .expect("rows");
     assert_eq!(next, total);
     let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
         .expect("decode")

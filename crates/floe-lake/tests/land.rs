@@ -7,8 +7,8 @@ use std::sync::Arc;
 use common::{batch, options, row_count, DAY_MS, TOPIC_ID};
 use floe_lake::table::TOPIC_ID_PROPERTY;
 use floe_lake::{
-    open_catalog, reader, LakeOptions, LakeTable, TailBudget, TailBuffer, TimePartitioning,
-    WarehouseStore,
+    open_catalog, reader, LakeOptions, LakeTable, ReadAhead, TailBudget, TailBuffer,
+    TimePartitioning, WarehouseStore,
 };
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 
@@ -69,10 +69,17 @@ async fn lands_reads_back_and_survives_reopen() {
     assert_eq!(table.file_counts().await.expect("cached counts"), counts);
 
     // Lake-tier fetch returns the records with their offsets, keys, values, headers.
-    let (mut bytes, next) = reader::fetch(&table.table(), 0, 120, 200, 1 << 20)
-        .await
-        .expect("fetch")
-        .expect("rows");
+    let (mut bytes, next) = reader::fetch(
+        &table.table(),
+        &ReadAhead::new(64 << 20),
+        0,
+        120,
+        200,
+        1 << 20,
+    )
+    .await
+    .expect("fetch")
+    .expect("rows");
     assert_eq!(next, 200);
     let records: Vec<Record> = RecordBatchDecoder::decode_all(&mut bytes)
         .expect("decode")
@@ -85,15 +92,22 @@ async fn lands_reads_back_and_survives_reopen() {
     assert_eq!(records[1].timestamp, 1_700_000_000_000 + DAY_MS + 121);
     assert_eq!(records[0].headers.len(), 1);
     // A byte limit cuts the answer short but always returns a record.
-    let (_, next) = reader::fetch(&table.table(), 0, 0, 200, 1)
+    let (_, next) = reader::fetch(&table.table(), &ReadAhead::new(64 << 20), 0, 0, 200, 1)
         .await
         .expect("fetch")
         .expect("rows");
     assert_eq!(next, 1);
-    assert!(reader::fetch(&table.table(), 0, 200, 200, 1 << 20)
-        .await
-        .expect("fetch")
-        .is_none());
+    assert!(reader::fetch(
+        &table.table(),
+        &ReadAhead::new(64 << 20),
+        0,
+        200,
+        200,
+        1 << 20
+    )
+    .await
+    .expect("fetch")
+    .is_none());
 
     // Timestamp lookup: the first offset at or after a time.
     let found =
@@ -265,4 +279,69 @@ async fn a_table_without_a_topic_id_is_adopted() {
             .map(String::as_str),
         Some(TOPIC_ID)
     );
+}
+
+/// A consumer reading history in small Fetches: the first Fetch scans ahead, the next
+/// ones are sliced from memory, and the records come back contiguous and whole.
+#[tokio::test]
+async fn sequential_small_fetches_are_served_from_the_read_ahead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let table = LakeTable::open(
+        catalog,
+        &opts,
+        &warehouse(&opts),
+        "history",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    for round in 0..4 {
+        tail.push(batch(round * 500, 500));
+        table
+            .land(std::slice::from_ref(&tail), &[round * 500 + 500])
+            .await
+            .expect("land")
+            .expect("round");
+    }
+    let ahead = ReadAhead::new(64 << 20);
+    let mut offset = 0;
+    let mut seen = Vec::new();
+    let mut fetches = 0;
+    while offset < 2000 {
+        let (mut bytes, next) = reader::fetch(&table.table(), &ahead, 0, offset, 2000, 2000)
+            .await
+            .expect("fetch")
+            .expect("rows");
+        fetches += 1;
+        let records: Vec<Record> = RecordBatchDecoder::decode_all(&mut bytes)
+            .expect("decode")
+            .into_iter()
+            .flat_map(|s| s.records)
+            .collect();
+        for r in &records {
+            assert_eq!(r.value.as_deref(), Some(format!("v{}", r.offset).as_bytes()));
+        }
+        seen.extend(records.iter().map(|r| r.offset));
+        assert_eq!(next, seen.last().copied().expect("a record") + 1);
+        offset = next;
+        if fetches == 1 {
+            // The first scan read past the 2000 bytes asked for, and kept the rest.
+            assert!(ahead.bytes() > 2000, "kept {} bytes", ahead.bytes());
+        }
+    }
+    assert_eq!(seen, (0..2000).collect::<Vec<_>>());
+    assert!(fetches > 10, "{fetches} fetches");
+
+    // A bound smaller than one scan keeps nothing, and reads stay right.
+    let tiny = ReadAhead::new(100);
+    let (_, next) = reader::fetch(&table.table(), &tiny, 0, 1500, 2000, 1 << 20)
+        .await
+        .expect("fetch")
+        .expect("rows");
+    assert_eq!(next, 2000);
+    assert_eq!(tiny.bytes(), 0);
 }

@@ -226,6 +226,9 @@ pub struct LakeConfig {
     /// Compact a time partition once it holds this many small files of similar size
     /// (below a quarter of `target_file_size_bytes`); 0 turns compaction off.
     pub compact_min_files: usize,
+    /// Memory for rows lake-tier Fetches read ahead of their consumers, over all topics
+    /// (a scan reads at most an eighth of it, and 32 MiB).
+    pub read_ahead_bytes: usize,
     /// S3 settings, used when the warehouse is `s3://`.
     pub s3: S3Config,
 }
@@ -245,6 +248,7 @@ impl Default for LakeConfig {
             max_buffer_bytes: 512 << 20,
             housekeeping_interval: Duration::from_secs(60),
             compact_min_files: 8,
+            read_ahead_bytes: 256 << 20,
             s3: S3Config::default(),
         }
     }

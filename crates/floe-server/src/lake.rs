@@ -34,6 +34,8 @@ pub struct LakeService {
     pub schema: arrow_schema::SchemaRef,
     /// For listing and deleting orphans.
     pub store: WarehouseStore,
+    /// Rows lake-tier Fetches read ahead, for the consumers' next Fetches.
+    pub read_ahead: floe_lake::ReadAhead,
     catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
     pointer: tokio::sync::Mutex<Option<MetadataPointer>>,
 }
@@ -120,6 +122,7 @@ impl LakeService {
             budget: TailBudget::new(lake.max_buffer_bytes.max(1 << 20)),
             schema,
             store,
+            read_ahead: floe_lake::ReadAhead::new(lake.read_ahead_bytes),
             catalog: tokio::sync::Mutex::new(None),
             pointer: tokio::sync::Mutex::new(None),
         })))

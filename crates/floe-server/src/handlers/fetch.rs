@@ -145,6 +145,7 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
     if want.fetch_offset < 0 || want.fetch_offset >= start {
         return;
     }
+    let Some(lake) = &broker.lake else { return };
     let Some(table) = broker
         .topic(&partition.topic)
         .and_then(|t| t.lake.clone())
@@ -156,6 +157,7 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
     let end = table.landed(partition.index).min(start);
     match floe_lake::reader::fetch(
         &table.table(),
+        &lake.read_ahead,
         partition.index,
         want.fetch_offset,
         end,
