@@ -5,6 +5,8 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::TryStreamExt;
 use iceberg::expr::Reference;
@@ -30,7 +32,9 @@ const DEFAULT_ROW_BYTES: usize = 1100;
 ///
 /// A consumer reading history asks for about 1 MiB per partition at a time. Planning a
 /// scan, opening the file and decoding pages costs about the same for 1 MiB as for 32,
-/// so each scan reads [`READ_AHEAD_BYTES`] and the next Fetches are sliced from memory.
+/// so each scan reads up to [`READ_AHEAD_BYTES`] and the next Fetches are sliced from
+/// memory. When a consumer is into the last half of what is kept, the next window is
+/// scanned in the background, so decoding Parquet overlaps with answering Fetches.
 /// Landed rows never change (compaction rewrites files, not rows), so what is kept stays
 /// right; rows retention has since dropped may be served once more, which a consumer
 /// cannot tell from having fetched a moment earlier. Memory is bounded by `max_bytes`
@@ -44,15 +48,45 @@ pub struct ReadAhead {
 /// A table (by its UUID, which a recreated topic's table does not share) and partition.
 type Key = (uuid::Uuid, i32);
 
+/// Consecutive scans of one partition, each sorted by offset, and their bytes.
+#[derive(Default)]
+struct Entry {
+    segments: std::collections::VecDeque<(RecordBatch, usize)>,
+    bytes: usize,
+}
+
+impl Entry {
+    fn last_offset(&self) -> Option<i64> {
+        let (rows, _) = self.segments.back()?;
+        let o = offset_column(rows).ok()?;
+        Some(o.value(o.len() - 1))
+    }
+}
+
 #[derive(Default)]
 struct Slots {
-    /// Per partition: rows sorted by offset, and their key and value bytes.
-    rows: std::collections::HashMap<Key, (RecordBatch, usize)>,
-    /// Partitions in insertion order, for eviction.
+    entries: std::collections::HashMap<Key, Entry>,
+    /// Keys in insertion order, for eviction.
     order: std::collections::VecDeque<Key>,
     bytes: usize,
     /// Bytes per row seen by the last scan of each partition.
     row_bytes: std::collections::HashMap<Key, usize>,
+    /// Partitions with a background scan under way.
+    scanning: std::collections::HashSet<Key>,
+}
+
+impl Slots {
+    fn evict_for(&mut self, bytes: usize, max: usize, keep: Key) {
+        while self.bytes + bytes > max {
+            let Some(k) = self.order.iter().position(|&k| k != keep) else {
+                break;
+            };
+            let Some(k) = self.order.remove(k) else { break };
+            if let Some(e) = self.entries.remove(&k) {
+                self.bytes -= e.bytes;
+            }
+        }
+    }
 }
 
 impl ReadAhead {
@@ -64,46 +98,70 @@ impl ReadAhead {
         }
     }
 
-    /// Kept rows of `partition` from the first offset at or after `offset`, if `offset`
-    /// falls within them.
-    fn get(&self, key: Key, offset: i64) -> Option<RecordBatch> {
-        let slots = self.slots.lock();
-        let (rows, _) = slots.rows.get(&key)?;
-        let offsets = offset_column(rows).ok()?;
-        let (first, last) = (offsets.value(0), offsets.value(offsets.len() - 1));
-        if offset < first || offset > last {
-            return None;
-        }
-        let at = offsets.values().partition_point(|&o| o < offset);
-        Some(rows.slice(at, rows.num_rows() - at))
+    /// Kept rows of a partition from the first offset at or after `offset` to the end of
+    /// their scan, if `offset` falls within what is kept, and how many rows are kept
+    /// past them. Segments wholly below `offset` are dropped: the consumer is past them.
+    fn get(&self, key: Key, offset: i64) -> Option<(RecordBatch, usize)> {
+        let mut slots = self.slots.lock();
+        let entry = slots.entries.get_mut(&key)?;
+        let mut freed = 0;
+        let found = loop {
+            let (rows, bytes) = entry.segments.front()?;
+            let offsets = offset_column(rows).ok()?;
+            let (first, last) = (offsets.value(0), offsets.value(offsets.len() - 1));
+            if offset < first {
+                break None;
+            }
+            if offset <= last {
+                let at = offsets.values().partition_point(|&o| o < offset);
+                break Some(rows.slice(at, rows.num_rows() - at));
+            }
+            freed += *bytes;
+            entry.segments.pop_front();
+        };
+        entry.bytes -= freed;
+        let later = entry
+            .segments
+            .iter()
+            .skip(1)
+            .map(|(r, _)| r.num_rows())
+            .sum();
+        slots.bytes -= freed;
+        found.map(|rows| (rows, later))
     }
 
-    fn put(&self, key: Key, rows: RecordBatch, bytes: usize) {
+    /// Keeps `rows`, read from `from`: after what is kept if they continue it, else in
+    /// place of it.
+    fn put(&self, key: Key, from: i64, rows: RecordBatch, bytes: usize) {
         let mut slots = self.slots.lock();
         if rows.num_rows() > 0 {
             slots.row_bytes.insert(key, bytes / rows.num_rows());
         }
-        if let Some((_, old)) = slots.rows.remove(&key) {
-            slots.bytes -= old;
-            slots.order.retain(|&k| k != key);
+        let continues = slots
+            .entries
+            .get(&key)
+            .and_then(Entry::last_offset)
+            .is_some_and(|last| last < from);
+        if !continues {
+            if let Some(old) = slots.entries.remove(&key) {
+                slots.bytes -= old.bytes;
+                slots.order.retain(|&k| k != key);
+            }
         }
         if bytes > self.max_bytes {
             return;
         }
-        while slots.bytes + bytes > self.max_bytes {
-            let Some(p) = slots.order.pop_front() else {
-                break;
-            };
-            if let Some((_, b)) = slots.rows.remove(&p) {
-                slots.bytes -= b;
-            }
-        }
+        slots.evict_for(bytes, self.max_bytes, key);
         slots.bytes += bytes;
-        slots.order.push_back(key);
-        slots.rows.insert(key, (rows, bytes));
+        if !slots.order.contains(&key) {
+            slots.order.push_back(key);
+        }
+        let entry = slots.entries.entry(key).or_default();
+        entry.bytes += bytes;
+        entry.segments.push_back((rows, bytes));
     }
 
-    /// Offsets worth scanning at once for `partition`.
+    /// Offsets worth scanning at once for a partition.
     fn window(&self, key: Key) -> i64 {
         let per_row = self
             .slots
@@ -115,6 +173,35 @@ impl ReadAhead {
             .max(1);
         let bytes = READ_AHEAD_BYTES.min(self.max_bytes / 8);
         i64::try_from((bytes / per_row).max(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// Starts scanning the window after what is kept for a partition, unless a scan is
+    /// already under way or the kept rows reach `end`.
+    fn scan_next(self: &Arc<Self>, table: &Table, key: Key, end: i64) {
+        let from = {
+            let mut slots = self.slots.lock();
+            let Some(last) = slots.entries.get(&key).and_then(Entry::last_offset) else {
+                return;
+            };
+            if last + 1 >= end || !slots.scanning.insert(key) {
+                return;
+            }
+            last + 1
+        };
+        let to = from.saturating_add(self.window(key)).min(end);
+        let (ahead, table) = (self.clone(), table.clone());
+        tokio::spawn(async move {
+            match scan_offsets(&table, key.1, from, to).await {
+                Ok(Some(rows)) => {
+                    let bytes = rows_within(&rows, usize::MAX).1;
+                    ahead.put(key, from, rows, bytes);
+                }
+                Ok(None) => {}
+                // The consumer's next Fetch scans again, and reports the error.
+                Err(e) => tracing::debug!(error = %e, "lake-tier read-ahead failed"),
+            }
+            ahead.slots.lock().scanning.remove(&key);
+        });
     }
 
     /// Bytes of rows kept now.
@@ -134,15 +221,20 @@ impl ReadAhead {
 /// Scan or encoding failures.
 pub async fn fetch(
     table: &Table,
-    ahead: &ReadAhead,
+    ahead: &Arc<ReadAhead>,
     partition: i32,
     offset: i64,
     end: i64,
     max_bytes: usize,
 ) -> Result<Option<(Bytes, i64)>> {
     let key = (table.metadata().uuid(), partition);
-    if let Some(rows) = ahead.get(key, offset) {
-        return answer(&rows, max_bytes).map(Some);
+    if let Some((rows, later)) = ahead.get(key, offset) {
+        let (out, next, taken) = answer(&rows, max_bytes)?;
+        let left = (rows.num_rows() - taken + later) as i64;
+        if left < ahead.window(key) / 2 {
+            ahead.scan_next(table, key, end);
+        }
+        return Ok(Some((out, next)));
     }
     // Read a window of offsets rather than everything after `offset`: a Fetch wants a few
     // megabytes, not the topic's history. Widen it when the window holds nothing (offset
@@ -152,10 +244,10 @@ pub async fn fetch(
     while from < end {
         let to = from.saturating_add(window).min(end);
         if let Some(rows) = scan_offsets(table, partition, from, to).await? {
-            let out = answer(&rows, max_bytes)?;
+            let (out, next, _) = answer(&rows, max_bytes)?;
             let bytes = rows_within(&rows, usize::MAX).1;
-            ahead.put(key, rows, bytes);
-            return Ok(Some(out));
+            ahead.put(key, from, rows, bytes);
+            return Ok(Some((out, next)));
         }
         from = to;
         window = window.saturating_mul(8);
@@ -163,13 +255,14 @@ pub async fn fetch(
     Ok(None)
 }
 
-/// The leading rows that fit in `max_bytes`, encoded, and the offset after them.
-fn answer(rows: &RecordBatch, max_bytes: usize) -> Result<(Bytes, i64)> {
+/// The leading rows that fit in `max_bytes`, encoded, the offset after them, and how
+/// many they are.
+fn answer(rows: &RecordBatch, max_bytes: usize) -> Result<(Bytes, i64, usize)> {
     let (take, _) = rows_within(rows, max_bytes);
     let rows = rows.slice(0, take);
     let offsets = offset_column(&rows)?;
     let last = offsets.value(offsets.len() - 1);
-    Ok((arrow_to_kafka(&rows, RECORDS_PER_BATCH)?, last + 1))
+    Ok((arrow_to_kafka(&rows, RECORDS_PER_BATCH)?, last + 1, take))
 }
 
 fn offset_column(rows: &RecordBatch) -> Result<&arrow_array::PrimitiveArray<Int64Type>> {

@@ -409,6 +409,10 @@ impl LakeTable {
         let props = WriterProperties::builder()
             .set_compression(parquet_compression(&self.options.compression)?)
             .set_max_row_group_row_count(Some(128 * 1024))
+            // Pages of a few thousand rows give the page index something to select: a
+            // lake-tier Fetch then decodes the pages of its offset window, not the whole
+            // row group (one page per column chunk made every read decode ~100 MiB).
+            .set_data_page_row_count_limit(4096)
             .build();
         let parquet = ParquetWriterBuilder::new(props, iceberg_schema.clone());
         let location = DefaultLocationGenerator::new(metadata)

@@ -125,7 +125,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
     );
     let (mut bytes, next) = reader::fetch(
         &table.table(),
-        &ReadAhead::new(64 << 20),
+        &Arc::new(ReadAhead::new(64 << 20)),
         0,
         0,
         120,
@@ -283,7 +283,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
     assert_eq!(row_count(&table.table()).await, total as usize);
     let (mut bytes, next) = reader::fetch(
         &table.table(),
-        &ReadAhead::new(64 << 20),
+        &Arc::new(ReadAhead::new(64 << 20)),
         0,
         0,
         total,

@@ -71,7 +71,7 @@ async fn lands_reads_back_and_survives_reopen() {
     // Lake-tier fetch returns the records with their offsets, keys, values, headers.
     let (mut bytes, next) = reader::fetch(
         &table.table(),
-        &ReadAhead::new(64 << 20),
+        &Arc::new(ReadAhead::new(64 << 20)),
         0,
         120,
         200,
@@ -92,14 +92,21 @@ async fn lands_reads_back_and_survives_reopen() {
     assert_eq!(records[1].timestamp, 1_700_000_000_000 + DAY_MS + 121);
     assert_eq!(records[0].headers.len(), 1);
     // A byte limit cuts the answer short but always returns a record.
-    let (_, next) = reader::fetch(&table.table(), &ReadAhead::new(64 << 20), 0, 0, 200, 1)
-        .await
-        .expect("fetch")
-        .expect("rows");
+    let (_, next) = reader::fetch(
+        &table.table(),
+        &Arc::new(ReadAhead::new(64 << 20)),
+        0,
+        0,
+        200,
+        1,
+    )
+    .await
+    .expect("fetch")
+    .expect("rows");
     assert_eq!(next, 1);
     assert!(reader::fetch(
         &table.table(),
-        &ReadAhead::new(64 << 20),
+        &Arc::new(ReadAhead::new(64 << 20)),
         0,
         200,
         200,
@@ -307,7 +314,9 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
             .expect("land")
             .expect("round");
     }
-    let ahead = ReadAhead::new(64 << 20);
+    // Small enough that a scan covers 1000 rows, so the second half of the history
+    // comes from a background scan started while the first half is being served.
+    let ahead = Arc::new(ReadAhead::new(200_000));
     let mut offset = 0;
     let mut seen = Vec::new();
     let mut fetches = 0;
@@ -323,7 +332,10 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
             .flat_map(|s| s.records)
             .collect();
         for r in &records {
-            assert_eq!(r.value.as_deref(), Some(format!("v{}", r.offset).as_bytes()));
+            assert_eq!(
+                r.value.as_deref(),
+                Some(format!("v{}", r.offset).as_bytes())
+            );
         }
         seen.extend(records.iter().map(|r| r.offset));
         assert_eq!(next, seen.last().copied().expect("a record") + 1);
@@ -337,7 +349,7 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
     assert!(fetches > 10, "{fetches} fetches");
 
     // A bound smaller than one scan keeps nothing, and reads stay right.
-    let tiny = ReadAhead::new(100);
+    let tiny = Arc::new(ReadAhead::new(100));
     let (_, next) = reader::fetch(&table.table(), &tiny, 0, 1500, 2000, 1 << 20)
         .await
         .expect("fetch")

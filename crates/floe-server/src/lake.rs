@@ -35,7 +35,7 @@ pub struct LakeService {
     /// For listing and deleting orphans.
     pub store: WarehouseStore,
     /// Rows lake-tier Fetches read ahead, for the consumers' next Fetches.
-    pub read_ahead: floe_lake::ReadAhead,
+    pub read_ahead: Arc<floe_lake::ReadAhead>,
     catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
     pointer: tokio::sync::Mutex<Option<MetadataPointer>>,
 }
@@ -122,7 +122,7 @@ impl LakeService {
             budget: TailBudget::new(lake.max_buffer_bytes.max(1 << 20)),
             schema,
             store,
-            read_ahead: floe_lake::ReadAhead::new(lake.read_ahead_bytes),
+            read_ahead: Arc::new(floe_lake::ReadAhead::new(lake.read_ahead_bytes)),
             catalog: tokio::sync::Mutex::new(None),
             pointer: tokio::sync::Mutex::new(None),
         })))
