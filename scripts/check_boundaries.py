@@ -9,6 +9,7 @@ FORBIDDEN = {
     "floe-log": ["floe-kafka", "floe-meta", "floe-server", "kafka-protocol", "iceberg", "parquet", "datafusion", "sqlx", "tokio"],
     "floe-meta": ["floe-kafka", "floe-log", "floe-server", "kafka-protocol", "iceberg", "parquet", "datafusion"],
     "floe-lake": ["datafusion", "floe-server", "floe-query"],
+    "floe-query": ["floe-kafka", "floe-log", "floe-meta", "floe-server"],
 }
 meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"]))
 bad = []

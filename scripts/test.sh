@@ -29,6 +29,9 @@ python3 -c "import kafka" 2>/dev/null || python3 -m pip install -q --disable-pip
 # REST answers against the Iceberg OpenAPI spec.
 python3 -c "import pyiceberg, pyarrow, yaml, jsonschema, referencing" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check "pyiceberg[pyarrow]==0.10.*" pyyaml "jsonschema>=4.18"
+# The ADBC Flight SQL driver: a Flight SQL client nobody here wrote, for tests/tests/sql.rs.
+python3 -c "import adbc_driver_flightsql.dbapi" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check "adbc-driver-flightsql>=1.3" "adbc-driver-manager>=1.3"
 # moto's S3 server: the lake tests land topics in a real S3 API. Chosen because it is on
 # PyPI (MinIO and the other S3 servers ship binaries from their own sites, which the test
 # machines cannot reach); see tests/src/s3.rs.

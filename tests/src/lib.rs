@@ -117,6 +117,7 @@ impl TestBroker {
         };
         config.kafka.listen = format!("127.0.0.1:{}", free_port());
         config.http.listen = "127.0.0.1:0".into();
+        config.query.flight_listen = "127.0.0.1:0".into();
         f(&mut config);
         // free_port() releases the port before the broker binds it, so another test's
         // ephemeral bind can take it first: retry with a fresh port a few times.
@@ -146,6 +147,16 @@ impl TestBroker {
             .and_then(|s| s.http_addr)
             .expect("HTTP is on");
         format!("http://{addr}")
+    }
+
+    /// URL of the Flight SQL listener (`grpc://127.0.0.1:port`).
+    pub fn flight_url(&self) -> String {
+        let addr = self
+            .server
+            .as_ref()
+            .and_then(|s| s.flight_addr)
+            .expect("SQL is on");
+        format!("grpc://{addr}")
     }
 
     /// The running broker's state.
@@ -226,13 +237,25 @@ pub struct BrokerProcess {
 
 /// The HTTP port a spawned broker uses: chosen once per Kafka port so that respawns keep it.
 pub fn http_port(kafka_port: u16) -> u16 {
-    static PORTS: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+    paired_port(kafka_port, 0)
+}
+
+/// The Flight SQL port of a spawned broker, chosen once per Kafka port.
+pub fn flight_port(kafka_port: u16) -> u16 {
+    paired_port(kafka_port, 1)
+}
+
+fn paired_port(kafka_port: u16, which: u8) -> u16 {
+    static PORTS: std::sync::Mutex<Vec<(u16, u8, u16)>> = std::sync::Mutex::new(Vec::new());
     let mut ports = PORTS.lock().expect("ports");
-    if let Some((_, h)) = ports.iter().find(|(k, _)| *k == kafka_port) {
+    if let Some((_, _, h)) = ports
+        .iter()
+        .find(|(k, w, _)| *k == kafka_port && *w == which)
+    {
         return *h;
     }
     let h = free_port();
-    ports.push((kafka_port, h));
+    ports.push((kafka_port, which, h));
     h
 }
 
@@ -266,6 +289,8 @@ impl BrokerProcess {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{}", http_port(port)))
+            .arg("--flight-listen")
+            .arg(format!("127.0.0.1:{}", flight_port(port)))
             .args(extra)
             .env(
                 "FLOE_LOG",
@@ -298,6 +323,11 @@ impl BrokerProcess {
     /// Base URL of the HTTP listener (`http://127.0.0.1:port`).
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}", http_port(self.port))
+    }
+
+    /// URL of the Flight SQL listener (`grpc://127.0.0.1:port`).
+    pub fn flight_url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", flight_port(self.port))
     }
 
     /// `host:port` for `bootstrap.servers`.

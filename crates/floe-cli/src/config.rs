@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// HTTP listen address: Iceberg REST catalog, /health, /ready [default: 0.0.0.0:8181].
     #[arg(long, env = "FLOE_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Arrow Flight SQL listen address [default: 0.0.0.0:50051].
+    #[arg(long, env = "FLOE_FLIGHT_LISTEN")]
+    pub flight_listen: Option<String>,
     /// Land topics into Iceberg tables [default: true].
     #[arg(long, env = "FLOE_LAKE_ENABLED")]
     pub lake_enabled: Option<bool>,
@@ -126,6 +129,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = &args.http_listen {
         cfg.http.listen = v.clone();
+    }
+    if let Some(v) = &args.flight_listen {
+        cfg.query.flight_listen = v.clone();
     }
     if let Some(v) = args.lake_enabled {
         cfg.lake.enabled = v;

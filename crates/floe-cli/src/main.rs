@@ -1,7 +1,9 @@
 //! `floe`: the command-line entry point. Parses arguments, assembles the configuration
-//! (defaults → `floe.toml` → `FLOE_*` environment → flags) and runs the server.
+//! (defaults → `floe.toml` → `FLOE_*` environment → flags) and runs the server; or runs
+//! a client command against a running one (`floe sql`).
 
 mod config;
+mod sql;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -21,6 +23,8 @@ struct Cli {
 enum Command {
     /// Start the broker (embedded defaults: ./floe-data, SQLite metadata, port 9092).
     Serve(Box<config::ServeArgs>),
+    /// Run SQL against a running broker (Arrow Flight SQL, port 50051).
+    Sql(sql::SqlArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,7 +43,16 @@ fn main() -> anyhow::Result<()> {
                     .map_err(anyhow::Error::from)
             })
         }
+        Command::Sql(args) => client_runtime()?.block_on(sql::run(args)),
     }
+}
+
+/// A small runtime for the client commands.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
 }
 
 fn init_logging(format: &str) -> anyhow::Result<()> {

@@ -98,6 +98,8 @@ pub struct Broker {
     pub committers: tokio_util::task::TaskTracker,
     /// Prometheus series (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// The SQL engine, once started (needs the broker, so it is set after opening).
+    pub query: std::sync::OnceLock<Arc<floe_query::QueryEngine>>,
 }
 
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -137,6 +139,7 @@ impl Broker {
             lake,
             committers: tokio_util::task::TaskTracker::new(),
             metrics: crate::metrics::Metrics::new(),
+            query: std::sync::OnceLock::new(),
             meta,
             topic_defaults,
             topics: RwLock::new(BTreeMap::new()),

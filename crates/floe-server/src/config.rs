@@ -26,8 +26,10 @@ pub struct ServerConfig {
     pub meta: MetaConfig,
     /// Landing into Iceberg.
     pub lake: LakeConfig,
-    /// The HTTP listener (Iceberg REST catalog, health).
+    /// The HTTP listener (Iceberg REST catalog, SQL, metrics, health).
     pub http: HttpConfig,
+    /// SQL: the Flight SQL listener and the limits of each query.
+    pub query: QuerySection,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
             meta: MetaConfig::default(),
             lake: LakeConfig::default(),
             http: HttpConfig::default(),
+            query: QuerySection::default(),
         }
     }
 }
@@ -268,6 +271,36 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
     pub path_style: bool,
+}
+
+/// SQL over topics (`[query]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// Serve SQL at all (Flight SQL and `POST /v1/sql`; needs the lake).
+    pub enabled: bool,
+    /// Address of the Arrow Flight SQL listener (port 0 picks a free port).
+    pub flight_listen: String,
+    /// Memory one query may hold in sorts, aggregations and joins; past it the query
+    /// fails with "Resources exhausted".
+    pub memory_limit_bytes: usize,
+    /// Longest a query may run; past it the query is cancelled.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Worker threads for queries, apart from the broker's own (0: one per core).
+    pub threads: usize,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            flight_listen: "0.0.0.0:50051".into(),
+            memory_limit_bytes: 1 << 30,
+            timeout: Duration::from_secs(300),
+            threads: 0,
+        }
+    }
 }
 
 /// The HTTP listener.

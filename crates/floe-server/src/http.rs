@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -38,6 +39,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
             "/v1/namespaces/{ns}/tables/{table}",
             get(load_table).head(table_exists),
         )
+        .route("/v1/sql", axum::routing::post(sql))
         .with_state(broker)
 }
 
@@ -50,6 +52,112 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
         .await
     {
         warn!(error = %e, "HTTP server stopped with an error");
+    }
+}
+
+/// `POST /v1/sql`: the body is the statement (plain text, or JSON `{"sql": "..."}`). The
+/// answer is JSON rows, or an Arrow IPC stream with `Accept:
+/// application/vnd.apache.arrow.stream` (streamed as the query produces batches; a
+/// client that hangs up cancels the query). Errors are JSON `{"error": message}`: 400 for
+/// the user's SQL, 504 past the time limit, 503 when SQL is off, 500 otherwise.
+async fn sql(
+    State(broker): State<Arc<Broker>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use floe_query::answer;
+    let fail = |status: StatusCode, message: String| {
+        (status, Json(json!({ "error": message }))).into_response()
+    };
+    let Some(engine) = broker.query.get().cloned() else {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SQL is off on this broker ([query] enabled = false, or the lake is off)".into(),
+        );
+    };
+    let header = |name: axum::http::header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let statement = if header(axum::http::header::CONTENT_TYPE).starts_with("application/json") {
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) => match v.get("sql").and_then(Value::as_str) {
+                Some(s) => s.to_owned(),
+                None => {
+                    return fail(
+                        StatusCode::BAD_REQUEST,
+                        "expected {\"sql\": \"...\"}".into(),
+                    )
+                }
+            },
+            Err(e) => {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not JSON: {e}"),
+                )
+            }
+        }
+    } else {
+        text
+    };
+    let query_error = |e: floe_query::Error| {
+        let status = match e {
+            floe_query::Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ref e if e.is_user_error() => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        fail(status, e.to_string())
+    };
+    let mut stream = match engine.execute(&statement).await {
+        Ok(s) => s,
+        Err(e) => return query_error(e),
+    };
+    if header(axum::http::header::ACCEPT).contains(answer::ARROW_STREAM) {
+        let mut ipc = match answer::IpcPieces::new(&stream.schema) {
+            Ok(w) => w,
+            Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        let head = ipc.take();
+        let rest = futures::stream::unfold(Some((stream, ipc)), |state| async move {
+            let (mut stream, mut ipc) = state?;
+            match stream.batches.recv().await {
+                Some(Ok(batch)) => {
+                    let piece = ipc.write(&batch).map(|()| ipc.take());
+                    let piece = piece.map_err(|e| std::io::Error::other(e.to_string()));
+                    Some((piece, Some((stream, ipc))))
+                }
+                // An error after the schema went out can only cut the stream short.
+                Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                None => {
+                    let end = ipc.finish().map(|()| ipc.take());
+                    Some((end.map_err(|e| std::io::Error::other(e.to_string())), None))
+                }
+            }
+        });
+        let body = futures::stream::once(async move { Ok(head) }).chain(rest);
+        return (
+            [(axum::http::header::CONTENT_TYPE, answer::ARROW_STREAM)],
+            axum::body::Body::from_stream(body),
+        )
+            .into_response();
+    }
+    let mut batches = Vec::new();
+    while let Some(b) = stream.batches.recv().await {
+        match b {
+            Ok(b) => batches.push(b),
+            Err(e) => return query_error(e),
+        }
+    }
+    match answer::json(&stream.schema, &batches) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => fail(
+            StatusCode::BAD_REQUEST,
+            format!("{e} (cast the column to a string, or ask for Arrow IPC)"),
+        ),
     }
 }
 

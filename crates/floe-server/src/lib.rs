@@ -20,6 +20,7 @@ pub mod lake;
 pub mod metrics;
 pub mod partition;
 pub mod server;
+pub mod sql;
 mod tasks;
 
 pub use config::ServerConfig;

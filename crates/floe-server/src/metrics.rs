@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use floe_kafka::ApiKey;
+use floe_query::GroupOffset;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, NoLabelSet,
@@ -344,17 +345,9 @@ impl<B: Buckets> HistogramData<B> {
     }
 }
 
-/// One committed offset of a group.
-struct GroupOffset {
-    group: String,
-    topic: String,
-    partition: i32,
-    offset: i64,
-}
-
 /// Every committed offset, read from the metadata store. Empty (and a warning) when the
 /// store fails or is slower than [`LAG_DEADLINE`]: a scrape must not hang on it.
-async fn committed_offsets(broker: &Broker) -> Option<Vec<GroupOffset>> {
+pub(crate) async fn committed_offsets(broker: &Broker) -> Option<Vec<GroupOffset>> {
     let meta = broker.groups.meta();
     let read = async {
         let mut out = Vec::new();
@@ -364,7 +357,7 @@ async fn committed_offsets(broker: &Broker) -> Option<Vec<GroupOffset>> {
                     group: group.clone(),
                     topic: o.topic,
                     partition: o.partition,
-                    offset: o.offset,
+                    committed_offset: o.offset,
                 });
             }
         }
@@ -488,11 +481,11 @@ impl Snapshot {
         let lag = offsets
             .unwrap_or_default()
             .into_iter()
-            .filter(|o| o.offset >= 0)
+            .filter(|o| o.committed_offset >= 0)
             .filter_map(|o| {
                 let end = *ends.get(&(o.topic.clone(), o.partition))?;
                 Some(LagRow {
-                    lag: (end - o.offset).max(0),
+                    lag: (end - o.committed_offset).max(0),
                     group: o.group,
                     topic: o.topic,
                     partition: o.partition,

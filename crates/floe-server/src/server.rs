@@ -21,6 +21,8 @@ pub struct RunningServer {
     pub kafka_addr: SocketAddr,
     /// Address the HTTP listener is bound to, if HTTP is on.
     pub http_addr: Option<SocketAddr>,
+    /// Address the Flight SQL listener is bound to, if SQL is on.
+    pub flight_addr: Option<SocketAddr>,
     /// Shared broker state (tests inspect it).
     pub broker: Arc<Broker>,
     cancel: CancellationToken,
@@ -68,9 +70,28 @@ impl RunningServer {
             None
         };
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+        // SQL reads the lake's tables and tails: without the lake there is nothing to query.
+        let flight = if config.query.enabled && config.lake.enabled {
+            let addr = &config.query.flight_listen;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let flight_addr = flight.as_ref().and_then(|l| l.local_addr().ok());
         let cancel = CancellationToken::new();
         let broker = Broker::open(config, (host.clone(), port), cancel.clone()).await?;
         let mut tasks = JoinSet::new();
+        if let Some(listener) = flight {
+            let engine = crate::sql::start_engine(&broker)?;
+            tasks.spawn(floe_query::flight::serve(engine, listener, cancel.clone()));
+        }
         if let Some(listener) = http {
             tasks.spawn(crate::http::serve(broker.clone(), listener));
         }
@@ -82,6 +103,7 @@ impl RunningServer {
         Ok(Self {
             kafka_addr,
             http_addr,
+            flight_addr,
             broker,
             cancel,
             tasks,

@@ -1,0 +1,134 @@
+//! The broker as `floe-query` sees it: topic names, each topic's table and tails, and the
+//! offsets behind the `system` tables.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use floe_query::{GroupOffset, PartitionInfo, QueryConfig, QueryEngine, TopicView, Topics};
+use iceberg::table::Table;
+
+use crate::broker::{Broker, Topic};
+use crate::error::{Error, Result};
+
+/// Starts the SQL engine of `broker` and keeps it there for `POST /v1/sql`.
+///
+/// # Errors
+/// The query runtime cannot start.
+pub fn start_engine(broker: &Arc<Broker>) -> Result<Arc<QueryEngine>> {
+    let q = &broker.config.query;
+    let threads = if q.threads == 0 {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    } else {
+        q.threads
+    };
+    let config = QueryConfig {
+        namespace: broker.config.lake.namespace.clone(),
+        memory_limit: q.memory_limit_bytes,
+        timeout: q.timeout,
+        threads,
+    };
+    let topics = Arc::new(BrokerTopics(Arc::downgrade(broker)));
+    let engine =
+        Arc::new(QueryEngine::new(config, topics).map_err(|e| Error::Task(e.to_string()))?);
+    let _ = broker.query.set(engine.clone());
+    Ok(engine)
+}
+
+/// [`Topics`] over a running broker. Weak: the broker holds the engine that holds this.
+pub struct BrokerTopics(Weak<Broker>);
+
+impl BrokerTopics {
+    fn broker(&self) -> Result<Arc<Broker>, String> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| "the broker is shutting down".to_owned())
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, String> {
+        self.broker()?
+            .topic(name)
+            .ok_or_else(|| format!("topic {name} does not exist"))
+    }
+
+    fn lake_table(&self, topic: &Topic) -> Result<Table, String> {
+        let Some(lake) = &topic.lake else {
+            return Err(format!(
+                "topic {} is not landed in the lake ([lake] enabled = false), so SQL cannot read it",
+                topic.name
+            ));
+        };
+        lake.table().map(|t| t.table()).ok_or_else(|| {
+            let why = lake.stats.lock().last_error.clone();
+            format!(
+                "the Iceberg table of topic {} is not open yet{}; retry shortly",
+                topic.name,
+                why.map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Topics for BrokerTopics {
+    fn names(&self) -> Vec<String> {
+        self.broker()
+            .map(|b| b.topics().iter().map(|t| t.name.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    async fn view(&self, name: &str) -> Result<TopicView, String> {
+        let topic = self.topic(name)?;
+        // Tails first, then the table: see `Topics::view`.
+        let mut tails = Vec::new();
+        for p in topic.partitions.read().iter() {
+            let Some(tail) = p.tail() else {
+                return Err(format!("topic {name} has no tail buffers (lake off)"));
+            };
+            tails.push((
+                p.index,
+                tail.batches().into_iter().map(|b| b.rows).collect(),
+            ));
+        }
+        let table = self.lake_table(&topic)?;
+        Ok(TopicView {
+            table: Some(table),
+            tails,
+        })
+    }
+
+    async fn table(&self, name: &str) -> Result<Table, String> {
+        let topic = self.topic(name)?;
+        self.lake_table(&topic)
+    }
+
+    fn partitions(&self) -> Vec<PartitionInfo> {
+        let mut out = Vec::new();
+        let Ok(broker) = self.broker() else {
+            return out;
+        };
+        for topic in broker.topics() {
+            let lake = topic.lake.as_ref().and_then(|l| l.table());
+            for p in topic.partitions.read().iter() {
+                let (start, end) = p.offsets();
+                out.push(PartitionInfo {
+                    topic: topic.name.to_string(),
+                    partition: p.index,
+                    log_start_offset: start,
+                    high_watermark: end,
+                    landed_offset: lake.as_ref().map(|t| t.landed(p.index)),
+                });
+            }
+        }
+        out
+    }
+
+    async fn group_offsets(&self) -> Vec<GroupOffset> {
+        match self.broker() {
+            Ok(b) => crate::metrics::committed_offsets(&b)
+                .await
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
