@@ -216,10 +216,11 @@ impl Bounds {
     }
 }
 
+/// A bare column. Not through casts: a narrowing cast (a timestamp to seconds, say)
+/// would make the bounds wrong and prune rows the filter keeps.
 fn column(e: &Expr) -> Option<&str> {
     match e {
         Expr::Column(c) => Some(c.name.as_str()),
-        Expr::Cast(c) => column(&c.expr),
         _ => None,
     }
 }
