@@ -1,0 +1,14 @@
+//! Floe's end-to-end tests, one module per area, built as a single test binary.
+//! Run one area with `cargo test -p floe-tests --test e2e <module>::`.
+
+mod bad_input;
+mod crash;
+mod kafka_clients;
+mod lake;
+mod lake_backpressure;
+mod lake_crash;
+mod lake_faults;
+mod lake_s3;
+mod metrics;
+mod python_client;
+mod sql;
