@@ -11,4 +11,5 @@ mod lake_faults;
 mod lake_s3;
 mod metrics;
 mod python_client;
+mod replay;
 mod sql;

@@ -1,8 +1,9 @@
 //! `floe`: the command-line entry point. Parses arguments, assembles the configuration
 //! (defaults → `floe.toml` → `FLOE_*` environment → flags) and runs the server; or runs
-//! a client command against a running one (`floe sql`).
+//! a client command against a running one (`floe sql`, `floe replay`).
 
 mod config;
+mod replay;
 mod sql;
 
 use anyhow::Context;
@@ -25,6 +26,8 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Run SQL against a running broker (Arrow Flight SQL, port 50051).
     Sql(sql::SqlArgs),
+    /// Replay a time range of a topic into another topic or a JSON Lines/Parquet file.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +47,10 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Sql(args) => client_runtime()?.block_on(sql::run(args)),
+        Command::Replay(args) => {
+            init_logging("text")?;
+            client_runtime()?.block_on(replay::run(args))
+        }
     }
 }
 
