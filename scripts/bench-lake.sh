@@ -83,26 +83,6 @@ lakebench() {
     run_json "$name" "$WORK/lakebench.log" "$BIN/floe-lakebench" "$@"
 }
 
-# fresh_broker NAME [FLOE SERVE ARGS...]: a broker on new ports in a new data dir; sets
-# BROKERS, BROKER_PID, BROKER_HTTP, DATA.
-fresh_broker() {
-    local name=$1
-    shift
-    DATA=$WORK/data-$name
-    rm -rf "$DATA"
-    local port
-    port=$(free_port)
-    BROKERS=127.0.0.1:$port
-    start_broker "$name" "$DATA" "$port" "$@"
-}
-
-# done_broker: stops the current broker and deletes its data.
-done_broker() {
-    stop_broker "$BROKER_PID"
-    BROKER_PID=
-    rm -rf "$DATA"
-}
-
 # ---------------------------------------------------------------- (1) landing
 if want landing; then
     log "(1) landing in-process: ${LANDING_MIB} MiB in 64 MiB rounds, then 256 MiB in 20 MiB rounds"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/bench.sh and scripts/bench-lake.sh. Source it after setting
+# Helpers shared by scripts/bench.sh, scripts/bench-lake.sh and scripts/bench-sql.sh. Source it after setting
 # BIN (directory of the release binaries), WORK (the run's work dir) and RESULTS (a
 # JSON-lines file). It installs no trap: the caller's EXIT trap should call
 # stop_all_brokers.
@@ -72,6 +72,26 @@ stop_broker() {
         sleep 0.1
     done
     wait "$pid" 2>/dev/null || true
+}
+
+# fresh_broker NAME [FLOE SERVE ARGS...]: a broker on new ports in a new data dir; sets
+# BROKERS, BROKER_PID, BROKER_HTTP, DATA.
+fresh_broker() {
+    local name=$1
+    shift
+    DATA=$WORK/data-$name
+    rm -rf "$DATA"
+    local port
+    port=$(free_port)
+    BROKERS=127.0.0.1:$port
+    start_broker "$name" "$DATA" "$port" "$@"
+}
+
+# done_broker: stops the current broker and deletes its data.
+done_broker() {
+    stop_broker "$BROKER_PID"
+    BROKER_PID=
+    rm -rf "$DATA"
 }
 
 stop_all_brokers() {

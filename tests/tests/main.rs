@@ -1,6 +1,7 @@
 //! Floe's end-to-end tests, one module per area, built as a single test binary.
 //! Run one area with `cargo test -p floe-tests --test e2e <module>::`.
 
+mod admin_cli;
 mod bad_input;
 mod crash;
 mod kafka_clients;

@@ -384,7 +384,10 @@ print(json.dumps({"schema": str(t.schema.field("timestamp").type), "rows": rows}
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["schema"], "timestamp[us, tz=+00:00]", "the topic table's type");
+    assert_eq!(
+        v["schema"], "timestamp[us, tz=+00:00]",
+        "the topic table's type"
+    );
     let hex = |v: &serde_json::Value| {
         v.as_str().map(|s| {
             (0..s.len())

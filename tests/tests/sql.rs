@@ -97,7 +97,7 @@ async fn sql_sees_acked_records_through_adbc_http_and_the_cli() {
     // EXPLAIN shows the lake side and the tail side.
     let v = sql_json(&http, "EXPLAIN SELECT * FROM orders WHERE \"offset\" > 180").await;
     let plan = v.to_string();
-    assert!(plan.contains("IcebergTableScan"), "{plan}");
+    assert!(plan.contains("FloeLakeScan: snapshot="), "{plan}");
     assert!(plan.contains("FloeTailExec: topic=orders"), "{plan}");
 
     // HTTP, Arrow IPC stream.
@@ -154,12 +154,13 @@ async fn sql_sees_acked_records_through_adbc_http_and_the_cli() {
     );
 
     // The CLI.
+    let url = flight.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(floe_binary())
             .args([
                 "sql",
                 "--url",
-                &flight,
+                &url,
                 "-e",
                 "SELECT count(*) AS total FROM orders",
             ])
@@ -180,6 +181,43 @@ async fn sql_sees_acked_records_through_adbc_http_and_the_cli() {
     );
     assert!(text.contains("1 row in"), "{text}");
 
+    // The shell: statements from standard input, ended by `;`, across lines. Piped, an
+    // error ends it; on a terminal (a pty from util-linux `script`) it prompts and goes on.
+    let url = flight.clone();
+    let piped = tokio::task::spawn_blocking(move || {
+        shell(
+            Command::new(floe_binary()).args(["sql", "--url", &url]),
+            "SELECT count(*) AS a FROM orders;\nSELECT\n  max(\"offset\") AS b\nFROM orders; SELECT 7 AS c\n",
+        )
+    })
+    .await
+    .expect("shell");
+    assert!(piped.0, "{}", piped.1);
+    for want in ["| a   |", "| 400 |", "| b   |", "| 199 |", "| c |", "| 7 |"] {
+        assert!(piped.1.contains(want), "{want} missing from {}", piped.1);
+    }
+    let line = format!("{} sql --url {flight}", floe_binary().display());
+    let tty = tokio::task::spawn_blocking(move || {
+        shell(
+            Command::new("script").args(["-qec", &line, "/dev/null"]),
+            "SELECT * FROM nosuch;\nSELECT 41 + 1 AS answer;\n",
+        )
+    })
+    .await
+    .expect("tty shell");
+    assert!(tty.0, "{}", tty.1);
+    assert!(tty.1.contains("floe> "), "no prompt: {}", tty.1);
+    assert!(
+        tty.1.contains("error:") && tty.1.contains("nosuch"),
+        "{}",
+        tty.1
+    );
+    assert!(
+        tty.1.contains("| 42     |"),
+        "the shell went on after the error: {}",
+        tty.1
+    );
+
     // Once everything lands, the answer is the same.
     t.config.write().lake_commit_interval_ms = 100;
     state.wake.notify_one();
@@ -189,4 +227,30 @@ async fn sql_sees_acked_records_through_adbc_http_and_the_cli() {
         (v["rows"][0]["n"] == 400).then_some(())
     })
     .await;
+}
+
+/// Runs a shell command with `input` on its standard input (then end of input); returns
+/// whether it succeeded and what it printed (stdout and stderr).
+fn shell(cmd: &mut Command, input: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }

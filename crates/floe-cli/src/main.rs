@@ -1,7 +1,9 @@
 //! `floe`: the command-line entry point. Parses arguments, assembles the configuration
 //! (defaults → `floe.toml` → `FLOE_*` environment → flags) and runs the server; or runs
-//! a client command against a running one (`floe sql`, `floe replay`).
+//! a client command against a running one (`floe sql`, `floe replay`, `floe topics`,
+//! `floe groups`).
 
+mod admin;
 mod config;
 mod replay;
 mod sql;
@@ -28,10 +30,25 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Replay a time range of a topic into another topic or a JSON Lines/Parquet file.
     Replay(replay::ReplayArgs),
+    /// List, create, describe, alter and delete topics on a running broker.
+    Topics(admin::topics::TopicsArgs),
+    /// List and describe consumer groups, and reset their offsets.
+    Groups(admin::groups::GroupsArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line, never a backtrace (RUST_BACKTRACE is for bugs,
+            // not for a topic that does not exist).
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = config::load(&args)?;
@@ -51,6 +68,8 @@ fn main() -> anyhow::Result<()> {
             init_logging("text")?;
             client_runtime()?.block_on(replay::run(args))
         }
+        Command::Topics(args) => client_runtime()?.block_on(admin::topics::run(args)),
+        Command::Groups(args) => client_runtime()?.block_on(admin::groups::run(args)),
     }
 }
 

@@ -90,9 +90,15 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request> {
     }
     let (header, body, trailing) = decoded.map_err(malformed)?;
     if trailing > 0 {
-        // Kafka ignores nothing silently either: trailing bytes mean the client and broker
-        // disagree about the schema.
-        return Err(malformed(format!("{trailing} trailing bytes")));
+        // Apache Kafka ignores bytes after the body, and librdkafka 2.12 sends some: its
+        // Metadata v13 for all topics carries three zero bytes after the null topics
+        // array (`floe topics list`). Refusing them closed the connection.
+        tracing::debug!(
+            ?api_key,
+            version,
+            trailing,
+            "ignoring bytes after the request body"
+        );
     }
     Ok(Request {
         api_key,
@@ -429,6 +435,21 @@ mod tests {
     }
 
     #[test]
+    fn metadata_for_all_topics_decodes() {
+        // librdkafka asks for every topic with a null topics array (`floe topics list`).
+        for version in [1, 4, 9, 12, 13] {
+            let mut req = MetadataRequest::default();
+            req.topics = None;
+            let frame = encode(ApiKey::Metadata, version, &req);
+            let req = decode_request(frame).unwrap_or_else(|e| panic!("v{version}: {e}"));
+            let RequestKind::Metadata(body) = req.body else {
+                panic!("not metadata")
+            };
+            assert_eq!(body.topics, None, "v{version}");
+        }
+    }
+
+    #[test]
     fn large_integer_fields_keep_their_values() {
         // max_bytes, partition_max_bytes and the timeouts exceed the frame length, so the
         // first pass caps them; the decoded request must carry the values sent.
@@ -469,12 +490,20 @@ mod tests {
     }
 
     #[test]
-    fn trailing_bytes_are_malformed() {
+    fn trailing_bytes_are_ignored_as_by_kafka() {
         let mut frame = encode(ApiKey::Metadata, 12, &MetadataRequest::default()).to_vec();
         frame.push(0);
-        assert!(matches!(
-            decode_request(frame.into()),
-            Err(Error::Malformed { .. })
-        ));
+        assert!(decode_request(frame.into()).is_ok());
+        // librdkafka 2.12.1's Metadata v13 for every topic, as captured on the wire.
+        const RDKAFKA: &str = "0003000d00000004000772646b61666b6100000000000000";
+        let frame: Vec<u8> = (0..RDKAFKA.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&RDKAFKA[i..i + 2], 16).expect("hex"))
+            .collect();
+        let req = decode_request(frame.into()).expect("librdkafka's request");
+        let RequestKind::Metadata(body) = req.body else {
+            panic!("not metadata")
+        };
+        assert_eq!(body.topics, None, "every topic");
     }
 }

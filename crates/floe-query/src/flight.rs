@@ -157,7 +157,11 @@ pub async fn serve(
     let service = FlightServiceServer::new(FlightSql::new(engine));
     let served = Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            // Small answers otherwise wait out Nagle against delayed ACKs (~40 ms each way).
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown.cancelled_owned(),
+        )
         .await;
     if let Err(e) = served {
         warn!(error = %e, "Flight SQL server stopped with an error");

@@ -17,6 +17,7 @@ pub mod client;
 mod engine;
 mod error;
 pub mod flight;
+mod lake_scan;
 mod source;
 mod time_travel;
 mod topic_table;

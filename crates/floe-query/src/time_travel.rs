@@ -28,7 +28,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use iceberg::table::Table;
-use iceberg_datafusion::IcebergStaticTableProvider;
 
 use crate::topic_table::Source;
 
@@ -169,7 +168,7 @@ impl TableProvider for AtVersion {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let table = self
             .source
@@ -177,10 +176,16 @@ impl TableProvider for AtVersion {
             .await
             .map_err(DataFusionError::Plan)?;
         let id = self.snapshot_id(&table)?;
-        let lake = IcebergStaticTableProvider::try_new_from_table_snapshot(table, id)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        lake.scan(state, projection, filters, limit).await
+        let lake = crate::lake_scan::plan(
+            &table,
+            id,
+            &self.schema,
+            projection,
+            filters,
+            state.config().target_partitions(),
+        )
+        .await?;
+        Ok(Arc::new(lake))
     }
 }
 

@@ -27,7 +27,6 @@ use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProvide
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use floe_lake::schema::{COL_OFFSET, COL_PARTITION, COL_TIMESTAMP};
-use iceberg_datafusion::IcebergStaticTableProvider;
 
 use crate::source::Topics;
 
@@ -107,10 +106,16 @@ impl TableProvider for TopicTable {
             landed = floe_lake::table::offsets_of(&table)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             if let Some(snapshot) = table.metadata().current_snapshot_id() {
-                let lake = IcebergStaticTableProvider::try_new_from_table_snapshot(table, snapshot)
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                inputs.push(lake.scan(state, projection, filters, limit).await?);
+                let lake = crate::lake_scan::plan(
+                    &table,
+                    snapshot,
+                    &self.schema,
+                    projection,
+                    filters,
+                    state.config().target_partitions(),
+                )
+                .await?;
+                inputs.push(Arc::new(lake));
             }
         }
         let bounds = Bounds::from_filters(filters);

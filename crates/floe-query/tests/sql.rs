@@ -241,7 +241,11 @@ async fn filters_prune_both_sides_and_explain_shows_them() {
     let text = floe_query::arrow::util::pretty::pretty_format_batches(&plan)
         .expect("format")
         .to_string();
-    assert!(text.contains("IcebergTableScan"), "{text}");
+    assert!(text.contains("FloeLakeScan: snapshot="), "{text}");
+    assert!(
+        text.contains("predicate=["),
+        "the filters reach the file planning: {text}"
+    );
     assert!(text.contains("FloeTailExec: topic=orders"), "{text}");
     // Partition 1's tail batch and partition 0's first tail batch (150..199 sliced from
     // 100..199 stays: it reaches 170) — only partition 1 is pruned.

@@ -20,9 +20,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::admin::partition_count;
 use sink::{FileFormat, Sink};
 pub use time::parse_time;
 
@@ -134,26 +134,6 @@ fn consumer(bootstrap: &str) -> anyhow::Result<StreamConsumer> {
         .set("auto.offset.reset", "error")
         .create()
         .context("creating the Kafka consumer")
-}
-
-/// The partition count of `topic`, or a readable error when it does not exist.
-fn partition_count(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<i32> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .with_context(|| format!("asking the broker about topic '{topic}'"))?;
-    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        bail!("topic '{topic}' does not exist");
-    };
-    if let Some(err) = t.error() {
-        match RDKafkaErrorCode::from(err) {
-            RDKafkaErrorCode::UnknownTopicOrPartition => bail!("topic '{topic}' does not exist"),
-            code => bail!("topic '{topic}': {code}"),
-        }
-    }
-    if t.partitions().is_empty() {
-        bail!("topic '{topic}' does not exist");
-    }
-    i32::try_from(t.partitions().len()).context("partition count")
 }
 
 /// Each partition's offsets from the first at or after `from` to the first at or after
