@@ -1,5 +1,5 @@
-//! A Flight SQL client for `floe sql` and `floe replay`: runs one statement against a
-//! broker and returns its batches.
+//! A Flight SQL client for `floe sql` and the SQL benchmarks: runs one statement against
+//! a broker and returns its batches.
 
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;

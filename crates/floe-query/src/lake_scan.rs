@@ -72,7 +72,10 @@ pub(crate) async fn plan(
         .map_err(external)?;
     let files = tasks.len();
     let bytes = tasks.iter().map(|t| t.length).sum();
-    let groups = balance(tasks, target_partitions.max(1));
+    // Twice as many groups as cores: a file is the smallest unit of work (iceberg-rust
+    // reads whole files), so with one group per core the core whose files end first
+    // idles; with two, the tokio workers keep switching between streams until the end.
+    let groups = balance(tasks, target_partitions.max(1) * GROUPS_PER_PARTITION);
     let properties = PlanProperties::new(
         EquivalenceProperties::new(projected.clone()),
         Partitioning::UnknownPartitioning(groups.len().max(1)),
@@ -90,6 +93,9 @@ pub(crate) async fn plan(
         properties: Arc::new(properties),
     })
 }
+
+/// Groups of files per DataFusion target partition.
+const GROUPS_PER_PARTITION: usize = 2;
 
 /// Splits the files into at most `n` groups of about equal bytes (largest first, each to
 /// the lightest group).
