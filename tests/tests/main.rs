@@ -13,4 +13,5 @@ mod lake_s3;
 mod metrics;
 mod python_client;
 mod replay;
+mod shutdown;
 mod sql;

@@ -80,6 +80,9 @@ pub struct ServeArgs {
     /// S3 path-style addressing [default: false].
     #[arg(long, env = "FLOE_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
+    /// Longest a SIGTERM may take (drain, fsync, last landing round) [default: 30s].
+    #[arg(long, env = "FLOE_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Option<std::time::Duration>,
     /// Log format: text or json.
     #[arg(long, env = "FLOE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -163,6 +166,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         if let Some(v) = value {
             *slot = Some(v.clone());
         }
+    }
+    if let Some(v) = args.shutdown_timeout {
+        cfg.shutdown_timeout = v;
     }
     if let Some(v) = args.s3_path_style {
         cfg.lake.s3.path_style = v;

@@ -30,6 +30,11 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// SQL: the Flight SQL listener and the limits of each query.
     pub query: QuerySection,
+    /// How long a SIGTERM may take in all: draining connections, fsyncing the WAL and
+    /// the last landing round. Past it the broker exits anyway; the WAL keeps what did
+    /// not land.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +50,7 @@ impl Default for ServerConfig {
             lake: LakeConfig::default(),
             http: HttpConfig::default(),
             query: QuerySection::default(),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -35,9 +35,10 @@ pub struct RunningServer {
 /// Start-up failures: the listener cannot bind, the data directory or metadata store
 /// cannot be opened, a log cannot be recovered.
 pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let deadline = config.shutdown_timeout;
     let server = RunningServer::start(config).await?;
     shutdown.await;
-    server.shutdown(Duration::from_secs(30)).await
+    server.shutdown(deadline).await
 }
 
 impl RunningServer {
@@ -110,15 +111,18 @@ impl RunningServer {
         })
     }
 
-    /// Stops accepting, lets connections finish the request in hand, then fsyncs every
-    /// partition. Gives up waiting for tasks after `deadline`.
+    /// Stops accepting, lets connections finish the request in hand, fsyncs every
+    /// partition, then lands what the tails hold in a last round. All of it within
+    /// `deadline` in total: a step that has not finished when it passes is abandoned (the
+    /// WAL keeps what did not land, and the next start re-lands it).
     ///
     /// # Errors
     /// A partition that cannot be flushed.
     pub async fn shutdown(mut self, deadline: Duration) -> Result<()> {
-        info!("shutting down");
+        info!(deadline = ?deadline, "shutting down");
+        let end = tokio::time::Instant::now() + deadline;
         self.cancel.cancel();
-        let drained = tokio::time::timeout(deadline, async {
+        let drained = tokio::time::timeout_at(end, async {
             while self.tasks.join_next().await.is_some() {}
         })
         .await;
@@ -142,8 +146,8 @@ impl RunningServer {
         // Committers stopped with the cancel; land what is buffered in one last round
         // (everything is fsynced now), within what is left of the deadline.
         self.broker.committers.close();
-        let _ = tokio::time::timeout(deadline, self.broker.committers.wait()).await;
-        if tokio::time::timeout(deadline, crate::lake::final_rounds(&self.broker))
+        let _ = tokio::time::timeout_at(end, self.broker.committers.wait()).await;
+        if tokio::time::timeout_at(end, crate::lake::final_rounds(&self.broker))
             .await
             .is_err()
         {

@@ -1,0 +1,88 @@
+//! SIGTERM with records only in the tail buffers (landing once an hour): the `floe`
+//! process exits 0 within its `--shutdown-timeout`, and the topic's table then holds every
+//! record a producer had acknowledged, landed by the last round at shutdown. Read from
+//! the catalog and metadata files the process left behind, so nothing after the exit
+//! can have landed them.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use floe_tests::lake::produce;
+use floe_tests::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lands_what_is_buffered_and_exits_within_the_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::spawn(
+        &data,
+        0,
+        &["--lake-commit-interval", "1h", "--shutdown-timeout", "20s"],
+    );
+    let b = broker.bootstrap();
+    create_topic(&b, "orders", 2, &[]).await;
+    produce(&b, "orders", 2, 500, 1_700_000_000_000).await;
+
+    // Acknowledged, not landed.
+    let sql = "SELECT partition, high_watermark, landed_offset FROM system.partitions \
+               WHERE topic = 'orders' ORDER BY partition";
+    let rows = reqwest::Client::new()
+        .post(format!("{}/v1/sql", broker.http_url()))
+        .header("accept", "application/json")
+        .body(sql)
+        .send()
+        .await
+        .expect("POST /v1/sql")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    for p in 0..2 {
+        assert_eq!(rows["rows"][p]["high_watermark"], 250, "{rows}");
+        let landed = rows["rows"][p]["landed_offset"].as_i64().unwrap_or(0);
+        assert_eq!(landed, 0, "nothing landed before the SIGTERM: {rows}");
+    }
+
+    let started = Instant::now();
+    let (status, broker) = tokio::task::spawn_blocking(move || (broker.terminate(), broker))
+        .await
+        .expect("join");
+    let took = started.elapsed();
+    let status = status.expect("floe exited after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+
+    let offsets = landed_offsets(&data);
+    assert_eq!(
+        offsets,
+        serde_json::json!({"0": 250, "1": 250}),
+        "the last round landed every acknowledged record"
+    );
+    drop(broker);
+}
+
+/// `floe.offsets` of the topic table's current snapshot, read from the SQLite catalog and
+/// the metadata file it points to.
+fn landed_offsets(data: &std::path::Path) -> serde_json::Value {
+    let script = r#"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+(loc,) = db.execute("SELECT metadata_location FROM iceberg_tables WHERE table_name = 'orders'").fetchone()
+meta = json.load(open(loc.removeprefix("file:").removeprefix("//")))
+snap = [s for s in meta["snapshots"] if s["snapshot-id"] == meta["current-snapshot-id"]][0]
+print(snap["summary"]["floe.offsets"])
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            data.join("catalog.db").to_str().expect("path"),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("floe.offsets is JSON")
+}
