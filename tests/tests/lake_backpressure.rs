@@ -99,6 +99,12 @@ async fn full_tail_buffer_throttles_then_refuses_and_recovers_when_landing_resum
         async move { (lake.landed(0) == Some(acked + 1)).then_some(()) }
     })
     .await;
+    // The round's stats are folded in just after its offsets are published.
+    eventually(Duration::from_secs(10), "the round counted", || {
+        let lake = lake.clone();
+        async move { (lake.stats.lock().rows > acked as u64).then_some(()) }
+    })
+    .await;
     assert_eq!(lake.stats.lock().rows, acked as u64 + 1, "each record once");
     broker.stop().await;
 }
