@@ -189,6 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn serve_help_lists_every_setting() {
+        use clap::CommandFactory;
+        let mut cli = crate::Cli::command();
+        let help = cli
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string();
+        for key in [
+            "shutdown_timeout",
+            "commit_interval",
+            "max_buffer_bytes",
+            "flight_listen",
+            "retention_ms",
+        ] {
+            assert!(help.contains(key), "{key} missing from floe serve --help");
+        }
+    }
+
+    #[test]
     fn flags_override_file_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("floe.toml");
@@ -222,11 +242,45 @@ mod tests {
 
 #[cfg(test)]
 mod example_file {
+    use std::collections::BTreeSet;
+
+    use floe_server::ServerConfig;
+
+    fn keys(v: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let key = format!("{prefix}{k}");
+                keys(v, &format!("{key}."), out);
+                out.insert(key);
+            }
+        }
+    }
+
+    /// The example is what `floe serve --help` prints as the list of settings: it must
+    /// name every setting the broker has, each with its default.
     #[test]
-    fn the_shipped_example_config_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../floe.example.toml");
-        let text = std::fs::read_to_string(path).unwrap();
-        let cfg: floe_server::ServerConfig = toml::from_str(&text).unwrap();
+    fn the_shipped_example_lists_every_setting_with_its_default() {
+        let text = include_str!("../../../floe.example.toml");
+        let cfg: ServerConfig = toml::from_str(text).unwrap();
         cfg.topic_defaults().unwrap();
+        let defaults = toml::Value::try_from(ServerConfig::default()).unwrap();
+        let (mut want, mut have) = (BTreeSet::new(), BTreeSet::new());
+        keys(&defaults, "", &mut want);
+        keys(&toml::from_str::<toml::Value>(text).unwrap(), "", &mut have);
+        let missing: Vec<_> = want.difference(&have).collect();
+        assert!(
+            missing.is_empty(),
+            "settings missing from floe.example.toml: {missing:?}"
+        );
+        let unknown: Vec<_> = have.difference(&want).collect();
+        assert!(
+            unknown.is_empty(),
+            "floe.example.toml sets what has no default: {unknown:?}"
+        );
+        assert_eq!(
+            toml::Value::try_from(cfg).unwrap(),
+            defaults,
+            "a value is not the default"
+        );
     }
 }

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Floe: a Kafka-compatible stream store that lands topics in Iceberg"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -25,6 +25,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the broker (embedded defaults: ./floe-data, SQLite metadata, port 9092).
+    #[command(after_long_help = concat!(
+        "Every setting of floe.toml, with its default and unit (floe.example.toml):\n\n",
+        include_str!("../../../floe.example.toml")
+    ))]
     Serve(Box<config::ServeArgs>),
     /// Run SQL against a running broker (Arrow Flight SQL, port 50051).
     Sql(sql::SqlArgs),

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything `floe serve` needs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Folder holding the WAL (`log/`) and, by default, the SQLite metadata.
@@ -56,7 +56,7 @@ impl Default for ServerConfig {
 }
 
 /// The Kafka protocol listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Address to listen on. Port 0 picks a free port (tests).
@@ -108,6 +108,17 @@ impl<'de> Deserialize<'de> for FsyncPolicy {
     }
 }
 
+impl Serialize for FsyncPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FsyncPolicy::Always => s.serialize_str("always"),
+            FsyncPolicy::Interval(d) => {
+                s.serialize_str(&humantime::format_duration(*d).to_string())
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for FsyncPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -127,7 +138,7 @@ impl std::str::FromStr for FsyncPolicy {
 }
 
 /// Log defaults; the matching topic configs override them per topic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogDefaults {
     /// Fsync policy: `"always"` or an interval such as `"50ms"`.
@@ -166,7 +177,7 @@ impl Default for LogDefaults {
 }
 
 /// Consumer-group coordinator.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GroupConfig {
     /// Smallest session timeout a member may ask for.
@@ -191,7 +202,7 @@ impl Default for GroupConfig {
 }
 
 /// Metadata store.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetaConfig {
     /// `postgres://...` or `sqlite://...`; default: `sqlite://<data_dir>/meta.db`.
@@ -199,7 +210,7 @@ pub struct MetaConfig {
 }
 
 /// Landing every topic into an Iceberg table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LakeConfig {
     /// Land topics at all. Off, Floe is a plain Kafka broker.
@@ -264,7 +275,7 @@ impl Default for LakeConfig {
 }
 
 /// Object storage over the S3 API.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {
     /// Endpoint URL (`http://127.0.0.1:9000`); AWS when unset.
@@ -280,7 +291,7 @@ pub struct S3Config {
 }
 
 /// SQL over topics (`[query]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuerySection {
     /// Serve SQL at all (Flight SQL and `POST /v1/sql`; needs the lake).
@@ -310,7 +321,7 @@ impl Default for QuerySection {
 }
 
 /// The HTTP listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Serve HTTP at all.
