@@ -198,6 +198,31 @@ async fn metrics_report_traffic_lag_connections_and_landing() {
     assert_eq!(s.value("floe_lake_tail_bytes", &topic), 0.0);
     assert_eq!(s.value("floe_lake_buffer_used_bytes", &[]), 0.0);
 
+    // The Grafana dashboard in deploy/ queries only series this broker serves.
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../deploy/grafana/floe-dashboard.json"))
+            .expect("dashboard JSON");
+    let served: std::collections::BTreeSet<&str> =
+        s.samples.iter().map(|(name, _, _)| name.as_str()).collect();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("floe_"))
+            {
+                assert!(
+                    served.contains(name),
+                    "dashboard panel {} uses {name}, which /metrics does not serve",
+                    panel["title"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 16, "{checked}");
+
     // Once the clients are gone, so are their connections.
     drop(got);
     drop(consumer);
