@@ -61,7 +61,6 @@ pub(crate) async fn plan(
         scan = scan.with_filter(p);
     }
     let tasks: Vec<FileScanTask> = scan
-        .with_row_selection_enabled(true)
         .build()
         .map_err(external)?
         .plan_files()

@@ -5,7 +5,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{partition_count, print_table, Connection, TIMEOUT};
+use super::{offsets_for_time, partition_count, print_table, watermarks, Connection, TIMEOUT};
 use crate::replay::parse_time;
 
 /// `floe groups`.
@@ -220,32 +220,12 @@ fn reset(
     let current = consumer
         .committed_offsets(current, TIMEOUT)
         .with_context(|| format!("reading the offsets of group '{name}'"))?;
+    let marks = watermarks(&consumer, topic, partitions)?;
+    let highs: Vec<i64> = marks.iter().map(|&(_, high)| high).collect();
     let targets: Vec<i64> = match to.to_datetime {
-        Some(ts) => {
-            let mut q = TopicPartitionList::new();
-            for p in 0..partitions {
-                q.add_partition_offset(topic, p, Offset::Offset(ts))
-                    .context("building the ListOffsets request")?;
-            }
-            let found = consumer
-                .offsets_for_times(q, TIMEOUT)
-                .with_context(|| format!("looking up offsets of {topic} by timestamp"))?;
-            (0..partitions)
-                .map(|p| {
-                    let (_, end) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
-                    Ok(match found.find_partition(topic, p).map(|e| e.offset()) {
-                        Some(Offset::Offset(o)) => o,
-                        _ => end,
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?
-        }
-        None => (0..partitions)
-            .map(|p| {
-                let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT)?;
-                Ok(if to.to_earliest { low } else { high })
-            })
-            .collect::<anyhow::Result<_>>()?,
+        Some(ts) => offsets_for_time(&consumer, topic, ts, &highs)?,
+        None if to.to_earliest => marks.iter().map(|&(low, _)| low).collect(),
+        None => highs,
     };
     let mut plan = TopicPartitionList::new();
     let mut rows = Vec::new();

@@ -12,7 +12,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// How long each request to the broker may take.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +72,54 @@ pub fn partition_count(consumer: &impl Consumer, topic: &str) -> anyhow::Result<
         bail!("topic '{topic}' does not exist");
     }
     i32::try_from(t.partitions().len()).context("partition count")
+}
+
+/// Low and high watermark of each partition of `topic`.
+pub fn watermarks(
+    consumer: &impl Consumer,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Vec<(i64, i64)>> {
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, TIMEOUT)
+                .with_context(|| format!("reading the offsets of {topic}/{p}"))
+        })
+        .collect()
+}
+
+/// ListOffsets by timestamp: per partition, the first offset at or after `ts`, or the
+/// partition's end (`ends[p]`) when no record is that late.
+pub fn offsets_for_time(
+    consumer: &impl Consumer,
+    topic: &str,
+    ts: i64,
+    ends: &[i64],
+) -> anyhow::Result<Vec<i64>> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..ends.len() {
+        let p = i32::try_from(p).context("partition count")?;
+        tpl.add_partition_offset(topic, p, Offset::Offset(ts))
+            .context("building the ListOffsets request")?;
+    }
+    let found = consumer
+        .offsets_for_times(tpl, TIMEOUT)
+        .with_context(|| format!("looking up offsets of {topic} by timestamp"))?;
+    ends.iter()
+        .zip(0..)
+        .map(|(&end, p)| {
+            let elem = found
+                .find_partition(topic, p)
+                .with_context(|| format!("no ListOffsets answer for {topic}/{p}"))?;
+            elem.error()
+                .with_context(|| format!("ListOffsets by timestamp on {topic}/{p}"))?;
+            Ok(match elem.offset() {
+                Offset::Offset(o) => o.min(end),
+                _ => end,
+            })
+        })
+        .collect()
 }
 
 /// Prints rows as aligned columns under a header.

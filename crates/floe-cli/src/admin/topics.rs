@@ -166,18 +166,18 @@ async fn overrides(conn: &Connection, topic: &str) -> anyhow::Result<BTreeMap<St
 async fn describe(conn: &Connection, topic: &str) -> anyhow::Result<()> {
     let consumer = conn.consumer(None)?;
     let partitions = partition_count(&consumer, topic)?;
-    let mut rows = Vec::new();
-    for p in 0..partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, TIMEOUT)
-            .with_context(|| format!("reading the offsets of {topic}/{p}"))?;
-        rows.push(vec![
-            p.to_string(),
-            low.to_string(),
-            high.to_string(),
-            (high - low).to_string(),
-        ]);
-    }
+    let rows: Vec<Vec<String>> = super::watermarks(&consumer, topic, partitions)?
+        .into_iter()
+        .zip(0..)
+        .map(|((low, high), p)| {
+            vec![
+                p.to_string(),
+                low.to_string(),
+                high.to_string(),
+                (high - low).to_string(),
+            ]
+        })
+        .collect();
     println!("topic {topic}: {partitions} partitions");
     print_table(&["PARTITION", "START", "END", "RECORDS"], &rows);
     let configs = overrides(conn, topic).await?;

@@ -22,12 +22,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::admin::partition_count;
+use crate::admin::{offsets_for_time, partition_count, watermarks};
 use sink::{FileFormat, Sink};
 pub use time::parse_time;
-
-/// How long the metadata and ListOffsets requests may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `floe replay`.
 #[derive(clap::Args)]
@@ -145,56 +142,19 @@ fn plan(
     from: i64,
     to: Option<i64>,
 ) -> anyhow::Result<BTreeMap<i32, Range>> {
-    let ends: Vec<i64> = (0..partitions)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-                .map(|(_, high)| high)
-                .with_context(|| format!("reading the end of {topic}/{p}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let starts = offsets_for_time(consumer, topic, partitions, from, &ends)?;
+    let ends: Vec<i64> = watermarks(consumer, topic, partitions)?
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect();
+    let starts = offsets_for_time(consumer, topic, from, &ends)?;
     let stops = match to {
-        Some(to) => offsets_for_time(consumer, topic, partitions, to, &ends)?,
+        Some(to) => offsets_for_time(consumer, topic, to, &ends)?,
         None => ends,
     };
     Ok((0..partitions)
         .zip(starts.into_iter().zip(stops))
         .map(|(p, (start, end))| (p, Range { start, end }))
         .collect())
-}
-
-/// ListOffsets by timestamp: the first offset at or after `ts` per partition, or the end
-/// of the log when there is none.
-fn offsets_for_time(
-    consumer: &StreamConsumer,
-    topic: &str,
-    partitions: i32,
-    ts: i64,
-    ends: &[i64],
-) -> anyhow::Result<Vec<i64>> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Offset(ts))
-            .context("building the ListOffsets request")?;
-    }
-    let found = consumer
-        .offsets_for_times(tpl, REQUEST_TIMEOUT)
-        .with_context(|| format!("looking up offsets of {topic} by timestamp"))?;
-    (0..partitions)
-        .map(|p| {
-            let end = ends.get(p as usize).copied().unwrap_or(0);
-            let elem = found
-                .find_partition(topic, p)
-                .with_context(|| format!("no ListOffsets answer for {topic}/{p}"))?;
-            elem.error()
-                .with_context(|| format!("ListOffsets by timestamp on {topic}/{p}"))?;
-            Ok(match elem.offset() {
-                Offset::Offset(o) => o.min(end),
-                _ => end,
-            })
-        })
-        .collect()
 }
 
 /// Reads every range and hands the records inside the time range to `sink`.
