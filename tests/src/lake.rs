@@ -71,15 +71,19 @@ pub async fn wait_landed(broker: &TestBroker, topic: &str, ends: &[i64]) {
     wait_landed_within(broker, topic, ends, Duration::from_secs(30)).await;
 }
 
-/// Waits until the topic's table covers `ends[p]` for every partition; on timeout the
-/// panic message carries the committer's last error.
+/// Waits until the topic's table covers `ends[p]` for every partition and the committer's
+/// stats account for those rounds (they are recorded just after the offsets are
+/// published); on timeout the panic message carries the committer's last error.
 pub async fn wait_landed_within(broker: &TestBroker, topic: &str, ends: &[i64], timeout: Duration) {
     let t = broker.broker().topic(topic).expect("topic");
     let lake = t.lake.clone().expect("lake on");
     let landed = || {
-        ends.iter()
-            .enumerate()
-            .all(|(p, e)| lake.landed(p as i32).is_some_and(|l| l >= *e))
+        let stats = lake.stats.lock();
+        ends.iter().enumerate().all(|(p, e)| {
+            let p = p as i32;
+            lake.landed(p).is_some_and(|l| l >= *e)
+                && stats.partition_landed.get(&p).is_some_and(|l| l >= e)
+        })
     };
     let deadline = std::time::Instant::now() + timeout;
     while !landed() {

@@ -236,6 +236,10 @@ pub struct LakeStats {
     pub file_counts: Option<floe_lake::FileCounts>,
     /// Per partition: when a commit last advanced its landed offset (ms since the epoch).
     pub partition_commit_ms: BTreeMap<i32, i64>,
+    /// Per partition: the landed offset as of the last recorded commit. The table
+    /// publishes its offsets a moment before the round's stats are recorded; this is the
+    /// offset the rest of these stats account for.
+    pub partition_landed: BTreeMap<i32, i64>,
 }
 
 impl LakeStats {
@@ -262,6 +266,7 @@ impl LakeStats {
             if after > before {
                 self.partition_commit_ms.insert(p, now);
             }
+            self.partition_landed.insert(p, after);
         }
     }
 }
@@ -521,13 +526,14 @@ async fn open_table(
             )));
         }
     }
-    let landed: Vec<i64> = topic
+    let landed: Vec<(i32, i64)> = topic
         .partitions
         .read()
         .iter()
-        .map(|p| table.landed(p.index))
+        .map(|p| (p.index, table.landed(p.index)))
         .collect();
     info!(topic = %topic.name, table = %table.ident(), ?landed, "landing resumes");
+    state.stats.lock().partition_landed.extend(landed);
     *state.table.write() = Some(table);
     Ok(())
 }
@@ -569,23 +575,18 @@ async fn land_round(
             .zip(before)
             .map(|(p, b)| (p.index, b, table.landed(p.index)))
             .collect();
+        // Recorded before the file count below, which reads manifests (a round trip to
+        // object storage), so the stats trail the published offsets as little as possible.
+        state.stats.lock().record_commit(&stats, took, &landed);
         // Counted here, once per commit, so a scrape never reads manifests. A failure
         // only leaves the previous count in place. Not at shutdown: nobody scrapes again.
-        let counts = if all {
-            None
-        } else {
+        if !all {
             match table.file_counts().await {
-                Ok(c) => Some(c),
+                Ok(c) => state.stats.lock().file_counts = Some(c),
                 Err(e) => {
                     warn!(topic = %topic.name, error = %e, "cannot count the table's data files");
-                    None
                 }
             }
-        };
-        let mut s = state.stats.lock();
-        s.record_commit(&stats, took, &landed);
-        if counts.is_some() {
-            s.file_counts = counts;
         }
         tracing::debug!(topic = %topic.name, snapshot = stats.snapshot_id, rows = stats.rows, files = stats.files, "landed");
     }
