@@ -233,6 +233,7 @@ pub struct BrokerProcess {
     /// Data dir.
     pub data_dir: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// The HTTP port a spawned broker uses: chosen once per Kafka port so that respawns keep it.
@@ -262,20 +263,31 @@ fn paired_port(kafka_port: u16, which: u8) -> u16 {
 impl BrokerProcess {
     /// Starts `floe serve` on `data_dir` and `port` (0 = pick one) and waits until it accepts.
     pub fn spawn(data_dir: &Path, port: u16, extra: &[&str]) -> Self {
+        Self::spawn_with_env(data_dir, port, extra, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with environment variables set for the process (they
+    /// win over the test's `FLOE_LOG`). Its stderr goes to `data_dir` + `.log`.
+    pub fn spawn_with_env(data_dir: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = if port == 0 { free_port() } else { port };
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = Self::launch(data_dir, port, &extra);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Self::launch(data_dir, port, &extra, &env);
         let mut p = Self {
             child,
             port,
             data_dir: data_dir.to_path_buf(),
             extra,
+            env,
         };
         p.wait_ready();
         p
     }
 
-    fn launch(data_dir: &Path, port: u16, extra: &[String]) -> Child {
+    fn launch(data_dir: &Path, port: u16, extra: &[String], env: &[(String, String)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -296,6 +308,7 @@ impl BrokerProcess {
                 "FLOE_LOG",
                 std::env::var("FLOE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -343,7 +356,7 @@ impl BrokerProcess {
 
     /// Starts again on the same data dir and port.
     pub fn respawn(&mut self) {
-        self.child = Self::launch(&self.data_dir, self.port, &self.extra);
+        self.child = Self::launch(&self.data_dir, self.port, &self.extra, &self.env);
         self.wait_ready();
     }
 

@@ -2,7 +2,8 @@
 //! process exits 0 within its `--shutdown-timeout`, and the topic's table then holds every
 //! record a producer had acknowledged, landed by the last round at shutdown. Read from
 //! the catalog and metadata files the process left behind, so nothing after the exit
-//! can have landed them.
+//! can have landed them. The same process runs with `--log-format json` and answers the
+//! probes an orchestrator sends (`/health`, `/ready`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,12 +15,25 @@ use floe_tests::*;
 async fn sigterm_lands_what_is_buffered_and_exits_within_the_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut broker = BrokerProcess::spawn(
+    let mut broker = BrokerProcess::spawn_with_env(
         &data,
         0,
-        &["--lake-commit-interval", "1h", "--shutdown-timeout", "20s"],
+        &[
+            "--lake-commit-interval",
+            "1h",
+            "--shutdown-timeout",
+            "20s",
+            "--log-format",
+            "json",
+        ],
+        &[("FLOE_LOG", "info")],
     );
     let b = broker.bootstrap();
+    for (path, answer) in [("/health", "ok"), ("/ready", "ready")] {
+        let (status, body) =
+            http_get(&format!("{}{path}", broker.http_url())).expect("probe answered");
+        assert_eq!((status, body.as_str()), (200, answer), "GET {path}");
+    }
     create_topic(&b, "orders", 2, &[]).await;
     produce(&b, "orders", 2, 500, 1_700_000_000_000).await;
 
@@ -58,6 +72,23 @@ async fn sigterm_lands_what_is_buffered_and_exits_within_the_deadline() {
         "the last round landed every acknowledged record"
     );
     drop(broker);
+
+    // Every line of the log is a JSON event, and the shutdown is in it.
+    let log = std::fs::read_to_string(data.with_extension("log")).expect("log file");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for e in &events {
+        assert!(e["timestamp"].is_string() && e["level"].is_string(), "{e}");
+    }
+    for message in ["floe is serving Kafka", "shutting down", "stopped"] {
+        assert!(
+            events.iter().any(|e| e["fields"]["message"] == message),
+            "no {message:?} event in {log}"
+        );
+    }
 }
 
 /// `floe.offsets` of the topic table's current snapshot, read from the SQLite catalog and
