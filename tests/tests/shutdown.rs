@@ -34,6 +34,17 @@ async fn sigterm_lands_what_is_buffered_and_exits_within_the_deadline() {
             http_get(&format!("{}{path}", broker.http_url())).expect("probe answered");
         assert_eq!((status, body.as_str()), (200, answer), "GET {path}");
     }
+    // `floe probe`, the container health check, agrees.
+    let ready_url = format!("{}/ready", broker.http_url());
+    let probe = || {
+        Command::new(floe_binary())
+            .args(["probe", &ready_url, "--timeout", "2s"])
+            .output()
+            .expect("floe probe")
+    };
+    let out = probe();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ready");
     create_topic(&b, "orders", 2, &[]).await;
     produce(&b, "orders", 2, 500, 1_700_000_000_000).await;
 
@@ -72,6 +83,13 @@ async fn sigterm_lands_what_is_buffered_and_exits_within_the_deadline() {
         "the last round landed every acknowledged record"
     );
     drop(broker);
+    let out = probe();
+    assert!(!out.status.success(), "probe of a stopped broker succeeded");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("connecting to"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Every line of the log is a JSON event, and the shutdown is in it.
     let log = std::fs::read_to_string(data.with_extension("log")).expect("log file");

@@ -5,6 +5,7 @@
 
 mod admin;
 mod config;
+mod probe;
 mod replay;
 mod sql;
 
@@ -38,6 +39,9 @@ enum Command {
     Topics(admin::topics::TopicsArgs),
     /// List and describe consumer groups, and reset their offsets.
     Groups(admin::groups::GroupsArgs),
+    /// Check a broker's /ready or /health endpoint (exit 0 when it answers 200), for
+    /// container health checks.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Topics(args) => client_runtime()?.block_on(admin::topics::run(args)),
         Command::Groups(args) => client_runtime()?.block_on(admin::groups::run(args)),
+        Command::Probe(args) => probe::run(&args),
     }
 }
 
