@@ -53,4 +53,6 @@ python3 scripts/check_boundaries.py
 # 5. Tests. The process tests (SIGKILL) run the real `floe` binary.
 echo "== tests"
 cargo build -p floe-cli --quiet
+# Packaging: every file in deploy/ checked with real tools (see deploy/check.sh).
+FLOE_BIN="$CARGO_TARGET_DIR/debug/floe" bash deploy/check.sh
 cargo test --workspace --no-fail-fast
