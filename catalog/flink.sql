@@ -1,5 +1,5 @@
 -- Flink SQL with the Iceberg 1.10 runtime: read Floe's tables through its REST catalog.
--- Not run on the machine this was written on (no JVM); see README.md.
+-- Not run by the test suite (its Iceberg runtime jar is only on Maven Central); see README.md.
 CREATE CATALOG floe WITH (
   'type' = 'iceberg',
   'catalog-type' = 'rest',

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (kcat,
-# PostgreSQL, the Python Kafka client, PyIceberg, moto's S3 server), starts a throwaway
+# PostgreSQL, the Python Kafka client, PyIceberg, moto's S3 server, Spark with Iceberg,
+# the deploy/ checkers), starts a throwaway
 # Postgres on a free port, checks formatting, lints and crate boundaries, builds the
 # `floe` binary the process tests run,
 # and runs every test. `.ci/run` calls exactly this.
@@ -36,6 +37,8 @@ python3 -c "import adbc_driver_flightsql.dbapi" 2>/dev/null \
 # PyPI (MinIO and the other S3 servers ship binaries from their own sites, which the test
 # machines cannot reach); see tests/src/s3.rs.
 command -v moto_server >/dev/null || python3 -m pip install -q --disable-pip-version-check "moto[server]==5.*"
+# Spark 3.5 + Iceberg 1.10 (and a Java runtime) for tests/tests/spark.rs.
+bash scripts/spark-setup.sh
 
 # 3. A throwaway PostgreSQL for the metadata-store tests.
 PGDIR=$(mktemp -d /tmp/floe-pg.XXXXXX)

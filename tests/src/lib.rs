@@ -22,6 +22,7 @@ pub use rdkafka;
 pub mod lake;
 pub mod proxy;
 pub mod s3;
+pub mod spark;
 
 /// Turns on logs for a test run when `FLOE_TEST_LOG` is set (e.g. `FLOE_TEST_LOG=debug`).
 pub fn init_logs() {
@@ -268,7 +269,12 @@ impl BrokerProcess {
 
     /// As [`spawn`](Self::spawn), with environment variables set for the process (they
     /// win over the test's `FLOE_LOG`). Its stderr goes to `data_dir` + `.log`.
-    pub fn spawn_with_env(data_dir: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
+    pub fn spawn_with_env(
+        data_dir: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = if port == 0 { free_port() } else { port };
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let env: Vec<(String, String)> = env

@@ -14,4 +14,5 @@ mod metrics;
 mod python_client;
 mod replay;
 mod shutdown;
+mod spark;
 mod sql;

@@ -43,7 +43,11 @@ async fn sigterm_lands_what_is_buffered_and_exits_within_the_deadline() {
             .expect("floe probe")
     };
     let out = probe();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ready");
     create_topic(&b, "orders", 2, &[]).await;
     produce(&b, "orders", 2, 500, 1_700_000_000_000).await;

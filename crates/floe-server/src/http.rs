@@ -39,6 +39,10 @@ pub fn router(broker: Arc<Broker>) -> Router {
             "/v1/namespaces/{ns}/tables/{table}",
             get(load_table).head(table_exists),
         )
+        .route(
+            "/v1/namespaces/{ns}/tables/{table}/metrics",
+            axum::routing::post(report_metrics),
+        )
         .route("/v1/sql", axum::routing::post(sql))
         .with_state(broker)
 }
@@ -353,6 +357,14 @@ async fn table_exists(
         Ok(false) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => unavailable(e),
     }
+}
+
+/// `reportMetrics`: Iceberg clients (Spark, Flink) post a scan or commit report after
+/// each read. Accepted and dropped: the broker's own metrics are on `/metrics`. Without
+/// it those clients log an error after every query.
+async fn report_metrics(Path((ns, table)): Path<(String, String)>) -> StatusCode {
+    tracing::trace!(namespace = %ns, table = %table, "Iceberg client metrics report dropped");
+    StatusCode::NO_CONTENT
 }
 
 /// Binds the HTTP listener.
