@@ -14,36 +14,46 @@ fn spark_dir() -> PathBuf {
     )
 }
 
-/// Runs `sql` with `spark-sql` against the REST catalog at `rest_uri`, with the settings of
-/// `catalog/spark-3.5-iceberg-1.10.conf` (only the URI replaced), and returns the lines
-/// it printed. Panics with Spark's output when it fails.
-pub fn spark_sql(rest_uri: &str, sql: &str) -> Vec<String> {
+/// The Iceberg Spark runtime jar `scripts/spark-setup.sh` fetched.
+pub fn iceberg_jar() -> PathBuf {
+    spark_dir().join("jars/iceberg-spark-runtime-3.5_2.12-1.10.2.jar")
+}
+
+/// The folder holding `spark-sql`, and the `SPARK_HOME` it needs (pyspark's package
+/// folder in the venv, whatever the Python version). Panics when Spark is not installed.
+pub fn spark_paths() -> (PathBuf, PathBuf) {
     let dir = spark_dir();
-    // venv/lib/python3.X/site-packages/pyspark, whatever the Python version.
+    let bin = dir.join("venv/bin");
     let spark_home = std::fs::read_dir(dir.join("venv/lib"))
         .ok()
         .and_then(|mut d| d.find_map(|e| Some(e.ok()?.path().join("site-packages/pyspark"))))
         .unwrap_or_default();
-    let spark_sql = dir.join("venv/bin/spark-sql");
-    let jar = dir.join("jars/iceberg-spark-runtime-3.5_2.12-1.10.2.jar");
     assert!(
-        spark_sql.exists() && spark_home.exists() && jar.exists(),
+        bin.join("spark-sql").exists() && spark_home.exists() && iceberg_jar().exists(),
         "Spark is not installed in {}: run scripts/spark-setup.sh (scripts/test.sh does)",
         dir.display()
     );
+    (bin, spark_home)
+}
+
+/// Runs `sql` with `spark-sql` against the REST catalog at `rest_uri`, with the settings of
+/// `catalog/spark-3.5-iceberg-1.10.conf` (only the URI replaced), and returns the lines
+/// it printed. Panics with Spark's output when it fails.
+pub fn spark_sql(rest_uri: &str, sql: &str) -> Vec<String> {
+    let (bin, spark_home) = spark_paths();
     let conf = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../catalog/spark-3.5-iceberg-1.10.conf"
     );
     // spark-sql leaves metastore_db/ and derby.log in its working directory.
     let work = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(&spark_sql)
+    let out = Command::new(bin.join("spark-sql"))
         .current_dir(work.path())
         .env("SPARK_HOME", &spark_home)
         .env("SPARK_LOCAL_IP", "127.0.0.1")
         .args(["--master", "local[1]", "--driver-memory", "1g"])
         .arg("--jars")
-        .arg(&jar)
+        .arg(iceberg_jar())
         .args(["--properties-file", conf])
         .args(["--conf", &format!("spark.sql.catalog.floe.uri={rest_uri}")])
         .args(["--conf", "spark.ui.enabled=false"])

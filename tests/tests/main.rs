@@ -12,6 +12,7 @@ mod lake_faults;
 mod lake_s3;
 mod metrics;
 mod python_client;
+mod quickstart;
 mod replay;
 mod shutdown;
 mod spark;
