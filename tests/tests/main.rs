@@ -2,6 +2,7 @@
 //! Run one area with `cargo test -p floe-tests --test e2e <module>::`.
 
 mod admin_cli;
+mod backup;
 mod bad_input;
 mod crash;
 mod kafka_clients;
