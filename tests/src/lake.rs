@@ -11,10 +11,8 @@ use rdkafka::producer::FutureRecord;
 
 use crate::{eventually, producer, TestBroker};
 
-const SPEC: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/specs/iceberg-rest-catalog-open-api.yaml"
-);
+/// The Iceberg REST spec, relative to the floe-tests package folder.
+const SPEC: &str = "../../shared/specs/iceberg-rest-catalog-open-api.yaml";
 
 /// Short landing rounds and retention checks, for tests.
 pub fn fast_lake(config: &mut floe_server::ServerConfig) {
@@ -151,19 +149,23 @@ pub async fn wait_failure(
 /// what `tests/python/read_table.py` prints. With `check_spec`, every REST answer is
 /// checked against the Iceberg REST OpenAPI spec too. Blocking.
 pub fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_table.py");
+    let script = crate::package_path("python/read_table.py");
     let mut args = vec![
-        script.to_string(),
+        script.display().to_string(),
         http.to_string(),
         "kafka".into(),
         table.to_string(),
     ];
     // The spec lives next to the repository (../shared/specs); a checkout without it
     // skips only the schema check, not the PyIceberg read.
-    if check_spec && std::path::Path::new(SPEC).exists() {
-        args.push(SPEC.to_string());
+    let spec = crate::package_path(SPEC);
+    if check_spec && spec.exists() {
+        args.push(spec.display().to_string());
     } else if check_spec {
-        eprintln!("note: {SPEC} not found; REST responses not schema-checked");
+        eprintln!(
+            "note: {} not found; REST responses not schema-checked",
+            spec.display()
+        );
     }
     let out = std::process::Command::new("python3")
         .args(&args)

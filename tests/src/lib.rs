@@ -390,6 +390,15 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// `rel` under the floe-tests package folder (`tests/`). Read from `CARGO_MANIFEST_DIR` at
+/// run time, which `cargo test` sets: a test binary reused from the shared build cache
+/// may have been compiled in another checkout, whose path `env!` would have baked in.
+pub fn package_path(rel: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join(rel)
+}
+
 /// Base librdkafka config for `bootstrap`.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

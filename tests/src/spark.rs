@@ -41,10 +41,7 @@ pub fn spark_paths() -> (PathBuf, PathBuf) {
 /// it printed. Panics with Spark's output when it fails.
 pub fn spark_sql(rest_uri: &str, sql: &str) -> Vec<String> {
     let (bin, spark_home) = spark_paths();
-    let conf = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../catalog/spark-3.5-iceberg-1.10.conf"
-    );
+    let conf = crate::package_path("../catalog/spark-3.5-iceberg-1.10.conf");
     // spark-sql leaves metastore_db/ and derby.log in its working directory.
     let work = tempfile::tempdir().expect("tempdir");
     let out = Command::new(bin.join("spark-sql"))
@@ -54,7 +51,8 @@ pub fn spark_sql(rest_uri: &str, sql: &str) -> Vec<String> {
         .args(["--master", "local[1]", "--driver-memory", "1g"])
         .arg("--jars")
         .arg(iceberg_jar())
-        .args(["--properties-file", conf])
+        .arg("--properties-file")
+        .arg(conf)
         .args(["--conf", &format!("spark.sql.catalog.floe.uri={rest_uri}")])
         .args(["--conf", "spark.ui.enabled=false"])
         .args(["-S", "-e", sql])

@@ -324,9 +324,10 @@ fn table_offsets(url: &str) -> Option<BTreeMap<i32, i64>> {
 }
 
 fn read_with_pyiceberg(http: &str) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_table.py");
+    let script = floe_tests::package_path("python/read_table.py");
     let out = std::process::Command::new("python3")
-        .args([script, http, NAMESPACE, TOPIC])
+        .arg(script)
+        .args([http, NAMESPACE, TOPIC])
         .output()
         .expect("python3 runs");
     assert!(

@@ -7,10 +7,11 @@ use floe_tests::*;
 async fn kafka_python_produces_consumes_and_commits() {
     let broker = TestBroker::start().await;
     let b = broker.bootstrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/roundtrip.py");
+    let script = floe_tests::package_path("python/roundtrip.py");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")
-            .args([script, &b, "pytopic", "100"])
+            .arg(script)
+            .args([&b, "pytopic", "100"])
             .output()
             .expect("python3 runs")
     })

@@ -79,7 +79,7 @@ fn the_user_guide_quickstart_runs_as_written() {
     let work = tempfile::tempdir().expect("tempdir");
     let catalog = work.path().join("catalog");
     std::fs::create_dir(&catalog).expect("catalog/");
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../catalog");
+    let shipped = package_path("../catalog");
     for entry in std::fs::read_dir(shipped).expect("read catalog/") {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read a catalog file");

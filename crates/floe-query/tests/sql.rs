@@ -406,13 +406,18 @@ async fn the_example_queries_answer_what_the_data_set_implies() {
         .current_snapshot_id()
         .expect("snapshot");
     let e = engine(&f, QueryConfig::default());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/examples");
+    // CARGO_MANIFEST_DIR at run time: the binary may come from the shared build cache,
+    // compiled in another checkout.
+    let dir = format!(
+        "{}/../../sql/examples",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+    );
     let run = |name: &str| {
         let text = std::fs::read_to_string(format!("{dir}/{name}")).expect("example file");
         text.replace(":old", &first.to_string())
             .replace(":new", &second.to_string())
     };
-    let mut seen = std::fs::read_dir(dir)
+    let mut seen = std::fs::read_dir(&dir)
         .expect("examples")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
