@@ -11,7 +11,7 @@ use serde_json::Value;
 
 const TS0: i64 = 1_763_700_000_000;
 
-async fn post_sql(http: &str, sql: &str, accept: &str) -> (u16, Vec<u8>) {
+pub(crate) async fn post_sql(http: &str, sql: &str, accept: &str) -> (u16, Vec<u8>) {
     let r = reqwest::Client::new()
         .post(format!("{http}/v1/sql"))
         .header("accept", accept)
@@ -23,7 +23,7 @@ async fn post_sql(http: &str, sql: &str, accept: &str) -> (u16, Vec<u8>) {
     (status, r.bytes().await.expect("body").to_vec())
 }
 
-async fn sql_json(http: &str, sql: &str) -> Value {
+pub(crate) async fn sql_json(http: &str, sql: &str) -> Value {
     let (status, body) = post_sql(http, sql, "application/json").await;
     let v: Value = serde_json::from_slice(&body).expect("JSON answer");
     assert_eq!(status, 200, "{v}");
@@ -97,7 +97,8 @@ async fn sql_sees_acked_records_through_adbc_http_and_the_cli() {
     // EXPLAIN shows the lake side and the tail side.
     let v = sql_json(&http, "EXPLAIN SELECT * FROM orders WHERE \"offset\" > 180").await;
     let plan = v.to_string();
-    assert!(plan.contains("FloeLakeScan: snapshot="), "{plan}");
+    assert!(plan.contains("DataSourceExec: file_groups="), "{plan}");
+    assert!(plan.contains("file_type=parquet"), "{plan}");
     assert!(plan.contains("FloeTailExec: topic=orders"), "{plan}");
 
     // HTTP, Arrow IPC stream.

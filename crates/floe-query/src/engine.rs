@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
+use datafusion::execution::cache::DefaultFilesMetadataCache;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -67,6 +69,9 @@ pub struct QueryStats {
     pub running: AtomicU64,
 }
 
+/// Memory for cached Parquet metadata (DataFusion's default for its own tables).
+const PARQUET_METADATA_BYTES: usize = 50 << 20;
+
 /// The SQL engine of a broker.
 pub struct QueryEngine {
     config: QueryConfig,
@@ -74,6 +79,9 @@ pub struct QueryEngine {
     schema: SchemaRef,
     runtime: Option<tokio::runtime::Runtime>,
     stats: Arc<QueryStats>,
+    /// Parquet footers and page indexes of local data files, shared by every session
+    /// (data files never change: a rewrite makes new ones).
+    parquet_metadata: Arc<dyn FileMetadataCache>,
 }
 
 /// A query's answer: its schema, then its batches as they are produced.
@@ -96,13 +104,15 @@ impl QueryEngine {
             .enable_all()
             .build()
             .map_err(|e| Error::Setup(format!("query runtime: {e}")))?;
-        let schema = floe_lake::schema::arrow_schema().map_err(|e| Error::Setup(e.to_string()))?;
+        let lake = floe_lake::schema::arrow_schema().map_err(|e| Error::Setup(e.to_string()))?;
+        let schema = crate::lake_scan::query_schema(&lake);
         Ok(Self {
             config,
             source: Source(topics),
             schema,
             runtime: Some(runtime),
             stats: Arc::new(QueryStats::default()),
+            parquet_metadata: Arc::new(DefaultFilesMetadataCache::new(PARQUET_METADATA_BYTES)),
         })
     }
 
@@ -131,6 +141,10 @@ impl QueryEngine {
             .with_memory_limit(self.config.memory_limit, 1.0)
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_file_metadata_cache(Some(self.parquet_metadata.clone())),
             )
             .build_arc()?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);

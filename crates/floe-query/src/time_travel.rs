@@ -176,16 +176,7 @@ impl TableProvider for AtVersion {
             .await
             .map_err(DataFusionError::Plan)?;
         let id = self.snapshot_id(&table)?;
-        let lake = crate::lake_scan::plan(
-            &table,
-            id,
-            &self.schema,
-            projection,
-            filters,
-            state.config().target_partitions(),
-        )
-        .await?;
-        Ok(Arc::new(lake))
+        crate::lake_scan::plan(&table, id, &self.schema, projection, filters, state).await
     }
 }
 

@@ -106,16 +106,17 @@ impl TableProvider for TopicTable {
             landed = floe_lake::table::offsets_of(&table)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             if let Some(snapshot) = table.metadata().current_snapshot_id() {
-                let lake = crate::lake_scan::plan(
-                    &table,
-                    snapshot,
-                    &self.schema,
-                    projection,
-                    filters,
-                    state.config().target_partitions(),
-                )
-                .await?;
-                inputs.push(Arc::new(lake));
+                inputs.push(
+                    crate::lake_scan::plan(
+                        &table,
+                        snapshot,
+                        &self.schema,
+                        projection,
+                        filters,
+                        state,
+                    )
+                    .await?,
+                );
             }
         }
         let bounds = Bounds::from_filters(filters);
@@ -295,7 +296,7 @@ impl TailExec {
                         .is_none_or(|(lo, hi)| Bounds::overlaps(bounds.timestamp, lo, hi));
                 if keep {
                     rows += batch.num_rows();
-                    kept.push(batch);
+                    kept.push(crate::lake_scan::to_views(&batch, &schema)?);
                 } else {
                     pruned += 1;
                 }
