@@ -6,7 +6,7 @@
 #       every Parquet file under the table's data/ is in the current snapshot); full scans
 #       with aggregation through Floe's Flight SQL port against plain DataFusion over the
 #       same files (floe-sqlbench scan);
-#   (2) point: a broker that lands once an hour, so 100,000 records stay in the tail
+#   (2) point: a broker that lands once an hour, so 40,000 records stay in the tail
 #       buffers; 1,000 point queries (partition, offset) through Flight SQL, p50/p99
 #       (floe-sqlbench point);
 #   (3) replay: REPLAY_MIB of 1 KiB records in 2 partitions to a topic whose segments are
@@ -104,15 +104,16 @@ fi
 
 # ---------------------------------------------------------------- (2) point
 if want point; then
-    log "(2) point queries on the tail: 100,000 records unlanded (landing every hour)"
+    # 40,000 records: a topic's tails land early once 64 MiB of Arrow wait (commit_bytes).
+    log "(2) point queries on the tail: 40,000 records unlanded (landing every hour)"
     sql_broker point --lake-commit-interval 1h
     run_json fill-point "$WORK/loadgen.log" "$BIN/floe-loadgen" produce --brokers "$BROKERS" \
         --topic point --partitions 1 --message-size 1024 --acks all --payload json --rate max \
-        --messages 100000 --warmup 0s --duration 300s >/dev/null
+        --messages 40000 --warmup 0s --duration 300s >/dev/null
     landed=$(sql "SELECT coalesce(landed_offset, 0) AS l FROM system.partitions WHERE topic = 'point'" | jq -r '.rows[0].l')
     [[ $landed == 0 ]] || log "WARNING: $landed offsets already landed"
     run_json point "$WORK/sqlbench.log" "$BIN/floe-sqlbench" point --flight "$FLIGHT" --topic point \
-        --partition 0 --from-offset 0 --to-offset 100000 --queries 1000
+        --partition 0 --from-offset 0 --to-offset 40000 --queries 1000
     done_broker
 fi
 
