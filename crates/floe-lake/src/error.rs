@@ -21,6 +21,27 @@ pub enum Error {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    /// Reading a data file (open, range reads) failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What Floe was doing.
+        context: String,
+        /// The error from the file system.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Decoding Parquet failed.
+    #[error("{context}: {source}")]
+    Parquet {
+        /// What Floe was doing.
+        context: String,
+        /// The error from the Parquet reader.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// The error of a read another request started and this one waited for.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
     /// A record batch from the log did not decode.
     #[error("record batch does not decode: {0}")]
     Records(#[from] floe_kafka::Error),
@@ -98,6 +119,14 @@ impl Error {
         move |source| Self::Arrow { context, source }
     }
 
+    /// A `map_err` adapter that adds context to a Parquet error.
+    pub fn parquet(
+        context: impl Into<String>,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> Self {
+        let context = context.into();
+        move |source| Self::Parquet { context, source }
+    }
+
     /// A `map_err` adapter that adds context to an opendal error.
     pub fn storage(context: impl Into<String>) -> impl FnOnce(opendal::Error) -> Self {
         let context = context.into();
@@ -124,7 +153,9 @@ impl Error {
                 source.kind(),
                 iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
             ),
+            Self::Shared(e) => e.is_transient(),
             Self::Storage { .. }
+            | Self::Io { .. }
             | Self::Database { .. }
             | Self::Timeout { .. }
             | Self::Conflict(_) => true,

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod convert;
 mod error;
+pub mod lake_file;
 pub mod maintain;
 pub mod pointer;
 pub mod reader;

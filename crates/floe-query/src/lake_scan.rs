@@ -41,6 +41,7 @@ use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::ExecutionPlan;
+use floe_lake::lake_file::local_path;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 use iceberg::arrow::ArrowFileReader;
@@ -175,15 +176,6 @@ pub(crate) async fn plan(
     Ok(DataSourceExec::from_data_source(scan))
 }
 
-/// The absolute path of a `file:` location (or of a bare absolute path).
-fn local_path(location: &str) -> Option<&str> {
-    let path = location
-        .strip_prefix("file://")
-        .or_else(|| location.strip_prefix("file:"))
-        .unwrap_or(location);
-    path.starts_with('/').then_some(path)
-}
-
 /// The data file's location as Iceberg knows it (`file:/…`, `s3://…`), carried with the
 /// [`PartitionedFile`] whose own path is only a name for DataFusion.
 struct IcebergPath(String);
@@ -266,25 +258,5 @@ impl AsyncFileReader for LazyReader {
 impl std::fmt::Debug for IcebergPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::local_path;
-
-    #[test]
-    fn local_paths_are_file_locations_and_absolute_paths() {
-        assert_eq!(
-            local_path("file:/data/w/t/a.parquet"),
-            Some("/data/w/t/a.parquet")
-        );
-        assert_eq!(
-            local_path("file:///data/a.parquet"),
-            Some("/data/a.parquet")
-        );
-        assert_eq!(local_path("/data/a.parquet"), Some("/data/a.parquet"));
-        assert_eq!(local_path("s3://bucket/a.parquet"), None);
-        assert_eq!(local_path("file:relative/a.parquet"), None);
     }
 }
