@@ -369,10 +369,13 @@ pub async fn fetch(
         };
         let rows = w.rows_from(offset);
         if rows.is_empty() {
-            // A gap (offsets of control records, or rows retention removed): look
-            // further, in wider windows.
+            // Offsets without rows (where control records were, or rows retention
+            // removed) up to the window's end: look further, in wider windows while
+            // whole windows come back empty.
             offset = w.to.max(offset + 1);
-            window = window.saturating_mul(8);
+            if w.rows.is_empty() {
+                window = window.saturating_mul(8);
+            }
             continue;
         }
         let (out, next) = answer(&rows, max_bytes)?;
