@@ -148,8 +148,8 @@ fn header_fields(schema: &SchemaRef) -> Result<Fields> {
 /// third).
 ///
 /// Written straight from the Arrow buffers: each byte is copied once, and a record costs
-/// no allocation (kafka-protocol's encoder wanted an owned `Record` per row, two copies
-/// of every key and value and a header map; a sixth of a lake-tier Fetch's CPU, `perf`).
+/// no allocation (kafka-protocol's encoder wanted an owned `Record` per row: two copies
+/// of every key and value, and a header map).
 ///
 /// # Errors
 /// [`Error::Encode`] when a column is missing or of another type.

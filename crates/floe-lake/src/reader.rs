@@ -59,7 +59,7 @@ const DECODE_BATCH_ROWS: usize = 8192;
 /// for the consumer's next Fetch. One per broker.
 ///
 /// A consumer reading history asks for about 1 MiB per partition at a time. Planning a
-/// scan, opening the file and decoding pages costs about the same for 1 MiB as for 16,
+/// scan, opening the file and decoding pages costs about the same for 1 MiB as for 32,
 /// so each scan reads a window of about [`WINDOW_BYTES`] and the next Fetches are sliced
 /// from memory. After each Fetch the next [`SCANS_AHEAD`] windows are scanned in the
 /// background, on their own tasks, so decoding overlaps with answering and uses every
@@ -226,18 +226,21 @@ impl ReadAhead {
         Some(w)
     }
 
-    /// Offsets worth scanning at once for a partition.
-    fn window(&self, key: Key) -> i64 {
-        let per_row = self
-            .slots
+    /// Bytes per row of a partition, as its last scan saw them.
+    fn row_bytes(&self, key: Key) -> usize {
+        self.slots
             .lock()
             .row_bytes
             .get(&key)
             .copied()
             .unwrap_or(DEFAULT_ROW_BYTES)
-            .max(1);
+            .max(1)
+    }
+
+    /// Offsets worth scanning at once for a partition.
+    fn window(&self, key: Key) -> i64 {
         let bytes = WINDOW_BYTES.min(self.max_bytes / 8);
-        i64::try_from((bytes / per_row).max(1000)).unwrap_or(i64::MAX)
+        i64::try_from((bytes / self.row_bytes(key)).max(1000)).unwrap_or(i64::MAX)
     }
 
     /// The scan covering `offset`: one under way, or a new one of `[offset, to)`.
@@ -289,7 +292,14 @@ impl ReadAhead {
         if let Some(e) = slots.entries.get_mut(&key) {
             e.scans.retain(|s| s.from != from);
         }
-        let Ok(w) = result else { return };
+        let w = match result {
+            Ok(w) => w,
+            // A Fetch waiting for this scan reports the error; the next one retries.
+            Err(e) => {
+                tracing::debug!(error = %e, "lake-tier scan failed");
+                return;
+            }
+        };
         if !w.rows.is_empty() {
             let rows: usize = w.rows.iter().map(RecordBatch::num_rows).sum();
             slots.row_bytes.insert(key, w.bytes / rows.max(1));
@@ -323,6 +333,13 @@ impl ReadAhead {
     /// most that many windows ahead, stopping at `end`.
     fn scan_ahead(self: &Arc<Self>, table: &Table, key: Key, next: i64, end: i64) {
         let window = self.window(key);
+        // A window the bound could not keep would be read for nothing.
+        let estimate = usize::try_from(window)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(self.row_bytes(key));
+        if estimate > self.max_bytes / 2 {
+            return;
+        }
         let limit = next.saturating_add(window.saturating_mul(SCANS_AHEAD as i64));
         let mut slots = self.slots.lock();
         let entry = slots.entries.entry(key).or_default();
