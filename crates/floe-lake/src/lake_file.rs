@@ -58,7 +58,10 @@ impl LakeFile {
                     })
                 })
                 .await
-                .map_err(|e| Error::Encode(format!("opening a data file: {e}")))??;
+                .map_err(|e| Error::Io {
+                    context: format!("opening {location}"),
+                    source: std::io::Error::other(e),
+                })??;
                 Source::Local(Arc::new(file))
             }
             None => Source::Remote(

@@ -14,7 +14,6 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, BooleanArray, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ use parquet::file::statistics::Statistics;
 
 use crate::convert::{encode_kafka, Rows};
 use crate::lake_file::LakeFile;
-use crate::schema::{COL_OFFSET, COL_PARTITION, COL_TIMESTAMP};
+use crate::schema::{with_views, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP};
 use crate::{Error, Result};
 
 /// Records per re-encoded batch.
@@ -274,9 +273,10 @@ impl ReadAhead {
         });
         let done = async move {
             task.await.unwrap_or_else(|e| {
-                Err(Arc::new(Error::Encode(format!(
-                    "lake-tier scan stopped: {e}"
-                ))))
+                Err(Arc::new(Error::Io {
+                    context: "a lake-tier scan stopped".into(),
+                    source: std::io::Error::other(e),
+                }))
             })
         }
         .boxed()
@@ -512,22 +512,6 @@ async fn scan_window(table: &Table, partition: i32, from: i64, to: i64) -> Resul
         rows,
         bytes,
     })
-}
-
-/// `schema` with top-level binary columns (`key`, `value`) read as `BinaryView`, which
-/// points into the decompressed pages instead of copying out of them.
-fn with_views(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::LargeBinary | DataType::Binary => {
-                f.as_ref().clone().with_data_type(DataType::BinaryView)
-            }
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The lowest and highest value of an integer column in a row group, when recorded.

@@ -36,6 +36,27 @@ const ID_HEADER_ELEMENT: i32 = 7;
 const ID_HEADER_KEY: i32 = 8;
 const ID_HEADER_VALUE: i32 = 9;
 
+/// `schema` with its top-level binary columns (`key`, `value`) as `BinaryView`: what
+/// the lake's readers decode them into (views into the decompressed Parquet pages, no
+/// copy) and what SQL shows. Metadata and field ids are kept.
+pub fn with_views(schema: &arrow_schema::Schema) -> ArrowSchemaRef {
+    use arrow_schema::DataType;
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::LargeBinary | DataType::Binary => {
+                f.as_ref().clone().with_data_type(DataType::BinaryView)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(arrow_schema::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
+}
+
 /// How a topic's table is partitioned (`lake.partition.by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimePartitioning {

@@ -288,23 +288,28 @@ async fn a_table_without_a_topic_id_is_adopted() {
     );
 }
 
+/// A new day-partitioned table in a fresh SQLite catalog and warehouse under `dir`.
+async fn fresh_table(dir: &std::path::Path, name: &str) -> LakeTable {
+    let opts = options(dir);
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    LakeTable::open(
+        catalog,
+        &opts,
+        &warehouse(&opts),
+        name,
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table")
+}
+
 /// A consumer reading history in small Fetches: the first Fetch scans ahead, the next
 /// ones are sliced from memory, and the records come back contiguous and whole.
 #[tokio::test]
 async fn sequential_small_fetches_are_served_from_the_read_ahead() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(
-        catalog,
-        &opts,
-        &warehouse(&opts),
-        "history",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("table");
+    let table = fresh_table(dir.path(), "history").await;
     let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
     for round in 0..4 {
         tail.push(batch(round * 500, 500));
@@ -364,18 +369,7 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
 #[tokio::test]
 async fn gaps_and_concurrent_fetches_read_right() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(
-        catalog,
-        &opts,
-        &warehouse(&opts),
-        "gaps",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("table");
+    let table = fresh_table(dir.path(), "gaps").await;
     let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
     tail.push(batch(0, 1000));
     // Offsets 1000..3500 hold no rows: wider than a scan window of 1000 offsets.

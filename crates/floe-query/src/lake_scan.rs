@@ -23,7 +23,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BinaryViewArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
 use datafusion::datasource::listing::PartitionedFile;
@@ -57,17 +57,7 @@ fn external(e: iceberg::Error) -> DataFusionError {
 /// `BinaryView`, which DataFusion's Parquet reader decodes without copying the bytes and
 /// the tail buffers' `LargeBinary` converts to without copying either ([`to_views`]).
 pub(crate) fn query_schema(lake: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = lake
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::LargeBinary | DataType::Binary => {
-                f.as_ref().clone().with_data_type(DataType::BinaryView)
-            }
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, lake.metadata().clone()))
+    floe_lake::schema::with_views(lake)
 }
 
 /// `batch` (in the lake schema, from the tail buffers) in `schema` ([`query_schema`]):
