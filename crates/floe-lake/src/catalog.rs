@@ -8,9 +8,9 @@ use std::sync::Arc;
 use iceberg::{Catalog, CatalogBuilder};
 use iceberg_catalog_rest::RestCatalogBuilder;
 use iceberg_catalog_sql::SqlCatalogBuilder;
-use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use opendal::Operator;
 
+use crate::storage::PiecewiseStorageFactory;
 use crate::{Error, Result};
 
 /// Which catalog Floe commits to.
@@ -54,7 +54,7 @@ pub const CATALOG_NAME: &str = "floe";
 /// # Errors
 /// [`Error::Iceberg`] when the catalog is unreachable or rejects the configuration.
 pub async fn open_catalog(options: &LakeOptions) -> Result<Arc<dyn Catalog>> {
-    let factory = Arc::new(OpenDalResolvingStorageFactory::new());
+    let factory = Arc::new(PiecewiseStorageFactory::new());
     let mut props = options.storage.clone();
     props.insert("warehouse".into(), options.warehouse.clone());
     match &options.catalog {

@@ -66,6 +66,9 @@ pub struct RoundStats {
     pub bytes: u64,
     /// Time from start of the round to the catalog's answer.
     pub duration: std::time::Duration,
+    /// Of `duration`, the time spent encoding and writing the data files (the rest is
+    /// waiting for the commit turn, the manifests and the catalog).
+    pub write_duration: std::time::Duration,
 }
 
 /// The live data files of a table's current snapshot.
@@ -286,12 +289,14 @@ impl LakeTable {
         }
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let table = self.table();
+        let writing = Instant::now();
         let files = if batches.is_empty() {
             // Only control records moved the offsets: commit the summary alone.
             Vec::new()
         } else {
             self.write_files(&table, batches).await?
         };
+        let write_duration = writing.elapsed();
         let bytes = files.iter().map(DataFile::file_size_in_bytes).sum();
         let file_count = files.len();
         let round = uuid::Uuid::new_v4().to_string();
@@ -340,6 +345,7 @@ impl LakeTable {
             files: file_count,
             bytes,
             duration: started.elapsed(),
+            write_duration,
         }))
     }
 

@@ -588,7 +588,7 @@ async fn land_round(
                 }
             }
         }
-        tracing::debug!(topic = %topic.name, snapshot = stats.snapshot_id, rows = stats.rows, files = stats.files, "landed");
+        tracing::debug!(topic = %topic.name, snapshot = stats.snapshot_id, rows = stats.rows, files = stats.files, bytes = stats.bytes, write_ms = stats.write_duration.as_millis(), round_ms = took.as_millis(), "landed");
     }
     Ok(())
 }
