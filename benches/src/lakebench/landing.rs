@@ -39,7 +39,6 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -179,7 +178,8 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
     let tails: Vec<Arc<TailBuffer>> = (0..args.partitions)
         .map(|_| Arc::new(TailBuffer::new(0, budget.clone())))
         .collect();
-    let props = writer_properties(&args.compression);
+    // The properties floe-lake lands with, so plain and landing encode alike.
+    let props = floe_lake::table::writer_properties(&args.compression)?;
     let plain_dir = dir.join("plain");
     std::fs::create_dir_all(&plain_dir)
         .with_context(|| format!("creating {}", plain_dir.display()))?;
@@ -260,21 +260,6 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         * 100.0;
     report(args, &totals, process_cpu_pct);
     Ok(())
-}
-
-/// The writer properties `floe-lake` lands with (`LakeTable::write_files`).
-fn writer_properties(compression: &str) -> WriterProperties {
-    // The same mapping as floe-lake's `parquet_compression`.
-    let c = match compression {
-        "zstd" => ParquetCompression::ZSTD(ZstdLevel::default()),
-        "snappy" => ParquetCompression::SNAPPY,
-        "lz4" => ParquetCompression::LZ4_RAW,
-        _ => ParquetCompression::UNCOMPRESSED,
-    };
-    WriterProperties::builder()
-        .set_compression(c)
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build()
 }
 
 /// Writes `batches` as one Parquet file; returns its size.

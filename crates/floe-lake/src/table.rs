@@ -27,6 +27,7 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use parking_lot::RwLock;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use tracing::{info, warn};
 
 use crate::catalog::{normalize_uri, LakeOptions, WarehouseStore};
@@ -412,14 +413,7 @@ impl LakeTable {
         let metadata = table.metadata();
         let iceberg_schema = metadata.current_schema().clone();
         let spec = metadata.default_partition_spec().as_ref().clone();
-        let props = WriterProperties::builder()
-            .set_compression(parquet_compression(&self.options.compression)?)
-            .set_max_row_group_row_count(Some(128 * 1024))
-            // Pages of a few thousand rows give the page index something to select: a
-            // lake-tier Fetch then decodes the pages of its offset window, not the whole
-            // row group (one page per column chunk made every read decode ~100 MiB).
-            .set_data_page_row_count_limit(4096)
-            .build();
+        let props = writer_properties(&self.options.compression)?;
         let parquet = ParquetWriterBuilder::new(props, iceberg_schema.clone());
         let location = DefaultLocationGenerator::new(metadata)
             .map_err(Error::iceberg("data file locations"))?;
@@ -675,6 +669,30 @@ fn parse_offsets(raw: &str) -> std::result::Result<BTreeMap<i32, i64>, String> {
 fn offsets_json(offsets: &BTreeMap<i32, i64>) -> String {
     let map: BTreeMap<String, i64> = offsets.iter().map(|(p, o)| (p.to_string(), *o)).collect();
     serde_json::to_string(&map).unwrap_or_default()
+}
+
+/// The Parquet writer properties of every file Floe writes into a table (landing rounds
+/// and compaction) with the given codec (`[lake] compression`).
+///
+/// # Errors
+/// [`Error::Config`] for an unknown codec name.
+pub fn writer_properties(compression: &str) -> Result<WriterProperties> {
+    let mut props = WriterProperties::builder()
+        .set_compression(parquet_compression(compression)?)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        // Pages of a few thousand rows give the page index something to select: a
+        // lake-tier Fetch then decodes the pages of its offset window, not the whole
+        // row group (one page per column chunk made every read decode ~100 MiB).
+        .set_data_page_row_count_limit(4096);
+    // Offsets and timestamps are (nearly) unique, yet a dictionary never fell back for
+    // them: a row group has fewer distinct values than the 1 MiB dictionary holds, so
+    // every value was hashed and every file carried each one twice. They are written
+    // PLAIN: delta encoding would be smaller still, but Iceberg's vectorized Spark
+    // reader only reads it from Iceberg 1.10 on, and readers before that fail the scan.
+    for column in ["offset", "timestamp"] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    Ok(props.build())
 }
 
 fn parquet_compression(name: &str) -> Result<Compression> {

@@ -437,3 +437,56 @@ async fn gaps_and_concurrent_fetches_read_right() {
         .expect("fetch")
         .is_none());
 }
+
+/// Landed files store `offset` and `timestamp` without a dictionary (each value once,
+/// PLAIN, which every Iceberg reader reads) and keep the dictionary for other columns.
+#[tokio::test]
+async fn offsets_and_timestamps_are_written_without_a_dictionary() {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = fresh_table(dir.path(), "encodings").await;
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    tail.push(batch(0, 1000));
+    table
+        .land(std::slice::from_ref(&tail), &[1000])
+        .await
+        .expect("land")
+        .expect("round");
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.path().join("warehouse")];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty(), "the round wrote data files");
+    for path in files {
+        let reader =
+            SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("parquet");
+        for rg in reader.metadata().row_groups() {
+            for chunk in rg.columns() {
+                let name = chunk.column_path().string();
+                let dictionary = chunk.dictionary_page_offset().is_some();
+                match name.as_str() {
+                    "offset" | "timestamp" => {
+                        assert!(!dictionary, "{name} has a dictionary page in {path:?}");
+                        let encodings: Vec<Encoding> = chunk.encodings().collect();
+                        assert!(
+                            encodings.contains(&Encoding::PLAIN),
+                            "{name} is not PLAIN: {encodings:?}"
+                        );
+                    }
+                    "partition" => assert!(dictionary, "partition lost its dictionary"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
