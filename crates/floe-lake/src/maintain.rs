@@ -274,7 +274,9 @@ impl LakeTable {
             return Err(Error::Conflict(self.ident.to_string()));
         }
         self.refresh().await?;
-        Ok(self.table().metadata().current_snapshot_id().unwrap_or(-1))
+        let committed = self.table();
+        crate::table::delete_dropped_metadata(&table, &committed).await;
+        Ok(committed.metadata().current_snapshot_id().unwrap_or(-1))
     }
 
     /// Writes manifests, manifest list and metadata for a rewrite; returns the new metadata

@@ -390,7 +390,8 @@ impl LakeTable {
         let id = committed.metadata().current_snapshot_id().unwrap_or(-1);
         // The snapshot carries `ends` as its floe.offsets.
         *self.landed.write() = ends.clone();
-        *self.table.write() = committed;
+        *self.table.write() = committed.clone();
+        delete_dropped_metadata(table, &committed).await;
         Ok(id)
     }
 
@@ -737,6 +738,40 @@ fn split_by_bucket(rows: &RecordBatch, by: TimePartitioning) -> Result<Vec<(i32,
                 .map_err(Error::arrow("splitting rows by time partition"))
         })
         .collect()
+}
+
+/// Deletes the metadata files `before` listed (its own and its metadata log) that `after`,
+/// the table it was committed into, no longer lists.
+///
+/// Every commit writes a new metadata file, and each one holds every live snapshot, so
+/// they grow with the history: at a round every 2 s, a day's files would add up to
+/// hundreds of GB. Iceberg keeps the last `write.metadata.previous-versions-max` (100) in
+/// the metadata log; iceberg-rust leaves the ones that drop out on disk. This deletes
+/// them at once, like Java's `write.metadata.delete-after-commit.enabled`. A failed delete
+/// only leaves the file for the next snapshot expiry, which deletes every metadata file
+/// the log does not list.
+pub(crate) async fn delete_dropped_metadata(before: &Table, after: &Table) {
+    let keep: HashSet<String> = after
+        .metadata()
+        .metadata_log()
+        .iter()
+        .map(|e| normalize_uri(&e.metadata_file))
+        .chain(after.metadata_location().map(normalize_uri))
+        .collect();
+    let listed = before
+        .metadata()
+        .metadata_log()
+        .iter()
+        .map(|e| e.metadata_file.as_str())
+        .chain(before.metadata_location());
+    for file in listed {
+        if keep.contains(&normalize_uri(file)) {
+            continue;
+        }
+        if let Err(e) = after.file_io().delete(file).await {
+            warn!(file, error = %e, "could not delete a metadata file the log no longer lists; snapshot expiry will");
+        }
+    }
 }
 
 #[cfg(test)]

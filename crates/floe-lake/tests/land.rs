@@ -490,3 +490,44 @@ async fn offsets_and_timestamps_are_written_without_a_dictionary() {
         }
     }
 }
+
+/// Each commit writes a metadata file holding every snapshot; the ones that drop out of
+/// the table's metadata log (100 entries) are deleted, so they do not pile up between
+/// snapshot expiries.
+#[tokio::test]
+async fn metadata_files_beyond_the_log_are_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = fresh_table(dir.path(), "rounds").await;
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    let rounds = 110;
+    for round in 0..rounds {
+        tail.push(batch(round, 1));
+        table
+            .land(std::slice::from_ref(&tail), &[round + 1])
+            .await
+            .expect("land")
+            .expect("round");
+    }
+    let metadata_dir = dir.path().join("warehouse/kafka/rounds/metadata");
+    let on_disk: Vec<String> = std::fs::read_dir(&metadata_dir)
+        .expect("metadata dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".metadata.json"))
+        .collect();
+    let meta = table.table().metadata().clone();
+    assert_eq!(meta.metadata_log().len(), 100, "the log is full");
+    assert_eq!(
+        on_disk.len(),
+        101,
+        "the log's files and the current one: {on_disk:?}"
+    );
+    for entry in meta.metadata_log() {
+        let name = entry.metadata_file.rsplit('/').next().expect("name");
+        assert!(on_disk.iter().any(|n| n == name), "{name} is gone");
+    }
+    // Every snapshot is still there, and the table reopens and reads whole.
+    assert_eq!(meta.snapshots().len(), rounds as usize);
+    let again = fresh_table(dir.path(), "rounds").await;
+    assert_eq!(row_count(&again.table()).await, rounds as usize);
+    assert_eq!(again.landed(0), rounds);
+}
