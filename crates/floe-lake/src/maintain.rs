@@ -1,4 +1,5 @@
-//! Table housekeeping: topic retention, compaction of small files, snapshot expiry.
+//! Table housekeeping: topic retention, compaction of small files, manifest merge,
+//! snapshot expiry.
 //!
 //! Each step is one atomic catalog commit, run by the topic's committer between landing
 //! rounds (never concurrently with one), and each keeps `floe.offsets` as it was:
@@ -9,6 +10,9 @@
 //!   `replace` snapshot). The rewritten files carry their own `partition`/`offset` bounds
 //!   in the new manifest, which is what lake-tier reads plan on, so the (partition,
 //!   offset) → file mapping changes in the same commit as the data.
+//! - **Manifest merge** writes the live entries of the current snapshot's data manifests
+//!   into one (a `replace` snapshot that changes no data file) once there are more than
+//!   [`Housekeeping::merge_manifests_above`]: every landing round adds one.
 //! - **Snapshot expiry** removes snapshots older than `lake.snapshot.retention.ms`
 //!   (iceberg-rust's expire action), then deletes the files no remaining snapshot uses.
 //!
@@ -54,7 +58,15 @@ pub struct Housekeeping {
     pub small_file_bytes: u64,
     /// Compact a time partition once it has this many small files of one size tier.
     pub compact_min_files: usize,
+    /// Merge the current snapshot's data manifests into one once it lists more than
+    /// this many. Every landing round adds a manifest (iceberg-rust's fast append never
+    /// merges), and every scan plan reads them all.
+    pub merge_manifests_above: usize,
 }
+
+/// [`Housekeeping::merge_manifests_above`] in the broker: Iceberg's
+/// `commit.manifest.min-count-to-merge` default.
+pub const MERGE_MANIFESTS_ABOVE: usize = 100;
 
 /// What one housekeeping pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,6 +79,8 @@ pub struct HousekeepingReport {
     pub compacted_files: usize,
     /// Files they became.
     pub compacted_into: usize,
+    /// Data manifests merged into one (0: no merge this pass).
+    pub manifests_merged: usize,
     /// Snapshots expired.
     pub snapshots_expired: usize,
     /// Files deleted from storage (data files and metadata no snapshot uses any more).
@@ -175,7 +189,7 @@ impl LakeTable {
             if !expired.is_empty() {
                 report.expired_rows = expired.iter().map(|f| f.file().record_count()).sum();
                 report.expired_files = expired.len();
-                self.commit_rewrite(pointer, &expired, Vec::new(), Operation::Delete)
+                self.commit_rewrite(pointer, &expired, Vec::new(), Operation::Delete, false)
                     .await?;
                 info!(table = %self.ident, files = report.expired_files, rows = report.expired_rows, "retention dropped expired data files");
                 // What compaction may pick from: the files retention left.
@@ -186,13 +200,20 @@ impl LakeTable {
         for group in compaction_groups(&live, policy) {
             let added = self.rewrite_rows(&group).await?;
             let into = added.len();
-            self.commit_rewrite(pointer, &group, added, Operation::Replace)
+            self.commit_rewrite(pointer, &group, added, Operation::Replace, false)
                 .await?;
             report.compacted_files += group.len();
             report.compacted_into += into;
         }
         if report.compacted_files > 0 {
             info!(table = %self.ident, files = report.compacted_files, into = report.compacted_into, "compacted small files");
+        }
+        let manifests = self.data_manifest_count().await?;
+        if manifests > policy.merge_manifests_above {
+            self.commit_rewrite(pointer, &[], Vec::new(), Operation::Replace, true)
+                .await?;
+            report.manifests_merged = manifests;
+            info!(table = %self.ident, manifests, "merged the data manifests into one");
         }
         let (expired, deleted) = self
             .expire_snapshots(store, policy.now_ms - policy.snapshot_retention_ms)
@@ -228,20 +249,42 @@ impl LakeTable {
         self.write_files(&table, vec![rows]).await
     }
 
+    /// Data manifests the current snapshot lists.
+    async fn data_manifest_count(&self) -> Result<usize> {
+        let table = self.table();
+        let Some(snapshot) = table.metadata().current_snapshot() else {
+            return Ok(0);
+        };
+        let list = table
+            .manifest_list_reader(snapshot)
+            .load()
+            .await
+            .map_err(Error::iceberg("reading a manifest list"))?;
+        Ok(list
+            .entries()
+            .iter()
+            .filter(|m| m.content == ManifestContentType::Data)
+            .count())
+    }
+
     /// Commits a snapshot that removes `removed` and adds `added`, keeping `floe.offsets`.
+    /// With `merge`, the live entries of every data manifest go into one new manifest.
     async fn commit_rewrite(
         &self,
         pointer: &MetadataPointer,
         removed: &[LiveFile],
         added: Vec<DataFile>,
         operation: Operation,
+        merge: bool,
     ) -> Result<i64> {
         // Rounds may have committed since the files were picked: build on the table as
         // it is now, with no round committing meanwhile.
         let _turn = self.commit_lock.lock().await;
         self.refresh().await?;
         let table = self.table();
-        let written = self.write_rewrite(&table, removed, &added, operation).await;
+        let written = self
+            .write_rewrite(&table, removed, &added, operation, merge)
+            .await;
         let (new_location, mut files) = match written {
             Ok(w) => w,
             Err(e) => {
@@ -287,6 +330,7 @@ impl LakeTable {
         removed: &[LiveFile],
         added: &[DataFile],
         operation: Operation,
+        merge: bool,
     ) -> Result<(String, Vec<String>)> {
         let meta = table.metadata();
         if meta.format_version() != FormatVersion::V2 {
@@ -329,8 +373,15 @@ impl LakeTable {
             .map_err(Error::iceberg("reading a manifest list"))?;
         let mut manifests: Vec<ManifestFile> = Vec::new();
         let mut found = 0;
+        // When merging, one writer takes every data manifest's live entries.
+        let mut merged = None;
         for mf in list.entries() {
-            if !touched.contains(mf.manifest_path.as_str()) {
+            let rewrite = if merge {
+                mf.content == ManifestContentType::Data
+            } else {
+                touched.contains(mf.manifest_path.as_str())
+            };
+            if !rewrite {
                 manifests.push(mf.clone());
                 continue;
             }
@@ -338,7 +389,16 @@ impl LakeTable {
                 .load_manifest(io)
                 .await
                 .map_err(Error::iceberg("reading a manifest"))?;
-            let mut w = new_writer(&mut written)?;
+            let mut own = None;
+            let w = if merge {
+                if merged.is_none() {
+                    merged = Some(new_writer(&mut written)?);
+                }
+                merged.as_mut()
+            } else {
+                Some(own.insert(new_writer(&mut written)?))
+            }
+            .ok_or_else(|| Error::Config("no manifest writer".into()))?;
             for e in manifest.entries().iter().filter(|e| e.is_alive()) {
                 let seq = e.sequence_number().unwrap_or(mf.sequence_number);
                 let file_seq = e.file_sequence_number.or(Some(seq));
@@ -356,6 +416,15 @@ impl LakeTable {
                 }
                 .map_err(Error::iceberg("writing a manifest entry"))?;
             }
+            if let Some(w) = own {
+                manifests.push(
+                    w.write_manifest_file()
+                        .await
+                        .map_err(Error::iceberg("writing a manifest"))?,
+                );
+            }
+        }
+        if let Some(w) = merged {
             manifests.push(
                 w.write_manifest_file()
                     .await

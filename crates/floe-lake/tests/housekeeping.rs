@@ -102,6 +102,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
         snapshot_retention_ms: 7 * DAY_MS,
         small_file_bytes: 1 << 20,
         compact_min_files: 4,
+        merge_manifests_above: usize::MAX,
     };
     let report = table
         .housekeep(&pointer, &store, &policy)
@@ -241,6 +242,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         tokio::spawn(async move {
             let mut passes = 0;
             let mut compacted = 0;
+            let mut merged = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) || passes < 3 {
                 let policy = Housekeeping {
                     now_ms: now_ms(),
@@ -250,16 +252,20 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
                     snapshot_retention_ms: 0,
                     small_file_bytes: 1 << 20,
                     compact_min_files: 2,
+                    merge_manifests_above: 4,
                 };
                 match table.housekeep(&pointer, &store, &policy).await {
-                    Ok(r) => compacted += r.compacted_files,
+                    Ok(r) => {
+                        compacted += r.compacted_files;
+                        merged += r.manifests_merged;
+                    }
                     // A round committed between a rewrite's pick and its swap.
                     Err(floe_lake::Error::Conflict(_)) => {}
                     Err(e) => panic!("housekeeping failed: {e}"),
                 }
                 passes += 1;
             }
-            compacted
+            (compacted, merged)
         })
     };
     let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
@@ -274,8 +280,9 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         tokio::task::yield_now().await;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let compacted = keeper.await.expect("housekeeping task");
+    let (compacted, merged) = keeper.await.expect("housekeeping task");
     assert!(compacted > 0, "no pass compacted anything");
+    assert!(merged > 0, "no pass merged manifests");
 
     let total = ROUNDS * PER_ROUND;
     assert_eq!(table.landed(0), total);
@@ -308,6 +315,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         snapshot_retention_ms: 0,
         small_file_bytes: 1 << 20,
         compact_min_files: 0,
+        merge_manifests_above: usize::MAX,
     };
     table
         .housekeep(&pointer, &store, &policy)
@@ -315,4 +323,117 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         .expect("last pass");
     let live = live_files(&table.table()).await.expect("live").len();
     assert_eq!(data_files_on_disk(dir.path()), live);
+}
+
+/// Every landing round adds a manifest; housekeeping merges them into one once there are
+/// more than the policy allows, and rows, offsets and lake-tier reads stay as they were.
+#[tokio::test]
+async fn manifests_are_merged_into_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let store = WarehouseStore::new(&opts).expect("store");
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let table = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &store,
+        "manifests",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
+    let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    let rounds = 12;
+    for round in 0..rounds {
+        tail.push(batch_with(round * 10, 10, |o| now_ms() + o, noise));
+        table
+            .land(std::slice::from_ref(&tail), &[round * 10 + 10])
+            .await
+            .expect("land")
+            .expect("round");
+    }
+    let manifests = |t: &LakeTable| {
+        let table = t.table();
+        async move {
+            let snapshot = table
+                .metadata()
+                .current_snapshot()
+                .expect("snapshot")
+                .clone();
+            table
+                .manifest_list_reader(&snapshot)
+                .load()
+                .await
+                .expect("manifest list")
+                .entries()
+                .len()
+        }
+    };
+    assert_eq!(manifests(&table).await, rounds as usize, "one per round");
+    let files_before = live_files(&table.table()).await.expect("live").len();
+    let policy = Housekeeping {
+        now_ms: now_ms(),
+        retention_ms: None,
+        snapshot_retention_ms: 7 * DAY_MS,
+        small_file_bytes: 0,
+        compact_min_files: usize::MAX,
+        merge_manifests_above: 5,
+    };
+    let report = table
+        .housekeep(&pointer, &store, &policy)
+        .await
+        .expect("pass");
+    assert_eq!(report.manifests_merged, rounds as usize, "{report:?}");
+    assert_eq!(manifests(&table).await, 1);
+    let meta = table.table().metadata().clone();
+    let current = meta.current_snapshot().expect("snapshot");
+    assert_eq!(
+        current.summary().operation,
+        iceberg::spec::Operation::Replace
+    );
+    assert_eq!(
+        live_files(&table.table()).await.expect("live").len(),
+        files_before
+    );
+    assert_eq!(row_count(&table.table()).await, (rounds * 10) as usize);
+    assert_eq!(table.landed(0), rounds * 10);
+
+    // A second pass finds one manifest and leaves it; reads and a reopen see every row.
+    let report = table
+        .housekeep(&pointer, &store, &policy)
+        .await
+        .expect("pass");
+    assert_eq!(report.manifests_merged, 0);
+    let (mut bytes, next) = reader::fetch(
+        &table.table(),
+        &Arc::new(ReadAhead::new(64 << 20)),
+        0,
+        0,
+        rounds * 10,
+        1 << 30,
+    )
+    .await
+    .expect("fetch")
+    .expect("rows");
+    assert_eq!(next, rounds * 10);
+    let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
+        .expect("decode")
+        .into_iter()
+        .flat_map(|b| b.records.into_iter().map(|r| r.offset))
+        .collect();
+    assert_eq!(offsets, (0..rounds * 10).collect::<Vec<_>>());
+    let again = LakeTable::open(
+        catalog,
+        &opts,
+        &store,
+        "manifests",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("reopen");
+    assert_eq!(again.landed(0), rounds * 10);
+    assert_eq!(row_count(&again.table()).await, (rounds * 10) as usize);
 }

@@ -414,6 +414,7 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
         snapshot_retention_ms: config.lake_snapshot_retention_ms,
         small_file_bytes: table.small_file_bytes(),
         compact_min_files: lake.config.compact_min_files,
+        merge_manifests_above: floe_lake::maintain::MERGE_MANIFESTS_ABOVE,
     };
     let outcome = match lake.pointer().await {
         Ok(pointer) => table.housekeep(&pointer, &lake.store, &policy).await,
