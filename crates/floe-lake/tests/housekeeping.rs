@@ -333,16 +333,19 @@ async fn manifests_are_merged_into_one() {
     let opts = options(dir.path());
     let store = WarehouseStore::new(&opts).expect("store");
     let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(
-        catalog.clone(),
-        &opts,
-        &store,
-        "manifests",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("table");
+    let open = || async {
+        LakeTable::open(
+            catalog.clone(),
+            &opts,
+            &store,
+            "manifests",
+            TOPIC_ID,
+            TimePartitioning::Day,
+        )
+        .await
+        .expect("table")
+    };
+    let table = open().await;
     let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
     let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
     let rounds = 12;
@@ -424,16 +427,7 @@ async fn manifests_are_merged_into_one() {
         .flat_map(|b| b.records.into_iter().map(|r| r.offset))
         .collect();
     assert_eq!(offsets, (0..rounds * 10).collect::<Vec<_>>());
-    let again = LakeTable::open(
-        catalog,
-        &opts,
-        &store,
-        "manifests",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("reopen");
+    let again = open().await;
     assert_eq!(again.landed(0), rounds * 10);
     assert_eq!(row_count(&again.table()).await, (rounds * 10) as usize);
 }
