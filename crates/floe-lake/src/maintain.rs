@@ -25,8 +25,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::RecordBatch;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, Literal, ManifestContentType, ManifestEntry,
@@ -41,7 +39,7 @@ use tracing::{info, warn};
 
 use crate::catalog::{normalize_uri, WarehouseStore};
 use crate::pointer::MetadataPointer;
-use crate::schema::{self, COL_OFFSET, COL_PARTITION};
+use crate::schema;
 use crate::table::{FileCounts, LakeTable, FILE_PREFIX, OFFSETS_PROPERTY, ROUND_PROPERTY};
 use crate::{Error, Result};
 
@@ -653,12 +651,7 @@ fn read_sorted(files: Vec<bytes::Bytes>, target: &arrow_schema::SchemaRef) -> Re
     }
     let all = arrow_select::concat::concat_batches(target, &batches)
         .map_err(Error::arrow("concatenating rows to compact"))?;
-    let (Some(p), Some(o)) = (
-        all.column_by_name(COL_PARTITION)
-            .and_then(|c| c.as_primitive_opt::<Int32Type>()),
-        all.column_by_name(COL_OFFSET)
-            .and_then(|c| c.as_primitive_opt::<Int64Type>()),
-    ) else {
+    let Some((p, o)) = schema::partition_and_offset(&all) else {
         return Err(Error::Encode("partition/offset columns missing".into()));
     };
     let mut idx: Vec<u32> = (0..u32::try_from(all.num_rows()).unwrap_or(u32::MAX)).collect();

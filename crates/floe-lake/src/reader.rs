@@ -12,7 +12,7 @@
 //! files, which Floe never writes, are refused.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, BooleanArray, RecordBatch};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -568,12 +568,7 @@ async fn read_file(
     }
     let mask = ProjectionMask::leaves(descr, [pcol, ocol]);
     let filter = ArrowPredicateFn::new(mask, move |b: RecordBatch| {
-        let (Some(ps), Some(os)) = (
-            b.column_by_name(COL_PARTITION)
-                .and_then(|c| c.as_primitive_opt::<Int32Type>()),
-            b.column_by_name(COL_OFFSET)
-                .and_then(|c| c.as_primitive_opt::<Int64Type>()),
-        ) else {
+        let Some((ps, os)) = crate::schema::partition_and_offset(&b) else {
             return Err(arrow_schema::ArrowError::SchemaError(
                 "partition or offset column of another type".into(),
             ));

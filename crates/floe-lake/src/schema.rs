@@ -105,6 +105,23 @@ impl TimePartitioning {
     }
 }
 
+/// A batch's `partition` and `offset` columns, None when either is missing or of
+/// another type.
+pub(crate) fn partition_and_offset(
+    batch: &arrow_array::RecordBatch,
+) -> Option<(&arrow_array::Int32Array, &arrow_array::Int64Array)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type};
+    Some((
+        batch
+            .column_by_name(COL_PARTITION)?
+            .as_primitive_opt::<Int32Type>()?,
+        batch
+            .column_by_name(COL_OFFSET)?
+            .as_primitive_opt::<Int64Type>()?,
+    ))
+}
+
 /// The Iceberg schema of every topic table.
 pub fn table_schema() -> Result<Schema> {
     let header = StructType::new(vec![
