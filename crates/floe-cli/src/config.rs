@@ -62,7 +62,7 @@ pub struct ServeArgs {
     /// Longest time between landing rounds, e.g. "2s" [default: 2s].
     #[arg(long, env = "FLOE_LAKE_COMMIT_INTERVAL", value_parser = humantime::parse_duration)]
     pub lake_commit_interval: Option<std::time::Duration>,
-    /// How often each table gets retention, compaction and snapshot expiry [default: 60s].
+    /// How often each table gets retention, compaction, manifest merge and snapshot expiry [default: 60s].
     #[arg(long, env = "FLOE_LAKE_HOUSEKEEPING_INTERVAL", value_parser = humantime::parse_duration)]
     pub lake_housekeeping_interval: Option<std::time::Duration>,
     /// S3 endpoint URL, for an s3:// warehouse.

@@ -797,7 +797,7 @@ impl Collector for Snapshot {
         counters(
             e,
             "floe_lake_housekeeping_runs",
-            "Table housekeeping passes (retention, compaction, snapshot expiry) that finished",
+            "Table housekeeping passes (retention, compaction, manifest merge, snapshot expiry) that finished",
             hk(|h| h.runs),
         )?;
         counters(
