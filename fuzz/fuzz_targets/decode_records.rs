@@ -38,5 +38,5 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 1 {
         fix_crcs(&mut bytes);
     }
-    let _ = floe_kafka::records::decode_records(bytes.into());
+    let _ = floe_kafka::records::decode_batches(bytes.into());
 });

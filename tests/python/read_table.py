@@ -67,7 +67,10 @@ def main():
                 "timestamp_ms": int(r["timestamp"].timestamp() * 1000),
                 "key": r["key"].decode() if r["key"] is not None else None,
                 "value": r["value"].decode() if r["value"] is not None else None,
-                "headers": [[h["key"], h["value"].decode()] for h in (r["headers"] or [])],
+                "headers": [
+                    [h["key"], h["value"].decode() if h["value"] is not None else None]
+                    for h in (r["headers"] or [])
+                ],
             }
             for r in rows
         ],

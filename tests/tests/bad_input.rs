@@ -120,6 +120,17 @@ async fn bad_input_gets_kafka_errors_and_harms_nothing() {
     bad[last] ^= 0xff;
     assert_eq!(produce(&mut ok, "good", bad.into()).await.0, 2);
 
+    // A batch with a valid CRC whose records do not decode (a byte after its last
+    // record): INVALID_RECORD, and nothing is appended (the idempotent batch below still
+    // gets offset 3). With the lake on, such a batch could otherwise never land.
+    let mut bad = batch(&[b"x"], None).to_vec();
+    bad.push(0);
+    let len = i32::try_from(bad.len() - 12).unwrap();
+    bad[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(produce(&mut ok, "good", bad.into()).await.0, 87);
+
     // A batch over max.message.bytes (10000 on this topic): MESSAGE_TOO_LARGE.
     let big = vec![7u8; 20_000];
     assert_eq!(produce(&mut ok, "good", batch(&[&big], None)).await.0, 10);

@@ -7,7 +7,7 @@ use floe_tests::rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, ResourceSpecifier,
 };
 use floe_tests::rdkafka::client::DefaultClientContext;
-use floe_tests::rdkafka::consumer::{CommitMode, Consumer};
+use floe_tests::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use floe_tests::rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use floe_tests::rdkafka::producer::{FutureProducer, FutureRecord};
 use floe_tests::rdkafka::{Offset, TopicPartitionList};
@@ -486,6 +486,31 @@ async fn log_append_time_topic_stamps_broker_time() {
             ts.to_millis().unwrap() >= before,
             "broker time, not the producer's"
         );
+    }
+
+    // Time lookups go by the broker's time too: every record was appended after `before`
+    // although the producer stamped them three years earlier.
+    let mut q = TopicPartitionList::new();
+    q.add_partition_offset("lat", 0, Offset::Offset(before))
+        .unwrap();
+    let lookup: BaseConsumer = client_config(&b)
+        .set("group.id", "lat-lookup")
+        .create()
+        .unwrap();
+    let found = tokio::task::spawn_blocking(move || lookup.offsets_for_times(q, T))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.elements()[0].offset(), Offset::Offset(0));
+
+    // And so does the table.
+    floe_tests::lake::wait_landed(&broker, "lat", &[20]).await;
+    let v = floe_tests::lake::read_table(&broker.http_url(), "lat", false).await;
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 20);
+    for row in rows {
+        let ts = row["timestamp_ms"].as_i64().expect("timestamp");
+        assert!(ts >= before, "the table holds the producer's time: {row}");
     }
     broker.stop().await;
 }

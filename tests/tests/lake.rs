@@ -33,7 +33,7 @@ async fn produced_records_land_once_and_pyiceberg_reads_them_through_rest() {
         assert_eq!(row["key"], format!("k{i}"));
         assert_eq!(row["value"], format!("v{i}"));
         assert_eq!(row["timestamp_ms"], ts0 + i);
-        assert_eq!(row["headers"], serde_json::json!([["h", i.to_string()]]));
+        assert_eq!(row["headers"], headers_json(i), "record {i}");
     }
     let offsets: serde_json::Value = serde_json::from_str(
         v["snapshot_summary"]["floe.offsets"]
@@ -95,8 +95,18 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
         assert_eq!(m.key(), Some(format!("k{i}").as_bytes()));
         assert_eq!(m.payload(), Some(format!("v{i}").as_bytes()));
         assert_eq!(m.timestamp().to_millis(), Some(ts0 + i as i64));
-        let h = m.headers().expect("headers").get(0);
-        assert_eq!((h.key, h.value), ("h", Some(i.to_string().as_bytes())));
+        let headers: Vec<(&str, String)> = m
+            .headers()
+            .expect("headers")
+            .iter()
+            .map(|h| {
+                (
+                    h.key,
+                    String::from_utf8_lossy(h.value.expect("value")).into(),
+                )
+            })
+            .collect();
+        assert_eq!(headers, headers_of(i as i64), "record {i}");
     }
 
     // Timestamp lookup on lake-tier data: the first offset at or after the time asked.

@@ -49,10 +49,14 @@ fn record(i: i64) -> Rec {
         timestamp: if i == LATE { T0 - 1 } else { T0 + i * 1000 },
         key: (i % 11 != 0).then(|| format!("k{i}").into_bytes()),
         value,
-        headers: vec![
+        // A repeated key on every fourth record: Kafka keeps both, in order.
+        headers: [
             ("trace".to_string(), Some(format!("t{i}").into_bytes())),
             ("empty".to_string(), None),
-        ],
+        ]
+        .into_iter()
+        .chain((i % 4 == 0).then(|| ("trace".to_string(), Some(b"again".to_vec()))))
+        .collect(),
     }
 }
 

@@ -65,9 +65,11 @@ pub enum Error {
         reason: String,
     },
     /// A record batch could not be decoded.
-    #[error("cannot decode record batch: {reason}")]
+    #[error("cannot decode the record batch at byte {position}: {reason}")]
     Records {
-        /// What the codec said.
+        /// Where the batch starts in the bytes decoded.
+        position: usize,
+        /// What is wrong with it.
         reason: String,
     },
 }

@@ -1,71 +1,437 @@
-//! Looking inside record batches, for the few places a broker must (ListOffsets by
-//! timestamp: the first *record* at or after a time, which a batch header cannot tell).
+//! Reading the records inside v2 record batches, for the few places a broker must: the
+//! lake's Arrow conversion, and ListOffsets by timestamp (the first *record* at or after a
+//! time, which a batch header cannot tell).
+//!
+//! The decoder is Floe's own rather than kafka-protocol's `RecordBatchDecoder`, which keeps
+//! a record's headers in a map (a repeated header key collapses into its last value, where
+//! Kafka keeps every header in order), gives LogAppendTime records their creation time,
+//! pre-allocates from counts it reads, and builds an owned record per record. Here a
+//! batch is checked and decompressed once, and its records are views into those bytes.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::compression::{self as cmpr, Decompressor};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 
 use crate::request::guarded;
 use crate::{Error, Result};
 
-/// Decodes every record in `batches` (one or more v2 batches, any compression).
-///
-/// Like request decoding (see [`crate::request`]), the codec pre-allocates from counts it
-/// reads: `records.reserve(record_count)` from the batch header and
-/// `IndexMap::with_capacity(header_count)` per record. Under a valid CRC (which anyone
-/// producing can compute) such counts would make it ask for hundreds of gigabytes and abort
-/// the process. Each batch's records are therefore checked, after decompression and before
-/// the codec sees them, by [`check_counts`].
+/// Size of the fixed v2 batch header, up to the first record.
+const HEADER_SIZE: usize = 61;
+/// Bytes before `batchLength` counts: baseOffset (8) + batchLength (4).
+const LOG_OVERHEAD: usize = 12;
+/// Attribute bits 0-2: compression codec.
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 3: every record's timestamp is the batch's maxTimestamp (LogAppendTime).
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+/// Attribute bit 5: a control batch (transaction markers), not data.
+const ATTR_CONTROL: i16 = 0x20;
+
+/// Byte and entry counts over a run of records, for sizing buffers before copying them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTotals {
+    /// Records.
+    pub records: usize,
+    /// Key bytes (null keys count 0).
+    pub key_bytes: usize,
+    /// Value bytes (null values count 0).
+    pub value_bytes: usize,
+    /// Headers, over all records.
+    pub headers: usize,
+    /// Header key bytes.
+    pub header_key_bytes: usize,
+    /// Header value bytes.
+    pub header_value_bytes: usize,
+}
+
+impl std::ops::AddAssign for RecordTotals {
+    fn add_assign(&mut self, o: Self) {
+        self.records += o.records;
+        self.key_bytes += o.key_bytes;
+        self.value_bytes += o.value_bytes;
+        self.headers += o.headers;
+        self.header_key_bytes += o.header_key_bytes;
+        self.header_value_bytes += o.header_value_bytes;
+    }
+}
+
+/// One v2 record batch: its header fields and its records, decompressed and validated.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    head: Head,
+    records: Bytes,
+    totals: RecordTotals,
+}
+
+/// The header fields a batch's records depend on.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    base_offset: i64,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    attributes: i16,
+    count: usize,
+    crc: u32,
+    /// The whole batch's length in bytes, header included.
+    total: usize,
+}
+
+/// One record of a [`Batch`], borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Milliseconds since the epoch: the creation time, or for a LogAppendTime batch the
+    /// time the broker stamped on it (as Kafka's clients report it).
+    pub timestamp: i64,
+    /// The key; `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` for a null value (a tombstone).
+    pub value: Option<&'a [u8]>,
+    headers: &'a [u8],
+    header_count: usize,
+}
+
+impl<'a> RecordView<'a> {
+    /// The headers in the order they were produced, repeated keys included.
+    pub fn headers(&self) -> Headers<'a> {
+        Headers {
+            buf: self.headers,
+            left: self.header_count,
+        }
+    }
+}
+
+/// Iterator over a record's headers: (key, value), a null value as `None`.
+#[derive(Debug, Clone)]
+pub struct Headers<'a> {
+    buf: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        // Validated when the batch was decoded, so this cannot fail.
+        parse_header(&mut self.buf).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// Iterator over a batch's records.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    batch: &'a Batch,
+    buf: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = RecordView<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.left = self.left.checked_sub(1)?;
+        // Validated when the batch was decoded, so this cannot fail.
+        self.batch.parse_record(&mut self.buf).ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+impl Batch {
+    /// True for a control batch (transaction markers): its records are not data.
+    pub fn is_control(&self) -> bool {
+        self.head.attributes & ATTR_CONTROL != 0
+    }
+
+    /// Counts over the batch's records.
+    pub fn totals(&self) -> RecordTotals {
+        self.totals
+    }
+
+    /// The records, in offset order.
+    pub fn records(&self) -> Records<'_> {
+        Records {
+            batch: self,
+            buf: &self.records,
+            left: self.head.count,
+        }
+    }
+
+    fn parse_record<'a>(&self, buf: &mut &'a [u8]) -> Result<RecordView<'a>, String> {
+        parse_record(buf, &self.head)
+    }
+}
+
+impl Head {
+    /// The header of the batch at the start of `buf`, which must hold all of it.
+    fn read(buf: &[u8]) -> Result<Self, String> {
+        let head: &[u8; HEADER_SIZE] = buf
+            .get(..HEADER_SIZE)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| format!("{} bytes cannot hold a batch header", buf.len()))?;
+        let length = be_i32(head, 8);
+        let total = usize::try_from(length)
+            .ok()
+            .and_then(|l| l.checked_add(LOG_OVERHEAD))
+            .filter(|&t| t >= HEADER_SIZE)
+            .ok_or_else(|| format!("batch length {length} is invalid"))?;
+        if total > buf.len() {
+            return Err(format!(
+                "batch of {total} bytes is cut short at {} bytes",
+                buf.len()
+            ));
+        }
+        let magic = head[16] as i8;
+        if magic != 2 {
+            return Err(format!("record format v{magic} is not supported (only v2)"));
+        }
+        let count = be_i32(head, 57);
+        Ok(Self {
+            base_offset: be_i64(head, 0),
+            crc: u32::from_be_bytes([head[17], head[18], head[19], head[20]]),
+            attributes: i16::from_be_bytes([head[21], head[22]]),
+            base_timestamp: be_i64(head, 27),
+            max_timestamp: be_i64(head, 35),
+            count: usize::try_from(count)
+                .map_err(|_| format!("record count {count} is negative"))?,
+            total,
+        })
+    }
+}
+
+/// Checks one batch at the start of `buf` (which holds at least all of it): CRC when
+/// asked, decompression, then every record, as Kafka's own broker does: a record must
+/// fill exactly the size it declares, and the batch must end after its last record.
+fn check_batch(buf: &[u8], verify_crc: bool) -> Result<CheckedBatch, String> {
+    let head = Head::read(buf)?;
+    let batch = &buf[..head.total];
+    if verify_crc {
+        let actual = crc32c::crc32c(&batch[21..]);
+        if head.crc != actual {
+            return Err(format!(
+                "CRC mismatch ({:#010x} != {actual:#010x})",
+                head.crc
+            ));
+        }
+    }
+    let codec = head.attributes & ATTR_COMPRESSION_MASK;
+    let decompressed = match codec {
+        0 => None,
+        _ => Some(decompress(
+            Bytes::copy_from_slice(&batch[HEADER_SIZE..]),
+            codec,
+        )?),
+    };
+    let records = decompressed.as_deref().unwrap_or(&batch[HEADER_SIZE..]);
+    Ok(CheckedBatch {
+        total: head.total,
+        totals: validate(records, &head)?,
+        decompressed,
+    })
+}
+
+/// Parses every record (and header) of a batch's records section, as [`Batch::records`]
+/// will, and counts them.
+fn validate(records: &[u8], head: &Head) -> Result<RecordTotals, String> {
+    let mut t = RecordTotals::default();
+    let mut buf = records;
+    for i in 0..head.count {
+        let r = parse_record(&mut buf, head)
+            .map_err(|e| format!("record {i} of {}: {e}", head.count))?;
+        t.records += 1;
+        t.key_bytes += r.key.map_or(0, <[u8]>::len);
+        t.value_bytes += r.value.map_or(0, <[u8]>::len);
+        t.headers += r.header_count;
+        for (k, v) in r.headers() {
+            t.header_key_bytes += k.len();
+            t.header_value_bytes += v.map_or(0, <[u8]>::len);
+        }
+    }
+    if !buf.is_empty() {
+        return Err(format!(
+            "{} bytes follow the last of {} records",
+            buf.len(),
+            head.count
+        ));
+    }
+    Ok(t)
+}
+
+/// One record off the front of `buf`.
+fn parse_record<'a>(buf: &mut &'a [u8], head: &Head) -> Result<RecordView<'a>, String> {
+    let size = varint(buf).ok_or("record size is cut short")?;
+    let size = usize::try_from(size).map_err(|_| format!("record size {size} is negative"))?;
+    let (mut rec, rest) = buf
+        .split_at_checked(size)
+        .ok_or_else(|| format!("record of {size} bytes is cut short at {}", buf.len()))?;
+    *buf = rest;
+    let cut = || format!("record of {size} bytes ends inside its fields");
+    rec = rec.get(1..).ok_or_else(cut)?; // attributes: unused in v2
+    let timestamp_delta = varlong(&mut rec).ok_or_else(cut)?;
+    let offset_delta = varint(&mut rec).ok_or_else(cut)?;
+    let key = nullable_bytes(&mut rec, "key")?;
+    let value = nullable_bytes(&mut rec, "value")?;
+    let header_count = varint(&mut rec).ok_or_else(cut)?;
+    let header_count = usize::try_from(header_count)
+        .map_err(|_| format!("header count {header_count} is negative"))?;
+    let headers = rec;
+    for _ in 0..header_count {
+        parse_header(&mut rec)?;
+    }
+    if !rec.is_empty() {
+        return Err(format!(
+            "{} bytes follow the fields of a record of {size} bytes",
+            rec.len()
+        ));
+    }
+    let timestamp = if head.attributes & ATTR_LOG_APPEND_TIME != 0 {
+        head.max_timestamp
+    } else {
+        head.base_timestamp.wrapping_add(timestamp_delta)
+    };
+    Ok(RecordView {
+        offset: head.base_offset.wrapping_add(i64::from(offset_delta)),
+        timestamp,
+        key,
+        value,
+        headers: &headers[..headers.len() - rec.len()],
+        header_count,
+    })
+}
+
+/// One header off the front of `buf`: a UTF-8 key (never null) and a nullable value.
+fn parse_header<'a>(buf: &mut &'a [u8]) -> Result<(&'a str, Option<&'a [u8]>), String> {
+    let len = varint(buf).ok_or("header key length is cut short")?;
+    let len = usize::try_from(len).map_err(|_| format!("header key length {len} is negative"))?;
+    let (key, rest) = buf
+        .split_at_checked(len)
+        .ok_or_else(|| format!("header key of {len} bytes is cut short"))?;
+    *buf = rest;
+    let key = std::str::from_utf8(key).map_err(|e| format!("header key is not UTF-8: {e}"))?;
+    Ok((key, nullable_bytes(buf, "header value")?))
+}
+
+/// A length-prefixed byte string; length -1 is null.
+fn nullable_bytes<'a>(buf: &mut &'a [u8], what: &str) -> Result<Option<&'a [u8]>, String> {
+    let len = varint(buf).ok_or_else(|| format!("{what} length is cut short"))?;
+    if len == -1 {
+        return Ok(None);
+    }
+    let len = usize::try_from(len).map_err(|_| format!("{what} length {len} is invalid"))?;
+    let (bytes, rest) = buf
+        .split_at_checked(len)
+        .ok_or_else(|| format!("{what} of {len} bytes is cut short"))?;
+    *buf = rest;
+    Ok(Some(bytes))
+}
+
+fn be_i64(b: &[u8; HEADER_SIZE], pos: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[pos..pos + 8]);
+    i64::from_be_bytes(a)
+}
+
+fn be_i32(b: &[u8; HEADER_SIZE], pos: usize) -> i32 {
+    i32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]])
+}
+
+/// What [`check_batches`] learned about each batch, so that the same bytes can become
+/// [`Batch`]es later without being decompressed or parsed again.
+#[derive(Debug)]
+pub struct Checked {
+    batches: Vec<CheckedBatch>,
+}
+
+#[derive(Debug)]
+struct CheckedBatch {
+    total: usize,
+    /// The records section, when the batch is compressed.
+    decompressed: Option<Bytes>,
+    totals: RecordTotals,
+}
+
+/// Checks every batch in `batches` (one or more v2 batches, any compression) down to its
+/// records, each batch's CRC too when `verify_crc` (a caller that has just checked the
+/// CRCs passes false).
 ///
 /// # Errors
-/// [`Error::Records`] if a batch does not decode.
-pub fn decode_records(batches: Bytes) -> Result<Vec<Record>> {
-    let mut buf = batches;
-    let mut records = Vec::new();
-    while buf.has_remaining() {
-        let count = announced_record_count(&buf);
-        let set = guarded(|| {
-            RecordBatchDecoder::decode_with_custom_compression(
-                &mut buf,
-                Some(|data: &mut Bytes, compression| decompress_checked(data, compression, count)),
-            )
-        })
-        .map_err(|reason| Error::Records { reason })?;
-        records.extend(set.records);
+/// [`Error::Records`] naming the first batch that does not decode and what is wrong
+/// with it.
+pub fn check_batches(batches: &[u8], verify_crc: bool) -> Result<Checked> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(rest) = batches.get(pos..).filter(|r| !r.is_empty()) {
+        let batch = check_batch(rest, verify_crc).map_err(|reason| Error::Records {
+            position: pos,
+            reason,
+        })?;
+        pos += batch.total;
+        out.push(batch);
     }
-    Ok(records)
+    Ok(Checked { batches: out })
 }
 
-/// Offset of the record count in a v2 batch header, which ends right after it.
-const RECORD_COUNT_POS: usize = 57;
-
-/// The record count the header of the batch at the start of `buf` announces (0 if the
-/// header is cut short: the codec then fails before it looks at the records).
-fn announced_record_count(buf: &Bytes) -> i64 {
-    buf.get(RECORD_COUNT_POS..RECORD_COUNT_POS + 4)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, |b| i64::from(i32::from_be_bytes(b)))
-}
-
-/// What the codec would do with a batch's records section, plus [`check_counts`].
-fn decompress_checked(
-    data: &mut Bytes,
-    compression: Compression,
-    count: i64,
-) -> anyhow::Result<Bytes> {
-    let take = |b: &mut Bytes| Ok(std::mem::take(b));
-    let records = match compression {
-        Compression::None => std::mem::take(data),
-        Compression::Gzip => cmpr::Gzip::decompress(data, take)?,
-        Compression::Snappy => {
-            check_snappy_lengths(data)?;
-            cmpr::Snappy::decompress(data, take)?
+impl Checked {
+    /// The batches, from the bytes that were checked. Header fields are read again from
+    /// `batches`, so they may have changed in between, as an append changes the base
+    /// offset and, for LogAppendTime, the attributes, maxTimestamp and CRC; the records
+    /// must not have. Bytes that no longer match what was checked end the list early.
+    pub fn into_batches(self, batches: &Bytes) -> Vec<Batch> {
+        let mut out = Vec::with_capacity(self.batches.len());
+        let mut pos = 0;
+        for c in self.batches {
+            let Some(head) = batches
+                .get(pos..)
+                .and_then(|b| Head::read(b).ok())
+                .filter(|h| h.total == c.total)
+            else {
+                break;
+            };
+            let records = c
+                .decompressed
+                .unwrap_or_else(|| batches.slice(pos + HEADER_SIZE..pos + head.total));
+            out.push(Batch {
+                head,
+                records,
+                totals: c.totals,
+            });
+            pos += head.total;
         }
-        Compression::Lz4 => cmpr::Lz4::decompress(data, take)?,
-        Compression::Zstd => cmpr::Zstd::decompress(data, take)?,
-    };
-    check_counts(&records, count)?;
-    Ok(records)
+        out
+    }
+}
+
+/// Decodes every batch in `batches` (one or more v2 batches, any compression): checks
+/// them as [`check_batches`] does, CRCs included, then hands out their records.
+///
+/// # Errors
+/// [`Error::Records`] naming what is wrong with the first batch that does not decode.
+pub fn decode_batches(batches: Bytes) -> Result<Vec<Batch>> {
+    Ok(check_batches(&batches, true)?.into_batches(&batches))
+}
+
+/// The records section of a batch, decompressed. The codecs are third-party code fed
+/// untrusted bytes, so they run under the panic guard.
+fn decompress(data: Bytes, codec: i16) -> Result<Bytes, String> {
+    let take = |b: &mut Bytes| Ok(std::mem::take(b));
+    let mut data = data;
+    match codec {
+        0 => Ok(data),
+        1 => guarded(|| cmpr::Gzip::decompress(&mut data, take)),
+        2 => {
+            check_snappy_lengths(&data).map_err(|e| e.to_string())?;
+            guarded(|| cmpr::Snappy::decompress(&mut data, take))
+        }
+        3 => guarded(|| cmpr::Lz4::decompress(&mut data, take)),
+        4 => guarded(|| cmpr::Zstd::decompress(&mut data, take)),
+        other => Err(format!("unknown compression codec {other}")),
+    }
 }
 
 /// The Kafka (xerial) snappy framing: this magic, then blocks of `u32` length + raw snappy.
@@ -82,7 +448,7 @@ const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01
 fn check_snappy_lengths(data: &[u8]) -> anyhow::Result<()> {
     fn check(block: &[u8]) -> anyhow::Result<()> {
         let mut b = block;
-        if let Some(declared) = uvarint(&mut b, 10) {
+        if let Some(declared) = snappy_uvarint(&mut b) {
             let most = (block.len() as u64).saturating_mul(32);
             if declared > most {
                 anyhow::bail!(
@@ -109,54 +475,11 @@ fn check_snappy_lengths(data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Smallest encoded record: length, attributes, timestamp delta, offset delta, key length,
-/// value length and header count, one byte each.
-const MIN_RECORD: usize = 7;
-
-/// Refuses a records section whose counts cannot be real: more records than
-/// [`MIN_RECORD`]-byte records fit, or a record with more headers than two-byte headers
-/// (key length, value length) fit in it. The walk mirrors the codec's record layout; where
-/// it meets something malformed it stops and leaves the error to the codec, which reaches
-/// that point having pre-allocated only for records already checked.
-fn check_counts(records: &[u8], count: i64) -> anyhow::Result<()> {
-    let fits = records.len() / MIN_RECORD;
-    if usize::try_from(count).is_ok_and(|c| c > fits) {
-        anyhow::bail!("{count} records cannot fit in {} bytes", records.len());
-    }
-    let mut buf = records;
-    for _ in 0..count.max(0) {
-        let Some(size) = varint(&mut buf).and_then(|s| usize::try_from(s).ok()) else {
-            return Ok(());
-        };
-        let Some((mut record, rest)) = buf.split_at_checked(size) else {
-            return Ok(());
-        };
-        buf = rest;
-        let headers = (|| {
-            record = record.get(1..)?; // attributes
-            varlong(&mut record)?; // timestamp delta
-            varint(&mut record)?; // offset delta
-            for _ in 0..2 {
-                // key, value: -1 is null
-                if let Ok(len) = usize::try_from(varint(&mut record)?) {
-                    record = record.get(len..)?;
-                }
-            }
-            varint(&mut record)
-        })();
-        if let Some(h) = headers.and_then(|h| usize::try_from(h).ok()) {
-            if h > record.len() / 2 {
-                anyhow::bail!("{h} record headers cannot fit in {} bytes", record.len());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// An unsigned varint as the codec reads it: at most `max` bytes, extra bits dropped.
-fn uvarint(buf: &mut &[u8], max: usize) -> Option<u64> {
+/// The snappy block's length varint as the codec reads it: at most ten bytes, extra bits
+/// dropped.
+fn snappy_uvarint(buf: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
-    for i in 0..max {
+    for i in 0..10 {
         let (&b, rest) = buf.split_first()?;
         *buf = rest;
         value |= u64::from(b & 0x7f) << (i * 7);
@@ -167,9 +490,23 @@ fn uvarint(buf: &mut &[u8], max: usize) -> Option<u64> {
     Some(value)
 }
 
-/// A zigzag `VARINT` (32 bits, at most five bytes).
+/// An unsigned varint of at most `max` bytes, as Kafka reads one: `None` when the bytes
+/// run out or the last allowed byte still says more follow; bits past 64 are dropped.
+fn uvarint(buf: &mut &[u8], max: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..max {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        value |= u64::from(b & 0x7f).checked_shl((i * 7) as u32).unwrap_or(0);
+        if b < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// A zigzag `VARINT` (32 bits, at most five bytes; bits past 32 dropped, as Kafka does).
 fn varint(buf: &mut &[u8]) -> Option<i32> {
-    // The codec accumulates in a u32: bits past 32 are lost.
     let z = (uvarint(buf, 5)? & 0xffff_ffff) as u32;
     Some(((z >> 1) as i32) ^ -((z & 1) as i32))
 }
@@ -180,17 +517,25 @@ fn varlong(buf: &mut &[u8]) -> Option<i64> {
     Some(((z >> 1) as i64) ^ -((z & 1) as i64))
 }
 
+/// The data records (control batches skipped) of `batches`, in order.
+fn data_records(batches: &[Batch]) -> impl Iterator<Item = RecordView<'_>> {
+    batches
+        .iter()
+        .filter(|b| !b.is_control())
+        .flat_map(Batch::records)
+}
+
 /// The offset and timestamp of the first non-control record with a timestamp at or after
 /// `ts` in `batches`.
 ///
 /// # Errors
 /// [`Error::Records`] if a batch does not decode.
 pub fn first_record_at_or_after(batches: Bytes, ts: i64) -> Result<Option<(i64, i64)>> {
-    Ok(decode_records(batches)?
-        .into_iter()
-        .filter(|r| !r.control)
+    let batches = decode_batches(batches)?;
+    let found = data_records(&batches)
         .find(|r| r.timestamp >= ts)
-        .map(|r| (r.offset, r.timestamp)))
+        .map(|r| (r.offset, r.timestamp));
+    Ok(found)
 }
 
 /// The offset and timestamp of the record with the largest timestamp (the first on ties).
@@ -198,8 +543,9 @@ pub fn first_record_at_or_after(batches: Bytes, ts: i64) -> Result<Option<(i64, 
 /// # Errors
 /// [`Error::Records`] if a batch does not decode.
 pub fn max_timestamp_record(batches: Bytes) -> Result<Option<(i64, i64)>> {
+    let batches = decode_batches(batches)?;
     let mut best: Option<(i64, i64)> = None;
-    for r in decode_records(batches)?.into_iter().filter(|r| !r.control) {
+    for r in data_records(&batches) {
         if best.is_none_or(|(_, ts)| r.timestamp > ts) {
             best = Some((r.offset, r.timestamp));
         }
@@ -212,9 +558,15 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
 
     fn record(value: &'static [u8]) -> Record {
+        record_at(0, value)
+    }
+
+    fn record_at(offset: i64, value: &'static [u8]) -> Record {
         Record {
             transactional: false,
             control: false,
@@ -223,8 +575,9 @@ mod tests {
             producer_id: -1,
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
+            offset,
+            // The encoder batches records whose offset - sequence agree.
+            sequence: offset as i32 - 1,
             timestamp: 1_000,
             key: None,
             value: Some(Bytes::from_static(value)),
@@ -242,10 +595,79 @@ mod tests {
         buf.to_vec()
     }
 
-    /// Recomputes the CRC, as a hostile producer would after editing a batch.
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+        match b {
+            None => put_varint(out, -1),
+            Some(b) => {
+                put_varint(out, b.len() as i64);
+                out.extend_from_slice(b);
+            }
+        }
+    }
+
+    type HeaderList<'a> = &'a [(&'a str, Option<&'a [u8]>)];
+
+    /// An uncompressed batch written byte by byte, for what kafka-protocol's encoder cannot
+    /// express (repeated header keys) or must not (malformed records).
+    fn raw_batch(
+        base_offset: i64,
+        attributes: i16,
+        max_ts: i64,
+        records: &[(i64, HeaderList)],
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (i, (ts_delta, headers)) in records.iter().enumerate() {
+            let mut r = vec![0u8];
+            put_varint(&mut r, *ts_delta);
+            put_varint(&mut r, i as i64);
+            put_bytes(&mut r, Some(b"k"));
+            put_bytes(&mut r, Some(format!("v{i}").as_bytes()));
+            put_varint(&mut r, headers.len() as i64);
+            for (k, v) in *headers {
+                put_bytes(&mut r, Some(k.as_bytes()));
+                put_bytes(&mut r, *v);
+            }
+            put_varint(&mut body, r.len() as i64);
+            body.extend_from_slice(&r);
+        }
+        let mut b = Vec::new();
+        b.extend_from_slice(&base_offset.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // length, below
+        b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        b.push(2);
+        b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+        b.extend_from_slice(&attributes.to_be_bytes());
+        b.extend_from_slice(&(records.len() as i32 - 1).to_be_bytes());
+        b.extend_from_slice(&1_000i64.to_be_bytes()); // base timestamp
+        b.extend_from_slice(&max_ts.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+        b.extend_from_slice(&(-1i32).to_be_bytes());
+        b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+        b.extend_from_slice(&body);
+        reseal(&mut b);
+        b
+    }
+
+    /// Rewrites the batch length and CRC, as a hostile producer would after editing a batch.
     fn reseal(batch: &mut [u8]) {
+        let len = i32::try_from(batch.len() - 12).unwrap();
+        batch[8..12].copy_from_slice(&len.to_be_bytes());
         let crc = crc32c::crc32c(&batch[21..]);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    fn decode_err(b: Vec<u8>) -> String {
+        decode_batches(b.into()).unwrap_err().to_string()
     }
 
     #[test]
@@ -257,11 +679,170 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let b = batch(&[record(b"a"), record(b"bb")], c);
-            let got = decode_records(b.into()).unwrap();
+            let mut one = batch(&[record(b"a"), record_at(1, b"bb")], c);
+            one[..8].copy_from_slice(&40i64.to_be_bytes()); // base offset, outside the CRC
+            one.extend(batch(&[record(b"ccc")], c));
+            let got = decode_batches(one.into()).unwrap();
             assert_eq!(got.len(), 2, "{c:?}");
-            assert_eq!(got[1].value.as_deref(), Some(&b"bb"[..]));
+            let records: Vec<_> = got.iter().flat_map(Batch::records).collect();
+            let values: Vec<_> = records.iter().map(|r| r.value.unwrap()).collect();
+            assert_eq!(values, [&b"a"[..], b"bb", b"ccc"], "{c:?}");
+            let offsets: Vec<_> = records.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, [40, 41, 0], "{c:?}");
+            assert!(records
+                .iter()
+                .all(|r| r.timestamp == 1_000 && r.key.is_none()));
+            let totals = got[0].totals();
+            assert_eq!(
+                (totals.records, totals.value_bytes, totals.key_bytes),
+                (2, 3, 0)
+            );
         }
+    }
+
+    #[test]
+    fn repeated_header_keys_are_all_kept_in_order() {
+        let headers: HeaderList = &[
+            ("a", Some(b"1")),
+            ("b", None),
+            ("a", Some(b"2")),
+            ("a", Some(b"")),
+        ];
+        let b = raw_batch(7, 0, 1_000, &[(0, headers), (5, &[])]);
+        let got = decode_batches(b.into()).unwrap();
+        let records: Vec<_> = got[0].records().collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].headers().collect::<Vec<_>>(), headers);
+        assert_eq!(records[1].headers().count(), 0);
+        assert_eq!((records[1].offset, records[1].timestamp), (8, 1_005));
+        let t = got[0].totals();
+        assert_eq!(
+            (t.headers, t.header_key_bytes, t.header_value_bytes),
+            (4, 4, 2)
+        );
+    }
+
+    #[test]
+    fn log_append_time_records_carry_the_broker_time() {
+        // The broker stamps maxTimestamp and the attribute bit; creation times stay behind
+        // in the deltas, and Kafka's clients report the stamp for every record.
+        let b = raw_batch(0, ATTR_LOG_APPEND_TIME, 99_000, &[(0, &[]), (3, &[])]);
+        let got = decode_batches(b.into()).unwrap();
+        let ts: Vec<_> = got[0].records().map(|r| r.timestamp).collect();
+        assert_eq!(ts, [99_000, 99_000]);
+        let b = raw_batch(0, ATTR_LOG_APPEND_TIME, 99_000, &[(0, &[]), (3, &[])]);
+        assert_eq!(
+            first_record_at_or_after(b.into(), 50_000).unwrap(),
+            Some((0, 99_000))
+        );
+    }
+
+    /// The broker checks a produce's batches before the append, then builds the tail from
+    /// the appended bytes, whose headers the append rewrote; compressed records are not
+    /// decompressed twice.
+    #[test]
+    fn checked_batches_read_the_rewritten_headers() {
+        let mut wire = batch(&[record(b"a"), record_at(1, b"b")], Compression::Lz4);
+        wire.extend(raw_batch(0, 0, 1_000, &[(0, &[("h", None)])]));
+        let checked = check_batches(&wire, true).unwrap();
+        // What an append to a LogAppendTime topic at offset 100 does.
+        let second = wire.len() - raw_batch(0, 0, 1_000, &[(0, &[("h", None)])]).len();
+        for (pos, base) in [(0, 100i64), (second, 102)] {
+            wire[pos..pos + 8].copy_from_slice(&base.to_be_bytes());
+            let attributes =
+                i16::from_be_bytes([wire[pos + 21], wire[pos + 22]]) | ATTR_LOG_APPEND_TIME;
+            wire[pos + 21..pos + 23].copy_from_slice(&attributes.to_be_bytes());
+            wire[pos + 35..pos + 43].copy_from_slice(&5_000i64.to_be_bytes());
+        }
+        let batches = checked.into_batches(&Bytes::from(wire));
+        let got: Vec<_> = batches
+            .iter()
+            .flat_map(Batch::records)
+            .map(|r| (r.offset, r.timestamp, r.value.unwrap().to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (100, 5_000, b"a".to_vec()),
+                (101, 5_000, b"b".to_vec()),
+                (102, 5_000, b"v0".to_vec())
+            ]
+        );
+        assert!(check_batches(&[0u8; 70], true).is_err());
+    }
+
+    #[test]
+    fn control_batches_are_flagged_and_skipped() {
+        let mut b = raw_batch(0, ATTR_CONTROL, 1_000, &[(0, &[])]);
+        b.extend(raw_batch(1, 0, 1_000, &[(0, &[])]));
+        let got = decode_batches(b.clone().into()).unwrap();
+        assert!(got[0].is_control() && !got[1].is_control());
+        assert_eq!(max_timestamp_record(b.into()).unwrap(), Some((1, 1_000)));
+    }
+
+    #[test]
+    fn malformed_batches_are_refused_with_a_reason() {
+        let good = raw_batch(0, 0, 1_000, &[(0, &[("h", Some(b"v"))])]);
+        // Record layout from byte 61: size, attributes, ts delta, offset delta, key length
+        // 1, "k", value length 2, "v0", header count 1, key length 1, "h", value length 1, "v".
+        assert_eq!(good[61..64], [0x1a, 0, 0]);
+
+        let mut b = good.clone();
+        b[17] ^= 1;
+        assert!(decode_err(b).contains("CRC mismatch"));
+
+        let mut b = good.clone();
+        b[16] = 1;
+        assert!(decode_err(b).contains("only v2"));
+
+        let mut b = good.clone();
+        b.push(0);
+        reseal(&mut b);
+        assert!(decode_err(b).contains("follow the last of 1 records"));
+
+        let mut b = good.clone();
+        b[61] = 0x18; // size one byte short: the header value runs past it
+        reseal(&mut b);
+        let e = decode_err(b);
+        assert!(
+            e.contains("record 0 of 1") && e.contains("cut short"),
+            "{e}"
+        );
+
+        let mut b = good.clone();
+        b[61] = 0x1c; // size one byte long
+        reseal(&mut b);
+        assert!(decode_err(b).contains("cut short"));
+
+        let mut b = good.clone();
+        b.truncate(70);
+        let e = decode_err(b);
+        assert!(e.contains("cut short at 70 bytes"), "{e}");
+
+        let mut b = good.clone();
+        b[65] = 0x03; // key length -2
+        reseal(&mut b);
+        assert!(decode_err(b).contains("key length -2 is invalid"));
+
+        let mut b = good.clone();
+        b[72] = 0xff; // header key: not UTF-8
+        reseal(&mut b);
+        assert!(decode_err(b).contains("not UTF-8"));
+
+        let mut b = good;
+        b[21..23].copy_from_slice(&5i16.to_be_bytes());
+        reseal(&mut b);
+        assert!(decode_err(b).contains("unknown compression codec 5"));
+    }
+
+    #[test]
+    fn varints_longer_than_kafka_allows_are_refused() {
+        let mut five: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x01];
+        assert_eq!(varint(&mut five), Some(1 << 27));
+        let mut six: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        assert_eq!(varint(&mut six), None);
+        let mut neg_one: &[u8] = &[0x01];
+        assert_eq!(varint(&mut neg_one), Some(-1));
     }
 
     /// Found by `fuzz/` (`fuzz/regressions/decode_records/snappy-declared-length-oom`): a
@@ -272,43 +853,56 @@ mod tests {
         const INPUT: &[u8] =
             include_bytes!("../../../fuzz/regressions/decode_records/snappy-declared-length-oom");
         // The first byte is the fuzz harness's mode; 1 asks it to reseal CRCs.
-        let mut b = INPUT[1..].to_vec();
-        reseal(&mut b[..12 + 0x5f]);
-        let err = decode_records(b.into()).unwrap_err();
-        assert!(err.to_string().contains("declares"), "{err}");
+        let mut b = INPUT[1..12 + 0x5f + 1].to_vec();
+        reseal(&mut b);
+        assert!(decode_err(b).contains("declares"));
 
         // Raw (unframed) snappy: a header claiming 4 GiB - 1 in front of a few bytes.
         let mut b = batch(&[record(b"v")], Compression::Snappy);
         b.truncate(61);
         b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]);
-        let len = i32::try_from(b.len() - 12).unwrap();
-        b[8..12].copy_from_slice(&len.to_be_bytes());
         reseal(&mut b);
-        let err = decode_records(b.into()).unwrap_err();
-        assert!(err.to_string().contains("declares"), "{err}");
+        assert!(decode_err(b).contains("declares"));
+    }
+
+    /// Found by `fuzz/` (`fuzz/regressions/decode_records/timestamp-delta-overflow-panic`):
+    /// a base timestamp plus a delta past `i64::MAX` overflowed inside the old codec. Kafka
+    /// adds with wrapping `long` arithmetic; so does this decoder, without a panic.
+    #[test]
+    fn timestamp_delta_overflow_is_not_a_panic() {
+        const INPUT: &[u8] = include_bytes!(
+            "../../../fuzz/regressions/decode_records/timestamp-delta-overflow-panic"
+        );
+        let mut b = INPUT[1..].to_vec();
+        let first = 12 + usize::try_from(i32::from_be_bytes(b[8..12].try_into().unwrap())).unwrap();
+        reseal(&mut b[..first]);
+        let _ = decode_batches(Bytes::copy_from_slice(&b[..first]));
+        let b = raw_batch(0, 0, 0, &[(i64::MAX, &[])]);
+        let got = decode_batches(b.into()).unwrap();
+        assert_eq!(
+            got[0].records().next().unwrap().timestamp,
+            1_000i64.wrapping_add(i64::MAX)
+        );
     }
 
     #[test]
-    fn huge_record_count_is_an_error_not_an_abort() {
-        // The codec reserved `record_count` records (~300 GB for i32::MAX) before reading one.
+    fn huge_counts_are_errors_not_allocations() {
+        // The old codec reserved `record_count` records (~300 GB for i32::MAX) before
+        // reading one; here the count only bounds a loop that stops at the first missing
+        // record.
         let mut b = batch(&[record(b"v")], Compression::None);
-        b[RECORD_COUNT_POS..RECORD_COUNT_POS + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
         reseal(&mut b);
-        let err = decode_records(b.into()).unwrap_err();
-        assert!(err.to_string().contains("cannot fit"), "{err}");
-    }
+        let e = decode_err(b);
+        assert!(e.contains("record 1 of 2147483647"), "{e}");
 
-    #[test]
-    fn huge_header_count_is_an_error_not_an_abort() {
-        // One record: size, attributes, timestamp delta, offset delta, key -1, value length
-        // 6, "vvvvvv", no headers. Rewrite it in place to an empty value followed by a header
-        // count of i32::MAX (zigzag 0xfffffffe), which the codec pre-allocated.
+        // A header count of i32::MAX (zigzag 0xfffffffe) in a record with no room for one.
         let mut b = batch(&[record(b"vvvvvv")], Compression::None);
         assert_eq!(&b[61..68], &[0x18, 0, 0, 0, 0x01, 0x0c, b'v']);
         b[66] = 0;
         b[67..72].copy_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
         reseal(&mut b);
-        let err = decode_records(b.into()).unwrap_err();
-        assert!(err.to_string().contains("headers cannot fit"), "{err}");
+        let e = decode_err(b);
+        assert!(e.contains("header key of 59 bytes is cut short"), "{e}");
     }
 }

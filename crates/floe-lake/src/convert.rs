@@ -8,122 +8,169 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    Int32Builder, Int64Builder, LargeBinaryBuilder, ListBuilder, StringBuilder, StructBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, Int32Builder, Int64Builder, LargeBinaryBuilder, ListBuilder, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Fields, SchemaRef};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::Record;
+use floe_kafka::records::Batch;
+pub use floe_kafka::records::RecordTotals;
 
 use crate::schema::{COL_HEADERS, COL_KEY, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP, COL_VALUE};
 use crate::{Error, Result};
 
 /// Decodes Kafka v2 record batches (any compression) into one Arrow batch of `schema`.
-/// Control records (transaction markers) are skipped: they are not data.
+/// Control records (transaction markers) are skipped: they are not data. Headers keep
+/// their order and repeated keys; a LogAppendTime batch's rows carry the broker's time.
 ///
 /// # Errors
 /// [`Error::Records`] when the batches do not decode.
 pub fn kafka_to_arrow(schema: &SchemaRef, partition: i32, batches: Bytes) -> Result<RecordBatch> {
-    let records = floe_kafka::records::decode_records(batches)?;
-    records_to_arrow(schema, partition, records.iter().filter(|r| !r.control))
+    batches_to_arrow(
+        schema,
+        partition,
+        &floe_kafka::records::decode_batches(batches)?,
+    )
 }
 
-/// Builds an Arrow batch from decoded records.
-pub fn records_to_arrow<'a>(
+/// [`kafka_to_arrow`] for batches already decoded.
+///
+/// # Errors
+/// [`Error::Encode`] when `schema` is not the table layout.
+pub fn batches_to_arrow(
     schema: &SchemaRef,
     partition: i32,
-    records: impl Iterator<Item = &'a Record> + Clone,
+    batches: &[Batch],
 ) -> Result<RecordBatch> {
-    let header_fields = header_fields(schema)?;
-    let element = list_element(schema)?;
-    if header_fields.len() != 2 {
-        return Err(Error::Encode("headers element is not (key, value)".into()));
+    let data = || batches.iter().filter(|b| !b.is_control());
+    let mut totals = RecordTotals::default();
+    for b in data() {
+        totals += b.totals();
     }
-    // Every builder is sized to the data. The defaults (1,024 entries and 1 KiB of bytes
-    // per binary column) dwarf a produce batch of one small record, which librdkafka
-    // sends at low rates with linger.ms=0: the tail then held ~21 KiB per 1 KiB record,
-    // and the tail budget and the commit_bytes trigger count that capacity.
-    let size = Sizes::of(records.clone());
-    let n = size.records;
-    let mut partitions = Int32Builder::with_capacity(n);
-    let mut offsets = Int64Builder::with_capacity(n);
-    let mut timestamps =
-        TimestampMicrosecondBuilder::with_capacity(n).with_timezone(iceberg::arrow::UTC_TIME_ZONE);
-    let mut keys = LargeBinaryBuilder::with_capacity(n, size.key_bytes);
-    let mut values = LargeBinaryBuilder::with_capacity(n, size.value_bytes);
-    let entries = StructBuilder::new(
-        header_fields,
-        vec![
-            Box::new(StringBuilder::with_capacity(
-                size.headers,
-                size.header_key_bytes,
-            )),
-            Box::new(LargeBinaryBuilder::with_capacity(
-                size.headers,
-                size.header_value_bytes,
-            )),
-        ],
-    );
-    let mut headers = ListBuilder::with_capacity(entries, n).with_field(element);
-    for record in records {
-        partitions.append_value(partition);
-        offsets.append_value(record.offset);
-        timestamps.append_value(record.timestamp.saturating_mul(1000));
-        keys.append_option(record.key.as_deref());
-        values.append_option(record.value.as_deref());
-        let entries = headers.values();
-        for (key, value) in &record.headers {
+    let mut rows = RowBuilder::new(schema, partition, totals)?;
+    for r in data().flat_map(Batch::records) {
+        rows.append(r.offset, r.timestamp, r.key, r.value, r.headers())?;
+    }
+    rows.finish()
+}
+
+/// Builds one Arrow batch in the table layout, a record at a time.
+pub struct RowBuilder {
+    schema: SchemaRef,
+    partition: i32,
+    partitions: Int32Builder,
+    offsets: Int64Builder,
+    timestamps: TimestampMicrosecondBuilder,
+    keys: LargeBinaryBuilder,
+    values: LargeBinaryBuilder,
+    headers: ListBuilder<StructBuilder>,
+}
+
+impl RowBuilder {
+    /// A builder for rows of `partition`, its buffers sized for `size` (zero when unknown:
+    /// they then grow as rows come).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when `schema` is not the table layout.
+    pub fn new(schema: &SchemaRef, partition: i32, size: RecordTotals) -> Result<Self> {
+        let header_fields = header_fields(schema)?;
+        let element = list_element(schema)?;
+        if header_fields.len() != 2 {
+            return Err(Error::Encode("headers element is not (key, value)".into()));
+        }
+        // Every builder is sized to the data. The defaults (1,024 entries and 1 KiB of
+        // bytes per binary column) dwarf a produce batch of one small record, which
+        // librdkafka sends at low rates with linger.ms=0: the tail then held ~21 KiB per
+        // 1 KiB record, and the tail budget and the commit_bytes trigger count that
+        // capacity.
+        let n = size.records;
+        let entries = StructBuilder::new(
+            header_fields,
+            vec![
+                Box::new(StringBuilder::with_capacity(
+                    size.headers,
+                    size.header_key_bytes,
+                )),
+                Box::new(LargeBinaryBuilder::with_capacity(
+                    size.headers,
+                    size.header_value_bytes,
+                )),
+            ],
+        );
+        Ok(Self {
+            schema: schema.clone(),
+            partition,
+            partitions: Int32Builder::with_capacity(n),
+            offsets: Int64Builder::with_capacity(n),
+            timestamps: TimestampMicrosecondBuilder::with_capacity(n)
+                .with_timezone(iceberg::arrow::UTC_TIME_ZONE),
+            keys: LargeBinaryBuilder::with_capacity(n, size.key_bytes),
+            values: LargeBinaryBuilder::with_capacity(n, size.value_bytes),
+            headers: ListBuilder::with_capacity(entries, n).with_field(element),
+        })
+    }
+
+    /// Adds one record; `timestamp_ms` in milliseconds since the epoch, as Kafka has it.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if the header builders are not the table layout's.
+    pub fn append<'h>(
+        &mut self,
+        offset: i64,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> Result<()> {
+        self.partitions.append_value(self.partition);
+        self.offsets.append_value(offset);
+        self.timestamps
+            .append_value(timestamp_ms.saturating_mul(1000));
+        self.keys.append_option(key);
+        self.values.append_option(value);
+        let entries = self.headers.values();
+        for (key, value) in headers {
             entries
                 .field_builder::<StringBuilder>(0)
                 .ok_or_else(|| Error::Encode("header key builder".into()))?
-                .append_value(key.as_str());
+                .append_value(key);
             entries
                 .field_builder::<LargeBinaryBuilder>(1)
                 .ok_or_else(|| Error::Encode("header value builder".into()))?
-                .append_option(value.as_deref());
+                .append_option(value);
             entries.append(true);
         }
-        headers.append(true);
+        self.headers.append(true);
+        Ok(())
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(partitions.finish()),
-        Arc::new(offsets.finish()),
-        Arc::new(timestamps.finish()),
-        Arc::new(keys.finish()),
-        Arc::new(values.finish()),
-        Arc::new(headers.finish()),
-    ];
-    RecordBatch::try_new(schema.clone(), columns).map_err(Error::arrow("building a tail batch"))
-}
 
-/// Entry counts and byte totals of a run of records, for sizing the builders.
-#[derive(Debug, Default)]
-struct Sizes {
-    records: usize,
-    key_bytes: usize,
-    value_bytes: usize,
-    headers: usize,
-    header_key_bytes: usize,
-    header_value_bytes: usize,
-}
+    /// Rows added so far.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
 
-impl Sizes {
-    fn of<'a>(records: impl Iterator<Item = &'a Record>) -> Self {
-        let mut s = Self::default();
-        for r in records {
-            s.records += 1;
-            s.key_bytes += r.key.as_ref().map_or(0, |k| k.len());
-            s.value_bytes += r.value.as_ref().map_or(0, |v| v.len());
-            s.headers += r.headers.len();
-            for (k, v) in &r.headers {
-                s.header_key_bytes += k.len();
-                s.header_value_bytes += v.as_ref().map_or(0, |v| v.len());
-            }
-        }
-        s
+    /// True when no row was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The batch.
+    ///
+    /// # Errors
+    /// [`Error::Arrow`] if the columns do not make a batch of the schema.
+    pub fn finish(mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.partitions.finish()),
+            Arc::new(self.offsets.finish()),
+            Arc::new(self.timestamps.finish()),
+            Arc::new(self.keys.finish()),
+            Arc::new(self.values.finish()),
+            Arc::new(self.headers.finish()),
+        ];
+        RecordBatch::try_new(self.schema, columns).map_err(Error::arrow("building a tail batch"))
     }
 }
 
@@ -418,7 +465,8 @@ pub fn partition_of(batch: &RecordBatch) -> Option<i32> {
 mod tests {
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
-        Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
     };
 
     use super::*;
@@ -574,6 +622,55 @@ mod tests {
         let batch =
             kafka_to_arrow(&schema, 0, encode(&[marker], Compression::None)).expect("decode");
         assert_eq!(batch.num_rows(), 0);
+    }
+
+    /// Kafka keeps every header of a record in order, repeated keys included; so do the
+    /// table and the batches served back from it.
+    #[test]
+    fn repeated_header_keys_survive_both_ways() {
+        let schema = arrow_schema().expect("schema");
+        let headers = [
+            ("trace", Some(&b"1"[..])),
+            ("hop", Some(&b"a"[..])),
+            ("hop", None),
+            ("hop", Some(&b"c"[..])),
+        ];
+        let mut rows = RowBuilder::new(&schema, 2, RecordTotals::default()).expect("builder");
+        rows.append(40, 1_000, Some(b"k"), Some(b"v"), headers)
+            .expect("row");
+        rows.append(41, 1_001, None, None, []).expect("row");
+        let table = rows.finish().expect("batch");
+        let wire = arrow_to_kafka(&table, 10).expect("encode");
+        let batches = floe_kafka::records::decode_batches(wire.clone()).expect("decode");
+        let got: Vec<Vec<_>> = batches[0]
+            .records()
+            .map(|r| r.headers().collect())
+            .collect();
+        assert_eq!(got, [headers.to_vec(), vec![]]);
+        let back = kafka_to_arrow(&schema, 2, wire).expect("to arrow");
+        assert_eq!(back, table);
+    }
+
+    #[test]
+    fn log_append_time_rows_carry_the_broker_time() {
+        let schema = arrow_schema().expect("schema");
+        let mut wire = encode(
+            &[record(0, None, &[]), record(1, None, &[])],
+            Compression::Lz4,
+        )
+        .to_vec();
+        // What the broker does to a LogAppendTime topic's batch: the attribute bit and
+        // maxTimestamp, then a new CRC.
+        wire[22] |= 0x08;
+        wire[35..43].copy_from_slice(&1_800_000_000_000i64.to_be_bytes());
+        let crc = crc32c::crc32c(&wire[21..]);
+        wire[17..21].copy_from_slice(&crc.to_be_bytes());
+        let batch = kafka_to_arrow(&schema, 0, wire.into()).expect("decode");
+        let ts = batch
+            .column_by_name(COL_TIMESTAMP)
+            .expect("timestamp")
+            .as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.values(), &[1_800_000_000_000_000; 2]);
     }
 
     #[test]

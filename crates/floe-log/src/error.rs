@@ -136,8 +136,16 @@ pub enum Corruption {
 }
 
 /// Kinds of semantic batch problems (see [`Error::InvalidRecord`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidRecordKind {
+    /// The records inside the batch do not decode. The log never looks at records; the
+    /// broker checks them before appending to a topic it lands in the lake, whose
+    /// offsets could otherwise never land.
+    #[error("records do not decode: {reason}")]
+    Records {
+        /// What is wrong, from the record decoder.
+        reason: String,
+    },
     /// `recordsCount` is zero or negative.
     #[error("recordsCount {records_count} is not positive")]
     NonPositiveCount {

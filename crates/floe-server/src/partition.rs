@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use floe_kafka::records::{check_batches, Batch, Checked};
+use floe_lake::convert::{batches_to_arrow, kafka_to_arrow};
 use floe_lake::{TailBatch, TailBuffer};
 use floe_log::{AppendOutcome, LogConfig, PartitionLog};
 use parking_lot::RwLock;
@@ -73,6 +75,10 @@ impl Partition {
     /// Takes the buffer so that, with the lake on, the tail can decode the appended bytes
     /// without copying them first. Blocking: call from `spawn_blocking`.
     pub fn append(&self, mut records: Vec<u8>, now_ms: i64) -> floe_log::Result<AppendOutcome> {
+        let checked = match &self.tail {
+            Some(_) => Some(self.check_records(&records)?),
+            None => None,
+        };
         let mut log = self.log.write();
         let outcome = log.append(&mut records, now_ms)?;
         let end = log.log_end_offset();
@@ -100,17 +106,55 @@ impl Partition {
         ) = (&self.tail, &outcome)
         {
             // Decoded outside the log lock; the tail puts concurrent appends in order.
-            self.push_tail(tail, *base_offset, *last_offset + 1, Bytes::from(records));
+            // The append rewrote only header fields (offsets, LogAppendTime), which the
+            // checked batches read again.
+            let bytes = Bytes::from(records);
+            let batches = checked.map(|c| c.into_batches(&bytes));
+            self.push_tail(tail, *base_offset, *last_offset + 1, bytes, batches);
         }
         Ok(outcome)
     }
 
-    fn push_tail(&self, tail: &TailBuffer, first: i64, end: i64, batches: Bytes) {
-        let rows = match floe_lake::convert::kafka_to_arrow(&self.schema, self.index, batches) {
+    /// With the lake on, the records of a produce must decode, or their offsets could
+    /// never land: they are checked before anything is written, and refused with
+    /// INVALID_RECORD as Kafka's broker refuses them. The log's own framing and CRC
+    /// checks run first, so that their errors keep their codes; the decompressed
+    /// records are kept for the tail.
+    fn check_records(&self, records: &[u8]) -> floe_log::Result<Checked> {
+        let max = self.log.read().config().max_message_bytes;
+        floe_log::batch::validate_records(records, max)?;
+        check_batches(records, false).map_err(|e| match e {
+            floe_kafka::Error::Records { position, reason } => floe_log::Error::InvalidRecord {
+                position,
+                kind: floe_log::InvalidRecordKind::Records { reason },
+            },
+            other => floe_log::Error::InvalidRecord {
+                position: 0,
+                kind: floe_log::InvalidRecordKind::Records {
+                    reason: other.to_string(),
+                },
+            },
+        })
+    }
+
+    fn push_tail(
+        &self,
+        tail: &TailBuffer,
+        first: i64,
+        end: i64,
+        bytes: Bytes,
+        checked: Option<Vec<Batch>>,
+    ) {
+        let rows = match checked {
+            Some(batches) => batches_to_arrow(&self.schema, self.index, &batches),
+            None => kafka_to_arrow(&self.schema, self.index, bytes),
+        };
+        let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
-                // The log accepted it (CRC valid), so this is a codec limit; the offsets
-                // stay in the WAL but cannot land. Keep the tail moving.
+                // Produce refuses records that do not decode while the lake is on, so
+                // this is a batch stored while it was off, re-read from the WAL: the
+                // offsets stay in the WAL but cannot land. Keep the tail moving.
                 tracing::error!(topic = %self.topic, partition = self.index, first, end, error = %e,
                     "batch cannot be decoded into Arrow; these offsets will not land");
                 arrow_array_empty(&self.schema)
@@ -145,7 +189,7 @@ impl Partition {
                 break;
             }
             let (first, next) = batch_span(&chunk).unwrap_or((offset, end));
-            self.push_tail(tail, first, next, chunk);
+            self.push_tail(tail, first, next, chunk, None);
             offset = next.max(offset + 1);
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! Files are written beside their destination as `<name>.partial` and renamed into place
 //! only when complete, so a failed replay leaves no half-written export.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,11 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use base64::Engine as _;
-use bytes::Bytes;
-use floe_lake::convert::records_to_arrow;
-use indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Record, TimestampType};
+use floe_lake::convert::{RecordTotals, RowBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -226,8 +223,8 @@ enum Writer {
     Parquet {
         writer: Box<ArrowWriter<File>>,
         schema: arrow_schema::SchemaRef,
-        /// Records per Kafka partition, written a chunk at a time.
-        pending: BTreeMap<i32, Vec<Record>>,
+        /// Rows per Kafka partition, written a chunk at a time.
+        pending: BTreeMap<i32, RowBuilder>,
         pending_records: usize,
         pending_bytes: u64,
     },
@@ -243,16 +240,36 @@ impl FileSink {
                     .with_context(|| format!("writing {}", self.partial.display()))
             }
             Writer::Parquet {
+                schema,
                 pending,
                 pending_records,
                 pending_bytes,
                 ..
             } => {
-                let record = kafka_record(m);
+                let rows = match pending.entry(m.partition()) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(RowBuilder::new(
+                        schema,
+                        m.partition(),
+                        RecordTotals::default(),
+                    )?),
+                };
+                // Producer ids and sequences do not survive a replay (they belong to the
+                // original write); every header does, in order.
+                let headers = m.headers();
+                rows.append(
+                    m.offset(),
+                    m.timestamp().to_millis().unwrap_or(-1),
+                    m.key(),
+                    m.payload(),
+                    headers
+                        .iter()
+                        .flat_map(|h| h.iter())
+                        .map(|h| (h.key, h.value)),
+                )?;
                 *pending_bytes +=
                     (m.key().map_or(0, <[u8]>::len) + m.payload().map_or(0, <[u8]>::len)) as u64;
                 *pending_records += 1;
-                pending.entry(m.partition()).or_default().push(record);
                 if *pending_records >= PARQUET_CHUNK_RECORDS
                     || *pending_bytes >= PARQUET_CHUNK_BYTES
                 {
@@ -266,14 +283,14 @@ impl FileSink {
     fn flush_parquet(&mut self) -> anyhow::Result<()> {
         if let Writer::Parquet {
             writer,
-            schema,
             pending,
             pending_records,
             pending_bytes,
+            ..
         } = &mut self.writer
         {
-            for (partition, records) in std::mem::take(pending) {
-                let batch = records_to_arrow(schema, partition, records.iter())?;
+            for rows in std::mem::take(pending).into_values() {
+                let batch = rows.finish()?;
                 writer
                     .write(&batch)
                     .with_context(|| format!("writing {}", self.partial.display()))?;
@@ -350,34 +367,5 @@ fn put_bytes(map: &mut Map<String, Value>, name: &str, bytes: Option<&[u8]>) {
                 map.insert(format!("{name}_base64"), encoded.into());
             }
         },
-    }
-}
-
-/// The record as the lake's Arrow encoder takes it. Producer ids and sequences do not
-/// survive a replay (they belong to the original write).
-fn kafka_record(m: &BorrowedMessage<'_>) -> Record {
-    let mut headers = IndexMap::new();
-    if let Some(h) = m.headers() {
-        for h in h.iter() {
-            headers.insert(
-                StrBytes::from_string(h.key.to_string()),
-                h.value.map(Bytes::copy_from_slice),
-            );
-        }
-    }
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: m.offset(),
-        sequence: -1,
-        timestamp: m.timestamp().to_millis().unwrap_or(-1),
-        key: m.key().map(Bytes::copy_from_slice),
-        value: m.payload().map(Bytes::copy_from_slice),
-        headers,
     }
 }
