@@ -282,5 +282,10 @@ mod example_file {
             defaults,
             "a value is not the default"
         );
+        let doc = include_str!("../../../docs/configuration.md");
+        assert!(
+            doc.contains(&format!("```toml\n{}\n```", text.trim_end())),
+            "docs/configuration.md's example is not floe.example.toml"
+        );
     }
 }

@@ -44,6 +44,9 @@ pub struct LakeOptions {
     pub compression: String,
     /// Roll to a new data file past this size.
     pub target_file_size: usize,
+    /// Most threads a landing round encodes Parquet on at once (at least 1). A round is
+    /// cut into contiguous lanes of at least 16 MiB, so smaller rounds use one.
+    pub write_threads: usize,
 }
 
 /// The catalog name Floe registers its tables under (SQL catalog rows, REST prefix).

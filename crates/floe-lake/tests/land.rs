@@ -454,18 +454,7 @@ async fn offsets_and_timestamps_are_written_without_a_dictionary() {
         .await
         .expect("land")
         .expect("round");
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.path().join("warehouse")];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-    }
+    let files = parquet_files(dir.path());
     assert!(!files.is_empty(), "the round wrote data files");
     for path in files {
         let reader =
@@ -530,4 +519,104 @@ async fn metadata_files_beyond_the_log_are_deleted() {
     let again = fresh_table(dir.path(), "rounds").await;
     assert_eq!(row_count(&again.table()).await, rounds as usize);
     assert_eq!(again.landed(0), rounds);
+}
+
+/// A large round is written by several threads at once, each lane into files of its own
+/// that cover a contiguous run of offsets; nothing is lost or doubled, and a small round
+/// still makes one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_rounds_are_written_in_lanes_of_their_own_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = LakeOptions {
+        // No compression: the test builds are unoptimised, and lanes do not depend on it.
+        compression: "none".into(),
+        write_threads: 2,
+        ..options(dir.path())
+    };
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let table = LakeTable::open(
+        catalog,
+        &opts,
+        &warehouse(&opts),
+        "lanes",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    // 40,000 records of 1 KiB in 80 produce batches: ~40 MiB, two lanes of 16 MiB or more.
+    const N: i64 = 40_000;
+    for first in (0..N).step_by(500) {
+        tail.push(common::batch_with(
+            first,
+            500,
+            |o| 1_700_000_000_000 + o,
+            |o| vec![(o % 251) as u8; 1024],
+        ));
+    }
+    let stats = table
+        .land(std::slice::from_ref(&tail), &[N])
+        .await
+        .expect("land")
+        .expect("round");
+    assert_eq!(stats.files, 2, "two lanes, one file each");
+    assert_eq!(row_count(&table.table()).await, N as usize);
+
+    // Each file holds one contiguous run of offsets; together they are 0..N once.
+    let mut runs = Vec::new();
+    for path in parquet_files(dir.path()) {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::Int64Type;
+        let file = std::fs::File::open(&path).expect("open");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 8192)
+            .expect("parquet");
+        let mut offsets = Vec::new();
+        for b in reader {
+            let b = b.expect("batch");
+            let col = b.column_by_name("offset").expect("offset");
+            offsets.extend(col.as_primitive::<Int64Type>().values().iter().copied());
+        }
+        let (lo, hi) = (offsets[0], offsets[offsets.len() - 1]);
+        assert_eq!(
+            offsets,
+            (lo..=hi).collect::<Vec<_>>(),
+            "{path:?} is one run"
+        );
+        runs.push((lo, hi));
+    }
+    runs.sort();
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].0, runs[0].1 + 1, runs[1].1), (0, runs[1].0, N - 1));
+
+    // A small round is not split.
+    tail.push(common::batch_with(
+        N,
+        100,
+        |o| 1_700_000_000_000 + o,
+        |_| vec![1; 64],
+    ));
+    let stats = table
+        .land(std::slice::from_ref(&tail), &[N + 100])
+        .await
+        .expect("land")
+        .expect("round");
+    assert_eq!(stats.files, 1);
+}
+
+/// Every Parquet file under `dir`'s warehouse.
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.join("warehouse")];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files
 }

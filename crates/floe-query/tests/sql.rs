@@ -131,6 +131,7 @@ async fn fixture() -> (Arc<Fixture>, i64) {
         storage: HashMap::new(),
         compression: "zstd".into(),
         target_file_size: 128 << 20,
+        write_threads: 1,
     };
     let catalog = open_catalog(&opts).await.expect("catalog");
     let store = WarehouseStore::new(&opts).expect("store");

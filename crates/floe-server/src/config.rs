@@ -234,6 +234,10 @@ pub struct LakeConfig {
     pub commit_bytes: u64,
     /// Data files roll past this size.
     pub target_file_size_bytes: usize,
+    /// Most threads one landing round encodes Parquet on at once; 0 means one per core,
+    /// at most 4. A round is cut into contiguous runs of at least 16 MiB of rows, so a
+    /// round at a low produce rate uses one.
+    pub write_threads: usize,
     /// Parquet compression: zstd, snappy, gzip, lz4 or none.
     pub compression: String,
     /// Memory for unlanded rows across all tails. Past 80 % produce responses carry a
@@ -264,6 +268,7 @@ impl Default for LakeConfig {
             commit_interval: Duration::from_millis(2000),
             commit_bytes: 64 << 20,
             target_file_size_bytes: 128 << 20,
+            write_threads: 0,
             compression: "zstd".into(),
             max_buffer_bytes: 512 << 20,
             housekeeping_interval: Duration::from_secs(60),

@@ -113,6 +113,10 @@ impl LakeService {
             storage,
             compression: lake.compression.clone(),
             target_file_size: lake.target_file_size_bytes.max(1 << 20),
+            write_threads: match lake.write_threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+                n => n,
+            },
         };
         let store = WarehouseStore::new(&options).map_err(|e| bad(e.to_string()))?;
         let schema = floe_lake::schema::arrow_schema().map_err(|e| bad(e.to_string()))?;

@@ -28,6 +28,7 @@ pub fn options(dir: &std::path::Path) -> LakeOptions {
         storage: HashMap::new(),
         compression: "zstd".into(),
         target_file_size: 128 << 20,
+        write_threads: 1,
     }
 }
 
