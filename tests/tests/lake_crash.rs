@@ -350,6 +350,7 @@ fn lake_options(data: &Path) -> LakeOptions {
         storage: HashMap::new(),
         compression: "zstd".into(),
         target_file_size: 128 << 20,
+        write_threads: 1,
     }
 }
 
