@@ -120,16 +120,10 @@ async fn bad_input_gets_kafka_errors_and_harms_nothing() {
     bad[last] ^= 0xff;
     assert_eq!(produce(&mut ok, "good", bad.into()).await.0, 2);
 
-    // A batch with a valid CRC whose records do not decode (a byte after its last
-    // record): INVALID_RECORD, and nothing is appended (the idempotent batch below still
-    // gets offset 3). With the lake on, such a batch could otherwise never land.
-    let mut bad = batch(&[b"x"], None).to_vec();
-    bad.push(0);
-    let len = i32::try_from(bad.len() - 12).unwrap();
-    bad[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&bad[21..]);
-    bad[17..21].copy_from_slice(&crc.to_be_bytes());
-    assert_eq!(produce(&mut ok, "good", bad.into()).await.0, 87);
+    // A batch with a valid CRC whose records do not decode: INVALID_RECORD, and nothing
+    // is appended (the idempotent batch below still gets offset 3). With the lake on,
+    // such a batch could otherwise never land.
+    assert_eq!(produce(&mut ok, "good", undecodable()).await.0, 87);
 
     // A batch over max.message.bytes (10000 on this topic): MESSAGE_TOO_LARGE.
     let big = vec![7u8; 20_000];
@@ -181,5 +175,29 @@ async fn bad_input_gets_kafka_errors_and_harms_nothing() {
     assert_eq!(values, vec![&b"a"[..], b"b", b"c", b"p0", b"p1", b"p2"]);
     assert_eq!(fetch_error(&mut ok, "good", 6).await, 0);
     drop(c);
+    broker.stop().await;
+}
+
+/// A batch with a valid CRC whose records do not decode: a byte after its last record.
+fn undecodable() -> bytes::Bytes {
+    let mut bad = batch(&[b"x"], None).to_vec();
+    bad.push(0);
+    let len = i32::try_from(bad.len() - 12).unwrap();
+    bad[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    bad.into()
+}
+
+/// Kafka's broker checks records whatever happens to them next; so does Floe with the
+/// lake off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_that_do_not_decode_are_refused_with_the_lake_off_too() {
+    let broker = TestBroker::start_with(|c| c.lake.enabled = false).await;
+    let addr = broker.bootstrap();
+    create_topic(&addr, "plain", 1, &[]).await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(produce(&mut s, "plain", undecodable()).await.0, 87);
+    assert_eq!(produce(&mut s, "plain", batch(&[b"a"], None)).await, (0, 0));
     broker.stop().await;
 }

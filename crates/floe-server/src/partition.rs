@@ -74,11 +74,11 @@ impl Partition {
     /// Appends the batches in `records` (validated, offsets assigned, idempotence checked).
     /// Takes the buffer so that, with the lake on, the tail can decode the appended bytes
     /// without copying them first. Blocking: call from `spawn_blocking`.
+    ///
+    /// # Errors
+    /// What the log refuses, and records that do not decode (see `check_records`).
     pub fn append(&self, mut records: Vec<u8>, now_ms: i64) -> floe_log::Result<AppendOutcome> {
-        let checked = match &self.tail {
-            Some(_) => Some(self.check_records(&records)?),
-            None => None,
-        };
+        let checked = self.check_records(&records)?;
         let mut log = self.log.write();
         let outcome = log.append(&mut records, now_ms)?;
         let end = log.log_end_offset();
@@ -109,17 +109,17 @@ impl Partition {
             // The append rewrote only header fields (offsets, LogAppendTime), which the
             // checked batches read again.
             let bytes = Bytes::from(records);
-            let batches = checked.map(|c| c.into_batches(&bytes));
-            self.push_tail(tail, *base_offset, *last_offset + 1, bytes, batches);
+            let batches = checked.into_batches(&bytes);
+            self.push_tail(tail, *base_offset, *last_offset + 1, bytes, Some(batches));
         }
         Ok(outcome)
     }
 
-    /// With the lake on, the records of a produce must decode, or their offsets could
-    /// never land: they are checked before anything is written, and refused with
-    /// INVALID_RECORD as Kafka's broker refuses them. The log's own framing and CRC
-    /// checks run first, so that their errors keep their codes; the decompressed
-    /// records are kept for the tail.
+    /// The records of a produce must decode, as Kafka's broker requires; with the lake
+    /// on, their offsets could otherwise never land. They are checked before anything is
+    /// written, and refused with INVALID_RECORD. The log's own framing and CRC checks run
+    /// first, so that their errors keep their codes; the decompressed records are kept
+    /// for the tail.
     fn check_records(&self, records: &[u8]) -> floe_log::Result<Checked> {
         let max = self.log.read().config().max_message_bytes;
         floe_log::batch::validate_records(records, max)?;
@@ -152,9 +152,9 @@ impl Partition {
         let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
-                // Produce refuses records that do not decode while the lake is on, so
-                // this is a batch stored while it was off, re-read from the WAL: the
-                // offsets stay in the WAL but cannot land. Keep the tail moving.
+                // Produce refuses records that do not decode, so this is a batch a
+                // release before session 10 stored, re-read from the WAL: the offsets
+                // stay in the WAL but cannot land. Keep the tail moving.
                 tracing::error!(topic = %self.topic, partition = self.index, first, end, error = %e,
                     "batch cannot be decoded into Arrow; these offsets will not land");
                 arrow_array_empty(&self.schema)
