@@ -697,7 +697,6 @@ pub fn validate_compression(name: &str) -> Result<()> {
     parquet_compression(name).map(|_| ())
 }
 
-/// Splits rows (sorted by partition, offset) into one batch per time bucket, keeping order.
 /// A landing round is cut into lanes only when each gets at least this much Arrow data,
 /// so that a round at a low produce rate still makes one file per time partition.
 pub(crate) const LANE_MIN_BYTES: usize = 16 << 20;
@@ -825,6 +824,7 @@ async fn delete_data_files(io: &iceberg::io::FileIO, files: &[DataFile]) {
     }
 }
 
+/// Splits rows (sorted by partition, offset) into one batch per time bucket, keeping order.
 fn split_by_bucket(rows: &RecordBatch, by: TimePartitioning) -> Result<Vec<(i32, RecordBatch)>> {
     let ts = rows
         .column_by_name(COL_TIMESTAMP)
