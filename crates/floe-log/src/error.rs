@@ -139,8 +139,7 @@ pub enum Corruption {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidRecordKind {
     /// The records inside the batch do not decode. The log never looks at records; the
-    /// broker checks them before appending to a topic it lands in the lake, whose
-    /// offsets could otherwise never land.
+    /// broker checks them before every append, as Kafka's does.
     #[error("records do not decode: {reason}")]
     Records {
         /// What is wrong, from the record decoder.
