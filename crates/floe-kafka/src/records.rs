@@ -135,7 +135,7 @@ impl<'a> Iterator for Records<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         // Validated when the batch was decoded, so this cannot fail.
-        self.batch.parse_record(&mut self.buf).ok()
+        parse_record(&mut self.buf, &self.batch.head).ok()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -161,10 +161,6 @@ impl Batch {
             buf: &self.records,
             left: self.head.count,
         }
-    }
-
-    fn parse_record<'a>(&self, buf: &mut &'a [u8]) -> Result<RecordView<'a>, String> {
-        parse_record(buf, &self.head)
     }
 }
 

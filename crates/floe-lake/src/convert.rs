@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, Int32Builder, Int64Builder, LargeBinaryBuilder, ListBuilder, StringBuilder,
-    StructBuilder, TimestampMicrosecondBuilder,
+    Int32Builder, Int64Builder, LargeBinaryBuilder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
@@ -145,16 +145,6 @@ impl RowBuilder {
         }
         self.headers.append(true);
         Ok(())
-    }
-
-    /// Rows added so far.
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    /// True when no row was added.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The batch.

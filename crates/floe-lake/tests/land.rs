@@ -290,12 +290,16 @@ async fn a_table_without_a_topic_id_is_adopted() {
 
 /// A new day-partitioned table in a fresh SQLite catalog and warehouse under `dir`.
 async fn fresh_table(dir: &std::path::Path, name: &str) -> LakeTable {
-    let opts = options(dir);
-    let catalog = open_catalog(&opts).await.expect("catalog");
+    fresh_table_with(&options(dir), name).await
+}
+
+/// [`fresh_table`] with other options.
+async fn fresh_table_with(opts: &LakeOptions, name: &str) -> LakeTable {
+    let catalog = open_catalog(opts).await.expect("catalog");
     LakeTable::open(
         catalog,
-        &opts,
-        &warehouse(&opts),
+        opts,
+        &warehouse(opts),
         name,
         TOPIC_ID,
         TimePartitioning::Day,
@@ -533,17 +537,7 @@ async fn large_rounds_are_written_in_lanes_of_their_own_offsets() {
         write_threads: 2,
         ..options(dir.path())
     };
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let table = LakeTable::open(
-        catalog,
-        &opts,
-        &warehouse(&opts),
-        "lanes",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("table");
+    let table = fresh_table_with(&opts, "lanes").await;
     let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
     // 40,000 records of 1 KiB in 80 produce batches: ~40 MiB, two lanes of 16 MiB or more.
     const N: i64 = 40_000;

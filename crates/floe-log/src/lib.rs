@@ -31,4 +31,4 @@ mod segment;
 mod testutil;
 
 pub use error::{Corruption, Error, InvalidRecordKind, Result};
-pub use log::{AppendOutcome, LogConfig, PartitionLog, SyncJob, TimestampType};
+pub use log::{AppendOutcome, LogConfig, PartitionLog, SyncJob, TimestampType, ValidatedBatches};

@@ -69,6 +69,13 @@ impl LogConfig {
     }
 }
 
+/// Batches [`PartitionLog::validate`] checked: where each starts, and its header.
+#[derive(Debug, Clone)]
+pub struct ValidatedBatches {
+    batches: Vec<(usize, BatchHeader)>,
+    len: usize,
+}
+
 /// Result of [`PartitionLog::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOutcome {
@@ -257,13 +264,46 @@ impl PartitionLog {
     /// offsets and nothing is written (Kafka does the same; producers send one
     /// batch per partition per request).
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome> {
+        let checked = self.validate(records)?;
+        self.append_validated(records, checked, now_ms)
+    }
+
+    /// The checks [`PartitionLog::append`] makes before it changes anything: framing,
+    /// magic, size limit, CRC and counts. A caller that must look at the batches first
+    /// (the broker checks their records) runs them once, outside its write lock, and
+    /// hands the result to [`PartitionLog::append_validated`].
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`]'s validation.
+    pub fn validate(&self, records: &[u8]) -> Result<ValidatedBatches> {
         if records.len() > i32::MAX as usize {
             return Err(Error::MessageTooLarge {
                 size: records.len(),
                 max: i32::MAX as u32,
             });
         }
-        let batches = batch::validate_records(records, self.config.max_message_bytes)?;
+        Ok(ValidatedBatches {
+            batches: batch::validate_records(records, self.config.max_message_bytes)?,
+            len: records.len(),
+        })
+    }
+
+    /// [`PartitionLog::append`] for batches [`PartitionLog::validate`] checked. Bytes of
+    /// another length than those checked are validated again.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`].
+    pub fn append_validated(
+        &mut self,
+        records: &mut [u8],
+        checked: ValidatedBatches,
+        now_ms: i64,
+    ) -> Result<AppendOutcome> {
+        let batches = if checked.len == records.len() {
+            checked.batches
+        } else {
+            self.validate(records)?.batches
+        };
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let base_offset = self.log_end_offset();
 
@@ -695,6 +735,30 @@ mod tests {
                 assert_eq!(batch, &expected[idx + k]);
             }
         }
+    }
+
+    /// The broker validates before it takes the write lock; bytes that are not the ones
+    /// validated are validated again, not trusted.
+    #[test]
+    fn append_validated_trusts_only_the_bytes_it_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), config(1_000_000)).expect("open");
+        let mut good = build_batch(&spec(3, 5));
+        let checked = log.validate(&good).expect("valid");
+        let outcome = log.append_validated(&mut good, checked, 0).expect("append");
+        assert!(matches!(
+            outcome,
+            AppendOutcome::Appended {
+                base_offset: 0,
+                last_offset: 2,
+                ..
+            }
+        ));
+        let checked = log.validate(&build_batch(&spec(3, 5))).expect("valid");
+        let mut bad = build_batch(&spec(4, 5));
+        bad.push(0); // another length, and a batch length that no longer matches
+        assert!(log.append_validated(&mut bad, checked, 0).is_err());
+        assert_eq!(log.log_end_offset(), 3);
     }
 
     #[test]

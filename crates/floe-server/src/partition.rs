@@ -7,7 +7,7 @@ use bytes::Bytes;
 use floe_kafka::records::{check_batches, Batch, Checked};
 use floe_lake::convert::{batches_to_arrow, kafka_to_arrow};
 use floe_lake::{TailBatch, TailBuffer};
-use floe_log::{AppendOutcome, LogConfig, PartitionLog};
+use floe_log::{AppendOutcome, LogConfig, PartitionLog, ValidatedBatches};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
@@ -78,9 +78,9 @@ impl Partition {
     /// # Errors
     /// What the log refuses, and records that do not decode (see `check_records`).
     pub fn append(&self, mut records: Vec<u8>, now_ms: i64) -> floe_log::Result<AppendOutcome> {
-        let checked = self.check_records(&records)?;
+        let (validated, checked) = self.check_records(&records)?;
         let mut log = self.log.write();
-        let outcome = log.append(&mut records, now_ms)?;
+        let outcome = log.append_validated(&mut records, validated, now_ms)?;
         let end = log.log_end_offset();
         drop(log);
         self.end.send_replace(end);
@@ -118,12 +118,11 @@ impl Partition {
     /// The records of a produce must decode, as Kafka's broker requires; with the lake
     /// on, their offsets could otherwise never land. They are checked before anything is
     /// written, and refused with INVALID_RECORD. The log's own framing and CRC checks run
-    /// first, so that their errors keep their codes; the decompressed records are kept
-    /// for the tail.
-    fn check_records(&self, records: &[u8]) -> floe_log::Result<Checked> {
-        let max = self.log.read().config().max_message_bytes;
-        floe_log::batch::validate_records(records, max)?;
-        check_batches(records, false).map_err(|e| match e {
+    /// first (once: the append takes their result), so that their errors keep their
+    /// codes; the decompressed records are kept for the tail.
+    fn check_records(&self, records: &[u8]) -> floe_log::Result<(ValidatedBatches, Checked)> {
+        let validated = self.log.read().validate(records)?;
+        let checked = check_batches(records, false).map_err(|e| match e {
             floe_kafka::Error::Records { position, reason } => floe_log::Error::InvalidRecord {
                 position,
                 kind: floe_log::InvalidRecordKind::Records { reason },
@@ -134,7 +133,8 @@ impl Partition {
                     reason: other.to_string(),
                 },
             },
-        })
+        })?;
+        Ok((validated, checked))
     }
 
     fn push_tail(
