@@ -18,6 +18,7 @@ command -v kcat >/dev/null || need+=(kcat)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
+command -v fincore >/dev/null || need+=(util-linux)   # floe-log's page-cache test
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)   # Spark and deploy/ checkers
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"

@@ -3,7 +3,9 @@
 //! fsync support.
 
 use std::fs::File;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -46,6 +48,10 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// CreateTime or LogAppendTime (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
+    /// After each fsync, drop the active segment's pages from the OS page cache except
+    /// the newest this many bytes (see [`SyncJob::release_cache`]). `None` leaves the
+    /// page cache to the OS, as Kafka does.
+    pub page_cache_bytes: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -57,6 +63,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            page_cache_bytes: None,
         }
     }
 }
@@ -105,21 +112,54 @@ pub struct SyncJob {
     file: Arc<File>,
     path: PathBuf,
     end_offset: i64,
+    /// The segment's size when the job was made: what the fsync covers.
+    size: u64,
+    uncached: Arc<AtomicU64>,
+    /// [`LogConfig::page_cache_bytes`].
+    keep_cached: Option<u64>,
 }
 
 impl SyncJob {
     /// Fsyncs the segment data and returns the offset below which everything is
-    /// now durable; pass it to [`PartitionLog::mark_synced`].
+    /// now durable; pass it to [`PartitionLog::mark_synced`]. Then drops what the
+    /// configuration says from the page cache.
     pub fn run(&self) -> Result<i64> {
         self.file
             .sync_data()
             .map_err(|e| Error::io("fsync", &self.path, e))?;
+        if let Some(keep) = self.keep_cached {
+            self.release_cache(keep);
+        }
         Ok(self.end_offset)
     }
 
     /// The offset this job makes durable when it succeeds.
     pub fn end_offset(&self) -> i64 {
         self.end_offset
+    }
+
+    /// After the fsync: drops the segment's pages from the OS page
+    /// cache except the newest `keep` bytes. They are on disk; a reader that needs them
+    /// again reads them back (with readahead). Without this every byte appended takes
+    /// a page-cache page that stays until memory pressure evicts it, and a page taken
+    /// from free memory costs several times the copy itself on virtual machines whose
+    /// free memory is handed back to the host (docs/benchmarks.md, session 11). Advice
+    /// only: a failure is logged and changes nothing else.
+    fn release_cache(&self, keep: u64) {
+        const PAGE: u64 = 4096;
+        let upto = self.size.saturating_sub(keep) / PAGE * PAGE;
+        let from = self.uncached.load(Ordering::Relaxed);
+        let Some(len) = upto.checked_sub(from).and_then(NonZeroU64::new) else {
+            return;
+        };
+        match rustix::fs::fadvise(&*self.file, from, Some(len), rustix::fs::Advice::DontNeed) {
+            Ok(()) => {
+                self.uncached.fetch_max(upto, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "posix_fadvise(DONTNEED) failed");
+            }
+        }
     }
 }
 
@@ -563,10 +603,14 @@ impl PartitionLog {
     /// everything appended is already durable.
     pub fn sync_job(&self) -> Option<SyncJob> {
         let end_offset = self.log_end_offset();
+        let active = self.active();
         (self.synced_offset < end_offset).then(|| SyncJob {
-            file: Arc::clone(self.active().file()),
-            path: self.active().path().to_path_buf(),
+            file: Arc::clone(active.file()),
+            path: active.path().to_path_buf(),
             end_offset,
+            size: active.size(),
+            uncached: Arc::clone(active.uncached()),
+            keep_cached: self.config.page_cache_bytes,
         })
     }
 
@@ -1311,6 +1355,66 @@ mod tests {
         assert!(log.sync_job().is_none());
     }
 
+    /// Bytes of `path` in the page cache, from util-linux's `fincore`.
+    fn cached_bytes(path: &Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) runs");
+        assert!(out.status.success(), "fincore: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("fincore prints a byte count")
+    }
+
+    /// Appends 8 MiB, fsyncs, and returns (cached bytes of the segment, its size).
+    fn cached_after_sync(page_cache_bytes: Option<u64>) -> (u64, u64) {
+        // Beside the test binary, not in /tmp: on tmpfs every page stays resident.
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = tempfile::tempdir_in(exe.parent().expect("its folder")).expect("tempdir");
+        let cfg = LogConfig {
+            page_cache_bytes,
+            ..config(1 << 30)
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
+        for _ in 0..128 {
+            append_spec(
+                &mut log,
+                &BatchSpec {
+                    value_len: 1024,
+                    ..spec(64, 1_000)
+                },
+            );
+        }
+        log.mark_synced(log.sync_job().expect("job").run().expect("fsync"));
+        let segment = files_with_suffix(dir.path(), ".log").remove(0);
+        let size = std::fs::metadata(&segment).expect("stat").len();
+        let cached = cached_bytes(&segment);
+        // Dropped pages are read back from disk.
+        let records: i32 = read_all(&log).iter().map(|(_, n, _)| n).sum();
+        assert_eq!(records, 128 * 64);
+        (cached, size)
+    }
+
+    #[test]
+    fn fsync_drops_all_but_the_newest_bytes_from_the_page_cache() {
+        let keep = 1 << 20;
+        let (cached, size) = cached_after_sync(Some(keep));
+        assert!(size > 8 << 20, "segment of {size} bytes");
+        // The newest `keep` bytes, widened to whole pages at both ends.
+        assert!(
+            (keep..=keep + 8192).contains(&cached),
+            "{cached} of {size} bytes cached with page_cache_bytes = {keep}"
+        );
+        let (cached_all, size_all) = cached_after_sync(None);
+        assert_eq!(
+            cached_all,
+            size_all.div_ceil(4096) * 4096,
+            "without the setting every page stays cached"
+        );
+    }
     #[test]
     fn roll_makes_previous_segments_durable() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -185,6 +186,8 @@ pub(crate) struct Segment {
     /// An index file append failed; the in-memory index is complete, so the
     /// files are rewritten from memory at the next seal/flush.
     index_dirty: bool,
+    /// Bytes from the start of the file already dropped from the page cache.
+    uncached: Arc<AtomicU64>,
 }
 
 fn open_rw(path: &Path, create: bool) -> Result<File> {
@@ -227,6 +230,7 @@ impl Segment {
             offset_index: OffsetIndex::create(offset_index_path(dir, base_offset), Vec::new())?,
             time_index: TimeIndex::create(time_index_path(dir, base_offset), Vec::new())?,
             index_dirty: false,
+            uncached: Arc::default(),
         })
     }
 
@@ -324,6 +328,7 @@ impl Segment {
             offset_index: OffsetIndex::open_existing(oi_path, offset_entries)?,
             time_index: TimeIndex::open_existing(ti_path, time_entries)?,
             index_dirty: false,
+            uncached: Arc::default(),
         }))
     }
 
@@ -367,6 +372,7 @@ impl Segment {
             offset_index: OffsetIndex::create(offset_index_path(dir, base_offset), offset_entries)?,
             time_index: TimeIndex::create(time_index_path(dir, base_offset), time_entries)?,
             index_dirty: false,
+            uncached: Arc::default(),
         })
     }
 
@@ -403,6 +409,12 @@ impl Segment {
     /// Path of the `.log` file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How much of the file is already dropped from the page cache (see
+    /// [`crate::SyncJob::release_cache`]).
+    pub fn uncached(&self) -> &Arc<AtomicU64> {
+        &self.uncached
     }
 
     /// True if `len` more bytes ending at `last_offset` may go into this segment.

@@ -195,6 +195,7 @@ impl Broker {
                 TimestampType::CreateTime => floe_log::TimestampType::CreateTime,
                 TimestampType::LogAppendTime => floe_log::TimestampType::LogAppendTime,
             },
+            page_cache_bytes: u64::try_from(self.config.log.page_cache_bytes).ok(),
         }
     }
 

@@ -158,6 +158,9 @@ pub struct LogDefaults {
     pub retention_check_interval: Duration,
     /// `message.timestamp.type` default: `CreateTime` or `LogAppendTime`.
     pub message_timestamp_type: String,
+    /// Newest bytes of each partition's active segment left in the OS page cache after
+    /// an fsync; older pages are dropped. -1 leaves the page cache to the OS.
+    pub page_cache_bytes: i64,
 }
 
 impl Default for LogDefaults {
@@ -172,6 +175,7 @@ impl Default for LogDefaults {
             index_interval_bytes: 4096,
             retention_check_interval: Duration::from_secs(30),
             message_timestamp_type: "CreateTime".into(),
+            page_cache_bytes: 256 << 20,
         }
     }
 }
