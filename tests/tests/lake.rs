@@ -126,6 +126,56 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
     broker.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_topic_reads_back_as_log_append_time_from_the_lake() {
+    let broker = TestBroker::start_with(fast_lake).await;
+    let b = broker.bootstrap();
+    create_topic(
+        &b,
+        "lat-history",
+        1,
+        &[
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ],
+    )
+    .await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    produce(&b, "lat-history", 1, 200, 1_600_000_000_000).await;
+    wait_landed(&broker, "lat-history", &[200]).await;
+    let partition = broker
+        .broker()
+        .partition("lat-history", 0)
+        .expect("partition");
+    eventually(Duration::from_secs(20), "local segments deleted", || {
+        let p = partition.clone();
+        async move { (p.offsets().0 > 100).then_some(()) }
+    })
+    .await;
+
+    let consumer = consumer(&b, "lat-lake-reader", &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("lat-history", 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let got = recv_n(&consumer, 200, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 200);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        // The first hundred come from the table: the same type and time as from the log.
+        let ts = m.timestamp();
+        assert!(
+            matches!(ts, rdkafka::Timestamp::LogAppendTime(t) if t >= before),
+            "record {i}: {ts:?}"
+        );
+    }
+    broker.stop().await;
+}
+
 trait Lookup {
     fn clone_for_lookup(&self, bootstrap: &str) -> rdkafka::consumer::BaseConsumer;
 }

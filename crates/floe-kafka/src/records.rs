@@ -21,7 +21,7 @@ const LOG_OVERHEAD: usize = 12;
 /// Attribute bits 0-2: compression codec.
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 /// Attribute bit 3: every record's timestamp is the batch's maxTimestamp (LogAppendTime).
-const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 /// Attribute bit 5: a control batch (transaction markers), not data.
 const ATTR_CONTROL: i16 = 0x20;
 

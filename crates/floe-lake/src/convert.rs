@@ -16,8 +16,8 @@ use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Fields, SchemaRef};
 use bytes::{BufMut, Bytes, BytesMut};
-use floe_kafka::records::Batch;
 pub use floe_kafka::records::RecordTotals;
+use floe_kafka::records::{Batch, ATTR_LOG_APPEND_TIME};
 
 use crate::schema::{COL_HEADERS, COL_KEY, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP, COL_VALUE};
 use crate::{Error, Result};
@@ -180,7 +180,7 @@ fn header_fields(schema: &SchemaRef) -> Result<Fields> {
 
 /// Encodes rows in the table layout as uncompressed Kafka v2 record batches of at most
 /// `records_per_batch` records, with their original offsets, timestamps, keys, values and
-/// headers. `key`, `value` and header values may be `Binary`, `LargeBinary` or
+/// headers, as CreateTime batches. `key`, `value` and header values may be `Binary`, `LargeBinary` or
 /// `BinaryView` (the tail buffers hold the second, the lake-tier reader decodes the
 /// third).
 ///
@@ -192,11 +192,15 @@ fn header_fields(schema: &SchemaRef) -> Result<Fields> {
 /// [`Error::Encode`] when a column is missing or of another type.
 pub fn arrow_to_kafka(batch: &RecordBatch, records_per_batch: usize) -> Result<Bytes> {
     let mut out = BytesMut::new();
-    encode_kafka(&mut out, batch, records_per_batch)?;
+    encode_kafka(&mut out, batch, records_per_batch, false)?;
     Ok(out.freeze())
 }
 
-/// [`arrow_to_kafka`] appending to `out`.
+/// [`arrow_to_kafka`] appending to `out`. With `log_append_time` (a topic whose
+/// `message.timestamp.type` is LogAppendTime) the batches carry that timestamp type, and
+/// a batch also ends where the timestamp changes: a client gives every record of a
+/// LogAppendTime batch the batch's max timestamp, and the rows of one produced batch
+/// share the broker's time.
 ///
 /// # Errors
 /// As [`arrow_to_kafka`].
@@ -204,14 +208,21 @@ pub fn encode_kafka(
     out: &mut BytesMut,
     batch: &RecordBatch,
     records_per_batch: usize,
+    log_append_time: bool,
 ) -> Result<()> {
     let rows = Rows::of(batch)?;
     out.reserve(rows.payload_bytes(0..batch.num_rows()) + 64);
     let per_batch = records_per_batch.max(1);
     let mut start = 0;
     while start < batch.num_rows() {
-        let end = (start + per_batch).min(batch.num_rows());
-        rows.encode_batch(out, start..end);
+        let mut end = (start + per_batch).min(batch.num_rows());
+        if log_append_time {
+            let ms = |i: usize| rows.timestamps.value(i).div_euclid(1000);
+            end = (start + 1..end)
+                .find(|&i| ms(i) != ms(start))
+                .unwrap_or(end);
+        }
+        rows.encode_batch(out, start..end, log_append_time);
         start = end;
     }
     Ok(())
@@ -399,7 +410,12 @@ impl<'a> Rows<'a> {
     }
 
     /// One v2 record batch of `rows` (at least one), appended to `out`.
-    fn encode_batch(&self, out: &mut BytesMut, rows: std::ops::Range<usize>) {
+    fn encode_batch(
+        &self,
+        out: &mut BytesMut,
+        rows: std::ops::Range<usize>,
+        log_append_time: bool,
+    ) {
         let start = out.len();
         let base_offset = self.offsets.value(rows.start);
         let last_offset = self.offsets.value(rows.end - 1);
@@ -411,7 +427,12 @@ impl<'a> Rows<'a> {
         out.put_i32(0); // partition leader epoch
         out.put_i8(2); // magic
         out.put_u32(0); // crc, set below
-        out.put_i16(0); // attributes: no compression, create time, not transactional
+                        // Attributes: no compression, not transactional; bit 3 is the timestamp type.
+        out.put_i16(if log_append_time {
+            ATTR_LOG_APPEND_TIME
+        } else {
+            0
+        });
         out.put_i32(i32::try_from(last_offset - base_offset).unwrap_or(i32::MAX));
         out.put_i64(base_ts);
         out.put_i64(max_ts);
@@ -644,23 +665,65 @@ mod tests {
     #[test]
     fn log_append_time_rows_carry_the_broker_time() {
         let schema = arrow_schema().expect("schema");
-        let mut wire = encode(
-            &[record(0, None, &[]), record(1, None, &[])],
-            Compression::Lz4,
-        )
-        .to_vec();
-        // What the broker does to a LogAppendTime topic's batch: the attribute bit and
-        // maxTimestamp, then a new CRC.
-        wire[22] |= 0x08;
-        wire[35..43].copy_from_slice(&1_800_000_000_000i64.to_be_bytes());
-        let crc = crc32c::crc32c(&wire[21..]);
-        wire[17..21].copy_from_slice(&crc.to_be_bytes());
-        let batch = kafka_to_arrow(&schema, 0, wire.into()).expect("decode");
+        let wire = log_append_time_batch(0, 1_800_000_000_000);
+        let batch = kafka_to_arrow(&schema, 0, wire).expect("decode");
         let ts = batch
             .column_by_name(COL_TIMESTAMP)
             .expect("timestamp")
             .as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.values(), &[1_800_000_000_000_000; 2]);
+    }
+
+    /// A LogAppendTime batch as the broker stores it: attribute bit and maxTimestamp set.
+    fn log_append_time_batch(first: i64, broker_ms: i64) -> Bytes {
+        let mut wire = encode(
+            &[record(first, None, &[]), record(first + 1, None, &[])],
+            Compression::Lz4,
+        )
+        .to_vec();
+        wire[22] |= 0x08;
+        wire[35..43].copy_from_slice(&broker_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&wire[21..]);
+        wire[17..21].copy_from_slice(&crc.to_be_bytes());
+        wire.into()
+    }
+
+    #[test]
+    fn log_append_time_rows_go_back_as_log_append_time_batches_of_one_time() {
+        let schema = arrow_schema().expect("schema");
+        let mut wire = log_append_time_batch(0, 1_800_000_000_000).to_vec();
+        wire.extend_from_slice(&log_append_time_batch(2, 1_800_000_000_500));
+        let rows = kafka_to_arrow(&schema, 0, wire.into()).expect("decode");
+        let mut out = BytesMut::new();
+        encode_kafka(&mut out, &rows, 10, true).expect("encode");
+        let out = out.freeze();
+        // One batch per broker time: a client gives each record its batch's max time.
+        let batches = floe_kafka::records::decode_batches(out.clone()).expect("batches");
+        assert_eq!(batches.len(), 2);
+        let mut decoded = out.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut decoded).expect("records");
+        let got: Vec<_> = sets
+            .iter()
+            .flat_map(|s| &s.records)
+            .map(|r| (r.offset, r.timestamp, r.timestamp_type))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 1_800_000_000_000, TimestampType::LogAppend),
+                (1, 1_800_000_000_000, TimestampType::LogAppend),
+                (2, 1_800_000_000_500, TimestampType::LogAppend),
+                (3, 1_800_000_000_500, TimestampType::LogAppend),
+            ]
+        );
+        // CreateTime topics keep one batch and the CreateTime type.
+        let mut create = arrow_to_kafka(&rows, 10).expect("encode");
+        let sets = RecordBatchDecoder::decode_all(&mut create).expect("records");
+        assert_eq!(sets.len(), 1);
+        assert!(sets[0]
+            .records
+            .iter()
+            .all(|r| r.timestamp_type == TimestampType::Creation));
     }
 
     #[test]

@@ -357,7 +357,8 @@ impl ReadAhead {
 /// record). `end` bounds the offsets considered (the table's `floe.offsets` for the
 /// partition). Returns the batches and the offset after the last record, or None when
 /// the table has nothing in `[offset, end)`. Rows read beyond `max_bytes` are kept in
-/// `ahead` for the next Fetch.
+/// `ahead` for the next Fetch. `log_append_time`: the topic's timestamp type is
+/// LogAppendTime (see [`crate::convert::encode_kafka`]).
 ///
 /// # Errors
 /// Scan or encoding failures.
@@ -368,6 +369,7 @@ pub async fn fetch(
     offset: i64,
     end: i64,
     max_bytes: usize,
+    log_append_time: bool,
 ) -> Result<Option<(Bytes, i64)>> {
     let key = (table.metadata().uuid(), partition);
     let mut offset = offset;
@@ -395,7 +397,7 @@ pub async fn fetch(
             }
             continue;
         }
-        let (out, next) = answer(&rows, max_bytes)?;
+        let (out, next) = answer(&rows, max_bytes, log_append_time)?;
         ahead.scan_ahead(table, key, next, end);
         return Ok(Some((out, next)));
     }
@@ -404,7 +406,7 @@ pub async fn fetch(
 
 /// The leading rows that fit in `max_bytes` (at least one), encoded, and the offset
 /// after them.
-fn answer(rows: &[RecordBatch], max_bytes: usize) -> Result<(Bytes, i64)> {
+fn answer(rows: &[RecordBatch], max_bytes: usize, log_append_time: bool) -> Result<(Bytes, i64)> {
     let mut out = BytesMut::new();
     let mut total = 0usize;
     let mut next = 0;
@@ -414,7 +416,7 @@ fn answer(rows: &[RecordBatch], max_bytes: usize) -> Result<(Bytes, i64)> {
             break;
         }
         let part = batch.slice(0, take);
-        encode_kafka(&mut out, &part, RECORDS_PER_BATCH)?;
+        encode_kafka(&mut out, &part, RECORDS_PER_BATCH, log_append_time)?;
         next = offset_column(&part)?.value(take - 1) + 1;
         total += bytes;
         if take < batch.num_rows() {

@@ -131,6 +131,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
         0,
         120,
         1 << 20,
+        false,
     )
     .await
     .expect("fetch")
@@ -295,6 +296,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         0,
         total,
         1 << 30,
+        false,
     )
     .await
     .expect("fetch")
@@ -416,6 +418,7 @@ async fn manifests_are_merged_into_one() {
         0,
         rounds * 10,
         1 << 30,
+        false,
     )
     .await
     .expect("fetch")

@@ -76,6 +76,7 @@ async fn lands_reads_back_and_survives_reopen() {
         120,
         200,
         1 << 20,
+        false,
     )
     .await
     .expect("fetch")
@@ -99,6 +100,7 @@ async fn lands_reads_back_and_survives_reopen() {
         0,
         200,
         1,
+        false,
     )
     .await
     .expect("fetch")
@@ -110,7 +112,8 @@ async fn lands_reads_back_and_survives_reopen() {
         0,
         200,
         200,
-        1 << 20
+        1 << 20,
+        false
     )
     .await
     .expect("fetch")
@@ -330,7 +333,7 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
     let mut seen = Vec::new();
     let mut fetches = 0;
     while offset < 2000 {
-        let (mut bytes, next) = reader::fetch(&table.table(), &ahead, 0, offset, 2000, 2000)
+        let (mut bytes, next) = reader::fetch(&table.table(), &ahead, 0, offset, 2000, 2000, false)
             .await
             .expect("fetch")
             .expect("rows");
@@ -359,7 +362,7 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
 
     // A bound smaller than one scan keeps nothing, and reads stay right.
     let tiny = Arc::new(ReadAhead::new(100));
-    let (_, next) = reader::fetch(&table.table(), &tiny, 0, 1500, 2000, 1 << 20)
+    let (_, next) = reader::fetch(&table.table(), &tiny, 0, 1500, 2000, 1 << 20, false)
         .await
         .expect("fetch")
         .expect("rows");
@@ -405,9 +408,10 @@ async fn gaps_and_concurrent_fetches_read_right() {
     // In order, in small Fetches (windows of 1000 offsets).
     let ahead = Arc::new(ReadAhead::new(200_000));
     let (mut offset, mut seen) = (0, Vec::new());
-    while let Some((bytes, next)) = reader::fetch(&table.table(), &ahead, 0, offset, 4000, 5000)
-        .await
-        .expect("fetch")
+    while let Some((bytes, next)) =
+        reader::fetch(&table.table(), &ahead, 0, offset, 4000, 5000, false)
+            .await
+            .expect("fetch")
     {
         seen.extend(decode(bytes));
         assert_eq!(next, seen.last().copied().expect("a record") + 1);
@@ -422,7 +426,7 @@ async fn gaps_and_concurrent_fetches_read_right() {
     let asks = [0, 100, 999, 1000, 2000, 3499, 3500, 3999, 100, 3600];
     let answers = futures::future::join_all(
         asks.iter()
-            .map(|&o| reader::fetch(&t, &cold, 0, o, 4000, 1 << 20)),
+            .map(|&o| reader::fetch(&t, &cold, 0, o, 4000, 1 << 20, false)),
     )
     .await;
     for (&asked, answer) in asks.iter().zip(answers) {
@@ -436,7 +440,7 @@ async fn gaps_and_concurrent_fetches_read_right() {
         );
         assert_eq!(next, got.last().copied().expect("a record") + 1);
     }
-    assert!(reader::fetch(&t, &cold, 0, 4000, 4000, 1 << 20)
+    assert!(reader::fetch(&t, &cold, 0, 4000, 4000, 1 << 20, false)
         .await
         .expect("fetch")
         .is_none());

@@ -232,6 +232,12 @@ impl Partition {
         self.log.write().apply_retention(now_ms, keep_from)
     }
 
+    /// Whether the topic stamps records with the broker's time (`message.timestamp.type`
+    /// LogAppendTime).
+    pub fn log_append_time(&self) -> bool {
+        self.log.read().config().timestamp_type == floe_log::TimestampType::LogAppendTime
+    }
+
     /// New topic configuration.
     pub fn set_config(&self, config: LogConfig) {
         self.log.write().set_config(config);

@@ -162,6 +162,7 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
         want.fetch_offset,
         end,
         want.max_bytes.max(1),
+        partition.log_append_time(),
     )
     .await
     {
