@@ -180,9 +180,9 @@ fn header_fields(schema: &SchemaRef) -> Result<Fields> {
 
 /// Encodes rows in the table layout as uncompressed Kafka v2 record batches of at most
 /// `records_per_batch` records, with their original offsets, timestamps, keys, values and
-/// headers, as CreateTime batches. `key`, `value` and header values may be `Binary`, `LargeBinary` or
-/// `BinaryView` (the tail buffers hold the second, the lake-tier reader decodes the
-/// third).
+/// headers, as CreateTime batches. `key`, `value` and header values may be `Binary`,
+/// `LargeBinary` or `BinaryView` (the tail buffers hold the second, the lake-tier reader
+/// decodes the third).
 ///
 /// Written straight from the Arrow buffers: each byte is copied once, and a record costs
 /// no allocation (kafka-protocol's encoder wanted an owned `Record` per row: two copies
@@ -427,12 +427,12 @@ impl<'a> Rows<'a> {
         out.put_i32(0); // partition leader epoch
         out.put_i8(2); // magic
         out.put_u32(0); // crc, set below
-                        // Attributes: no compression, not transactional; bit 3 is the timestamp type.
-        out.put_i16(if log_append_time {
+        let attributes = if log_append_time {
             ATTR_LOG_APPEND_TIME
         } else {
             0
-        });
+        };
+        out.put_i16(attributes); // no compression, not transactional
         out.put_i32(i32::try_from(last_offset - base_offset).unwrap_or(i32::MAX));
         out.put_i64(base_ts);
         out.put_i64(max_ts);

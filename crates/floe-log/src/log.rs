@@ -49,7 +49,7 @@ pub struct LogConfig {
     /// CreateTime or LogAppendTime (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
     /// After each fsync, drop the active segment's pages from the OS page cache except
-    /// the newest this many bytes (see [`SyncJob::release_cache`]). `None` leaves the
+    /// the newest this many bytes (see [`SyncJob::run`]). `None` leaves the
     /// page cache to the OS, as Kafka does.
     pub page_cache_bytes: Option<u64>,
 }
@@ -138,13 +138,13 @@ impl SyncJob {
         self.end_offset
     }
 
-    /// After the fsync: drops the segment's pages from the OS page
-    /// cache except the newest `keep` bytes. They are on disk; a reader that needs them
-    /// again reads them back (with readahead). Without this every byte appended takes
-    /// a page-cache page that stays until memory pressure evicts it, and a page taken
-    /// from free memory costs several times the copy itself on virtual machines whose
-    /// free memory is handed back to the host (docs/benchmarks.md, session 11). Advice
-    /// only: a failure is logged and changes nothing else.
+    /// After the fsync: drops the segment's pages from the OS page cache except the
+    /// newest `keep` bytes. They are on disk; a reader that needs them again reads them
+    /// back (with readahead). Without this every byte appended takes a page-cache page
+    /// that stays until memory pressure evicts it, and a page taken from free memory
+    /// costs several times the copy itself on virtual machines whose free memory is
+    /// handed back to the host (docs/benchmarks.md, session 11). Advice only: a failure
+    /// is logged (debug) and changes nothing else.
     fn release_cache(&self, keep: u64) {
         const PAGE: u64 = 4096;
         let upto = self.size.saturating_sub(keep) / PAGE * PAGE;
