@@ -6,10 +6,12 @@ use std::ops::Range;
 use std::time::Duration;
 
 use floe_server::lake::LakeStats;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{eventually, producer, TestBroker};
+use crate::{consumer, eventually, producer, recv_n, TestBroker};
 
 /// The Iceberg REST spec, relative to the floe-tests package folder.
 const SPEC: &str = "../../shared/specs/iceberg-rest-catalog-open-api.yaml";
@@ -85,6 +87,31 @@ pub async fn produce_range(
     for a in acks {
         a.await.expect("delivered").expect("acked");
     }
+}
+
+/// Waits until partition 0 of `topic` has deleted its local segments up to past offset
+/// `past`, then reads `n` records from offset 0 with a new consumer: the ones below the
+/// local log start come from the table. Returns the consumer too, for lookups.
+pub async fn read_from_zero_after_local_deletion(
+    broker: &TestBroker,
+    topic: &str,
+    past: i64,
+    n: usize,
+) -> (StreamConsumer, Vec<OwnedMessage>) {
+    let partition = broker.broker().partition(topic, 0).expect("partition");
+    eventually(Duration::from_secs(20), "local segments deleted", || {
+        let p = partition.clone();
+        async move { (p.offsets().0 > past).then_some(()) }
+    })
+    .await;
+    let consumer = consumer(&broker.bootstrap(), &format!("{topic}-lake-reader"), &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let got = recv_n(&consumer, n, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), n);
+    (consumer, got)
 }
 
 /// Waits (30 s) until the topic's table covers `ends[p]` for every partition.

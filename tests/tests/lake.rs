@@ -76,20 +76,7 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
     let ts0 = 1_600_000_000_000;
     produce(&b, "history", 1, 400, ts0).await;
     wait_landed(&broker, "history", &[400]).await;
-    let partition = broker.broker().partition("history", 0).expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 200).then_some(()) }
-    })
-    .await;
-
-    let consumer = consumer(&b, "lake-reader", &[]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("history", 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let got = recv_n(&consumer, 400, Duration::from_secs(30)).await;
-    assert_eq!(got.len(), 400);
+    let (consumer, got) = read_from_zero_after_local_deletion(&broker, "history", 200, 400).await;
     for (i, m) in got.iter().enumerate() {
         assert_eq!(m.offset(), i as i64);
         assert_eq!(m.key(), Some(format!("k{i}").as_bytes()));
@@ -122,7 +109,6 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
     let offset = found.elements()[0].offset();
     assert_eq!(offset, Offset::Offset(37));
     drop(found);
-    drop(tpl);
     broker.stop().await;
 }
 
@@ -147,23 +133,7 @@ async fn log_append_time_topic_reads_back_as_log_append_time_from_the_lake() {
         .as_millis() as i64;
     produce(&b, "lat-history", 1, 200, 1_600_000_000_000).await;
     wait_landed(&broker, "lat-history", &[200]).await;
-    let partition = broker
-        .broker()
-        .partition("lat-history", 0)
-        .expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 100).then_some(()) }
-    })
-    .await;
-
-    let consumer = consumer(&b, "lat-lake-reader", &[]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("lat-history", 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let got = recv_n(&consumer, 200, Duration::from_secs(30)).await;
-    assert_eq!(got.len(), 200);
+    let (_, got) = read_from_zero_after_local_deletion(&broker, "lat-history", 100, 200).await;
     for (i, m) in got.iter().enumerate() {
         assert_eq!(m.offset(), i as i64);
         // The first hundred come from the table: the same type and time as from the log.
