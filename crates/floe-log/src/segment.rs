@@ -412,7 +412,7 @@ impl Segment {
     }
 
     /// How much of the file is already dropped from the page cache (see
-    /// [`crate::SyncJob::release_cache`]).
+    /// [`crate::SyncJob::run`]).
     pub fn uncached(&self) -> &Arc<AtomicU64> {
         &self.uncached
     }
