@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use floe_tests::raw::{batch, frame, produce, roundtrip, IO};
+use floe_tests::rdkafka::producer::FutureRecord;
 use floe_tests::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
@@ -161,6 +162,23 @@ async fn bad_input_gets_kafka_errors_and_harms_nothing() {
         produce(&mut ok, "good", batch(&[b"p2"], Some((77, 1, 2)))).await,
         (0, 5)
     );
+
+    // librdkafka accepts acks up to 1000; Kafka refuses anything but -1, 0 and 1 with
+    // INVALID_REQUIRED_ACKS and writes nothing (the read below finds no "two").
+    let p = producer(&addr, &[("acks", "2"), ("message.timeout.ms", "10000")]);
+    let sent = p
+        .send(
+            FutureRecord::<(), _>::to("good").payload("two"),
+            Duration::from_secs(10),
+        )
+        .await;
+    match sent {
+        Err((floe_tests::rdkafka::error::KafkaError::MessageProduction(code), _)) => assert_eq!(
+            code,
+            floe_tests::rdkafka::types::RDKafkaErrorCode::InvalidRequiredAcks
+        ),
+        other => panic!("acks=2 should be refused with INVALID_REQUIRED_ACKS: {other:?}"),
+    }
 
     // Everything written before is intact, and the first connection still works.
     let c = consumer(&addr, "bad-input-check", &[]);

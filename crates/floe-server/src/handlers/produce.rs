@@ -56,6 +56,16 @@ pub(super) async fn handle(
                 parts.push(refuse(ResponseError::UnknownTopicOrPartition, None));
                 continue;
             };
+            // Kafka answers acks outside -1, 0 and 1 with INVALID_REQUIRED_ACKS for every
+            // known partition and writes nothing.
+            if !matches!(acks, -1..=1) {
+                warn!(topic = %topic.name, partition = pd.index, acks, "produce refused: invalid acks");
+                parts.push(refuse(
+                    ResponseError::InvalidRequiredAcks,
+                    Some(format!("acks must be -1 (all), 0 or 1, not {acks}")),
+                ));
+                continue;
+            }
             if req.transactional_id.is_some() {
                 parts.push(refuse(
                     ResponseError::TransactionalIdAuthorizationFailed,
