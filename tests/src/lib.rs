@@ -177,11 +177,18 @@ impl TestBroker {
 
     /// Stops the broker cleanly and starts it again on the same data dir and port.
     pub async fn restart(&mut self) {
+        self.restart_after(|_| {}).await;
+    }
+
+    /// Like [`Self::restart`], running `between` while the broker is stopped (to damage
+    /// or remove files in its data dir).
+    pub async fn restart_after(&mut self, between: impl FnOnce(&ServerConfig)) {
         if let Some(s) = self.server.take() {
             s.shutdown(Duration::from_secs(10))
                 .await
                 .expect("clean shutdown");
         }
+        between(&self.config);
         let mut last = None;
         for _ in 0..50 {
             match RunningServer::start(self.config.clone()).await {

@@ -146,6 +146,49 @@ async fn log_append_time_topic_reads_back_as_log_append_time_from_the_lake() {
     broker.stop().await;
 }
 
+/// A partition whose log files are lost while the broker is down (a replaced disk, a
+/// deleted directory) continues after the table: new records take the offsets after the
+/// landed ones instead of starting again at 0, and the old ones are read from the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_log_is_lost_continues_after_the_table() {
+    let mut broker = TestBroker::start_with(fast_lake).await;
+    let b = broker.bootstrap();
+    create_topic(&b, "lost", 1, &[]).await;
+    let ts0 = 1_600_000_000_000;
+    produce_range(&b, "lost", 1, 0..100, ts0).await;
+    wait_landed(&broker, "lost", &[100]).await;
+    broker
+        .restart_after(|c| {
+            std::fs::remove_dir_all(c.data_dir.join("log").join("lost").join("0"))
+                .expect("remove the partition's log");
+        })
+        .await;
+    // The producer is refused (retriable) until the committer has read the table.
+    produce_range(&b, "lost", 1, 100..150, ts0).await;
+    let p = broker.broker().partition("lost", 0).expect("partition");
+    assert_eq!(
+        p.offsets(),
+        (100, 150),
+        "the log restarted at the table's end"
+    );
+    wait_landed(&broker, "lost", &[150]).await;
+    let rows = read_table(&broker.http_url(), "lost", false).await;
+    assert_rows_exactly(&rows["rows"], 1, 150, |i| ts0 + i);
+
+    let c = consumer(&b, "lost-reader", &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("lost", 0, Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let got = recv_n(&c, 150, Duration::from_secs(30)).await;
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        assert_eq!(m.payload(), Some(format!("v{i}").as_bytes()));
+    }
+    drop(c);
+    broker.stop().await;
+}
+
 trait Lookup {
     fn clone_for_lookup(&self, bootstrap: &str) -> rdkafka::consumer::BaseConsumer;
 }

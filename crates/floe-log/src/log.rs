@@ -173,6 +173,8 @@ pub struct PartitionLog {
     log_start_offset: i64,
     producers: ProducerStateManager,
     synced_offset: i64,
+    /// `open` found no segment and created the log empty.
+    created_empty: bool,
 }
 
 /// Parses `{base:020}.log`-style names.
@@ -228,7 +230,8 @@ impl PartitionLog {
                 Segment::open_sealed(dir, base, interval)?
             });
         }
-        if segments.is_empty() {
+        let created_empty = segments.is_empty();
+        if created_empty {
             segments.push(Segment::create(dir, persisted_start.unwrap_or(0).max(0))?);
             fsync_dir(dir)?;
         }
@@ -267,7 +270,51 @@ impl PartitionLog {
             log_start_offset,
             producers,
             synced_offset: log_end,
+            created_empty,
         })
+    }
+
+    /// Whether [`PartitionLog::open`] found no segment and created the log empty: a new
+    /// partition, or one whose files are gone.
+    pub fn created_empty(&self) -> bool {
+        self.created_empty
+    }
+
+    /// Discards every segment and starts the log empty at `offset`, which must not be
+    /// below the log end (Kafka's `truncateFullyAndStartAt`). For a log found behind the
+    /// lake table, which holds every offset below `offset`: new records then continue the
+    /// table's offsets instead of reusing them. Producer state is dropped with the records,
+    /// as Kafka drops it. Nothing happens when `offset` is the log end.
+    ///
+    /// The new segment is created and the new log start offset persisted before the old
+    /// segments are deleted, as DeleteRecords does: after a crash in between, the next
+    /// open starts at `offset` and retention deletes what lies below it.
+    ///
+    /// # Errors
+    /// [`Error::OffsetOutOfRange`] when `offset` is below the log end; I/O errors.
+    pub fn restart_at(&mut self, offset: i64) -> Result<()> {
+        let end = self.log_end_offset();
+        if offset < end {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
+        }
+        if offset == end {
+            return Ok(());
+        }
+        // Above every existing segment's base, so the file name is new.
+        self.segments.push(Segment::create(&self.dir, offset)?);
+        fsync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.persist_log_start_offset()?;
+        self.producers = ProducerStateManager::default();
+        self.synced_offset = offset;
+        self.delete_segments_below_start()?;
+        producer::remove_snapshots(&self.dir)?;
+        tracing::warn!(dir = %self.dir.display(), previous_end = end, offset, "restarted the partition log empty");
+        Ok(())
     }
 
     /// Replaces the configuration (AlterConfigs). Takes effect for later
@@ -1173,6 +1220,69 @@ mod tests {
         drop(log);
         let log = PartitionLog::open(dir.path(), config(500)).expect("reopen");
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (60, 60));
+    }
+
+    #[test]
+    fn a_log_behind_the_lake_restarts_empty_at_the_given_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let part = dir.path().join("0");
+        let mut log = PartitionLog::open(&part, config(500)).expect("open");
+        assert!(log.created_empty());
+        for _ in 0..10 {
+            append_n(&mut log, 3);
+        }
+        log.append(&mut idem(2, 42, 0, 0), 0)
+            .expect("idempotent append");
+        log.flush().expect("flush");
+        assert!(files_with_suffix(&part, ".log").len() > 1);
+        assert!(matches!(
+            log.restart_at(31),
+            Err(Error::OffsetOutOfRange { offset: 31, .. })
+        ));
+        assert_eq!(log.log_end_offset(), 32);
+        // Restarting at the log end keeps the records.
+        log.restart_at(32).expect("restart at the end");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 32));
+        drop(log);
+        let mut log = PartitionLog::open(&part, config(500)).expect("reopen");
+        assert!(!log.created_empty());
+
+        log.restart_at(100).expect("restart");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+        assert_eq!(log.synced_offset(), 100);
+        assert_eq!(
+            files_with_suffix(&part, ".log").len(),
+            1,
+            "old segments are deleted"
+        );
+        assert!(matches!(
+            log.read(50, 100),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        // Producer state went with the records: the same producer may start over.
+        let outcome = log.append(&mut idem(1, 42, 0, 0), 0).expect("append");
+        assert!(matches!(
+            outcome,
+            AppendOutcome::Appended {
+                base_offset: 100,
+                ..
+            }
+        ));
+        append_n(&mut log, 2);
+        log.flush().expect("flush");
+        drop(log);
+        let log = PartitionLog::open(&part, config(500)).expect("reopen");
+        assert!(!log.created_empty());
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 103));
+        let offsets: Vec<i64> = read_all(&log).iter().map(|b| b.0).collect();
+        assert_eq!(offsets, vec![100, 101]);
+        drop(log);
+
+        // A partition whose files are gone opens empty, and says so.
+        std::fs::remove_dir_all(&part).expect("remove");
+        let log = PartitionLog::open(&part, config(500)).expect("recreate");
+        assert!(log.created_empty());
+        assert_eq!(log.log_end_offset(), 0);
     }
 
     fn idem(records: i32, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {

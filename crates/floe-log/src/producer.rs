@@ -305,6 +305,14 @@ pub(crate) fn write_snapshot(dir: &Path, offset: i64, state: &ProducerStateManag
     Ok(())
 }
 
+/// Deletes every snapshot (the log restarts empty).
+pub(crate) fn remove_snapshots(dir: &Path) -> Result<()> {
+    for (_, path) in list_snapshots(dir)? {
+        remove_if_exists(&path)?;
+    }
+    Ok(())
+}
+
 /// Loads the newest valid snapshot whose offset is `<= max_offset` (newer ones
 /// describe data lost to truncation) and deletes all other snapshots.
 pub(crate) fn load_snapshot(

@@ -153,7 +153,7 @@ impl Broker {
         });
         for record in broker.meta.list_topics().await? {
             let b = broker.clone();
-            let topic = tokio::task::spawn_blocking(move || b.open_topic(&record))
+            let topic = tokio::task::spawn_blocking(move || b.open_topic(&record, true))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             info!(topic = %topic.name, partitions = topic.partition_count(), "opened topic");
@@ -199,11 +199,13 @@ impl Broker {
         }
     }
 
+    /// `existing`: the partition is in the metadata store already (the broker is starting).
     fn open_partition(
         &self,
         name: &Arc<str>,
         index: i32,
         config: &TopicConfig,
+        existing: bool,
     ) -> Result<Arc<Partition>> {
         let dir = self.topic_dir(name).join(index.to_string());
         let tail = self
@@ -216,14 +218,16 @@ impl Broker {
             dir,
             self.log_config(config),
             tail,
+            existing,
         )?))
     }
 
-    fn open_topic(&self, record: &TopicRecord) -> Result<Arc<Topic>> {
+    /// `existing`: as for [`Self::open_partition`].
+    fn open_topic(&self, record: &TopicRecord, existing: bool) -> Result<Arc<Topic>> {
         let config = TopicConfig::resolve(&self.topic_defaults, &record.configs)?;
         let name: Arc<str> = Arc::from(record.name.as_str());
         let partitions = (0..record.partitions)
-            .map(|i| self.open_partition(&name, i, &config))
+            .map(|i| self.open_partition(&name, i, &config, existing))
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(Topic {
             name,
@@ -315,7 +319,7 @@ impl Broker {
                     source,
                 })?;
             }
-            b.open_topic(&rec)
+            b.open_topic(&rec, false)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
@@ -406,7 +410,7 @@ impl Broker {
         let name_arc = topic.name.clone();
         let new = tokio::task::spawn_blocking(move || {
             (current..count)
-                .map(|i| b.open_partition(&name_arc, i, &config))
+                .map(|i| b.open_partition(&name_arc, i, &config, false))
                 .collect::<Result<Vec<_>>>()
         })
         .await

@@ -1,6 +1,7 @@
 //! One partition: its log behind a lock, and the signals that wake waiting requests.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -34,22 +35,36 @@ pub struct Partition {
     schema: arrow_schema::SchemaRef,
     /// Records and bytes produced to and fetched from this partition, for metrics.
     pub traffic: Traffic,
+    /// The partition existed but its log files were gone at start, and the lake is on:
+    /// until the committer has read where the table ends, appends could reuse offsets the
+    /// table holds, so produce, fetch and list offsets are refused (retriable).
+    awaiting_lake: AtomicBool,
 }
 
 impl Partition {
-    /// Opens (recovering) the partition's log in `dir`.
+    /// Opens (recovering) the partition's log in `dir`. `existing`: the metadata store
+    /// already had the partition (the broker is starting), so a log that has to be
+    /// created lost its files.
     pub fn open(
         topic: Arc<str>,
         index: i32,
         dir: PathBuf,
         config: LogConfig,
         tail: Option<(Arc<floe_lake::TailBudget>, arrow_schema::SchemaRef)>,
+        existing: bool,
     ) -> Result<Self> {
         let log = PartitionLog::open(&dir, config).map_err(|source| Error::Log {
             topic: topic.to_string(),
             partition: index,
             source,
         })?;
+        let lost = existing && log.created_empty();
+        if lost {
+            tracing::error!(%topic, partition = index, dir = %dir.display(),
+                lake = tail.is_some(),
+                "the partition's log files are missing; it starts empty (with the lake on, at the table's next offset once the table is read)");
+        }
+        let awaiting_lake = lost && tail.is_some();
         let end = log.log_end_offset();
         let synced = log.synced_offset();
         // Until the committer knows what the table holds, the tail collects new appends
@@ -66,9 +81,15 @@ impl Partition {
             end: watch::channel(end).0,
             synced: watch::channel(synced).0,
             tail,
+            awaiting_lake: AtomicBool::new(awaiting_lake),
             schema,
             traffic: Traffic::default(),
         })
+    }
+
+    /// Whether the partition waits for the committer to read the table (see the field).
+    pub fn awaiting_lake(&self) -> bool {
+        self.awaiting_lake.load(Ordering::Acquire)
     }
 
     /// Appends the batches in `records` (validated, offsets assigned, idempotence checked).
@@ -174,7 +195,17 @@ impl Partition {
         let Some(tail) = &self.tail else {
             return Ok(());
         };
-        let log = self.log.write();
+        let mut log = self.log.write();
+        if log.log_end_offset() < landed {
+            // The table holds offsets the log does not (its files were lost): continue
+            // after the table rather than hand its offsets out again. What the log held
+            // below `landed` is in the table too.
+            tracing::error!(topic = %self.topic, partition = self.index, log_end = log.log_end_offset(), landed,
+                "the local log ends before the lake table; restarting it at the table's next offset");
+            log.restart_at(landed)?;
+            self.end.send_replace(landed);
+            self.synced.send_replace(landed);
+        }
         let start = landed.max(log.log_start_offset());
         if start > landed {
             tracing::error!(topic = %self.topic, partition = self.index, landed, log_start = start,
@@ -192,6 +223,7 @@ impl Partition {
             self.push_tail(tail, first, next, chunk, None);
             offset = next.max(offset + 1);
         }
+        self.awaiting_lake.store(false, Ordering::Release);
         Ok(())
     }
 

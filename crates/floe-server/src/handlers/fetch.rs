@@ -52,9 +52,12 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
             let target = match &topic {
                 None if by_id => Err(ResponseError::UnknownTopicId),
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => topic
-                    .partition(p.partition)
-                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                Some(topic) => match topic.partition(p.partition) {
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                    // Retriable: the client fetches again once the table has been read.
+                    Some(part) if part.awaiting_lake() => Err(ResponseError::NotLeaderOrFollower),
+                    Some(part) => Ok(part),
+                },
             };
             wants.push(Want {
                 topic_idx,

@@ -51,6 +51,15 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             };
+            if partition.awaiting_lake() {
+                // Retriable: the client asks again once the table has been read.
+                parts.push(
+                    resp.with_error_code(ResponseError::NotLeaderOrFollower.code())
+                        .with_offset(-1)
+                        .with_timestamp(-1),
+                );
+                continue;
+            }
             let lake_answer = match topic
                 .as_ref()
                 .and_then(|t| t.lake.clone())
@@ -184,6 +193,10 @@ pub(super) fn offset_for_leader_epoch(
                             .with_end_offset(-1),
                         // Every batch is written in leader epoch 0, the only epoch a single
                         // broker ever has.
+                        Some(part) if part.awaiting_lake() => r
+                            .with_error_code(ResponseError::NotLeaderOrFollower.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1),
                         Some(_) if p.current_leader_epoch > 0 => r
                             .with_error_code(ResponseError::UnknownLeaderEpoch.code())
                             .with_leader_epoch(-1)

@@ -56,6 +56,14 @@ pub(super) async fn handle(
                 parts.push(refuse(ResponseError::UnknownTopicOrPartition, None));
                 continue;
             };
+            if partition.awaiting_lake() {
+                // Retriable: appending now could reuse offsets the table holds.
+                parts.push(refuse(
+                    ResponseError::NotLeaderOrFollower,
+                    Some("the partition's log was lost; it waits for the lake table to say where it ends".into()),
+                ));
+                continue;
+            }
             // Kafka answers acks outside -1, 0 and 1 with INVALID_REQUIRED_ACKS for every
             // known partition and writes nothing.
             if !matches!(acks, -1..=1) {
