@@ -10,6 +10,7 @@ use floe_tests::rdkafka::client::DefaultClientContext;
 use floe_tests::rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use floe_tests::rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use floe_tests::rdkafka::producer::{FutureProducer, FutureRecord};
+use floe_tests::rdkafka::types::RDKafkaErrorCode;
 use floe_tests::rdkafka::{Offset, TopicPartitionList};
 use floe_tests::*;
 
@@ -300,7 +301,50 @@ async fn group_rebalance_and_restart(meta_url: Option<String>) {
     // The list must be gone before the consumer: librdkafka's destroy waits for every
     // partition reference, and a TopicPartitionList holds some.
     assert_eq!(c3.committed(T).unwrap().count(), 4);
+
+    // DeleteGroups: refused while the group has a member; once it is empty, deletes the
+    // committed offsets; a group that never existed is GROUP_ID_NOT_FOUND.
+    let admin: AdminClient<DefaultClientContext> = client_config(&b).create().unwrap();
+    let opts = AdminOptions::new().request_timeout(Some(T));
+    let res = admin.delete_groups(&[group.as_str()], &opts).await.unwrap();
+    assert_eq!(
+        res,
+        vec![Err((group.clone(), RDKafkaErrorCode::NonEmptyGroup))]
+    );
     drop(c3);
+    let res = eventually(T, "the group is empty and deleted", || {
+        let (admin, opts, group) = (&admin, &opts, &group);
+        async move {
+            let res = admin
+                .delete_groups(&[group.as_str(), "no-such-group"], opts)
+                .await
+                .unwrap();
+            (res[0] != Err((group.clone(), RDKafkaErrorCode::NonEmptyGroup))).then_some(res)
+        }
+    })
+    .await;
+    assert_eq!(
+        res,
+        vec![
+            Ok(group.clone()),
+            Err(("no-such-group".into(), RDKafkaErrorCode::GroupIdNotFound))
+        ]
+    );
+    let c4: BaseConsumer = client_config(&b).set("group.id", &group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(&topic, p);
+    }
+    let committed = c4.committed_offsets(tpl, T).unwrap();
+    assert!(
+        committed
+            .elements()
+            .iter()
+            .all(|e| e.offset() == Offset::Invalid),
+        "committed offsets deleted with the group: {committed:?}"
+    );
+    drop(committed);
+    drop(c4);
     broker.stop().await;
 }
 

@@ -785,14 +785,14 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// Forgets an empty group (DeleteGroups). NON_EMPTY_GROUP while it has members.
-    pub fn delete(&self, group: &str) -> Option<ResponseError> {
+    /// Forgets an empty group (DeleteGroups); `Ok(false)` when it was not in memory.
+    /// NON_EMPTY_GROUP while it has members.
+    pub fn delete(&self, group: &str) -> Result<bool, ResponseError> {
         let mut groups = self.groups.lock();
         if groups.get(group).is_some_and(|g| !g.members.is_empty()) {
-            return Some(ResponseError::NonEmptyGroup);
+            return Err(ResponseError::NonEmptyGroup);
         }
-        groups.remove(group);
-        None
+        Ok(groups.remove(group).is_some())
     }
 
     /// Topics the group's members subscribe to (from their consumer-protocol metadata),

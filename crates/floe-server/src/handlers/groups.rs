@@ -465,22 +465,18 @@ pub(super) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
 pub(super) async fn delete(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in req.groups_names {
-        let mut e = broker.groups.delete(&g);
-        if e.is_none() {
-            match broker.meta.delete_group_offsets(&g).await {
-                Ok(0)
-                    if broker
-                        .groups
-                        .list()
-                        .iter()
-                        .all(|(id, _, _)| id.as_str() != g.as_str()) => {}
-                Ok(_) => {}
+        let e = match broker.groups.delete(&g) {
+            Err(e) => Some(e),
+            // A group is known by its members (in memory) or its committed offsets.
+            Ok(in_memory) => match broker.meta.delete_group_offsets(&g).await {
+                Ok(0) if !in_memory => Some(ResponseError::GroupIdNotFound),
+                Ok(_) => None,
                 Err(err) => {
                     warn!(group = %g.as_str(), error = %err, "delete group failed");
-                    e = Some(ResponseError::CoordinatorNotAvailable);
+                    Some(ResponseError::CoordinatorNotAvailable)
                 }
-            }
-        }
+            },
+        };
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(g)
