@@ -311,7 +311,7 @@ impl PartitionLog {
         self.persist_log_start_offset()?;
         self.producers = ProducerStateManager::default();
         self.synced_offset = offset;
-        self.delete_segments_below_start()?;
+        self.delete_segments_below_start(i64::MAX)?;
         producer::remove_snapshots(&self.dir)?;
         tracing::warn!(dir = %self.dir.display(), previous_end = end, offset, "restarted the partition log empty");
         Ok(())
@@ -485,6 +485,11 @@ impl PartitionLog {
         if offset == self.log_end_offset() {
             return Ok(Bytes::new());
         }
+        self.read_segments(offset, max_bytes)
+    }
+
+    /// Whole batches from the segment holding `offset` (or the next one with data).
+    fn read_segments(&self, offset: i64, max_bytes: usize) -> Result<Bytes> {
         let first = self
             .segments
             .partition_point(|s| s.base_offset() <= offset)
@@ -551,8 +556,10 @@ impl PartitionLog {
     }
 
     /// Kafka DeleteRecords: moves the log start offset up to `offset` (durably)
-    /// and deletes segments entirely below it. Returns the new log start offset.
-    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+    /// and deletes segments entirely below it, except those holding any offset at or
+    /// above `keep_from` (the lake has not landed them yet; `i64::MAX` without a lake):
+    /// retention deletes those once they have landed. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64, keep_from: i64) -> Result<i64> {
         let end = self.log_end_offset();
         if offset < 0 || offset > end {
             return Err(Error::OffsetOutOfRange {
@@ -566,19 +573,47 @@ impl PartitionLog {
             // Persist before deleting: after a crash in between, the next
             // retention run deletes the segments below the start.
             self.persist_log_start_offset()?;
-            self.delete_segments_below_start()?;
+            self.delete_segments_below_start(keep_from)?;
         }
         Ok(self.log_start_offset)
     }
 
-    /// Deletes segments whose successor starts at or below the log start offset.
-    fn delete_segments_below_start(&mut self) -> Result<usize> {
+    /// Deletes segments whose successor starts at or below the log start offset and at
+    /// or below `keep_from`.
+    fn delete_segments_below_start(&mut self, keep_from: i64) -> Result<usize> {
         let mut deleted = 0;
-        while self.segments.len() > 1 && self.segments[1].base_offset() <= self.log_start_offset {
+        while self.segments.len() > 1 && {
+            let next = self.segments[1].base_offset();
+            next <= self.log_start_offset && next <= keep_from
+        } {
             self.delete_oldest_segment("log start offset")?;
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// First offset still on disk: below the log start offset when DeleteRecords moved
+    /// the start past data the lake had not landed yet.
+    pub fn retained_start_offset(&self) -> i64 {
+        self.segments[0].base_offset().min(self.log_start_offset)
+    }
+
+    /// [`read`](Self::read) that may also read what lies below the log start offset but
+    /// is still on disk (see [`retained_start_offset`](Self::retained_start_offset)), for
+    /// landing it. Consumers never see it.
+    pub fn read_retained(&self, offset: i64, max_bytes: usize) -> Result<Bytes> {
+        if offset >= self.log_start_offset {
+            return self.read(offset, max_bytes);
+        }
+        let start = self.retained_start_offset();
+        if offset < start {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                start,
+                end: self.log_end_offset(),
+            });
+        }
+        self.read_segments(offset, max_bytes)
     }
 
     fn delete_oldest_segment(&mut self, reason: &'static str) -> Result<()> {
@@ -599,7 +634,7 @@ impl PartitionLog {
     /// segments were deleted. Segments holding any offset at or above `keep_from` stay
     /// (`i64::MAX` when nothing else must keep them: no lake).
     pub fn apply_retention(&mut self, now_ms: i64, keep_from: i64) -> Result<usize> {
-        let mut deleted = self.delete_segments_below_start()?;
+        let mut deleted = self.delete_segments_below_start(keep_from)?;
         // A segment may go only once every offset in it is below `keep_from` (the lake
         // has it): its end is the next segment's base, or the log end for the last one.
         let removable = |log: &Self| {
@@ -871,7 +906,7 @@ mod tests {
             log.read(-1, 100),
             Err(Error::OffsetOutOfRange { .. })
         ));
-        log.delete_records_before(3).expect("delete");
+        log.delete_records_before(3, i64::MAX).expect("delete");
         assert!(matches!(
             log.read(2, 100),
             Err(Error::OffsetOutOfRange {
@@ -1089,7 +1124,8 @@ mod tests {
         let max = log.batch_with_max_timestamp().expect("max").expect("some");
         assert_eq!(base_of(&max), offsets[4], "first batch on ties");
         // Lookups skip batches below the log start offset.
-        log.delete_records_before(offsets[5]).expect("delete");
+        log.delete_records_before(offsets[5], i64::MAX)
+            .expect("delete");
         assert_eq!(at(&log, 0), Some(offsets[5]));
         assert_eq!(
             base_of(&log.batch_with_max_timestamp().expect("max").expect("some")),
@@ -1201,13 +1237,13 @@ mod tests {
         }
         let segments = log.segment_count();
         assert!(matches!(
-            log.delete_records_before(61),
+            log.delete_records_before(61, i64::MAX),
             Err(Error::OffsetOutOfRange { offset: 61, .. })
         ));
-        assert_eq!(log.delete_records_before(31).expect("delete"), 31);
+        assert_eq!(log.delete_records_before(31, i64::MAX).expect("delete"), 31);
         assert!(log.segment_count() < segments);
         // Moving backwards is a no-op.
-        assert_eq!(log.delete_records_before(10).expect("delete"), 31);
+        assert_eq!(log.delete_records_before(10, i64::MAX).expect("delete"), 31);
         drop(log);
         let mut log = PartitionLog::open(dir.path(), config(500)).expect("reopen");
         assert_eq!(log.log_start_offset(), 31);
@@ -1215,11 +1251,49 @@ mod tests {
             log.read(30, 10),
             Err(Error::OffsetOutOfRange { .. })
         ));
-        assert_eq!(log.delete_records_before(60).expect("delete all"), 60);
+        assert_eq!(
+            log.delete_records_before(60, i64::MAX).expect("delete all"),
+            60
+        );
         assert!(log.read(60, 10).expect("read").is_empty());
         drop(log);
         let log = PartitionLog::open(dir.path(), config(500)).expect("reopen");
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (60, 60));
+    }
+
+    #[test]
+    fn delete_records_keeps_segments_the_lake_lacks_until_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), config(500)).expect("open");
+        for _ in 0..20 {
+            append_n(&mut log, 3);
+        }
+        // The lake has landed offsets below 10 only.
+        assert_eq!(log.delete_records_before(40, 10).expect("delete"), 40);
+        assert!(matches!(
+            log.read(20, 100),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        let kept = log.retained_start_offset();
+        assert!(kept <= 10, "the segment holding offset 10 stays: {kept}");
+        let batch = log
+            .read_retained(10, 100)
+            .expect("unlanded data is still readable");
+        let (base, count, _) = split_batches(&batch)[0].clone();
+        assert!(base <= 10 && 10 < base + i64::from(count));
+        // Once landed, retention deletes them.
+        log.apply_retention(0, 40).expect("retention");
+        let kept = log.retained_start_offset();
+        assert!(kept > 10 && kept <= 40, "{kept}");
+        assert!(matches!(
+            log.read_retained(10, 100),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        // Reopened, the log still starts at 40 and keeps what is on disk.
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(500)).expect("reopen");
+        assert_eq!(log.log_start_offset(), 40);
+        assert_eq!(log.retained_start_offset(), kept);
     }
 
     #[test]

@@ -47,6 +47,16 @@ impl Topic {
     pub fn partition_count(&self) -> i32 {
         self.partitions.read().len() as i32
     }
+
+    /// Offsets at or above this must stay in partition `index`'s local log, because the
+    /// lake has not landed them: `i64::MAX` without a lake, `i64::MIN` while the table is
+    /// not open (nothing is known to have landed).
+    pub fn keep_from(&self, index: i32) -> i64 {
+        match &self.lake {
+            Some(lake) => lake.landed(index).unwrap_or(i64::MIN),
+            None => i64::MAX,
+        }
+    }
 }
 
 /// Why a topic operation was refused; handlers map each to a Kafka error code.

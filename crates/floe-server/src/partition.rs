@@ -206,7 +206,9 @@ impl Partition {
             self.end.send_replace(landed);
             self.synced.send_replace(landed);
         }
-        let start = landed.max(log.log_start_offset());
+        // DeleteRecords may have moved the log start past what has landed; those
+        // segments are still on disk (`read_retained`).
+        let start = landed.max(log.retained_start_offset());
         if start > landed {
             tracing::error!(topic = %self.topic, partition = self.index, landed, log_start = start,
                 "the local log no longer holds offsets the lake lacks; they cannot land");
@@ -215,7 +217,7 @@ impl Partition {
         let mut offset = start;
         let end = log.log_end_offset();
         while offset < end {
-            let chunk = log.read(offset, 8 << 20)?;
+            let chunk = log.read_retained(offset, 8 << 20)?;
             if chunk.is_empty() {
                 break;
             }
@@ -255,8 +257,8 @@ impl Partition {
     }
 
     /// DeleteRecords.
-    pub fn delete_records_before(&self, offset: i64) -> floe_log::Result<i64> {
-        self.log.write().delete_records_before(offset)
+    pub fn delete_records_before(&self, offset: i64, keep_from: i64) -> floe_log::Result<i64> {
+        self.log.write().delete_records_before(offset, keep_from)
     }
 
     /// Retention by time and size; returns segments deleted.

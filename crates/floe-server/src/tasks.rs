@@ -60,10 +60,7 @@ pub async fn run_retention(broker: Arc<Broker>) {
             .flat_map(|t| {
                 let parts = t.partitions.read().clone();
                 parts.into_iter().map(move |p| {
-                    let keep_from = match &t.lake {
-                        Some(lake) => lake.landed(p.index).unwrap_or(i64::MIN),
-                        None => i64::MAX,
-                    };
+                    let keep_from = t.keep_from(p.index);
                     (p, keep_from)
                 })
             })

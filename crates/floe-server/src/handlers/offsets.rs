@@ -239,9 +239,14 @@ pub(super) async fn delete_records(
             } else {
                 p.offset
             };
+            // With a lake, segments the table lacks stay on disk until they land.
+            let keep_from = topic
+                .as_ref()
+                .map_or(i64::MAX, |t| t.keep_from(p.partition_index));
             let part = partition.clone();
             let result =
-                tokio::task::spawn_blocking(move || part.delete_records_before(offset)).await;
+                tokio::task::spawn_blocking(move || part.delete_records_before(offset, keep_from))
+                    .await;
             parts.push(match result {
                 Ok(Ok(low)) => {
                     info!(topic = %partition.topic, partition = p.partition_index, low_watermark = low, "deleted records");
