@@ -1,6 +1,7 @@
 //! Reading the records inside v2 record batches, for the few places a broker must: the
-//! lake's Arrow conversion, and ListOffsets by timestamp (the first *record* at or after a
-//! time, which a batch header cannot tell).
+//! record check on every produce (as Kafka's broker refuses records that do not decode),
+//! the lake's Arrow conversion, and ListOffsets by timestamp (the first *record* at or
+//! after a time, which a batch header cannot tell).
 //!
 //! The decoder is Floe's own rather than kafka-protocol's `RecordBatchDecoder`, which keeps
 //! a record's headers in a map (a repeated header key collapses into its last value, where

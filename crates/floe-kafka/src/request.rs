@@ -10,7 +10,7 @@
 //! single element. A 45-byte frame announcing a few hundred million elements asks the
 //! allocator for tens of gigabytes, and a failed allocation *aborts* the process (found by
 //! `fuzz/`; reproducer in `fuzz/regressions/decode_request/`). The codec is therefore fed
-//! through [`Bounded`], which caps every count it hands out (see there).
+//! through `Bounded`, which caps every count it hands out (see there).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

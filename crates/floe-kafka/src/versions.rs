@@ -1,9 +1,10 @@
 //! The APIs this broker implements and the version range of each.
 //!
 //! The ranges run from the Kafka 2.1 baseline that Kafka 4.0 keeps (KIP-896) up to the
-//! newest version the `kafka-protocol` codecs know, which is exactly what the codec crate
-//! reports as an API's valid versions. Every handler in `floe-server` covers every version
-//! in its range (topic ids for Fetch ≥ 13, Produce ≥ 13, OffsetCommit/OffsetFetch ≥ 10).
+//! newest version the `kafka-protocol` codecs can decode: what the codec crate reports as
+//! an API's valid versions, capped where its codecs stop short (see
+//! [`supported_versions`]). Every handler in `floe-server` covers every version in its
+//! range (topic ids for Fetch ≥ 13 and Produce ≥ 13).
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;

@@ -32,7 +32,7 @@ pub enum Error {
         /// What exactly is wrong.
         kind: Corruption,
     },
-    /// The batch's magic byte is not 2. Maps to UNSUPPORTED_VERSION / CORRUPT_MESSAGE.
+    /// The batch's magic byte is not 2. Maps to UNSUPPORTED_FOR_MESSAGE_FORMAT.
     #[error("unsupported record batch magic {magic} (only v2 batches are accepted)")]
     UnsupportedMagic {
         /// The magic byte found.
