@@ -205,7 +205,9 @@ impl Head {
 /// Checks one batch at the start of `buf` (which holds at least all of it): CRC when
 /// asked, decompression, then every record, as Kafka's own broker does: a record must
 /// fill exactly the size it declares, and the batch must end after its last record.
-fn check_batch(buf: &[u8], verify_crc: bool) -> Result<CheckedBatch, String> {
+/// `budget`: how many more bytes the batches being checked may decompress to; this
+/// batch's share is taken from it.
+fn check_batch(buf: &[u8], verify_crc: bool, budget: &mut usize) -> Result<CheckedBatch, String> {
     let head = Head::read(buf)?;
     let batch = &buf[..head.total];
     if verify_crc {
@@ -220,10 +222,15 @@ fn check_batch(buf: &[u8], verify_crc: bool) -> Result<CheckedBatch, String> {
     let codec = head.attributes & ATTR_COMPRESSION_MASK;
     let decompressed = match codec {
         0 => None,
-        _ => Some(decompress(
-            Bytes::copy_from_slice(&batch[HEADER_SIZE..]),
-            codec,
-        )?),
+        _ => {
+            let out = decompress(
+                Bytes::copy_from_slice(&batch[HEADER_SIZE..]),
+                codec,
+                *budget,
+            )?;
+            *budget -= out.len();
+            Some(out)
+        }
     };
     let records = decompressed.as_deref().unwrap_or(&batch[HEADER_SIZE..]);
     Ok(CheckedBatch {
@@ -363,11 +370,13 @@ struct CheckedBatch {
 pub fn check_batches(batches: &[u8], verify_crc: bool) -> Result<Checked> {
     let mut out = Vec::new();
     let mut pos = 0;
+    let mut budget = MAX_DECOMPRESSED_BYTES;
     while let Some(rest) = batches.get(pos..).filter(|r| !r.is_empty()) {
-        let batch = check_batch(rest, verify_crc).map_err(|reason| Error::Records {
-            position: pos,
-            reason,
-        })?;
+        let batch =
+            check_batch(rest, verify_crc, &mut budget).map_err(|reason| Error::Records {
+                position: pos,
+                reason,
+            })?;
         pos += batch.total;
         out.push(batch);
     }
@@ -413,22 +422,50 @@ pub fn decode_batches(batches: Bytes) -> Result<Vec<Batch>> {
     Ok(check_batches(&batches, true)?.into_batches(&batches))
 }
 
-/// The records section of a batch, decompressed. The codecs are third-party code fed
-/// untrusted bytes, so they run under the panic guard.
-fn decompress(data: Bytes, codec: i16) -> Result<Bytes, String> {
-    let take = |b: &mut Bytes| Ok(std::mem::take(b));
-    let mut data = data;
+/// The most bytes the records of one call to [`check_batches`] (one partition of a
+/// produce request, one read) may decompress to.
+///
+/// Kafka's broker sets no such bound: it streams through a compressed batch's records.
+/// Floe keeps them decompressed (the record check hands them to the lake's tail), so
+/// without a bound a few kilobytes of zstd or gzip, which compress zeros more than
+/// 1000:1, could make the broker allocate gigabytes. 256 MiB is far above real batches:
+/// clients cap a batch near `max.message.bytes` (1 MiB by default), and records compress
+/// about 3–10:1.
+pub const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
+
+/// The records section of a batch, decompressed, refused when it would exceed `limit`
+/// bytes. The codecs are third-party code fed untrusted bytes, so they run under the
+/// panic guard; gzip, lz4 and zstd are read as streams that stop at the limit.
+fn decompress(data: Bytes, codec: i16, limit: usize) -> Result<Bytes, String> {
+    let bounded = |r: std::io::Result<Box<dyn std::io::Read + '_>>| -> anyhow::Result<Bytes> {
+        read_bounded(r?, limit)
+    };
     match codec {
         0 => Ok(data),
-        1 => guarded(|| cmpr::Gzip::decompress(&mut data, take)),
+        1 => guarded(|| bounded(Ok(Box::new(flate2::read::GzDecoder::new(&data[..]))))),
         2 => {
-            check_snappy_lengths(&data).map_err(|e| e.to_string())?;
-            guarded(|| cmpr::Snappy::decompress(&mut data, take))
+            check_snappy_lengths(&data, limit).map_err(|e| e.to_string())?;
+            let mut data = data;
+            guarded(|| cmpr::Snappy::decompress(&mut data, |b| Ok(std::mem::take(b))))
         }
-        3 => guarded(|| cmpr::Lz4::decompress(&mut data, take)),
-        4 => guarded(|| cmpr::Zstd::decompress(&mut data, take)),
+        3 => guarded(|| bounded(lz4::Decoder::new(&data[..]).map(|d| Box::new(d) as _))),
+        4 => guarded(|| {
+            bounded(zstd::stream::read::Decoder::new(&data[..]).map(|d| Box::new(d) as _))
+        }),
         other => Err(format!("unknown compression codec {other}")),
     }
+}
+
+/// Reads `r` to its end, or fails once it yields more than `limit` bytes.
+fn read_bounded(r: Box<dyn std::io::Read + '_>, limit: usize) -> anyhow::Result<Bytes> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    r.take(cap).read_to_end(&mut out)?;
+    if out.len() > limit {
+        anyhow::bail!("records decompress to more than {limit} bytes");
+    }
+    Ok(out.into())
 }
 
 /// The Kafka (xerial) snappy framing: this magic, then blocks of `u32` length + raw snappy.
@@ -441,9 +478,11 @@ const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01
 /// made it allocate and write 2.4 GB (`fuzz/regressions/decode_records/`). No snappy
 /// element yields more than 64 bytes from 2 to 5 bytes, so a block of `n` bytes expands to
 /// less than `32 * n`; a declared length above that is a lie and is refused here. What does
-/// not parse is left for the codec to refuse.
-fn check_snappy_lengths(data: &[u8]) -> anyhow::Result<()> {
-    fn check(block: &[u8]) -> anyhow::Result<()> {
+/// not parse is left for the codec to refuse. The declared lengths together must also stay
+/// within `limit` (see [`MAX_DECOMPRESSED_BYTES`]).
+fn check_snappy_lengths(data: &[u8], limit: usize) -> anyhow::Result<()> {
+    let mut total = 0u64;
+    let mut check = |block: &[u8]| -> anyhow::Result<()> {
         let mut b = block;
         if let Some(declared) = snappy_uvarint(&mut b) {
             let most = (block.len() as u64).saturating_mul(32);
@@ -453,9 +492,13 @@ fn check_snappy_lengths(data: &[u8]) -> anyhow::Result<()> {
                     block.len()
                 );
             }
+            total = total.saturating_add(declared);
+            if total > u64::try_from(limit).unwrap_or(u64::MAX) {
+                anyhow::bail!("records decompress to more than {limit} bytes");
+            }
         }
         Ok(())
-    }
+    };
     let Some(mut framed) = data.strip_prefix(SNAPPY_MAGIC.as_slice()) else {
         return check(data);
     };
@@ -880,6 +923,39 @@ mod tests {
             got[0].records().next().unwrap().timestamp,
             1_000i64.wrapping_add(i64::MAX)
         );
+    }
+
+    /// Every codec's output is bounded: 100,000 zeros (a few hundred bytes compressed)
+    /// decompress with a limit of 100,000 and are refused with one byte less.
+    #[test]
+    fn decompression_stops_at_the_limit_for_every_codec() {
+        use bytes::BufMut;
+        use kafka_protocol::compression::Compressor;
+        const N: usize = 100_000;
+        fn zeros(buf: &mut BytesMut) -> anyhow::Result<()> {
+            buf.put_bytes(0, N);
+            Ok(())
+        }
+        for codec in 1..=4i16 {
+            let mut out = BytesMut::new();
+            match codec {
+                1 => cmpr::Gzip::compress(&mut out, zeros),
+                2 => cmpr::Snappy::compress(&mut out, zeros),
+                3 => cmpr::Lz4::compress(&mut out, zeros),
+                _ => cmpr::Zstd::compress(&mut out, zeros),
+            }
+            .expect("compress");
+            let data = out.freeze();
+            assert!(data.len() < N / 10, "codec {codec}: {} bytes", data.len());
+            let all = decompress(data.clone(), codec, N).expect("within the limit");
+            assert_eq!(all.len(), N);
+            assert!(all.iter().all(|b| *b == 0));
+            let refused = decompress(data, codec, N - 1).expect_err("over the limit");
+            assert!(
+                refused.contains("more than 99999 bytes"),
+                "codec {codec}: {refused}"
+            );
+        }
     }
 
     #[test]
