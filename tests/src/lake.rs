@@ -104,7 +104,24 @@ pub async fn read_from_zero_after_local_deletion(
         async move { (p.offsets().0 > past).then_some(()) }
     })
     .await;
-    let consumer = consumer(&broker.bootstrap(), &format!("{topic}-lake-reader"), &[]);
+    read_partition_from_start(
+        &broker.bootstrap(),
+        topic,
+        &format!("{topic}-lake-reader"),
+        n,
+    )
+    .await
+}
+
+/// A new consumer in `group`, assigned partition 0 of `topic` from the beginning, and the
+/// first `n` records it receives (within 30 s).
+pub async fn read_partition_from_start(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    n: usize,
+) -> (StreamConsumer, Vec<OwnedMessage>) {
+    let consumer = consumer(bootstrap, group, &[]);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .expect("tpl");

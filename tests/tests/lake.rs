@@ -175,12 +175,7 @@ async fn a_partition_whose_log_is_lost_continues_after_the_table() {
     let rows = read_table(&broker.http_url(), "lost", false).await;
     assert_rows_exactly(&rows["rows"], 1, 150, |i| ts0 + i);
 
-    let c = consumer(&b, "lost-reader", &[]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("lost", 0, Offset::Beginning)
-        .expect("tpl");
-    c.assign(&tpl).expect("assign");
-    let got = recv_n(&c, 150, Duration::from_secs(30)).await;
+    let (c, got) = read_partition_from_start(&b, "lost", "lost-reader", 150).await;
     for (i, m) in got.iter().enumerate() {
         assert_eq!(m.offset(), i as i64);
         assert_eq!(m.payload(), Some(format!("v{i}").as_bytes()));

@@ -16,9 +16,8 @@ use floe_tests::proxy::TcpProxy;
 use floe_tests::*;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 
 /// 2023-11-14T22:13:20Z.
 const TS0: i64 = 1_700_000_000_000;
@@ -366,12 +365,7 @@ async fn a_topic_created_again_is_refused_the_old_table_until_it_is_renamed() {
     assert_eq!(landed(&broker, "again", 0), None);
 
     // The topic works as a Kafka topic meanwhile.
-    let consumer = consumer(&b, "again-reader", &[]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("again", 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let got = recv_n(&consumer, 10, Duration::from_secs(20)).await;
+    let (_consumer, got) = read_partition_from_start(&b, "again", "again-reader", 10).await;
     for (i, m) in got.iter().enumerate() {
         assert_eq!(m.offset(), i as i64);
         assert_eq!(m.payload(), Some(format!("v{i}").as_bytes()));

@@ -11,8 +11,7 @@ use floe_tests::lake::*;
 use floe_tests::proxy::TcpProxy;
 use floe_tests::s3::{configure_lake, S3Client, S3Server, ACCESS_KEY, REGION, SECRET_KEY};
 use floe_tests::*;
-use rdkafka::consumer::Consumer;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 
 const BUCKET: &str = "lake";
 
@@ -124,12 +123,7 @@ async fn topic_lands_in_s3_and_reads_back_through_rest_and_kafka() {
         async move { (p.offsets().0 > 100).then_some(()) }
     })
     .await;
-    let consumer = consumer(&b, "s3-reader", &[]);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("clicks", 0, Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let got = recv_n(&consumer, 200, Duration::from_secs(30)).await;
+    let (_consumer, got) = read_partition_from_start(&b, "clicks", "s3-reader", 200).await;
     for (o, m) in got.iter().enumerate() {
         let i = 2 * o; // partition 0 holds the even records
         assert_eq!(m.offset(), o as i64);

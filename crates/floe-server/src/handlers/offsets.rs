@@ -191,12 +191,12 @@ pub(super) fn offset_for_leader_epoch(
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_leader_epoch(-1)
                             .with_end_offset(-1),
-                        // Every batch is written in leader epoch 0, the only epoch a single
-                        // broker ever has.
                         Some(part) if part.awaiting_lake() => r
                             .with_error_code(ResponseError::NotLeaderOrFollower.code())
                             .with_leader_epoch(-1)
                             .with_end_offset(-1),
+                        // Every batch is written in leader epoch 0, the only epoch a single
+                        // broker ever has.
                         Some(_) if p.current_leader_epoch > 0 => r
                             .with_error_code(ResponseError::UnknownLeaderEpoch.code())
                             .with_leader_epoch(-1)
