@@ -288,7 +288,8 @@ impl PartitionLog {
     ///
     /// The new segment is created and the new log start offset persisted before the old
     /// segments are deleted, as DeleteRecords does: after a crash in between, the next
-    /// open starts at `offset` and retention deletes what lies below it.
+    /// open continues at `offset` (the old records, which the table also holds, may stay
+    /// readable below it until the start is persisted and retention deletes them).
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] when `offset` is below the log end; I/O errors.
