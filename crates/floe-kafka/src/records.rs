@@ -223,11 +223,7 @@ fn check_batch(buf: &[u8], verify_crc: bool, budget: &mut usize) -> Result<Check
     let decompressed = match codec {
         0 => None,
         _ => {
-            let out = decompress(
-                Bytes::copy_from_slice(&batch[HEADER_SIZE..]),
-                codec,
-                *budget,
-            )?;
+            let out = decompress(&batch[HEADER_SIZE..], codec, *budget)?;
             *budget -= out.len();
             Some(out)
         }
@@ -433,31 +429,26 @@ pub fn decode_batches(batches: Bytes) -> Result<Vec<Batch>> {
 /// about 3–10:1.
 pub const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
 
-/// The records section of a batch, decompressed, refused when it would exceed `limit`
-/// bytes. The codecs are third-party code fed untrusted bytes, so they run under the
-/// panic guard; gzip, lz4 and zstd are read as streams that stop at the limit.
-fn decompress(data: Bytes, codec: i16, limit: usize) -> Result<Bytes, String> {
-    let bounded = |r: std::io::Result<Box<dyn std::io::Read + '_>>| -> anyhow::Result<Bytes> {
-        read_bounded(r?, limit)
-    };
+/// The records section of a compressed batch (codec 1–4), decompressed, refused when it
+/// would exceed `limit` bytes. The codecs are third-party code fed untrusted bytes, so
+/// they run under the panic guard; gzip, lz4 and zstd read the batch in place as streams
+/// that stop at the limit.
+fn decompress(data: &[u8], codec: i16, limit: usize) -> Result<Bytes, String> {
     match codec {
-        0 => Ok(data),
-        1 => guarded(|| bounded(Ok(Box::new(flate2::read::GzDecoder::new(&data[..]))))),
+        1 => guarded(|| read_bounded(flate2::read::GzDecoder::new(data), limit)),
         2 => {
-            check_snappy_lengths(&data, limit).map_err(|e| e.to_string())?;
-            let mut data = data;
+            check_snappy_lengths(data, limit).map_err(|e| e.to_string())?;
+            let mut data = Bytes::copy_from_slice(data);
             guarded(|| cmpr::Snappy::decompress(&mut data, |b| Ok(std::mem::take(b))))
         }
-        3 => guarded(|| bounded(lz4::Decoder::new(&data[..]).map(|d| Box::new(d) as _))),
-        4 => guarded(|| {
-            bounded(zstd::stream::read::Decoder::new(&data[..]).map(|d| Box::new(d) as _))
-        }),
+        3 => guarded(|| read_bounded(lz4::Decoder::new(data)?, limit)),
+        4 => guarded(|| read_bounded(zstd::stream::read::Decoder::new(data)?, limit)),
         other => Err(format!("unknown compression codec {other}")),
     }
 }
 
 /// Reads `r` to its end, or fails once it yields more than `limit` bytes.
-fn read_bounded(r: Box<dyn std::io::Read + '_>, limit: usize) -> anyhow::Result<Bytes> {
+fn read_bounded(r: impl std::io::Read, limit: usize) -> anyhow::Result<Bytes> {
     use std::io::Read as _;
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -947,10 +938,10 @@ mod tests {
             .expect("compress");
             let data = out.freeze();
             assert!(data.len() < N / 10, "codec {codec}: {} bytes", data.len());
-            let all = decompress(data.clone(), codec, N).expect("within the limit");
+            let all = decompress(&data, codec, N).expect("within the limit");
             assert_eq!(all.len(), N);
             assert!(all.iter().all(|b| *b == 0));
-            let refused = decompress(data, codec, N - 1).expect_err("over the limit");
+            let refused = decompress(&data, codec, N - 1).expect_err("over the limit");
             assert!(
                 refused.contains("more than 99999 bytes"),
                 "codec {codec}: {refused}"
