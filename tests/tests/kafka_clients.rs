@@ -178,6 +178,74 @@ async fn idempotent_producer_writes_each_record_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_producer_ids_expire_and_the_producer_carries_on() {
+    let broker = TestBroker::start_with(|c| {
+        c.log.retention_check_interval = Duration::from_millis(100);
+        c.log.producer_id_expiration = Duration::from_secs(5);
+    })
+    .await;
+    let b = broker.bootstrap();
+    let http = broker.http_url();
+    create_topic(&b, "idle-pid", 1, &[]).await;
+    let p = producer(&b, &[("enable.idempotence", "true"), ("linger.ms", "0")]);
+    let send = |i: usize| {
+        let v = format!("v{i}");
+        let p = &p;
+        async move {
+            p.send(FutureRecord::<str, str>::to("idle-pid").payload(&v), T)
+                .await
+                .map_err(|(e, _)| e)
+                .expect("acknowledged")
+        }
+    };
+    let labels = [("topic", "idle-pid"), ("partition", "0")];
+    let producer_ids = || async {
+        scrape_metrics(&http)
+            .await
+            .value("floe_log_producer_ids", &labels)
+    };
+    for i in 0..10 {
+        send(i).await;
+    }
+    assert_eq!(
+        producer_ids().await,
+        1.0,
+        "the producer's state is kept while it writes"
+    );
+    eventually(T, "the idle producer id to expire", || async {
+        (producer_ids().await == 0.0).then_some(())
+    })
+    .await;
+    // The same producer goes on with sequence 10, which the partition no longer knows:
+    // accepted, as Kafka accepts an unknown producer id.
+    for i in 10..20 {
+        send(i).await;
+    }
+    assert_eq!(producer_ids().await, 1.0);
+    // Tools read the setting under Kafka's name.
+    let admin: AdminClient<DefaultClientContext> = client_config(&b).create().unwrap();
+    let d = admin
+        .describe_configs(&[ResourceSpecifier::Broker(1)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let entry = d[0].as_ref().unwrap().get("producer.id.expiration.ms");
+    assert_eq!(entry.and_then(|e| e.value.as_deref()), Some("5000"));
+    let c = consumer(&b, "idle-pid-check", &[]);
+    c.subscribe(&["idle-pid"]).unwrap();
+    let got: Vec<(i64, String)> = recv_n(&c, 20, T)
+        .await
+        .iter()
+        .map(|m| {
+            let v = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+            (m.offset(), v)
+        })
+        .collect();
+    let want: Vec<(i64, String)> = (0..20).map(|i| (i, format!("v{i}"))).collect();
+    assert_eq!(got, want);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_for_times_finds_first_record_at_or_after() {
     let broker = TestBroker::start().await;
     let b = broker.bootstrap();
@@ -213,6 +281,94 @@ async fn offsets_for_times_finds_first_record_at_or_after() {
         r.find_partition("times", 0).unwrap().offset(),
         Offset::End | Offset::Offset(-1) | Offset::Offset(100)
     ));
+    broker.stop().await;
+}
+
+/// The offset `c`'s group has committed for partition 0 of `topic` (`Offset::Invalid`
+/// when none).
+fn committed(c: &floe_tests::rdkafka::consumer::StreamConsumer, topic: &str) -> Offset {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let got = c.committed_offsets(tpl, T).unwrap();
+    got.find_partition(topic, 0).unwrap().offset()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_expire_as_kafka_expires_them() {
+    let broker = TestBroker::start_with(|c| {
+        c.groups.offsets_retention = Duration::from_secs(3);
+        c.groups.offsets_retention_check_interval = Duration::from_millis(100);
+    })
+    .await;
+    let b = broker.bootstrap();
+    create_topic(&b, "exp-sub", 1, &[]).await;
+    create_topic(&b, "exp-other", 1, &[]).await;
+    produce_all(&b, "exp-sub", &records(5, 1), &[]).await;
+    let no_auto = [
+        ("enable.auto.commit", "false"),
+        ("session.timeout.ms", "6000"),
+    ];
+    let tpl = |pairs: &[(&str, i64)]| {
+        let mut t = TopicPartitionList::new();
+        for (topic, o) in pairs {
+            t.add_partition_offset(topic, 0, Offset::Offset(*o))
+                .unwrap();
+        }
+        t
+    };
+
+    // A group that only stores offsets (no members), and a live one.
+    let standalone = consumer(&b, "exp-standalone", &no_auto);
+    standalone
+        .commit(&tpl(&[("exp-sub", 2)]), CommitMode::Sync)
+        .unwrap();
+    let live = consumer(&b, "exp-live", &no_auto);
+    live.subscribe(&["exp-sub"]).unwrap();
+    recv_n(&live, 5, T).await;
+    // One commit for both topics; the group subscribes only to exp-sub.
+    live.commit(&tpl(&[("exp-sub", 5), ("exp-other", 1)]), CommitMode::Sync)
+        .unwrap();
+    let live_check = consumer(&b, "exp-live", &no_auto);
+    assert_eq!(committed(&live_check, "exp-other"), Offset::Offset(1));
+
+    eventually(T, "the standalone group's offset to expire", || async {
+        (committed(&standalone, "exp-sub") == Offset::Invalid).then_some(())
+    })
+    .await;
+    eventually(
+        T,
+        "the live group's offset of a topic it does not read to expire",
+        || async { (committed(&live_check, "exp-other") == Offset::Invalid).then_some(()) },
+    )
+    .await;
+    // Committed in the same request, so just as old, but the group reads this topic.
+    assert_eq!(committed(&live_check, "exp-sub"), Offset::Offset(5));
+
+    // Once the last member leaves, the offsets outlive the group by the retention period,
+    // counted from when it became empty, not from the (older) commit.
+    drop(live);
+    let groups = &broker.broker().groups;
+    eventually(T, "the group to become empty", || async {
+        (groups.describe("exp-live").state == floe_server::coordinator::GroupState::Empty)
+            .then_some(())
+    })
+    .await;
+    let emptied = std::time::Instant::now();
+    assert_eq!(committed(&live_check, "exp-sub"), Offset::Offset(5));
+    eventually(T, "the empty group's offsets to expire", || async {
+        (committed(&live_check, "exp-sub") == Offset::Invalid).then_some(())
+    })
+    .await;
+    assert!(
+        emptied.elapsed() >= Duration::from_secs(2),
+        "expired {:?} after the group emptied, retention is 3 s",
+        emptied.elapsed()
+    );
+    // With no members and no offsets the group is gone (Kafka's Dead).
+    eventually(T, "the empty group to be forgotten", || async {
+        (!groups.list().iter().any(|(g, _, _)| g == "exp-live")).then_some(())
+    })
+    .await;
     broker.stop().await;
 }
 

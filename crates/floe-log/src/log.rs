@@ -177,6 +177,13 @@ pub struct PartitionLog {
     created_empty: bool,
 }
 
+/// Milliseconds since the epoch on the system clock (0 if it reads before 1970).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Parses `{base:020}.log`-style names.
 fn parse_base(name: &str, suffix: &str) -> Option<i64> {
     let stem = name.strip_suffix(suffix)?;
@@ -248,12 +255,13 @@ impl PartitionLog {
             .max(first_base)
             .min(log_end);
 
-        let (from, mut producers) = match producer::load_snapshot(dir, log_end)? {
+        let now_ms = wall_clock_ms();
+        let (from, mut producers) = match producer::load_snapshot(dir, log_end, now_ms)? {
             Some((offset, state)) => (offset, state),
             None => (i64::MIN, ProducerStateManager::default()),
         };
         for segment in segments.iter().filter(|s| s.next_offset() > from) {
-            segment.scan_headers_from(from, |h| producers.replay(h))?;
+            segment.scan_headers_from(from, |h| producers.replay(h, now_ms))?;
         }
 
         tracing::info!(
@@ -447,7 +455,7 @@ impl PartitionLog {
         }
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(records, &assigned, interval)?;
-        self.producers.commit(staged);
+        self.producers.commit(staged, now_ms);
         Ok(AppendOutcome::Appended {
             base_offset,
             last_offset,
@@ -680,6 +688,17 @@ impl PartitionLog {
             self.persist_log_start_offset()?;
         }
         Ok(deleted)
+    }
+
+    /// Forgets idempotent producers that have not appended for `max_age_ms` (Kafka's
+    /// `producer.id.expiration.ms`); returns how many went.
+    pub fn expire_producers(&mut self, now_ms: i64, max_age_ms: i64) -> usize {
+        self.producers.expire(now_ms, max_age_ms)
+    }
+
+    /// How many idempotent producers this partition keeps state for.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
     }
 
     /// A handle to fsync the active segment outside the lock, or `None` if

@@ -5,6 +5,12 @@
 //! State is rebuilt on open from the newest snapshot file
 //! (`{offset:020}.snapshot`, written at segment roll and flush) plus the batch
 //! headers after that offset.
+//!
+//! A producer id idle for longer than the broker's expiration (Kafka's
+//! `producer.id.expiration.ms`) is forgotten, so the state of short-lived producers does
+//! not pile up. "Idle" is measured on the broker's clock at append, not on the batches'
+//! timestamps as Kafka does: a producer republishing old records must not lose its
+//! duplicate detection the moment it is seen.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,7 +24,8 @@ use crate::fsutil::{remove_if_exists, write_atomic};
 pub(crate) const MAX_CACHED_BATCHES: usize = 5;
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"FLPS";
-const SNAPSHOT_VERSION: u16 = 1;
+/// Version 2 added each producer's last append time; version 1 files still load.
+const SNAPSHOT_VERSION: u16 = 2;
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
 
 /// Sequence range and offsets of one appended batch.
@@ -36,6 +43,8 @@ pub(crate) struct ProducerEntry {
     pub epoch: i16,
     /// Oldest first, at most [`MAX_CACHED_BATCHES`].
     pub batches: VecDeque<BatchMetadata>,
+    /// Broker time (ms) of the producer's last append, or when the state was loaded.
+    pub last_seen_ms: i64,
 }
 
 impl ProducerEntry {
@@ -43,6 +52,7 @@ impl ProducerEntry {
         ProducerEntry {
             epoch,
             batches: VecDeque::with_capacity(MAX_CACHED_BATCHES),
+            last_seen_ms: 0,
         }
     }
 
@@ -167,13 +177,19 @@ impl StagedProducers {
 }
 
 impl ProducerStateManager {
-    /// Applies staged changes after a successful write.
-    pub fn commit(&mut self, staged: StagedProducers) {
-        self.producers.extend(staged.entries);
+    /// Applies staged changes after a successful write made at `now_ms`.
+    pub fn commit(&mut self, staged: StagedProducers, now_ms: i64) {
+        self.producers
+            .extend(staged.entries.into_iter().map(|(pid, mut entry)| {
+                entry.last_seen_ms = now_ms;
+                (pid, entry)
+            }));
     }
 
-    /// Replays a batch found in the log (no validation: it was accepted once).
-    pub fn replay(&mut self, header: &BatchHeader) {
+    /// Replays a batch found in the log (no validation: it was accepted once). The log
+    /// does not keep append times, so the producer counts as seen at `now_ms`, the time
+    /// of the replay.
+    pub fn replay(&mut self, header: &BatchHeader, now_ms: i64) {
         if !header.has_producer_id() {
             return;
         }
@@ -183,7 +199,23 @@ impl ProducerStateManager {
             .or_insert_with(|| ProducerEntry::new(header.producer_epoch));
         if header.producer_epoch >= entry.epoch {
             entry.record(header);
+            entry.last_seen_ms = now_ms;
         }
+    }
+
+    /// Forgets every producer whose last append is `max_age_ms` or more before `now_ms`;
+    /// returns how many went. A forgotten producer that writes again is accepted with
+    /// whatever sequence it continues with, as an unknown one is (see [`check`]).
+    pub fn expire(&mut self, now_ms: i64, max_age_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_seen_ms) < max_age_ms);
+        before - self.producers.len()
+    }
+
+    /// How many producer ids this partition keeps state for.
+    pub fn len(&self) -> usize {
+        self.producers.len()
     }
 
     /// The state of one producer, if known.
@@ -207,6 +239,7 @@ impl ProducerStateManager {
             let entry = &self.producers[&id];
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.extend_from_slice(&entry.last_seen_ms.to_be_bytes());
             out.push(entry.batches.len() as u8);
             for m in &entry.batches {
                 out.extend_from_slice(&m.first_seq.to_be_bytes());
@@ -220,14 +253,19 @@ impl ProducerStateManager {
         out
     }
 
-    /// Parses a snapshot; `None` if it is damaged or of an unknown version.
-    fn decode(bytes: &[u8]) -> Option<(i64, ProducerStateManager)> {
+    /// Parses a snapshot; `None` if it is damaged or of an unknown version. Producers
+    /// in a version-1 file, which has no append times, count as seen at `now_ms`.
+    fn decode(bytes: &[u8], now_ms: i64) -> Option<(i64, ProducerStateManager)> {
         let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
         if crc32c::crc32c(body).to_be_bytes() != crc {
             return None;
         }
         let mut r = Reader(body);
-        if r.take(4)? != SNAPSHOT_MAGIC || u16::from_be_bytes(r.array()?) != SNAPSHOT_VERSION {
+        if r.take(4)? != SNAPSHOT_MAGIC {
+            return None;
+        }
+        let version = u16::from_be_bytes(r.array()?);
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let offset = i64::from_be_bytes(r.array()?);
@@ -236,6 +274,11 @@ impl ProducerStateManager {
         for _ in 0..count {
             let id = i64::from_be_bytes(r.array()?);
             let mut entry = ProducerEntry::new(i16::from_be_bytes(r.array()?));
+            entry.last_seen_ms = if version >= 2 {
+                i64::from_be_bytes(r.array()?)
+            } else {
+                now_ms
+            };
             let n = r.take(1)?[0];
             for _ in 0..n {
                 entry.batches.push_back(BatchMetadata {
@@ -314,16 +357,18 @@ pub(crate) fn remove_snapshots(dir: &Path) -> Result<()> {
 }
 
 /// Loads the newest valid snapshot whose offset is `<= max_offset` (newer ones
-/// describe data lost to truncation) and deletes all other snapshots.
+/// describe data lost to truncation) and deletes all other snapshots. `now_ms` stands in
+/// for append times a version-1 snapshot lacks.
 pub(crate) fn load_snapshot(
     dir: &Path,
     max_offset: i64,
+    now_ms: i64,
 ) -> Result<Option<(i64, ProducerStateManager)>> {
     let mut loaded = None;
     for (offset, path) in list_snapshots(dir)? {
         if loaded.is_none() && offset <= max_offset {
             let bytes = std::fs::read(&path).map_err(|e| Error::io("read snapshot", &path, e))?;
-            match ProducerStateManager::decode(&bytes) {
+            match ProducerStateManager::decode(&bytes, now_ms) {
                 Some((stored, state)) if stored == offset => {
                     loaded = Some((offset, state));
                     continue;
@@ -350,7 +395,7 @@ mod tests {
     fn stage_one(state: &mut ProducerStateManager, h: &BatchHeader) -> Result<SequenceCheck> {
         let mut staged = StagedProducers::default();
         let r = staged.check_and_stage(state, h)?;
-        state.commit(staged);
+        state.commit(staged, 1_000);
         Ok(r)
     }
 
@@ -434,21 +479,91 @@ mod tests {
     fn snapshot_round_trip_and_damage_detection() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = ProducerStateManager::default();
-        s.replay(&header(1, 2, 0, 3, 0));
-        s.replay(&header(2, 0, 7, 1, 3));
+        s.replay(&header(1, 2, 0, 3, 0), 5_000);
+        s.replay(&header(2, 0, 7, 1, 3), 6_000);
         write_snapshot(dir.path(), 4, &s).expect("write");
         write_snapshot(dir.path(), 10, &s).expect("write");
         assert_eq!(list_snapshots(dir.path()).expect("list").len(), 1);
-        let (offset, loaded) = load_snapshot(dir.path(), 10).expect("load").expect("some");
+        let (offset, loaded) = load_snapshot(dir.path(), 10, 9_000)
+            .expect("load")
+            .expect("some");
         assert_eq!(offset, 10);
         assert_eq!(loaded, s);
+        assert_eq!(loaded.get(2).expect("entry").last_seen_ms, 6_000);
         // A snapshot beyond the log end is ignored and removed.
-        assert!(load_snapshot(dir.path(), 9).expect("load").is_none());
+        assert!(load_snapshot(dir.path(), 9, 9_000).expect("load").is_none());
         assert!(list_snapshots(dir.path()).expect("list").is_empty());
         // Damaged bytes are detected.
         let mut bytes = s.encode(3);
         bytes[10] ^= 1;
-        assert!(ProducerStateManager::decode(&bytes).is_none());
-        assert!(ProducerStateManager::decode(&[]).is_none());
+        assert!(ProducerStateManager::decode(&bytes, 0).is_none());
+        assert!(ProducerStateManager::decode(&[], 0).is_none());
+    }
+
+    /// A version-1 file (no append times) as the previous release wrote it.
+    fn encode_v1(offset: i64, pid: i64, epoch: i16, m: BatchMetadata) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&1u32.to_be_bytes());
+        out.extend_from_slice(&pid.to_be_bytes());
+        out.extend_from_slice(&epoch.to_be_bytes());
+        out.push(1);
+        for v in [m.first_seq, m.last_seq] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [m.first_offset, m.last_offset] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_version_1_snapshot_loads_as_seen_at_load_time() {
+        let m = BatchMetadata {
+            first_seq: 0,
+            last_seq: 2,
+            first_offset: 0,
+            last_offset: 2,
+        };
+        let (offset, s) =
+            ProducerStateManager::decode(&encode_v1(3, 7, 1, m), 42_000).expect("decodes");
+        assert_eq!(offset, 3);
+        let e = s.get(7).expect("entry");
+        assert_eq!((e.epoch, e.last_seen_ms), (1, 42_000));
+        assert_eq!(e.batches.iter().copied().collect::<Vec<_>>(), vec![m]);
+    }
+
+    #[test]
+    fn idle_producers_expire_and_may_continue_afterwards() {
+        let mut s = ProducerStateManager::default();
+        let mut staged = StagedProducers::default();
+        staged
+            .check_and_stage(&s, &header(1, 0, 0, 2, 0))
+            .expect("ok");
+        s.commit(staged, 1_000);
+        let mut staged = StagedProducers::default();
+        staged
+            .check_and_stage(&s, &header(2, 0, 0, 1, 2))
+            .expect("ok");
+        s.commit(staged, 5_000);
+        // Producer 1 was last seen 10 s before, producer 2 only 6 s.
+        assert_eq!(s.expire(11_000, 10_000), 1);
+        assert!(s.get(1).is_none());
+        assert_eq!(s.len(), 1);
+        // Producer 2 still has its duplicate detection.
+        assert!(matches!(
+            stage_one(&mut s, &header(2, 0, 0, 1, 9)),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+        // Producer 1 comes back with a gap (sequence 5 where 2 is next): accepted, as an
+        // unknown producer is; before it expired this was OUT_OF_ORDER_SEQUENCE.
+        assert_eq!(
+            stage_one(&mut s, &header(1, 0, 5, 1, 3)).expect("ok"),
+            SequenceCheck::Append
+        );
     }
 }

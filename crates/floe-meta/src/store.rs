@@ -434,6 +434,39 @@ impl MetaStore {
         .await
     }
 
+    /// Deletes the given offsets of `group` (one transaction), each only if it was not
+    /// committed again since it was read: its `commit_timestamp_ms` must still be the
+    /// one given. Offset expiry decides from a read, and a commit that lands in between
+    /// must survive. Returns how many rows went.
+    pub async fn expire_offsets(&self, group: &str, offsets: &[CommittedOffset]) -> Result<u64> {
+        const OP: &str = "expire_offsets";
+        if offsets.is_empty() {
+            return Ok(0);
+        }
+        self.run(OP, async {
+            let mut tx = self.inner.pool.begin().await.map_err(self.db(OP))?;
+            let mut deleted = 0;
+            for o in offsets {
+                deleted += sqlx::query(
+                    "DELETE FROM committed_offsets WHERE group_id = $1 AND topic = $2 \
+                     AND partition_index = $3 AND commit_timestamp_ms = $4",
+                )
+                .bind(group)
+                .bind(o.topic.as_str())
+                .bind(i64::from(o.partition))
+                .bind(o.commit_timestamp_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.db(OP))?
+                .rows_affected();
+            }
+            tx.commit().await.map_err(self.db(OP))?;
+            debug!(group, deleted, "expired offsets deleted");
+            Ok(deleted)
+        })
+        .await
+    }
+
     // ---- producer ids ----------------------------------------------------
 
     /// Allocates `count` producer ids and returns the first of the block

@@ -118,6 +118,7 @@ on_both_backends!(
     topic_configs_round_trip,
     partition_count_change,
     offsets_commit_upsert_fetch_delete,
+    expiry_spares_offsets_committed_again,
     delete_topic_removes_offsets,
     producer_ids_never_overlap,
     persistence_across_reconnect,
@@ -345,6 +346,20 @@ async fn offsets_commit_upsert_fetch_delete(ctx: Ctx) {
         store.fetch_offsets("g0").await.unwrap(),
         vec![offset("t1", 0, 1, None)]
     );
+    store.close().await;
+}
+
+async fn expiry_spares_offsets_committed_again(ctx: Ctx) {
+    let store = ctx.connect().await;
+    let read = vec![offset("t", 0, 5, None), offset("t", 1, 6, None)];
+    store.commit_offsets("g", &read).await.unwrap();
+    assert_eq!(store.expire_offsets("g", &[]).await.unwrap(), 0);
+    // Partition 1 is committed again after expiry read it: only partition 0 goes.
+    let mut again = offset("t", 1, 9, None);
+    again.commit_timestamp_ms = read[1].commit_timestamp_ms + 1;
+    store.commit_offsets("g", &[again.clone()]).await.unwrap();
+    assert_eq!(store.expire_offsets("g", &read).await.unwrap(), 1);
+    assert_eq!(store.fetch_offsets("g").await.unwrap(), vec![again]);
     store.close().await;
 }
 

@@ -161,6 +161,11 @@ pub struct LogDefaults {
     /// Newest bytes of each partition's active segment left in the OS page cache after
     /// an fsync; older pages are dropped. -1 leaves the page cache to the OS.
     pub page_cache_bytes: i64,
+    /// How long an idempotent producer id may go without appending before a partition
+    /// forgets its sequence state (Kafka's `producer.id.expiration.ms`). Checked on
+    /// every retention pass.
+    #[serde(with = "humantime_serde")]
+    pub producer_id_expiration: Duration,
 }
 
 impl Default for LogDefaults {
@@ -176,6 +181,7 @@ impl Default for LogDefaults {
             retention_check_interval: Duration::from_secs(30),
             message_timestamp_type: "CreateTime".into(),
             page_cache_bytes: 256 << 20,
+            producer_id_expiration: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -193,6 +199,14 @@ pub struct GroupConfig {
     /// How long the first rebalance of an empty group waits for more members.
     #[serde(with = "humantime_serde")]
     pub initial_rebalance_delay: Duration,
+    /// How long committed offsets outlive their group's last member, or their last
+    /// commit (Kafka's `offsets.retention.minutes`).
+    #[serde(with = "humantime_serde")]
+    pub offsets_retention: Duration,
+    /// How often offsets are checked for expiry (Kafka's
+    /// `offsets.retention.check.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub offsets_retention_check_interval: Duration,
 }
 
 impl Default for GroupConfig {
@@ -201,6 +215,8 @@ impl Default for GroupConfig {
             min_session_timeout: Duration::from_secs(1),
             max_session_timeout: Duration::from_secs(1800),
             initial_rebalance_delay: Duration::ZERO,
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_secs(600),
         }
     }
 }

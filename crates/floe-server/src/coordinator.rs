@@ -15,6 +15,10 @@
 //! must wait (JoinGroup until the round completes, SyncGroup until the leader assigns) park
 //! a oneshot sender in the group and await the receiver outside the lock. A reaper task
 //! ticks every 100 ms to expire sessions and end rebalances whose deadline passed.
+//!
+//! Committed offsets live in the metadata store and expire as in Kafka
+//! (`offsets.retention.minutes`, KIP-211 and KIP-496): see
+//! [`GroupCoordinator::run_offset_expiry`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,13 +26,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use floe_kafka::ResponseError;
-use floe_meta::MetaStore;
+use floe_meta::{CommittedOffset, MetaStore};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::broker::now_ms;
 use crate::config::GroupConfig;
 
 /// Group states, named as Kafka reports them in DescribeGroups/ListGroups.
@@ -156,6 +161,9 @@ struct Member {
 
 struct Group {
     state: GroupState,
+    /// Wall-clock time (ms) the group entered `state` (Kafka's `currentStateTimestamp`):
+    /// an empty group's offsets expire a retention period after it emptied.
+    state_since_ms: i64,
     generation: i32,
     protocol_type: Option<String>,
     protocol_name: Option<String>,
@@ -177,6 +185,7 @@ impl Group {
         let now = Instant::now();
         Self {
             state: GroupState::Empty,
+            state_since_ms: now_ms(),
             generation: 0,
             protocol_type: None,
             protocol_name: None,
@@ -188,6 +197,20 @@ impl Group {
             rebalance_deadline: now,
             earliest_completion: now,
         }
+    }
+
+    fn set_state(&mut self, state: GroupState) {
+        self.state = state;
+        self.state_since_ms = now_ms();
+    }
+
+    /// Empty and nobody about to join: the group holds nothing the store does not.
+    fn is_idle(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.members.is_empty()
+            && self.pending_ids.is_empty()
+            && self.join_waiters.is_empty()
+            && self.sync_waiters.is_empty()
     }
 
     fn member(&self, id: &str) -> Option<&Member> {
@@ -253,7 +276,7 @@ impl Group {
             });
         }
         let was_empty = self.state == GroupState::Empty;
-        self.state = GroupState::PreparingRebalance;
+        self.set_state(GroupState::PreparingRebalance);
         let timeout = self
             .members
             .iter()
@@ -287,7 +310,7 @@ impl Group {
         }
         self.generation += 1;
         if self.members.is_empty() {
-            self.state = GroupState::Empty;
+            self.set_state(GroupState::Empty);
             self.leader = None;
             self.protocol_name = None;
             info!(group = %group_id, generation = self.generation, "group is empty");
@@ -302,7 +325,7 @@ impl Group {
         }
         let protocol = self.common_protocols().into_iter().next();
         self.protocol_name = protocol.clone();
-        self.state = GroupState::CompletingRebalance;
+        self.set_state(GroupState::CompletingRebalance);
         let leader = self.leader.clone().unwrap_or_default();
         let all: Vec<(String, Option<String>, Bytes)> = self
             .members
@@ -356,6 +379,38 @@ impl Group {
             self.maybe_complete_join(group_id, now, true);
         }
     }
+}
+
+/// Topics the members of a consumer group subscribe to, from their consumer-protocol
+/// metadata; `None` when the group is not a consumer group or a member's metadata does
+/// not decode (then nothing can be said about what it reads).
+fn subscriptions(g: &Group) -> Option<HashSet<String>> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if g.protocol_type.as_deref() != Some("consumer") {
+        return None;
+    }
+    let mut topics = HashSet::new();
+    for (_, m) in &g.members {
+        for (_, meta) in &m.protocols {
+            if meta.len() < 2 {
+                return None;
+            }
+            let mut buf = meta.clone();
+            let version = i16::from_be_bytes([buf[0], buf[1]]);
+            bytes::Buf::advance(&mut buf, 2);
+            // Member metadata comes from the network; a decoder panic must not take the
+            // coordinator down.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ConsumerProtocolSubscription::decode(&mut buf, version)
+            }));
+            match decoded {
+                Ok(Ok(sub)) => topics.extend(sub.topics.iter().map(|t| t.to_string())),
+                _ => return None,
+            }
+        }
+    }
+    Some(topics)
 }
 
 /// The coordinator of every group on this broker.
@@ -606,7 +661,7 @@ impl GroupCoordinator {
                 for (id, m) in g.members.iter_mut() {
                     m.assignment = by_member.remove(id).unwrap_or_default();
                 }
-                g.state = GroupState::Stable;
+                g.set_state(GroupState::Stable);
                 info!(group = %group, generation = g.generation, "rebalance: assignment received, group stable");
                 let waiters: Vec<_> = g.sync_waiters.drain().collect();
                 for (id, tx) in waiters {
@@ -798,33 +853,97 @@ impl GroupCoordinator {
     /// Topics the group's members subscribe to (from their consumer-protocol metadata),
     /// for OffsetDelete's GROUP_SUBSCRIBED_TO_TOPIC check.
     pub fn subscribed_topics(&self, group: &str) -> HashSet<String> {
-        use kafka_protocol::messages::ConsumerProtocolSubscription;
-        use kafka_protocol::protocol::Decodable;
         let groups = self.groups.lock();
-        let Some(g) = groups.get(group) else {
-            return HashSet::new();
+        groups
+            .get(group)
+            .and_then(subscriptions)
+            .unwrap_or_default()
+    }
+
+    /// Which of `offsets` (all of `group`'s) have expired at `now_ms` after `retention_ms`,
+    /// following Kafka's `GroupMetadata.removeExpiredOffsets`:
+    /// - an empty group loses all of them a retention period after it became empty;
+    /// - a stable consumer group keeps those of topics its members subscribe to, and
+    ///   loses the others a retention period after their last commit (KIP-496);
+    /// - a group in a rebalance, or one whose subscriptions cannot be read, keeps all;
+    /// - a group the coordinator does not know (offsets committed from outside group
+    ///   management, or any group before its members rejoin after a restart) loses each
+    ///   offset a retention period after its last commit.
+    fn expired_offsets(
+        &self,
+        group: &str,
+        offsets: &[CommittedOffset],
+        now_ms: i64,
+        retention_ms: i64,
+    ) -> Vec<CommittedOffset> {
+        let older = |since: i64| now_ms.saturating_sub(since) >= retention_ms;
+        let groups = self.groups.lock();
+        let keep_topics = match groups.get(group) {
+            None => HashSet::new(),
+            Some(g) if g.state == GroupState::Empty => {
+                return if g.members.is_empty() && older(g.state_since_ms) {
+                    offsets.to_vec()
+                } else {
+                    Vec::new()
+                };
+            }
+            Some(g) if g.state == GroupState::Stable => match subscriptions(g) {
+                Some(topics) => topics,
+                None => return Vec::new(),
+            },
+            Some(_) => return Vec::new(),
         };
-        if g.protocol_type.as_deref() != Some("consumer") {
-            return HashSet::new();
+        offsets
+            .iter()
+            .filter(|o| !keep_topics.contains(&o.topic) && older(o.commit_timestamp_ms))
+            .cloned()
+            .collect()
+    }
+
+    /// One expiry pass: deletes expired committed offsets (see `expired_offsets`), then
+    /// forgets empty groups that have no offsets left (Kafka turns them Dead).
+    async fn expire_offsets_once(&self, now_ms: i64) -> Result<(), floe_meta::Error> {
+        let retention_ms =
+            i64::try_from(self.config.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        for group in self.meta.list_offset_groups().await? {
+            let offsets = self.meta.fetch_offsets(&group).await?;
+            let expired = self.expired_offsets(&group, &offsets, now_ms, retention_ms);
+            if expired.is_empty() {
+                continue;
+            }
+            let deleted = self.meta.expire_offsets(&group, &expired).await?;
+            info!(group = %group, offsets = deleted, "committed offsets expired");
         }
-        let mut topics = HashSet::new();
-        for (_, m) in &g.members {
-            for (_, meta) in &m.protocols {
-                if meta.len() < 2 {
-                    continue;
-                }
-                let mut buf = meta.clone();
-                let version = i16::from_be_bytes([buf[0], buf[1]]);
-                bytes::Buf::advance(&mut buf, 2);
-                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    ConsumerProtocolSubscription::decode(&mut buf, version)
-                }));
-                if let Ok(Ok(sub)) = decoded {
-                    topics.extend(sub.topics.iter().map(|t| t.to_string()));
-                }
+        let with_offsets: HashSet<String> =
+            self.meta.list_offset_groups().await?.into_iter().collect();
+        self.groups.lock().retain(|id, g| {
+            let forget = g.is_idle() && !with_offsets.contains(id);
+            if forget {
+                info!(group = %id, "empty group without offsets removed");
+            }
+            !forget
+        });
+        Ok(())
+    }
+
+    /// Expires committed offsets every `offsets_retention_check_interval` until shutdown.
+    /// The first pass runs one interval after start, so that after a restart the members
+    /// of live groups (which the coordinator does not remember) have rejoined before
+    /// their offsets are judged.
+    pub async fn run_offset_expiry(self) {
+        let every = self
+            .config
+            .offsets_retention_check_interval
+            .max(Duration::from_millis(10));
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.expire_offsets_once(now_ms()).await {
+                warn!(error = %e, "offset expiry failed; retrying at the next interval");
             }
         }
-        topics
     }
 
     /// Expires sessions and ends overdue rebalances, every 100 ms until shutdown.

@@ -399,6 +399,7 @@ struct PartitionRow {
     start: i64,
     end: i64,
     size_bytes: u64,
+    producer_ids: usize,
     lake: Option<PartitionLakeRow>,
 }
 
@@ -458,6 +459,7 @@ impl Snapshot {
                             start,
                             end,
                             size_bytes: p.size_bytes(),
+                            producer_ids: p.producer_count(),
                             lake,
                         }
                     })
@@ -652,6 +654,13 @@ impl Collector for Snapshot {
             "Bytes of segment files the partition's WAL holds on disk",
             self.partitions()
                 .map(|(t, p)| (partition_labels(t, p), p.size_bytes)),
+        )?;
+        gauges(
+            e,
+            "floe_log_producer_ids",
+            "Idempotent producer ids the partition keeps sequence state for (until [log] producer_id_expiration)",
+            self.partitions()
+                .map(|(t, p)| (partition_labels(t, p), p.producer_ids as u64)),
         )?;
         gauges(
             e,
@@ -980,6 +989,7 @@ mod tests {
             start: 0,
             end: 10,
             size_bytes: 100,
+            producer_ids: 2,
             lake: Some(PartitionLakeRow {
                 landed: Some(landed),
                 seconds_behind: if landed < 10 { 1.5 } else { 0.0 },

@@ -313,6 +313,16 @@ impl Partition {
         self.log.read().size_bytes()
     }
 
+    /// Idempotent producers the partition keeps state for.
+    pub fn producer_count(&self) -> usize {
+        self.log.read().producer_count()
+    }
+
+    /// Forgets producers idle for `max_age_ms`; returns how many went.
+    pub fn expire_producers(&self, now_ms: i64, max_age_ms: i64) -> usize {
+        self.log.write().expire_producers(now_ms, max_age_ms)
+    }
+
     /// The partition's directory.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir

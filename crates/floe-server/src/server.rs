@@ -100,6 +100,7 @@ impl RunningServer {
         tasks.spawn(crate::tasks::run_syncer(broker.clone()));
         tasks.spawn(crate::tasks::run_retention(broker.clone()));
         tasks.spawn(broker.groups.clone().run_reaper());
+        tasks.spawn(broker.groups.clone().run_offset_expiry());
         info!(listen = %kafka_addr, advertised = %format!("{host}:{port}"), "floe is serving Kafka");
         Ok(Self {
             kafka_addr,

@@ -1,4 +1,5 @@
-//! Background tasks: the fsync loop and log retention. Each runs until shutdown.
+//! Background tasks: the fsync loop and log retention (which also expires idle producer
+//! ids). Each runs until shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +42,8 @@ async fn sync_all(broker: &Arc<Broker>) {
     }
 }
 
-/// Applies retention.ms / retention.bytes to every partition periodically.
+/// Applies retention.ms / retention.bytes to every partition periodically, and forgets
+/// producer ids idle for `[log] producer_id_expiration`.
 pub async fn run_retention(broker: Arc<Broker>) {
     let every = broker
         .config
@@ -65,6 +67,8 @@ pub async fn run_retention(broker: Arc<Broker>) {
                 })
             })
             .collect();
+        let producer_ttl =
+            i64::try_from(broker.config.log.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
         let r = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             for (p, keep_from) in partitions {
@@ -72,6 +76,10 @@ pub async fn run_retention(broker: Arc<Broker>) {
                     Ok(0) => {}
                     Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
                     Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
+                }
+                let expired = p.expire_producers(now, producer_ttl);
+                if expired > 0 {
+                    info!(topic = %p.topic, partition = p.index, producer_ids = expired, "expired idle producer ids");
                 }
             }
         })

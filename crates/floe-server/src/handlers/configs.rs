@@ -164,6 +164,16 @@ fn broker_entries(broker: &Broker) -> Vec<(String, String, i8)> {
         c.kafka.max_request_bytes.to_string(),
         STATIC_BROKER_CONFIG,
     ));
+    v.push((
+        "offsets.retention.minutes".into(),
+        (c.groups.offsets_retention.as_secs() / 60).to_string(),
+        STATIC_BROKER_CONFIG,
+    ));
+    v.push((
+        "producer.id.expiration.ms".into(),
+        c.log.producer_id_expiration.as_millis().to_string(),
+        STATIC_BROKER_CONFIG,
+    ));
     v
 }
 
