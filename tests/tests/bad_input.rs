@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use floe_tests::raw::{batch, frame, produce, roundtrip, IO};
+use floe_tests::rdkafka::consumer::Consumer;
+use floe_tests::rdkafka::message::Message;
 use floe_tests::rdkafka::producer::FutureRecord;
 use floe_tests::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -255,5 +257,67 @@ async fn records_that_do_not_decode_are_refused_with_the_lake_off_too() {
     let mut s = TcpStream::connect(&addr).await.unwrap();
     assert_eq!(produce(&mut s, "plain", undecodable()).await.0, 87);
     assert_eq!(produce(&mut s, "plain", batch(&[b"a"], None)).await, (0, 0));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_takes_its_partition_offline_until_a_restart() {
+    let mut broker = TestBroker::start().await;
+    let addr = broker.bootstrap();
+    create_topic(&addr, "disk", 2, &[]).await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(
+        produce(&mut s, "disk", batch(&[b"a", b"b", b"c"], None)).await,
+        (0, 0)
+    );
+    // What the fsync task does when fdatasync fails. A real EIO needs a faulty block
+    // device (root and device-mapper), which the test machines do not offer.
+    let p0 = broker.broker().partition("disk", 0).unwrap();
+    p0.fail_storage(&"fdatasync: Input/output error (os error 5)");
+
+    // KAFKA_STORAGE_ERROR (56) for produce, fetch and list offsets on that partition.
+    let resp = floe_tests::raw::produce_request(&mut s, "disk", batch(&[b"d"], None), 5000).await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 56);
+    let msg = p
+        .error_message
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("offline"), "error message: {msg:?}");
+    assert_eq!(fetch_error(&mut s, "disk", 0).await, 56);
+    let c = consumer(&addr, "disk-check", &[]);
+    let err = c.fetch_watermarks("disk", 0, Duration::from_secs(5));
+    assert!(err.is_err(), "list offsets answered {err:?}");
+
+    // The other partition, and the metrics, carry on.
+    let prod = producer(&addr, &[]);
+    prod.send(
+        FutureRecord::<str, str>::to("disk")
+            .partition(1)
+            .payload("x"),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("partition 1 still takes writes");
+    let m = scrape_metrics(&broker.http_url()).await;
+    let labels = |p| [("topic", "disk"), ("partition", p)];
+    assert_eq!(m.value("floe_log_offline", &labels("0")), 1.0);
+    assert_eq!(m.value("floe_log_offline", &labels("1")), 0.0);
+
+    // A restart recovers the log from disk and the partition serves again.
+    broker.restart().await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(produce(&mut s, "disk", batch(&[b"d"], None)).await, (0, 3));
+    let c = consumer(&addr, "disk-after", &[]);
+    c.subscribe(&["disk"]).unwrap();
+    let mut got: Vec<(i32, i64)> = recv_n(&c, 5, Duration::from_secs(30))
+        .await
+        .iter()
+        .map(|m| (m.partition(), m.offset()))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]);
     broker.stop().await;
 }

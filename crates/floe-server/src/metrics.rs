@@ -400,6 +400,7 @@ struct PartitionRow {
     end: i64,
     size_bytes: u64,
     producer_ids: usize,
+    offline: bool,
     lake: Option<PartitionLakeRow>,
 }
 
@@ -460,6 +461,7 @@ impl Snapshot {
                             end,
                             size_bytes: p.size_bytes(),
                             producer_ids: p.producer_count(),
+                            offline: p.is_offline(),
                             lake,
                         }
                     })
@@ -661,6 +663,13 @@ impl Collector for Snapshot {
             "Idempotent producer ids the partition keeps sequence state for (until [log] producer_id_expiration)",
             self.partitions()
                 .map(|(t, p)| (partition_labels(t, p), p.producer_ids as u64)),
+        )?;
+        gauges(
+            e,
+            "floe_log_offline",
+            "1 once a failed fsync or write took the partition offline (until a restart), else 0",
+            self.partitions()
+                .map(|(t, p)| (partition_labels(t, p), u64::from(p.offline))),
         )?;
         gauges(
             e,
@@ -990,6 +999,7 @@ mod tests {
             end: 10,
             size_bytes: 100,
             producer_ids: 2,
+            offline: false,
             lake: Some(PartitionLakeRow {
                 landed: Some(landed),
                 seconds_behind: if landed < 10 { 1.5 } else { 0.0 },

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use floe_kafka::records::{check_batches, Batch, Checked};
+use floe_kafka::ResponseError;
 use floe_lake::convert::{batches_to_arrow, kafka_to_arrow};
 use floe_lake::{TailBatch, TailBuffer};
 use floe_log::{AppendOutcome, LogConfig, PartitionLog, ValidatedBatches};
@@ -39,6 +40,11 @@ pub struct Partition {
     /// until the committer has read where the table ends, appends could reuse offsets the
     /// table holds, so produce, fetch and list offsets are refused (retriable).
     awaiting_lake: AtomicBool,
+    /// Set by the first failed fsync or write. Linux may drop the dirty pages of a failed
+    /// fsync and let the next one succeed, so the log in memory may no longer match the
+    /// disk: the partition goes offline (KAFKA_STORAGE_ERROR) until a restart recovers
+    /// the log from what is on disk, as Kafka takes a failed log directory offline.
+    storage_failure: OnceLock<String>,
 }
 
 impl Partition {
@@ -82,6 +88,7 @@ impl Partition {
             synced: watch::channel(synced).0,
             tail,
             awaiting_lake: AtomicBool::new(awaiting_lake),
+            storage_failure: OnceLock::new(),
             schema,
             traffic: Traffic::default(),
         })
@@ -90,6 +97,40 @@ impl Partition {
     /// Whether the partition waits for the committer to read the table (see the field).
     pub fn awaiting_lake(&self) -> bool {
         self.awaiting_lake.load(Ordering::Acquire)
+    }
+
+    /// Why Produce, Fetch and ListOffsets must be refused now, if they must: the log was
+    /// lost and waits for the table (NOT_LEADER_OR_FOLLOWER, retried by clients), or the
+    /// disk failed (KAFKA_STORAGE_ERROR, until a restart).
+    pub fn unavailable(&self) -> Option<(ResponseError, &'static str)> {
+        if self.storage_failure.get().is_some() {
+            Some((
+                ResponseError::KafkaStorageError,
+                "the partition is offline after a failed fsync or write; restart the broker once the disk is healthy",
+            ))
+        } else if self.awaiting_lake() {
+            Some((
+                ResponseError::NotLeaderOrFollower,
+                "the partition's log was lost; it waits for the lake table to say where it ends",
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Whether a failed fsync or write took the partition offline.
+    pub fn is_offline(&self) -> bool {
+        self.storage_failure.get().is_some()
+    }
+
+    /// Takes the partition offline after a failed fsync or write (see the field) and wakes
+    /// the produce requests waiting for an fsync, which then answer KAFKA_STORAGE_ERROR.
+    pub fn fail_storage(&self, error: &dyn std::fmt::Display) {
+        if self.storage_failure.set(error.to_string()).is_ok() {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %error,
+                "storage failed: partition offline until restart (unsynced data may be lost)");
+        }
+        self.synced.send_modify(|_| {});
     }
 
     /// Appends the batches in `records` (validated, offsets assigned, idempotence checked).
@@ -101,7 +142,23 @@ impl Partition {
     pub fn append(&self, mut records: Vec<u8>, now_ms: i64) -> floe_log::Result<AppendOutcome> {
         let (validated, checked) = self.check_records(&records)?;
         let mut log = self.log.write();
-        let outcome = log.append_validated(&mut records, validated, now_ms)?;
+        // Checked under the lock: an append racing the failure must not slip in after it.
+        if let Some(why) = self.storage_failure.get() {
+            return Err(floe_log::Error::Io {
+                op: "append to (offline after an earlier failure)",
+                path: self.dir.clone(),
+                source: std::io::Error::other(why.clone()),
+            });
+        }
+        let outcome = match log.append_validated(&mut records, validated, now_ms) {
+            Ok(o) => o,
+            Err(e) => {
+                if matches!(e, floe_log::Error::Io { .. }) {
+                    self.fail_storage(&e);
+                }
+                return Err(e);
+            }
+        };
         let end = log.log_end_offset();
         drop(log);
         self.end.send_replace(end);
@@ -279,9 +336,13 @@ impl Partition {
 
     /// Fsyncs what is not yet durable (blocking; the lock is not held during the fsync).
     pub fn sync(&self) -> floe_log::Result<()> {
+        if self.is_offline() {
+            // A later fsync could succeed without the pages the failed one dropped.
+            return Ok(());
+        }
         let job = self.log.read().sync_job();
         if let Some(job) = job {
-            let up_to = job.run()?;
+            let up_to = job.run().inspect_err(|e| self.fail_storage(e))?;
             self.log.write().mark_synced(up_to);
             self.synced.send_replace(up_to);
         }
@@ -290,6 +351,10 @@ impl Partition {
 
     /// Fsyncs everything and writes the producer-state snapshot (shutdown).
     pub fn flush(&self) -> floe_log::Result<()> {
+        if self.is_offline() {
+            // Recovery at the next start trusts only what is on disk.
+            return Ok(());
+        }
         let mut log = self.log.write();
         log.flush()?;
         let end = log.log_end_offset();

@@ -54,9 +54,12 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
                 None => Err(ResponseError::UnknownTopicOrPartition),
                 Some(topic) => match topic.partition(p.partition) {
                     None => Err(ResponseError::UnknownTopicOrPartition),
-                    // Retriable: the client fetches again once the table has been read.
-                    Some(part) if part.awaiting_lake() => Err(ResponseError::NotLeaderOrFollower),
-                    Some(part) => Ok(part),
+                    Some(part) => match part.unavailable() {
+                        // Lost log: retriable, the client fetches again once the table has
+                        // been read. Failed disk: offline until a restart.
+                        Some((e, _)) => Err(e),
+                        None => Ok(part),
+                    },
                 },
             };
             wants.push(Want {

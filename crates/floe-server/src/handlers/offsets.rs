@@ -51,10 +51,10 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             };
-            if partition.awaiting_lake() {
-                // Retriable: the client asks again once the table has been read.
+            if let Some((e, _)) = partition.unavailable() {
+                // Retriable when the log waits for the table; the disk failing is not.
                 parts.push(
-                    resp.with_error_code(ResponseError::NotLeaderOrFollower.code())
+                    resp.with_error_code(e.code())
                         .with_offset(-1)
                         .with_timestamp(-1),
                 );
@@ -186,25 +186,27 @@ pub(super) fn offset_for_leader_epoch(
                 .into_iter()
                 .map(|p| {
                     let r = EpochEndOffset::default().with_partition(p.partition);
-                    match topic.as_ref().and_then(|t| t.partition(p.partition)) {
-                        None => r
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1),
-                        Some(part) if part.awaiting_lake() => r
-                            .with_error_code(ResponseError::NotLeaderOrFollower.code())
+                    let part = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition))
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|part| match part.unavailable() {
+                            Some((e, _)) => Err(e),
+                            None => Ok(part),
+                        });
+                    match part {
+                        Err(e) => r
+                            .with_error_code(e.code())
                             .with_leader_epoch(-1)
                             .with_end_offset(-1),
                         // Every batch is written in leader epoch 0, the only epoch a single
                         // broker ever has.
-                        Some(_) if p.current_leader_epoch > 0 => r
+                        Ok(_) if p.current_leader_epoch > 0 => r
                             .with_error_code(ResponseError::UnknownLeaderEpoch.code())
                             .with_leader_epoch(-1)
                             .with_end_offset(-1),
-                        Some(_) if p.leader_epoch > 0 => {
-                            r.with_leader_epoch(-1).with_end_offset(-1)
-                        }
-                        Some(part) => r.with_leader_epoch(0).with_end_offset(part.offsets().1),
+                        Ok(_) if p.leader_epoch > 0 => r.with_leader_epoch(-1).with_end_offset(-1),
+                        Ok(part) => r.with_leader_epoch(0).with_end_offset(part.offsets().1),
                     }
                 })
                 .collect();

@@ -56,12 +56,10 @@ pub(super) async fn handle(
                 parts.push(refuse(ResponseError::UnknownTopicOrPartition, None));
                 continue;
             };
-            if partition.awaiting_lake() {
-                // Retriable: appending now could reuse offsets the table holds.
-                parts.push(refuse(
-                    ResponseError::NotLeaderOrFollower,
-                    Some("the partition's log was lost; it waits for the lake table to say where it ends".into()),
-                ));
+            if let Some((e, why)) = partition.unavailable() {
+                // Lost log: retriable, appending now could reuse offsets the table holds.
+                // Failed disk: nothing is acknowledged that may not be on it.
+                parts.push(refuse(e, Some(why.into())));
                 continue;
             }
             // Kafka answers acks outside -1, 0 and 1 with INVALID_REQUIRED_ACKS for every
@@ -232,7 +230,9 @@ async fn append(
         broker.sync_wanted.notify_one();
         let durable = tokio::time::timeout(timeout, async {
             tokio::select! {
-                ok = async { synced.wait_for(|s| *s > last).await.is_ok() } => ok,
+                ok = async {
+                    synced.wait_for(|s| *s > last || partition.is_offline()).await.is_ok()
+                } => ok,
                 // The fsync task stops at shutdown: sync here so the answer is still true.
                 _ = broker.shutdown.cancelled() => {
                     let p = partition.clone();
@@ -241,7 +241,9 @@ async fn append(
             }
         })
         .await;
-        if !matches!(durable, Ok(true)) {
+        if partition.is_offline() {
+            err = Some(ResponseError::KafkaStorageError);
+        } else if !matches!(durable, Ok(true)) {
             err = Some(ResponseError::RequestTimedOut);
         }
     }
