@@ -321,3 +321,39 @@ async fn a_failed_fsync_takes_its_partition_offline_until_a_restart() {
     assert_eq!(got, vec![(0, 0), (0, 1), (0, 2), (0, 3), (1, 0)]);
     broker.stop().await;
 }
+
+/// InitProducerId v4 without a transactional id: (producer id, epoch).
+async fn init_producer_id(s: &mut TcpStream, id: i64, epoch: i16) -> (i64, i16) {
+    let req = InitProducerIdRequest::default()
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch);
+    let mut body = roundtrip(
+        s,
+        &frame(ApiKey::InitProducerId, 4, &req),
+        ApiKey::InitProducerId,
+        4,
+    )
+    .await
+    .expect("init producer id response");
+    let r = InitProducerIdResponse::decode(&mut body, 4).unwrap();
+    assert_eq!(r.error_code, 0);
+    (r.producer_id.0, r.producer_epoch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_producer_id_always_hands_out_a_new_id() {
+    let broker = TestBroker::start().await;
+    let mut s = TcpStream::connect(&broker.bootstrap()).await.unwrap();
+    let (first, epoch) = init_producer_id(&mut s, -1, -1).await;
+    assert_eq!(epoch, 0);
+    // The producer asks for an epoch bump of its id (KIP-360), then a client names an id
+    // it was never given: both get fresh ids, so nobody can fence someone else's.
+    let (bumped, epoch) = init_producer_id(&mut s, first, 0).await;
+    assert_eq!(epoch, 0);
+    assert!(bumped > first, "{bumped} after {first}");
+    let (other, epoch) = init_producer_id(&mut s, first + 500, 7).await;
+    assert_eq!(epoch, 0);
+    assert!(other > bumped && other != first + 500, "{other}");
+    broker.stop().await;
+}

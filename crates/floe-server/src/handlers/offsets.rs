@@ -281,12 +281,10 @@ pub(super) async fn init_producer_id(
         warn!("InitProducerId with a transactional id refused: transactions are not supported");
         return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
-    // KIP-360: an idempotent producer may bump its own epoch after a fatal sequence error.
-    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
-        return resp
-            .with_producer_id(req.producer_id)
-            .with_producer_epoch(req.producer_epoch + 1);
-    }
+    // Without a transactional id Kafka always hands out a new id with epoch 0, also when
+    // the request names the producer's current id and epoch (KIP-360's bump after a
+    // sequence error): bumping a client-named id would let any client fence another
+    // producer. Clients take the new id as the bump.
     match broker.next_producer_id().await {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
