@@ -7,3 +7,11 @@ pub mod topic;
 pub use topic::{
     validate_topic_name, CleanupPolicy, ConfigError, LakePartitionBy, TimestampType, TopicConfig,
 };
+
+/// Milliseconds since the Unix epoch on the system clock (0 if the clock reads before
+/// 1970): the time stamped on appends, commits and expiry decisions in every crate.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

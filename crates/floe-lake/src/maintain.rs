@@ -477,7 +477,7 @@ impl LakeTable {
             .with_sequence_number(sequence)
             .with_summary(summary)
             .with_schema_id(meta.current_schema_id())
-            .with_timestamp_ms(chrono_now_ms())
+            .with_timestamp_ms(floe_common::now_ms())
             .build();
         let old_location = table
             .metadata_location()
@@ -735,12 +735,6 @@ fn new_snapshot_id(table: &Table) -> i64 {
             return id;
         }
     }
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Best-effort removal of the files of a rewrite that did not commit.

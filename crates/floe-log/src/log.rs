@@ -177,13 +177,6 @@ pub struct PartitionLog {
     created_empty: bool,
 }
 
-/// Milliseconds since the epoch on the system clock (0 if it reads before 1970).
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Parses `{base:020}.log`-style names.
 fn parse_base(name: &str, suffix: &str) -> Option<i64> {
     let stem = name.strip_suffix(suffix)?;
@@ -255,7 +248,7 @@ impl PartitionLog {
             .max(first_base)
             .min(log_end);
 
-        let now_ms = wall_clock_ms();
+        let now_ms = floe_common::now_ms();
         let (from, mut producers) = match producer::load_snapshot(dir, log_end, now_ms)? {
             Some((offset, state)) => (offset, state),
             None => (i64::MIN, ProducerStateManager::default()),

@@ -45,7 +45,7 @@ mod url;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use error::{BoxError, Error, Result};
 pub use store::MetaStore;
@@ -142,10 +142,4 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use floe_common::now_ms;

@@ -492,10 +492,4 @@ fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use floe_common::now_ms;

@@ -881,7 +881,7 @@ impl GroupCoordinator {
         let keep_topics = match groups.get(group) {
             None => HashSet::new(),
             Some(g) if g.state == GroupState::Empty => {
-                return if g.members.is_empty() && older(g.state_since_ms) {
+                return if older(g.state_since_ms) {
                     offsets.to_vec()
                 } else {
                     Vec::new()
@@ -905,17 +905,20 @@ impl GroupCoordinator {
     async fn expire_offsets_once(&self, now_ms: i64) -> Result<(), floe_meta::Error> {
         let retention_ms =
             i64::try_from(self.config.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        let mut with_offsets = HashSet::new();
         for group in self.meta.list_offset_groups().await? {
             let offsets = self.meta.fetch_offsets(&group).await?;
             let expired = self.expired_offsets(&group, &offsets, now_ms, retention_ms);
-            if expired.is_empty() {
-                continue;
-            }
             let deleted = self.meta.expire_offsets(&group, &expired).await?;
-            info!(group = %group, offsets = deleted, "committed offsets expired");
+            if deleted > 0 {
+                info!(group = %group, offsets = deleted, "committed offsets expired");
+            }
+            // A group committing after the read keeps its new offsets in the store even if
+            // it is forgotten below: it is then what a restart would leave.
+            if deleted < offsets.len() as u64 {
+                with_offsets.insert(group);
+            }
         }
-        let with_offsets: HashSet<String> =
-            self.meta.list_offset_groups().await?.into_iter().collect();
         self.groups.lock().retain(|id, g| {
             let forget = g.is_idle() && !with_offsets.contains(id);
             if forget {
