@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use floe_tests::lake::*;
 use floe_tests::*;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -312,5 +315,121 @@ async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
     .expect("json");
     assert_eq!(offsets, serde_json::json!({"0": 400}));
     drop(tpl);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
+    let broker = TestBroker::start_with(|config| {
+        fast_lake(config);
+        // Only DeleteRecords starts housekeeping here.
+        config.lake.housekeeping_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let b = broker.bootstrap();
+    create_topic(
+        &b,
+        "purged",
+        1,
+        &[
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+            ("retention.ms", "-1"),
+        ],
+    )
+    .await;
+    let ts0 = 1_600_000_000_000;
+    produce(&b, "purged", 1, 400, ts0).await;
+    wait_landed(&broker, "purged", &[400]).await;
+    let partition = broker.broker().partition("purged", 0).expect("partition");
+    eventually(Duration::from_secs(20), "local segments deleted", || {
+        let p = partition.clone();
+        async move { (p.offsets().0 > 200).then_some(()) }
+    })
+    .await;
+
+    // Below the local log start: only the table holds offsets 0-149.
+    let admin: AdminClient<DefaultClientContext> = client_config(&b).create().expect("admin");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("purged", 0, Offset::Offset(150))
+        .expect("tpl");
+    let r = admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .expect("delete_records");
+    assert_eq!(
+        r.find_partition("purged", 0).expect("partition").offset(),
+        Offset::Offset(150),
+        "the new log start is the low watermark"
+    );
+
+    // Kafka clients see the partition start at 150 at once.
+    let (consumer, got) = read_partition_from_start(&b, "purged", "purged-reader", 250).await;
+    let (low, high) = consumer
+        .fetch_watermarks("purged", 0, Duration::from_secs(10))
+        .expect("watermarks");
+    assert_eq!((low, high), (150, 400));
+    for (n, m) in got.iter().enumerate() {
+        assert_eq!(m.offset(), 150 + n as i64);
+        assert_eq!(m.payload(), Some(format!("v{}", 150 + n).as_bytes()));
+    }
+    // A consumer resuming below the start gets OFFSET_OUT_OF_RANGE, as from Kafka (with
+    // `auto.offset.reset = error`, librdkafka hands that to the application).
+    let resuming = floe_tests::consumer(&b, "purged-resumer", &[("auto.offset.reset", "error")]);
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset("purged", 0, Offset::Offset(100))
+        .expect("tpl");
+    resuming.assign(&at).expect("assign");
+    match tokio::time::timeout(Duration::from_secs(30), resuming.recv()).await {
+        Ok(Err(KafkaError::MessageConsumption(code))) => {
+            assert_eq!(code, RDKafkaErrorCode::AutoOffsetReset)
+        }
+        Ok(Ok(m)) => panic!("offset {} was served below the log start", m.offset()),
+        other => panic!("expected an offset-out-of-range error: {other:?}"),
+    }
+    let mut q = TopicPartitionList::new();
+    q.add_partition_offset("purged", 0, Offset::Offset(ts0 + 37))
+        .expect("tpl");
+    let c2 = consumer.clone_for_lookup(&b);
+    let found =
+        tokio::task::spawn_blocking(move || c2.offsets_for_times(q, Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("offsets_for_times");
+    assert_eq!(
+        found.elements()[0].offset(),
+        Offset::Offset(150),
+        "no deleted offset for a time before the start"
+    );
+    drop(found);
+
+    // And the table loses the rows: housekeeping rewrites it, recording the floor.
+    let lake = broker
+        .broker()
+        .topic("purged")
+        .and_then(|t| t.lake.clone())
+        .expect("lake");
+    eventually(
+        Duration::from_secs(30),
+        "rows removed from the table",
+        || {
+            let lake = lake.clone();
+            async move {
+                let h = lake.housekeeping.lock();
+                assert!(h.last_error.is_none(), "{:?}", h.last_error);
+                h.last
+                    .as_ref()
+                    .is_some_and(|r| r.purged_rows == 150)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(lake.table().expect("table").deleted_before(0), 150);
+    let v = read_table(&broker.http_url(), "purged", false).await;
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 250);
+    assert_eq!(rows[0]["offset"], 150);
+    assert_eq!(rows[249]["offset"], 399);
     broker.stop().await;
 }

@@ -93,8 +93,9 @@ pub enum Error {
         /// Whose table it is, and what to do.
         reason: String,
     },
-    /// The `floe.offsets` property of a snapshot is not what Floe writes.
-    #[error("snapshot {snapshot_id} has an unreadable floe.offsets summary: {reason}")]
+    /// A `floe.offsets` or `floe.deleted-before` property of a snapshot is not what
+    /// Floe writes.
+    #[error("snapshot {snapshot_id} has an unreadable Floe offsets summary: {reason}")]
     BadOffsetsSummary {
         /// The snapshot.
         snapshot_id: i64,

@@ -6,6 +6,12 @@
 //!
 //! - **Retention** drops whole data files whose newest record is older than the topic's
 //!   `retention.ms` (a `delete` snapshot), like Kafka dropping whole segments.
+//! - **DeleteRecords** removes the rows below each partition's new log start: files
+//!   holding only such rows are dropped, files holding some are rewritten without them
+//!   (an `overwrite` snapshot, or `delete` when no file needed a rewrite). The snapshot
+//!   records the floors reached in `floe.deleted-before`, which every later Floe
+//!   snapshot carries, so a floor is applied once and survives the loss of the broker's
+//!   disk.
 //! - **Compaction** rewrites small files of one time partition into target-size files (a
 //!   `replace` snapshot). The rewritten files carry their own `partition`/`offset` bounds
 //!   in the new manifest, which is what lake-tier reads plan on, so the (partition,
@@ -40,7 +46,9 @@ use tracing::{info, warn};
 use crate::catalog::{normalize_uri, WarehouseStore};
 use crate::pointer::MetadataPointer;
 use crate::schema;
-use crate::table::{FileCounts, LakeTable, FILE_PREFIX, OFFSETS_PROPERTY, ROUND_PROPERTY};
+use crate::table::{
+    FileCounts, LakeTable, DELETED_PROPERTY, FILE_PREFIX, OFFSETS_PROPERTY, ROUND_PROPERTY,
+};
 use crate::{Error, Result};
 
 /// What housekeeping may do this time.
@@ -60,6 +68,9 @@ pub struct Housekeeping {
     /// this many. Every landing round adds a manifest (iceberg-rust's fast append never
     /// merges), and every scan plan reads them all.
     pub merge_manifests_above: usize,
+    /// Kafka DeleteRecords floors per partition: rows below them are removed (once
+    /// landed). Partitions DeleteRecords never moved may be left out.
+    pub deleted_before: BTreeMap<i32, i64>,
 }
 
 /// [`Housekeeping::merge_manifests_above`] in the broker: Iceberg's
@@ -73,6 +84,10 @@ pub struct HousekeepingReport {
     pub expired_files: usize,
     /// Rows in them.
     pub expired_rows: u64,
+    /// Data files dropped or rewritten for DeleteRecords.
+    pub purged_files: usize,
+    /// Rows they removed.
+    pub purged_rows: u64,
     /// Small files rewritten by compaction.
     pub compacted_files: usize,
     /// Files they became.
@@ -101,6 +116,11 @@ impl LiveFile {
         self.entry.data_file()
     }
 
+    /// Lower bound of a long/int column (field id), if the writer kept one.
+    fn lower(&self, field_id: i32) -> Option<i64> {
+        bound(self.file().lower_bounds().get(&field_id))
+    }
+
     fn bucket(&self) -> Option<i32> {
         match self.file().partition().iter().next().flatten() {
             Some(Literal::Primitive(PrimitiveLiteral::Int(v))) => Some(*v),
@@ -110,16 +130,15 @@ impl LiveFile {
 
     /// Upper bound of a long/int/timestamp column (field id), if the writer kept one.
     fn upper(&self, field_id: i32) -> Option<i64> {
-        match self
-            .file()
-            .upper_bounds()
-            .get(&field_id)
-            .map(|d| d.literal())
-        {
-            Some(PrimitiveLiteral::Long(v)) => Some(*v),
-            Some(PrimitiveLiteral::Int(v)) => Some(i64::from(*v)),
-            _ => None,
-        }
+        bound(self.file().upper_bounds().get(&field_id))
+    }
+}
+
+fn bound(datum: Option<&iceberg::spec::Datum>) -> Option<i64> {
+    match datum.map(|d| d.literal()) {
+        Some(PrimitiveLiteral::Long(v)) => Some(*v),
+        Some(PrimitiveLiteral::Int(v)) => Some(i64::from(*v)),
+        _ => None,
     }
 }
 
@@ -187,18 +206,31 @@ impl LakeTable {
             if !expired.is_empty() {
                 report.expired_rows = expired.iter().map(|f| f.file().record_count()).sum();
                 report.expired_files = expired.len();
-                self.commit_rewrite(pointer, &expired, Vec::new(), Operation::Delete, false)
-                    .await?;
+                self.commit_rewrite(
+                    pointer,
+                    &expired,
+                    Vec::new(),
+                    Operation::Delete,
+                    false,
+                    None,
+                )
+                .await?;
                 info!(table = %self.ident, files = report.expired_files, rows = report.expired_rows, "retention dropped expired data files");
                 // What compaction may pick from: the files retention left.
                 let gone: HashSet<&str> = expired.iter().map(|f| f.file().file_path()).collect();
                 live.retain(|f| !gone.contains(f.file().file_path()));
             }
         }
+        if let Some((files, rows)) = self.purge_deleted(pointer, &live, policy).await? {
+            report.purged_files = files;
+            report.purged_rows = rows;
+            info!(table = %self.ident, files, rows, "removed rows DeleteRecords deleted");
+            live = live_files(&self.table()).await?;
+        }
         for group in compaction_groups(&live, policy) {
             let added = self.rewrite_rows(&group).await?;
             let into = added.len();
-            self.commit_rewrite(pointer, &group, added, Operation::Replace, false)
+            self.commit_rewrite(pointer, &group, added, Operation::Replace, false, None)
                 .await?;
             report.compacted_files += group.len();
             report.compacted_into += into;
@@ -208,7 +240,7 @@ impl LakeTable {
         }
         let manifests = self.data_manifest_count().await?;
         if manifests > policy.merge_manifests_above {
-            self.commit_rewrite(pointer, &[], Vec::new(), Operation::Replace, true)
+            self.commit_rewrite(pointer, &[], Vec::new(), Operation::Replace, true, None)
                 .await?;
             report.manifests_merged = manifests;
             info!(table = %self.ident, manifests, "merged the data manifests into one");
@@ -220,6 +252,92 @@ impl LakeTable {
         report.files_deleted = deleted;
         report.counts = self.file_counts().await?;
         Ok(report)
+    }
+
+    /// Removes the rows below the DeleteRecords floors that the table still holds, in one
+    /// commit that also records the floors reached in `floe.deleted-before`. Only rows
+    /// that have landed can go: a floor above the table's `floe.offsets` is applied up
+    /// to those, and the rest at a later pass. Returns (files dropped or rewritten, rows
+    /// removed), or None when there was nothing to do.
+    async fn purge_deleted(
+        &self,
+        pointer: &MetadataPointer,
+        live: &[LiveFile],
+        policy: &Housekeeping,
+    ) -> Result<Option<(usize, u64)>> {
+        let applied = crate::table::deleted_of(&self.table())?;
+        let mut floors = applied.clone();
+        // Per partition, the offsets to remove now: [applied floor, new floor).
+        let mut ranges = BTreeMap::new();
+        for (&p, &floor) in &policy.deleted_before {
+            let from = applied.get(&p).copied().unwrap_or(0);
+            let to = floor.min(self.landed(p));
+            if to > from {
+                ranges.insert(p, (from, to));
+                floors.insert(p, to);
+            }
+        }
+        if ranges.is_empty() {
+            return Ok(None);
+        }
+        // Candidates by the files' column bounds, which span all partitions of a file.
+        let candidates = live.iter().filter(|f| {
+            let (plo, phi) = (f.lower(schema::ID_PARTITION), f.upper(schema::ID_PARTITION));
+            let (lo, hi) = (f.lower(schema::ID_OFFSET), f.upper(schema::ID_OFFSET));
+            ranges.iter().any(|(&p, &(from, to))| {
+                let p = i64::from(p);
+                plo.is_none_or(|v| v <= p)
+                    && phi.is_none_or(|v| p <= v)
+                    && lo.is_none_or(|v| v < to)
+                    && hi.is_none_or(|v| v >= from)
+            })
+        });
+        let io = self.table().file_io().clone();
+        let target = schema::arrow_schema()?;
+        let (mut removed, mut added, mut rows) = (Vec::new(), Vec::new(), 0u64);
+        for f in candidates {
+            let path = f.file().file_path();
+            let bytes = io
+                .new_input(path)
+                .map_err(Error::iceberg("opening a data file"))?
+                .read()
+                .await
+                .map_err(Error::iceberg(format!("reading {path} for DeleteRecords")))?;
+            let (schema, cut) = (target.clone(), floors.clone());
+            let kept = tokio::task::spawn_blocking(move || {
+                read_sorted(vec![bytes], &schema).and_then(|all| rows_at_or_above(&all, &cut))
+            })
+            .await
+            .map_err(|e| Error::Config(format!("DeleteRecords read task failed: {e}")))??;
+            let gone = f
+                .file()
+                .record_count()
+                .saturating_sub(kept.num_rows() as u64);
+            if gone == 0 {
+                continue;
+            }
+            rows += gone;
+            if kept.num_rows() > 0 {
+                match self.write_files(&self.table(), vec![kept]).await {
+                    Ok(files) => added.extend(files),
+                    Err(e) => {
+                        self.delete_files(&added).await;
+                        return Err(e);
+                    }
+                }
+            }
+            removed.push(f.clone());
+        }
+        let operation = if added.is_empty() {
+            Operation::Delete
+        } else {
+            Operation::Overwrite
+        };
+        // Also when no row was left to remove (control records, or retention got there
+        // first): the floors are recorded, so the files are not read again.
+        self.commit_rewrite(pointer, &removed, added, operation, false, Some(&floors))
+            .await?;
+        Ok(Some((removed.len(), rows)))
     }
 
     /// Reads the rows of `files`, sorted by (partition, offset), and writes them as
@@ -265,8 +383,9 @@ impl LakeTable {
             .count())
     }
 
-    /// Commits a snapshot that removes `removed` and adds `added`, keeping `floe.offsets`.
-    /// With `merge`, the live entries of every data manifest go into one new manifest.
+    /// Commits a snapshot that removes `removed` and adds `added`, keeping `floe.offsets`,
+    /// and `floe.deleted-before` unless `deleted` replaces it. With `merge`, the live
+    /// entries of every data manifest go into one new manifest.
     async fn commit_rewrite(
         &self,
         pointer: &MetadataPointer,
@@ -274,6 +393,7 @@ impl LakeTable {
         added: Vec<DataFile>,
         operation: Operation,
         merge: bool,
+        deleted: Option<&BTreeMap<i32, i64>>,
     ) -> Result<i64> {
         // Rounds may have committed since the files were picked: build on the table as
         // it is now, with no round committing meanwhile.
@@ -281,7 +401,7 @@ impl LakeTable {
         self.refresh().await?;
         let table = self.table();
         let written = self
-            .write_rewrite(&table, removed, &added, operation, merge)
+            .write_rewrite(&table, removed, &added, operation, merge, deleted)
             .await;
         let (new_location, mut files) = match written {
             Ok(w) => w,
@@ -329,6 +449,7 @@ impl LakeTable {
         added: &[DataFile],
         operation: Operation,
         merge: bool,
+        deleted: Option<&BTreeMap<i32, i64>>,
     ) -> Result<(String, Vec<String>)> {
         let meta = table.metadata();
         if meta.format_version() != FormatVersion::V2 {
@@ -468,8 +589,15 @@ impl LakeTable {
             .await
             .map_err(Error::iceberg("writing a manifest list"))?;
 
-        let summary =
-            rewrite_summary(table, removed, added, operation, &commit.to_string()).await?;
+        let summary = rewrite_summary(
+            table,
+            removed,
+            added,
+            operation,
+            &commit.to_string(),
+            deleted,
+        )
+        .await?;
         let snapshot = Snapshot::builder()
             .with_manifest_list(list_path)
             .with_snapshot_id(snapshot_id)
@@ -666,14 +794,29 @@ fn read_sorted(files: Vec<bytes::Bytes>, target: &arrow_schema::SchemaRef) -> Re
     RecordBatch::try_new(all.schema(), columns).map_err(Error::arrow("sorting rows to compact"))
 }
 
-/// The summary of a rewrite: `floe.offsets` unchanged, Iceberg's added/deleted/total
-/// counters for engines that show them.
+/// The rows of `all` at or above their partition's floor in `floors` (all rows of a
+/// partition without one).
+fn rows_at_or_above(all: &RecordBatch, floors: &BTreeMap<i32, i64>) -> Result<RecordBatch> {
+    let Some((p, o)) = schema::partition_and_offset(all) else {
+        return Err(Error::Encode("partition/offset columns missing".into()));
+    };
+    let keep: arrow_array::BooleanArray = (0..all.num_rows())
+        .map(|i| Some(floors.get(&p.value(i)).is_none_or(|&f| o.value(i) >= f)))
+        .collect();
+    arrow_select::filter::filter_record_batch(all, &keep)
+        .map_err(Error::arrow("removing deleted rows"))
+}
+
+/// The summary of a rewrite: `floe.offsets` unchanged, `floe.deleted-before` carried or
+/// replaced by `deleted`, Iceberg's added/deleted/total counters for engines that show
+/// them.
 async fn rewrite_summary(
     table: &Table,
     removed: &[LiveFile],
     added: &[DataFile],
     operation: Operation,
     round: &str,
+    deleted: Option<&BTreeMap<i32, i64>>,
 ) -> Result<Summary> {
     let parent = table.metadata().current_snapshot();
     let mut props = HashMap::new();
@@ -681,6 +824,16 @@ async fn rewrite_summary(
         parent.and_then(|s| s.summary().additional_properties.get(OFFSETS_PROPERTY))
     {
         props.insert(OFFSETS_PROPERTY.to_owned(), offsets.clone());
+    }
+    let deleted = match deleted {
+        Some(d) => d.clone(),
+        None => crate::table::deleted_of(table)?,
+    };
+    if !deleted.is_empty() {
+        props.insert(
+            DELETED_PROPERTY.to_owned(),
+            crate::table::offsets_json(&deleted),
+        );
     }
     props.insert(ROUND_PROPERTY.to_owned(), round.to_owned());
     let rows = |fs: &mut dyn Iterator<Item = &DataFile>| -> (u64, u64, u64) {

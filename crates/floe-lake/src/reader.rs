@@ -34,7 +34,7 @@ use parquet::file::statistics::Statistics;
 
 use crate::convert::{encode_kafka, Rows};
 use crate::lake_file::LakeFile;
-use crate::schema::{with_views, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP};
+use crate::schema::{self, with_views, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP};
 use crate::{Error, Result};
 
 /// Records per re-encoded batch.
@@ -659,8 +659,9 @@ fn arrow_ord_sort(offsets: &arrow_array::ArrayRef) -> Result<arrow_array::UInt32
 }
 
 /// ListOffsets by timestamp on lake-tier data: the first record of `partition` whose
-/// timestamp is at or after `ts_ms`, as (offset, timestamp ms). `end` bounds the offsets
-/// considered.
+/// timestamp is at or after `ts_ms`, as (offset, timestamp ms), among the offsets in
+/// `offsets` (from the log start, which DeleteRecords may have moved, to where the local
+/// log takes over).
 ///
 /// # Errors
 /// Scan failures.
@@ -668,7 +669,7 @@ pub async fn offset_for_timestamp(
     table: &Table,
     partition: i32,
     ts_ms: i64,
-    end: i64,
+    offsets: std::ops::Range<i64>,
 ) -> Result<Option<(i64, i64)>> {
     let predicate = Reference::new(COL_PARTITION)
         .equal_to(Datum::int(partition))
@@ -676,7 +677,8 @@ pub async fn offset_for_timestamp(
             Reference::new(COL_TIMESTAMP)
                 .greater_than_or_equal_to(Datum::timestamptz_micros(ts_ms.saturating_mul(1000))),
         )
-        .and(Reference::new(COL_OFFSET).less_than(Datum::long(end)));
+        .and(Reference::new(COL_OFFSET).greater_than_or_equal_to(Datum::long(offsets.start)))
+        .and(Reference::new(COL_OFFSET).less_than(Datum::long(offsets.end)));
     let batches = collect(table, predicate, Some(&[COL_OFFSET, COL_TIMESTAMP]), false).await?;
     let mut best: Option<(i64, i64)> = None;
     for b in &batches {
@@ -733,14 +735,17 @@ pub async fn first_offset(table: &Table, partition: i32) -> Result<Option<i64>> 
                 }
             };
             let p = i64::from(partition);
-            let in_file = match (bound(1, true), bound(1, false)) {
+            let in_file = match (
+                bound(schema::ID_PARTITION, true),
+                bound(schema::ID_PARTITION, false),
+            ) {
                 (Some(lo), Some(hi)) => lo <= p && p <= hi,
                 _ => true,
             };
             if !in_file {
                 continue;
             }
-            if let Some(lo) = bound(2, true) {
+            if let Some(lo) = bound(schema::ID_OFFSET, true) {
                 best = Some(best.map_or(lo, |b| b.min(lo)));
             }
         }

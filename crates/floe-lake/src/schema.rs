@@ -25,8 +25,10 @@ pub const COL_VALUE: &str = "value";
 /// Headers: list of (key, value).
 pub const COL_HEADERS: &str = "headers";
 
-const ID_PARTITION: i32 = 1;
-const ID_OFFSET: i32 = 2;
+/// Field id of `partition`.
+pub const ID_PARTITION: i32 = 1;
+/// Field id of `offset`.
+pub const ID_OFFSET: i32 = 2;
 /// Field id of `timestamp` (column bounds in manifests are keyed by it).
 pub const ID_TIMESTAMP: i32 = 3;
 const ID_KEY: i32 = 4;

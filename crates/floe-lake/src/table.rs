@@ -37,6 +37,10 @@ use crate::{Error, Result};
 
 /// Snapshot-summary key holding `{"<partition>": next_offset, ...}`.
 pub const OFFSETS_PROPERTY: &str = "floe.offsets";
+/// Snapshot-summary key holding `{"<partition>": offset, ...}`: the table holds no row of
+/// the partition below the offset any more, since DeleteRecords moved the partition's log
+/// start there (see [`crate::maintain`]). Every Floe snapshot carries it forward.
+pub const DELETED_PROPERTY: &str = "floe.deleted-before";
 /// Snapshot-summary key holding the id of the landing round that made the snapshot.
 pub const ROUND_PROPERTY: &str = "floe.round";
 /// Table property naming the topic a table holds.
@@ -230,6 +234,15 @@ impl LakeTable {
         self.landed.read().get(&partition).copied().unwrap_or(0)
     }
 
+    /// The table's DeleteRecords floor for `partition` (`floe.deleted-before`): it holds
+    /// no row below it. 0 when DeleteRecords never removed any (or the summary is bad).
+    pub fn deleted_before(&self, partition: i32) -> i64 {
+        deleted_of(&self.table.read())
+            .ok()
+            .and_then(|m| m.get(&partition).copied())
+            .unwrap_or(0)
+    }
+
     /// The landing round id of the current snapshot.
     fn current_round(&self) -> Option<String> {
         let table = self.table.read();
@@ -359,10 +372,14 @@ impl LakeTable {
         ends: &BTreeMap<i32, i64>,
         round: &str,
     ) -> Result<i64, CommitFailure> {
-        let summary = HashMap::from([
+        let mut summary = HashMap::from([
             (OFFSETS_PROPERTY.to_owned(), offsets_json(ends)),
             (ROUND_PROPERTY.to_owned(), round.to_owned()),
         ]);
+        let deleted = deleted_of(table).map_err(CommitFailure::Before)?;
+        if !deleted.is_empty() {
+            summary.insert(DELETED_PROPERTY.to_owned(), offsets_json(&deleted));
+        }
         let tx = Transaction::new(table);
         let tx = tx
             .fast_append()
@@ -615,16 +632,26 @@ pub async fn referenced_files(table: &Table) -> Result<HashSet<String>> {
 /// # Errors
 /// [`Error::BadOffsetsSummary`] when the property does not parse.
 pub fn offsets_of(table: &Table) -> Result<BTreeMap<i32, i64>> {
-    // A snapshot another engine made (a Spark rewrite, say) has no floe.offsets; the
-    // offsets are then those of its nearest ancestor that has them.
+    summary_offsets(table, OFFSETS_PROPERTY)
+}
+
+/// `floe.deleted-before` of the table's current snapshot (empty when DeleteRecords never
+/// removed rows).
+///
+/// # Errors
+/// [`Error::BadOffsetsSummary`] when the property does not parse.
+pub fn deleted_of(table: &Table) -> Result<BTreeMap<i32, i64>> {
+    summary_offsets(table, DELETED_PROPERTY)
+}
+
+/// A per-partition offset map from the snapshot summary.
+fn summary_offsets(table: &Table, key: &str) -> Result<BTreeMap<i32, i64>> {
+    // A snapshot another engine made (a Spark rewrite, say) has no Floe properties; they
+    // are then those of its nearest ancestor that has them.
     let meta = table.metadata();
     let mut next = meta.current_snapshot();
     while let Some(snapshot) = next {
-        if let Some(raw) = snapshot
-            .summary()
-            .additional_properties
-            .get(OFFSETS_PROPERTY)
-        {
+        if let Some(raw) = snapshot.summary().additional_properties.get(key) {
             return parse_offsets(raw).map_err(|reason| Error::BadOffsetsSummary {
                 snapshot_id: snapshot.snapshot_id(),
                 reason,
@@ -648,7 +675,7 @@ fn parse_offsets(raw: &str) -> std::result::Result<BTreeMap<i32, i64>, String> {
         .collect()
 }
 
-fn offsets_json(offsets: &BTreeMap<i32, i64>) -> String {
+pub(crate) fn offsets_json(offsets: &BTreeMap<i32, i64>) -> String {
     let map: BTreeMap<String, i64> = offsets.iter().map(|(p, o)| (p.to_string(), *o)).collect();
     serde_json::to_string(&map).unwrap_or_default()
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batch_with, options, row_count, DAY_MS, TOPIC_ID};
+use common::{batch_in, batch_with, options, row_count, DAY_MS, TOPIC_ID};
 use floe_lake::maintain::live_files;
 use floe_lake::{
     open_catalog, reader, Housekeeping, LakeTable, MetadataPointer, ReadAhead, TailBudget,
@@ -103,6 +103,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
         small_file_bytes: 1 << 20,
         compact_min_files: 4,
         merge_manifests_above: usize::MAX,
+        deleted_before: Default::default(),
     };
     let report = table
         .housekeep(&pointer, &store, &policy)
@@ -254,6 +255,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
                     small_file_bytes: 1 << 20,
                     compact_min_files: 2,
                     merge_manifests_above: 4,
+                    deleted_before: Default::default(),
                 };
                 match table.housekeep(&pointer, &store, &policy).await {
                     Ok(r) => {
@@ -318,6 +320,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         small_file_bytes: 1 << 20,
         compact_min_files: 0,
         merge_manifests_above: usize::MAX,
+        deleted_before: Default::default(),
     };
     table
         .housekeep(&pointer, &store, &policy)
@@ -385,6 +388,7 @@ async fn manifests_are_merged_into_one() {
         small_file_bytes: 0,
         compact_min_files: usize::MAX,
         merge_manifests_above: 5,
+        deleted_before: Default::default(),
     };
     let report = table
         .housekeep(&pointer, &store, &policy)
@@ -433,4 +437,150 @@ async fn manifests_are_merged_into_one() {
     let again = open().await;
     assert_eq!(again.landed(0), rounds * 10);
     assert_eq!(row_count(&again.table()).await, (rounds * 10) as usize);
+}
+
+/// The first offset of `partition` a lake-tier fetch from 0 returns.
+async fn first_fetched(table: &LakeTable, partition: i32) -> Option<i64> {
+    let (mut bytes, _) = reader::fetch(
+        &table.table(),
+        &Arc::new(ReadAhead::new(64 << 20)),
+        partition,
+        0,
+        table.landed(partition),
+        1 << 20,
+        false,
+    )
+    .await
+    .expect("fetch")?;
+    RecordBatchDecoder::decode_all(&mut bytes)
+        .expect("decode")
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| r.offset)
+        .next()
+}
+
+#[tokio::test]
+async fn delete_records_removes_the_rows_below_each_floor_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let store = WarehouseStore::new(&opts).expect("store");
+    let table = LakeTable::open(
+        catalog.clone(),
+        &opts,
+        &store,
+        "events",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("table");
+    let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
+    let now = now_ms();
+    let budget = TailBudget::new(1 << 30);
+    let tails = [
+        Arc::new(TailBuffer::new(0, budget.clone())),
+        Arc::new(TailBuffer::new(0, budget)),
+    ];
+    // Two rounds of both partitions (files holding both), one of partition 0 alone.
+    for (first, partitions) in [(0, 2), (20, 2), (40, 1)] {
+        for (p, tail) in tails.iter().enumerate().take(partitions) {
+            tail.push(batch_in(p as i32, first, 20, |o| now + o, noise));
+        }
+        let limits = [first + 20, if partitions == 2 { first + 20 } else { 40 }];
+        table
+            .land(&tails, &limits)
+            .await
+            .expect("land")
+            .expect("round");
+    }
+    assert_eq!(row_count(&table.table()).await, 100);
+    let policy = |floors: &[(i32, i64)]| Housekeeping {
+        now_ms: now,
+        retention_ms: None,
+        snapshot_retention_ms: 7 * DAY_MS,
+        small_file_bytes: 1 << 20,
+        compact_min_files: 0,
+        merge_manifests_above: usize::MAX,
+        deleted_before: floors.iter().copied().collect(),
+    };
+
+    // Partition 0 from 30: the first round's file loses its partition-0 rows, the second
+    // round's file offsets 20-29 of them; the third has nothing below 30.
+    let report = table
+        .housekeep(&pointer, &store, &policy(&[(0, 30)]))
+        .await
+        .expect("housekeeping");
+    assert_eq!(
+        (report.purged_files, report.purged_rows),
+        (2, 30),
+        "{report:?}"
+    );
+    assert_eq!(row_count(&table.table()).await, 70);
+    assert_eq!(table.deleted_before(0), 30);
+    assert_eq!((table.landed(0), table.landed(1)), (60, 40));
+    assert_eq!(first_fetched(&table, 0).await, Some(30));
+    assert_eq!(first_fetched(&table, 1).await, Some(0));
+    let snapshot = table.table().metadata().current_snapshot_id();
+    assert_eq!(
+        table
+            .table()
+            .metadata()
+            .current_snapshot()
+            .map(|s| s.summary().operation.clone()),
+        Some(iceberg::spec::Operation::Overwrite)
+    );
+
+    // A floor already applied reads nothing and commits nothing.
+    let report = table
+        .housekeep(&pointer, &store, &policy(&[(0, 30)]))
+        .await
+        .expect("housekeeping");
+    assert_eq!(report.purged_files, 0, "{report:?}");
+    assert_eq!(table.table().metadata().current_snapshot_id(), snapshot);
+
+    // A floor beyond what has landed applies up to the landed offsets now and the rest
+    // once they land; the landing round in between carries the recorded floors.
+    let report = table
+        .housekeep(&pointer, &store, &policy(&[(0, 30), (1, 50)]))
+        .await
+        .expect("housekeeping");
+    assert_eq!(report.purged_rows, 40, "{report:?}");
+    assert_eq!(table.deleted_before(1), 40);
+    assert_eq!(first_fetched(&table, 1).await, None);
+    tails[1].push(batch_in(1, 40, 20, |o| now + o, noise));
+    table
+        .land(&tails, &[60, 60])
+        .await
+        .expect("land")
+        .expect("round");
+    assert_eq!((table.deleted_before(0), table.deleted_before(1)), (30, 40));
+    assert_eq!(first_fetched(&table, 1).await, Some(40));
+    let report = table
+        .housekeep(&pointer, &store, &policy(&[(0, 30), (1, 50)]))
+        .await
+        .expect("housekeeping");
+    assert_eq!(
+        (report.purged_files, report.purged_rows),
+        (1, 10),
+        "{report:?}"
+    );
+    assert_eq!(table.deleted_before(1), 50);
+    assert_eq!(first_fetched(&table, 1).await, Some(50));
+    assert_eq!(first_fetched(&table, 0).await, Some(30));
+    assert_eq!(row_count(&table.table()).await, 30 + 10);
+
+    // Reopened from the catalog alone (a broker whose disk is gone), the floors remain.
+    let again = LakeTable::open(
+        catalog,
+        &opts,
+        &store,
+        "events",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .expect("reopen");
+    assert_eq!((again.deleted_before(0), again.deleted_before(1)), (30, 50));
 }

@@ -121,11 +121,11 @@ async fn lands_reads_back_and_survives_reopen() {
 
     // Timestamp lookup: the first offset at or after a time.
     let found =
-        reader::offset_for_timestamp(&table.table(), 0, 1_700_000_000_000 + DAY_MS + 51, 200)
+        reader::offset_for_timestamp(&table.table(), 0, 1_700_000_000_000 + DAY_MS + 51, 0..200)
             .await
             .expect("lookup");
     assert_eq!(found, Some((51, 1_700_000_000_000 + DAY_MS + 51)));
-    let found = reader::offset_for_timestamp(&table.table(), 0, 1_700_000_000_000 + 51, 200)
+    let found = reader::offset_for_timestamp(&table.table(), 0, 1_700_000_000_000 + 51, 0..200)
         .await
         .expect("lookup");
     assert_eq!(
@@ -133,6 +133,11 @@ async fn lands_reads_back_and_survives_reopen() {
         Some((1, 1_700_000_000_000 + DAY_MS + 1)),
         "offset 1 is a day later"
     );
+    // Below the log start (DeleteRecords moved it to 2) nothing counts.
+    let found = reader::offset_for_timestamp(&table.table(), 0, 1_700_000_000_000 + 51, 2..200)
+        .await
+        .expect("lookup");
+    assert_eq!(found, Some((3, 1_700_000_000_000 + DAY_MS + 3)));
     assert_eq!(
         reader::first_offset(&table.table(), 0)
             .await

@@ -16,10 +16,12 @@ use crate::fsutil::{fsync_dir, remove_if_exists, write_atomic};
 use crate::producer::{self, ProducerStateManager, SequenceCheck, StagedProducers};
 use crate::segment::Segment;
 
-/// Name of the file persisting the log start offset (moved by DeleteRecords).
+/// Name of the file persisting the log start offset (moved by DeleteRecords and
+/// retention) and the DeleteRecords floor.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
-/// Format version written in front of the log start offset.
-const LOG_START_OFFSET_VERSION: u32 = 1;
+/// Format version written in front of the offsets: 1 held the log start offset only, 2
+/// adds the DeleteRecords floor.
+const LOG_START_OFFSET_VERSION: u32 = 2;
 
 /// How batch timestamps are interpreted (Kafka's `message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,6 +173,11 @@ pub struct PartitionLog {
     /// Ordered by base offset, never empty; the last one is the active segment.
     segments: Vec<Segment>,
     log_start_offset: i64,
+    /// Offsets below this were deleted by DeleteRecords. Usually equal to or below the
+    /// log start offset, which retention also moves; it matters where a lake table still
+    /// holds offsets the local log no longer does (Kafka's log start offset, where
+    /// `log_start_offset` is its local log start offset).
+    deleted_before: i64,
     producers: ProducerStateManager,
     synced_offset: i64,
     /// `open` found no segment and created the log empty.
@@ -220,7 +227,7 @@ impl PartitionLog {
             }
         }
 
-        let persisted_start = read_log_start_offset(dir)?;
+        let (persisted_start, deleted_before) = read_log_start_offset(dir)?;
         let interval = config.index_interval_bytes;
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
@@ -269,6 +276,7 @@ impl PartitionLog {
             config,
             segments,
             log_start_offset,
+            deleted_before,
             producers,
             synced_offset: log_end,
             created_empty,
@@ -557,10 +565,12 @@ impl PartitionLog {
         }
     }
 
-    /// Kafka DeleteRecords: moves the log start offset up to `offset` (durably)
-    /// and deletes segments entirely below it, except those holding any offset at or
-    /// above `keep_from` (the lake has not landed them yet; `i64::MAX` without a lake):
-    /// retention deletes those once they have landed. Returns the new log start offset.
+    /// Kafka DeleteRecords: moves the DeleteRecords floor and the log start offset up to
+    /// `offset` (durably) and deletes segments entirely below it, except those holding
+    /// any offset at or above `keep_from` (the lake has not landed them yet; `i64::MAX`
+    /// without a lake): retention deletes those once they have landed. The floor also
+    /// moves when `offset` is below the log start offset, for a lake table that still
+    /// holds older offsets. Returns the new log start offset.
     pub fn delete_records_before(&mut self, offset: i64, keep_from: i64) -> Result<i64> {
         let end = self.log_end_offset();
         if offset < 0 || offset > end {
@@ -570,14 +580,29 @@ impl PartitionLog {
                 end,
             });
         }
-        if offset > self.log_start_offset {
+        let floor_moves = offset > self.deleted_before;
+        let start_moves = offset > self.log_start_offset;
+        if floor_moves {
+            self.deleted_before = offset;
+        }
+        if start_moves {
             self.log_start_offset = offset;
+        }
+        if floor_moves || start_moves {
             // Persist before deleting: after a crash in between, the next
             // retention run deletes the segments below the start.
             self.persist_log_start_offset()?;
+        }
+        if start_moves {
             self.delete_segments_below_start(keep_from)?;
         }
         Ok(self.log_start_offset)
+    }
+
+    /// The DeleteRecords floor: no offset below it may be served, from the log or from
+    /// a lake table. 0 until DeleteRecords moved it.
+    pub fn deleted_before(&self) -> i64 {
+        self.deleted_before
     }
 
     /// Deletes segments whose successor starts at or below the log start offset and at
@@ -741,31 +766,37 @@ impl PartitionLog {
     }
 
     fn persist_log_start_offset(&self) -> Result<()> {
-        let contents = format!("{LOG_START_OFFSET_VERSION} {}\n", self.log_start_offset);
+        let contents = format!(
+            "{LOG_START_OFFSET_VERSION} {} {}\n",
+            self.log_start_offset, self.deleted_before
+        );
         write_atomic(&self.dir, LOG_START_OFFSET_FILE, contents.as_bytes())
     }
 }
 
-/// Reads the persisted log start offset; a missing or unreadable file means
-/// "use the first segment's base offset".
-fn read_log_start_offset(dir: &Path) -> Result<Option<i64>> {
+/// Reads the persisted log start offset and DeleteRecords floor; a missing or
+/// unreadable file means "use the first segment's base offset" and no floor. Version 1
+/// files have no floor: DeleteRecords moved only the log start then.
+fn read_log_start_offset(dir: &Path) -> Result<(Option<i64>, i64)> {
     let path = dir.join(LOG_START_OFFSET_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, 0)),
         Err(e) => return Err(Error::io("read", &path, e)),
     };
-    let mut parts = text.split_whitespace();
-    let parsed = match (parts.next(), parts.next(), parts.next()) {
-        (Some(version), Some(offset), None) if version == LOG_START_OFFSET_VERSION.to_string() => {
-            offset.parse::<i64>().ok()
-        }
+    let fields: Vec<Option<i64>> = text.split_whitespace().map(|f| f.parse().ok()).collect();
+    let parsed = match fields.as_slice() {
+        [Some(1), Some(start)] => Some((*start, 0)),
+        [Some(2), Some(start), Some(floor)] => Some((*start, (*floor).max(0))),
         _ => None,
     };
-    if parsed.is_none() {
-        tracing::warn!(path = %path.display(), "ignoring unreadable log start offset file");
+    match parsed {
+        Some((start, floor)) => Ok((Some(start), floor)),
+        None => {
+            tracing::warn!(path = %path.display(), "ignoring unreadable log start offset file");
+            Ok((None, 0))
+        }
     }
-    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -1272,6 +1303,48 @@ mod tests {
         drop(log);
         let log = PartitionLog::open(dir.path(), config(500)).expect("reopen");
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (60, 60));
+    }
+
+    #[test]
+    fn delete_records_below_the_log_start_moves_only_the_floor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sized = LogConfig {
+            retention_bytes: Some(600),
+            ..config(500)
+        };
+        let mut log = PartitionLog::open(dir.path(), sized.clone()).expect("open");
+        for _ in 0..20 {
+            append_n(&mut log, 3);
+        }
+        // Local retention moved the start: the lake holds what lies below it.
+        log.apply_retention(0, 30).expect("retention");
+        let start = log.log_start_offset();
+        assert!(start > 10 && start <= 30, "{start}");
+        assert_eq!(log.deleted_before(), 0);
+        assert_eq!(log.delete_records_before(10, 30).expect("delete"), start);
+        assert_eq!(log.deleted_before(), 10);
+        // Moving it backwards is a no-op.
+        assert_eq!(log.delete_records_before(5, 30).expect("delete"), start);
+        assert_eq!(log.deleted_before(), 10);
+        drop(log);
+        let mut log = PartitionLog::open(dir.path(), sized).expect("reopen");
+        assert_eq!((log.log_start_offset(), log.deleted_before()), (start, 10));
+        // Above the start, both move.
+        assert_eq!(log.delete_records_before(40, 30).expect("delete"), 40);
+        assert_eq!(log.deleted_before(), 40);
+    }
+
+    #[test]
+    fn a_version_1_log_start_file_loads_without_a_floor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), config(500)).expect("open");
+        for _ in 0..20 {
+            append_n(&mut log, 3);
+        }
+        drop(log);
+        std::fs::write(dir.path().join(LOG_START_OFFSET_FILE), "1 31\n").expect("write");
+        let log = PartitionLog::open(dir.path(), config(500)).expect("reopen");
+        assert_eq!((log.log_start_offset(), log.deleted_before()), (31, 0));
     }
 
     #[test]

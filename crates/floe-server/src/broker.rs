@@ -57,6 +57,29 @@ impl Topic {
             None => i64::MAX,
         }
     }
+
+    /// The DeleteRecords floor of `partition`: no Kafka read gets an offset below it,
+    /// from the local log or the table. The local log's, or the table's if that is
+    /// higher (the local log lost its files after the table removed the rows).
+    pub fn deleted_before(&self, partition: &Partition) -> i64 {
+        let table = self
+            .lake
+            .as_ref()
+            .and_then(|l| l.table())
+            .map_or(0, |t| t.deleted_before(partition.index));
+        partition.deleted_before().max(table)
+    }
+
+    /// The local DeleteRecords floors of the partitions that have one, for the table's
+    /// housekeeping to apply.
+    pub fn deleted_floors(&self) -> BTreeMap<i32, i64> {
+        self.partitions
+            .read()
+            .iter()
+            .map(|p| (p.index, p.deleted_before()))
+            .filter(|&(_, floor)| floor > 0)
+            .collect()
+    }
 }
 
 /// Why a topic operation was refused; handlers map each to a Kafka error code.

@@ -419,6 +419,7 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
         small_file_bytes: table.small_file_bytes(),
         compact_min_files: lake.config.compact_min_files,
         merge_manifests_above: floe_lake::maintain::MERGE_MANIFESTS_ABOVE,
+        deleted_before: topic.deleted_floors(),
     };
     let outcome = match lake.pointer().await {
         Ok(pointer) => table.housekeep(&pointer, &lake.store, &policy).await,

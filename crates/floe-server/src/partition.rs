@@ -313,6 +313,11 @@ impl Partition {
         self.log.read().batch_with_max_timestamp()
     }
 
+    /// The DeleteRecords floor of the local log (see [`floe_log::PartitionLog::deleted_before`]).
+    pub fn deleted_before(&self) -> i64 {
+        self.log.read().deleted_before()
+    }
+
     /// DeleteRecords.
     pub fn delete_records_before(&self, offset: i64, keep_from: i64) -> floe_log::Result<i64> {
         self.log.write().delete_records_before(offset, keep_from)

@@ -50,6 +50,17 @@ pub fn batch_with(
     timestamp: impl Fn(i64) -> i64,
     value: impl Fn(i64) -> Vec<u8>,
 ) -> TailBatch {
+    batch_in(0, first, n, timestamp, value)
+}
+
+/// [`batch_with`] for another partition.
+pub fn batch_in(
+    partition: i32,
+    first: i64,
+    n: i64,
+    timestamp: impl Fn(i64) -> i64,
+    value: impl Fn(i64) -> Vec<u8>,
+) -> TailBatch {
     let records: Vec<Record> = (first..first + n)
         .map(|offset| Record {
             transactional: false,
@@ -78,7 +89,8 @@ pub fn batch_with(
         compression: Compression::Zstd,
     };
     RecordBatchEncoder::encode(&mut buf, &records, &opts).expect("encode");
-    let rows = kafka_to_arrow(&arrow_schema().expect("schema"), 0, buf.freeze()).expect("rows");
+    let rows =
+        kafka_to_arrow(&arrow_schema().expect("schema"), partition, buf.freeze()).expect("rows");
     TailBatch {
         first,
         end: first + n,

@@ -152,11 +152,15 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
         return;
     }
     let Some(lake) = &broker.lake else { return };
-    let Some(table) = broker
-        .topic(&partition.topic)
-        .and_then(|t| t.lake.clone())
-        .and_then(|l| l.table())
-    else {
+    let Some(topic) = broker.topic(&partition.topic) else {
+        return;
+    };
+    // DeleteRecords removed these: the table may still hold them until housekeeping
+    // rewrites its files, but no consumer gets them.
+    if want.fetch_offset < topic.deleted_before(partition) {
+        return;
+    }
+    let Some(table) = topic.lake.clone().and_then(|l| l.table()) else {
         return;
     };
     // Offsets the local log still has are served from it on the next fetch.

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use tracing::{info, warn};
 
 use super::log_error_code;
-use crate::broker::Broker;
+use crate::broker::{Broker, Topic};
 use crate::partition::Partition;
 
 const LATEST: i64 = -1;
@@ -60,12 +60,11 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             }
-            let lake_answer = match topic
-                .as_ref()
-                .and_then(|t| t.lake.clone())
-                .and_then(|l| l.table())
-            {
-                Some(table) => lake_lookup(&table, &partition, p.timestamp).await,
+            let lake_answer = match topic.as_ref().and_then(|t| {
+                let table = t.lake.clone().and_then(|l| l.table())?;
+                Some((table, t.deleted_before(&partition)))
+            }) {
+                Some((table, floor)) => lake_lookup(&table, &partition, floor, p.timestamp).await,
                 None => None,
             };
             let found = match lake_answer {
@@ -105,27 +104,40 @@ pub(super) async fn list_offsets(
 }
 
 /// ListOffsets on data that only the lake still has: the earliest offset, and the first
-/// record at or after a timestamp when it lies below the local log start. None: ask the
-/// local log.
+/// record at or after a timestamp when it lies below the local log start, never below
+/// the DeleteRecords `floor`. None: ask the local log.
 async fn lake_lookup(
     table: &floe_lake::LakeTable,
     partition: &Partition,
+    floor: i64,
     ts: i64,
 ) -> Option<(i64, i64)> {
     let (start, _) = partition.offsets();
     let landed = table.landed(partition.index);
-    // The local log still starts at 0 (or nothing landed): it has every offset itself.
-    if landed == 0 || start == 0 {
+    // The local log still starts at 0 (or nothing landed, or DeleteRecords moved the
+    // start past the table's offsets): it has every readable offset itself.
+    if landed == 0 || start == 0 || floor >= start {
         return None;
     }
     let t = table.table();
     let result = match ts {
+        // Rows below the floor may stay in the table until housekeeping removes them.
         EARLIEST => floe_lake::reader::first_offset(&t, partition.index)
             .await
-            .map(|first| first.filter(|f| *f < start).map(|f| (f, -1))),
+            .map(|first| {
+                first
+                    .map(|f| f.max(floor))
+                    .filter(|f| *f < start)
+                    .map(|f| (f, -1))
+            }),
         ts if ts >= 0 => {
-            floe_lake::reader::offset_for_timestamp(&t, partition.index, ts, landed.min(start))
-                .await
+            floe_lake::reader::offset_for_timestamp(
+                &t,
+                partition.index,
+                ts,
+                floor..landed.min(start),
+            )
+            .await
         }
         _ => Ok(None),
     };
@@ -250,7 +262,16 @@ pub(super) async fn delete_records(
                 tokio::task::spawn_blocking(move || part.delete_records_before(offset, keep_from))
                     .await;
             parts.push(match result {
-                Ok(Ok(low)) => {
+                Ok(Ok(local_start)) => {
+                    let low = match &topic {
+                        Some(t) => log_start(t, &partition, local_start).await,
+                        None => local_start,
+                    };
+                    if let Some(lake) = topic.as_ref().and_then(|t| t.lake.as_ref()) {
+                        // The table still holds the rows: remove them soon, not at the
+                        // next interval.
+                        lake.request_housekeeping();
+                    }
                     info!(topic = %partition.topic, partition = p.partition_index, low_watermark = low, "deleted records");
                     r.with_low_watermark(low)
                 }
@@ -268,6 +289,18 @@ pub(super) async fn delete_records(
         );
     }
     DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// The partition's log start as Kafka clients see it: below the local log start when the
+/// table holds older offsets, never below the DeleteRecords floor.
+async fn log_start(topic: &Topic, partition: &Partition, local_start: i64) -> i64 {
+    let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
+        return local_start;
+    };
+    let floor = topic.deleted_before(partition);
+    lake_lookup(&table, partition, floor, EARLIEST)
+        .await
+        .map_or(local_start, |(offset, _)| offset)
 }
 
 pub(super) async fn init_producer_id(
