@@ -426,6 +426,11 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
     )
     .await;
     assert_eq!(lake.table().expect("table").deleted_before(0), 150);
+    let m = scrape_metrics(&broker.http_url()).await;
+    assert_eq!(
+        m.value("floe_lake_deleted_rows_total", &[("topic", "purged")]),
+        150.0
+    );
     let v = read_table(&broker.http_url(), "purged", false).await;
     let rows = v["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 250);

@@ -204,6 +204,8 @@ pub struct HousekeepingStats {
     pub expired_files: u64,
     /// Small files rewritten by compaction.
     pub compacted_files: u64,
+    /// Rows removed from the table for DeleteRecords.
+    pub deleted_rows: u64,
     /// Snapshots expired.
     pub snapshots_expired: u64,
     /// The last failure, cleared by a pass that succeeds.
@@ -433,6 +435,7 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
             h.runs += 1;
             h.expired_files += report.expired_files as u64;
             h.compacted_files += report.compacted_files as u64;
+            h.deleted_rows += report.purged_rows;
             h.snapshots_expired += report.snapshots_expired as u64;
             h.last = Some(report);
             h.last_error = None;

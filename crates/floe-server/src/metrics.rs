@@ -838,6 +838,12 @@ impl Collector for Snapshot {
         )?;
         counters(
             e,
+            "floe_lake_deleted_rows",
+            "Rows removed from the table because DeleteRecords moved their partition's log start past them",
+            hk(|h| h.deleted_rows),
+        )?;
+        counters(
+            e,
             "floe_lake_expired_snapshots",
             "Table snapshots expired after lake.snapshot.retention.ms",
             hk(|h| h.snapshots_expired),
@@ -1016,6 +1022,7 @@ mod tests {
                     housekeeping: crate::lake::HousekeepingStats {
                         runs: 2,
                         compacted_files: 8,
+                        deleted_rows: 150,
                         ..Default::default()
                     },
                     table_open: true,
@@ -1039,6 +1046,7 @@ mod tests {
         assert_eq!(get(r#"floe_lake_small_data_files{topic="t"}"#), 6.0);
         assert_eq!(get(r#"floe_lake_housekeeping_runs_total{topic="t"}"#), 2.0);
         assert_eq!(get(r#"floe_lake_compacted_files_total{topic="t"}"#), 8.0);
+        assert_eq!(get(r#"floe_lake_deleted_rows_total{topic="t"}"#), 150.0);
         assert_eq!(
             get(r#"floe_lake_housekeeping_failures_total{topic="t"}"#),
             0.0
