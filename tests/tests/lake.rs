@@ -438,3 +438,69 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
     assert_eq!(rows[249]["offset"], 399);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_below_what_table_retention_kept_is_out_of_range() {
+    let broker = TestBroker::start_with(|config| {
+        fast_lake(config);
+        config.lake.housekeeping_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let b = broker.bootstrap();
+    create_topic(
+        &b,
+        "aged",
+        1,
+        &[
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+            ("retention.ms", "604800000"),
+        ],
+    )
+    .await;
+    // Offsets 0-199 a month old, 200-399 recent.
+    let now = floe_common::now_ms();
+    produce_range(&b, "aged", 1, 0..200, now - 30 * 86_400_000).await;
+    produce_range(&b, "aged", 1, 200..400, now - 400).await;
+    wait_landed(&broker, "aged", &[400]).await;
+    let partition = broker.broker().partition("aged", 0).expect("partition");
+    eventually(Duration::from_secs(20), "local segments deleted", || {
+        let p = partition.clone();
+        async move { (p.offsets().0 > 200).then_some(()) }
+    })
+    .await;
+    let lake = broker
+        .broker()
+        .topic("aged")
+        .and_then(|t| t.lake.clone())
+        .expect("lake");
+    lake.request_housekeeping();
+    eventually(Duration::from_secs(30), "old files expired", || {
+        let lake = lake.clone();
+        async move {
+            let h = lake.housekeeping.lock();
+            assert!(h.last_error.is_none(), "{:?}", h.last_error);
+            (h.expired_files > 0).then_some(())
+        }
+    })
+    .await;
+
+    // Offset 0 is gone from the table as well: OFFSET_OUT_OF_RANGE, not a silent skip.
+    let resuming = floe_tests::consumer(&b, "aged-resumer", &[("auto.offset.reset", "error")]);
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset("aged", 0, Offset::Offset(0))
+        .expect("tpl");
+    resuming.assign(&at).expect("assign");
+    match tokio::time::timeout(Duration::from_secs(30), resuming.recv()).await {
+        Ok(Err(KafkaError::MessageConsumption(code))) => {
+            assert_eq!(code, RDKafkaErrorCode::AutoOffsetReset)
+        }
+        Ok(Ok(m)) => panic!("offset {} was served for a fetch at 0", m.offset()),
+        other => panic!("expected an offset-out-of-range error: {other:?}"),
+    }
+    // From the beginning, reading starts at the table's first offset.
+    let (_, got) = read_partition_from_start(&b, "aged", "aged-reader", 200).await;
+    assert_eq!(got[0].offset(), 200);
+    assert_eq!(got[199].offset(), 399);
+    broker.stop().await;
+}

@@ -177,6 +177,18 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
     .await
     {
         Ok(Some((records, _next))) => {
+            // The reader skips offsets without rows. Below the table's first offset
+            // (the table's retention removed them) Kafka answers OFFSET_OUT_OF_RANGE, so
+            // that consumers apply their auto.offset.reset rather than skip silently.
+            let first = records
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes);
+            if first.is_some_and(|f| f > want.fetch_offset)
+                && below_table_start(&table, partition, want.fetch_offset).await
+            {
+                return;
+            }
             data.error_code = 0;
             data.records = Some(records);
         }
@@ -184,6 +196,23 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, offset = want.fetch_offset, error = %e, "lake-tier read failed");
             data.error_code = ResponseError::KafkaStorageError.code();
+        }
+    }
+}
+
+/// Whether `offset` lies below the first offset of the partition in the table. The
+/// bound comes from the files' column bounds, which span every partition of a file, so it
+/// may be low: then this says no and the read goes on, never the reverse.
+async fn below_table_start(
+    table: &floe_lake::LakeTable,
+    partition: &Partition,
+    offset: i64,
+) -> bool {
+    match floe_lake::reader::first_offset(&table.table(), partition.index).await {
+        Ok(first) => first.is_some_and(|f| offset < f),
+        Err(e) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot read the table's first offset");
+            false
         }
     }
 }
