@@ -357,3 +357,46 @@ async fn init_producer_id_always_hands_out_a_new_id() {
     assert!(other > bumped && other != first + 500, "{other}");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_data_dir_is_refused_while_the_store_lists_topics() {
+    // The metadata store lives outside the data directory, as a Postgres store does.
+    let store = tempfile::tempdir().expect("store dir");
+    let url = format!("sqlite://{}/meta.db", store.path().display());
+    let broker = TestBroker::start_with(|c| c.meta.url = Some(url.clone())).await;
+    create_topic(&broker.bootstrap(), "kept", 1, &[]).await;
+    assert!(broker.config.data_dir.join("floe.id").exists());
+    let config = broker.config.clone();
+    // Stopping removes the broker's temp data dir: the volume "is not mounted".
+    broker.stop().await;
+    assert!(!config.data_dir.exists());
+
+    let refused = floe_server::RunningServer::start(config.clone()).await;
+    match refused {
+        Err(e @ floe_server::Error::DataDir { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("1 topic(s)") && msg.contains("mounted"),
+                "{msg}"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e:?}"),
+        Ok(_) => panic!("started on an empty data dir while the store lists a topic"),
+    }
+
+    // The operator confirms the loss with an empty identity file.
+    std::fs::write(config.data_dir.join("floe.id"), "").expect("confirm");
+    let server = floe_server::RunningServer::start(config.clone())
+        .await
+        .expect("starts once confirmed");
+    let kept = server
+        .broker
+        .partition("kept", 0)
+        .expect("topic still known");
+    assert_eq!(kept.offsets(), (0, 0));
+    server
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("clean shutdown");
+    std::fs::remove_dir_all(&config.data_dir).expect("clean up");
+}

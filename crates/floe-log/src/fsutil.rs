@@ -17,7 +17,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
 /// Atomically replaces `dir/name` with `contents`: write a temp file, fsync it,
 /// rename over the target and fsync the directory. A crash leaves either the old
 /// or the new contents, never a torn file (a stray `.tmp` is cleaned up on open).
-pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
     let mut f = OpenOptions::new()

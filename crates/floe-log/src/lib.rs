@@ -31,4 +31,5 @@ mod segment;
 mod testutil;
 
 pub use error::{Corruption, Error, InvalidRecordKind, Result};
+pub use fsutil::write_atomic;
 pub use log::{AppendOutcome, LogConfig, PartitionLog, SyncJob, TimestampType, ValidatedBatches};

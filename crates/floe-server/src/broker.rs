@@ -184,7 +184,13 @@ impl Broker {
             sync_wanted: tokio::sync::Notify::new(),
             config,
         });
-        for record in broker.meta.list_topics().await? {
+        let records = broker.meta.list_topics().await?;
+        crate::data_dir::check(
+            &broker.config.data_dir,
+            &broker.config.cluster_id,
+            records.len(),
+        )?;
+        for record in records {
             let b = broker.clone();
             let topic = tokio::task::spawn_blocking(move || b.open_topic(&record, true))
                 .await

@@ -23,6 +23,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The data directory may not be used with this metadata store or cluster id.
+    #[error("refusing data directory {}: {reason}", path.display())]
+    DataDir {
+        /// The data directory.
+        path: std::path::PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// Writing the data directory's identity file failed.
+    #[error("writing {}", path.display())]
+    DataDirWrite {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Cause.
+        #[source]
+        source: floe_log::Error,
+    },
     /// The metadata store failed.
     #[error("metadata store")]
     Meta(#[from] floe_meta::Error),

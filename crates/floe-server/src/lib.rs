@@ -13,6 +13,7 @@ pub mod broker;
 pub mod config;
 mod connection;
 pub mod coordinator;
+pub mod data_dir;
 pub mod error;
 mod handlers;
 mod http;
