@@ -5,10 +5,12 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use floe_server::lake::LakeStats;
+use floe_server::lake::{HousekeepingStats, LakeStats};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
+use rdkafka::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{consumer, eventually, producer, recv_n, TestBroker};
@@ -89,6 +91,77 @@ pub async fn produce_range(
     }
 }
 
+/// Creates a one-partition topic whose small segments go as soon as they have landed,
+/// with the table's `retention.ms` as given (`-1`: forever).
+pub async fn create_tiered_topic(bootstrap: &str, topic: &str, retention_ms: &str) {
+    crate::create_topic(
+        bootstrap,
+        topic,
+        1,
+        &[
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+            ("retention.ms", retention_ms),
+        ],
+    )
+    .await;
+}
+
+/// Waits (20 s) until partition 0 of `topic` has deleted its local segments up to past
+/// offset `past`.
+pub async fn wait_local_deletion(broker: &TestBroker, topic: &str, past: i64) {
+    let partition = broker.broker().partition(topic, 0).expect("partition");
+    eventually(Duration::from_secs(20), "local segments deleted", || {
+        let p = partition.clone();
+        async move { (p.offsets().0 > past).then_some(()) }
+    })
+    .await;
+}
+
+/// Waits (30 s) until the topic's housekeeping totals satisfy `done`; a failed pass fails
+/// the test with its error.
+pub async fn wait_housekeeping(
+    broker: &TestBroker,
+    topic: &str,
+    what: &str,
+    done: impl Fn(&HousekeepingStats) -> bool,
+) {
+    let lake = broker
+        .broker()
+        .topic(topic)
+        .and_then(|t| t.lake.clone())
+        .expect("lake on");
+    eventually(Duration::from_secs(30), what, || {
+        let h = lake.housekeeping.lock().clone();
+        assert!(h.last_error.is_none(), "{:?}", h.last_error);
+        let ok = done(&h);
+        async move { ok.then_some(()) }
+    })
+    .await;
+}
+
+/// Asserts that a consumer assigned partition 0 of `topic` at `offset`, with
+/// `auto.offset.reset = error`, gets OFFSET_OUT_OF_RANGE (which librdkafka hands to the
+/// application as an auto-offset-reset error) rather than a record.
+pub async fn assert_out_of_range(bootstrap: &str, topic: &str, offset: i64) {
+    let c = consumer(
+        bootstrap,
+        &format!("{topic}-resumer"),
+        &[("auto.offset.reset", "error")],
+    );
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(topic, 0, Offset::Offset(offset))
+        .expect("tpl");
+    c.assign(&at).expect("assign");
+    match tokio::time::timeout(Duration::from_secs(30), c.recv()).await {
+        Ok(Err(KafkaError::MessageConsumption(code))) => {
+            assert_eq!(code, RDKafkaErrorCode::AutoOffsetReset)
+        }
+        Ok(Ok(m)) => panic!("offset {} was served for a fetch at {offset}", m.offset()),
+        other => panic!("expected an offset-out-of-range error: {other:?}"),
+    }
+}
+
 /// Waits until partition 0 of `topic` has deleted its local segments up to past offset
 /// `past`, then reads `n` records from offset 0 with a new consumer: the ones below the
 /// local log start come from the table. Returns the consumer too, for lookups.
@@ -98,12 +171,7 @@ pub async fn read_from_zero_after_local_deletion(
     past: i64,
     n: usize,
 ) -> (StreamConsumer, Vec<OwnedMessage>) {
-    let partition = broker.broker().partition(topic, 0).expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > past).then_some(()) }
-    })
-    .await;
+    wait_local_deletion(broker, topic, past).await;
     read_partition_from_start(
         &broker.bootstrap(),
         topic,

@@ -9,7 +9,6 @@ use floe_tests::*;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::Consumer;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -228,15 +227,7 @@ async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
         produce(&b, "compacted", 1, 40, ts0 + round * 40).await;
         wait_landed(&broker, "compacted", &[(round + 1) * 40]).await;
     }
-    let partition = broker
-        .broker()
-        .partition("compacted", 0)
-        .expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 200).then_some(()) }
-    })
-    .await;
+    wait_local_deletion(&broker, "compacted", 200).await;
     let lake = broker
         .broker()
         .topic("compacted")
@@ -318,35 +309,24 @@ async fn compaction_while_a_consumer_reads_from_the_lake_tier() {
     broker.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
-    let broker = TestBroker::start_with(|config| {
+/// A broker whose housekeeping runs only when asked (or DeleteRecords asks).
+async fn broker_with_housekeeping_on_request() -> TestBroker {
+    TestBroker::start_with(|config| {
         fast_lake(config);
-        // Only DeleteRecords starts housekeeping here.
         config.lake.housekeeping_interval = Duration::from_secs(3600);
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
+    let broker = broker_with_housekeeping_on_request().await;
     let b = broker.bootstrap();
-    create_topic(
-        &b,
-        "purged",
-        1,
-        &[
-            ("segment.bytes", "2048"),
-            ("local.retention.ms", "0"),
-            ("retention.ms", "-1"),
-        ],
-    )
-    .await;
+    create_tiered_topic(&b, "purged", "-1").await;
     let ts0 = 1_600_000_000_000;
     produce(&b, "purged", 1, 400, ts0).await;
     wait_landed(&broker, "purged", &[400]).await;
-    let partition = broker.broker().partition("purged", 0).expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 200).then_some(()) }
-    })
-    .await;
+    wait_local_deletion(&broker, "purged", 200).await;
 
     // Below the local log start: only the table holds offsets 0-149.
     let admin: AdminClient<DefaultClientContext> = client_config(&b).create().expect("admin");
@@ -373,20 +353,8 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
         assert_eq!(m.offset(), 150 + n as i64);
         assert_eq!(m.payload(), Some(format!("v{}", 150 + n).as_bytes()));
     }
-    // A consumer resuming below the start gets OFFSET_OUT_OF_RANGE, as from Kafka (with
-    // `auto.offset.reset = error`, librdkafka hands that to the application).
-    let resuming = floe_tests::consumer(&b, "purged-resumer", &[("auto.offset.reset", "error")]);
-    let mut at = TopicPartitionList::new();
-    at.add_partition_offset("purged", 0, Offset::Offset(100))
-        .expect("tpl");
-    resuming.assign(&at).expect("assign");
-    match tokio::time::timeout(Duration::from_secs(30), resuming.recv()).await {
-        Ok(Err(KafkaError::MessageConsumption(code))) => {
-            assert_eq!(code, RDKafkaErrorCode::AutoOffsetReset)
-        }
-        Ok(Ok(m)) => panic!("offset {} was served below the log start", m.offset()),
-        other => panic!("expected an offset-out-of-range error: {other:?}"),
-    }
+    // A consumer resuming below the start gets OFFSET_OUT_OF_RANGE, as from Kafka.
+    assert_out_of_range(&b, "purged", 100).await;
     let mut q = TopicPartitionList::new();
     q.add_partition_offset("purged", 0, Offset::Offset(ts0 + 37))
         .expect("tpl");
@@ -404,28 +372,15 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
     drop(found);
 
     // And the table loses the rows: housekeeping rewrites it, recording the floor.
-    let lake = broker
+    wait_housekeeping(&broker, "purged", "rows removed from the table", |h| {
+        h.deleted_rows == 150
+    })
+    .await;
+    let table = broker
         .broker()
         .topic("purged")
-        .and_then(|t| t.lake.clone())
-        .expect("lake");
-    eventually(
-        Duration::from_secs(30),
-        "rows removed from the table",
-        || {
-            let lake = lake.clone();
-            async move {
-                let h = lake.housekeeping.lock();
-                assert!(h.last_error.is_none(), "{:?}", h.last_error);
-                h.last
-                    .as_ref()
-                    .is_some_and(|r| r.purged_rows == 150)
-                    .then_some(())
-            }
-        },
-    )
-    .await;
-    assert_eq!(lake.table().expect("table").deleted_before(0), 150);
+        .and_then(|t| t.lake.clone()?.table());
+    assert_eq!(table.expect("table").deleted_before(0), 150);
     let m = scrape_metrics(&broker.http_url()).await;
     assert_eq!(
         m.value("floe_lake_deleted_rows_total", &[("topic", "purged")]),
@@ -441,63 +396,24 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_below_what_table_retention_kept_is_out_of_range() {
-    let broker = TestBroker::start_with(|config| {
-        fast_lake(config);
-        config.lake.housekeeping_interval = Duration::from_secs(3600);
-    })
-    .await;
+    let broker = broker_with_housekeeping_on_request().await;
     let b = broker.bootstrap();
-    create_topic(
-        &b,
-        "aged",
-        1,
-        &[
-            ("segment.bytes", "2048"),
-            ("local.retention.ms", "0"),
-            ("retention.ms", "604800000"),
-        ],
-    )
-    .await;
+    create_tiered_topic(&b, "aged", "604800000").await;
     // Offsets 0-199 a month old, 200-399 recent.
     let now = floe_common::now_ms();
     produce_range(&b, "aged", 1, 0..200, now - 30 * 86_400_000).await;
     produce_range(&b, "aged", 1, 200..400, now - 400).await;
     wait_landed(&broker, "aged", &[400]).await;
-    let partition = broker.broker().partition("aged", 0).expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 200).then_some(()) }
-    })
-    .await;
-    let lake = broker
-        .broker()
-        .topic("aged")
-        .and_then(|t| t.lake.clone())
-        .expect("lake");
-    lake.request_housekeeping();
-    eventually(Duration::from_secs(30), "old files expired", || {
-        let lake = lake.clone();
-        async move {
-            let h = lake.housekeeping.lock();
-            assert!(h.last_error.is_none(), "{:?}", h.last_error);
-            (h.expired_files > 0).then_some(())
-        }
+    wait_local_deletion(&broker, "aged", 200).await;
+    let lake = broker.broker().topic("aged").and_then(|t| t.lake.clone());
+    lake.expect("lake").request_housekeeping();
+    wait_housekeeping(&broker, "aged", "old files expired", |h| {
+        h.expired_files > 0
     })
     .await;
 
     // Offset 0 is gone from the table as well: OFFSET_OUT_OF_RANGE, not a silent skip.
-    let resuming = floe_tests::consumer(&b, "aged-resumer", &[("auto.offset.reset", "error")]);
-    let mut at = TopicPartitionList::new();
-    at.add_partition_offset("aged", 0, Offset::Offset(0))
-        .expect("tpl");
-    resuming.assign(&at).expect("assign");
-    match tokio::time::timeout(Duration::from_secs(30), resuming.recv()).await {
-        Ok(Err(KafkaError::MessageConsumption(code))) => {
-            assert_eq!(code, RDKafkaErrorCode::AutoOffsetReset)
-        }
-        Ok(Ok(m)) => panic!("offset {} was served for a fetch at 0", m.offset()),
-        other => panic!("expected an offset-out-of-range error: {other:?}"),
-    }
+    assert_out_of_range(&b, "aged", 0).await;
     // From the beginning, reading starts at the table's first offset.
     let (_, got) = read_partition_from_start(&b, "aged", "aged-reader", 200).await;
     assert_eq!(got[0].offset(), 200);

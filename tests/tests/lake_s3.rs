@@ -117,12 +117,7 @@ async fn topic_lands_in_s3_and_reads_back_through_rest_and_kafka() {
     );
 
     // A Kafka consumer reads from offset 0 once the local log no longer has it.
-    let partition = broker.broker().partition("clicks", 0).expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 100).then_some(()) }
-    })
-    .await;
+    wait_local_deletion(&broker, "clicks", 100).await;
     let (_consumer, got) = read_partition_from_start(&b, "clicks", "s3-reader", 200).await;
     for (o, m) in got.iter().enumerate() {
         let i = 2 * o; // partition 0 holds the even records

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use floe_tests::lake::{fast_lake, wait_landed};
+use floe_tests::lake::{fast_lake, wait_landed, wait_local_deletion};
 use floe_tests::*;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -150,12 +150,7 @@ async fn replay_republishes_and_exports_a_time_range_from_lake_and_hot_log() {
     create_topic(&b, TARGET, PARTITIONS, &[]).await;
     produce_source(&b).await;
     wait_landed(&broker, SOURCE, &[200, 200, 200]).await;
-    let partition = broker.broker().partition(SOURCE, 0).expect("partition");
-    eventually(Duration::from_secs(20), "local segments deleted", || {
-        let p = partition.clone();
-        async move { (p.offsets().0 > 100).then_some(()) }
-    })
-    .await;
+    wait_local_deletion(&broker, SOURCE, 100).await;
 
     // [T0+100 s, T0+400 s): records 100..400 but the late one (ts T0-1).
     let (from_i, to_i) = (100, 400);

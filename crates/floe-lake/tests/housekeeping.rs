@@ -50,23 +50,51 @@ fn data_files_on_disk(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A SQLite catalog, local warehouse and metadata pointer under a temp dir.
+struct Lake {
+    dir: tempfile::TempDir,
+    opts: floe_lake::LakeOptions,
+    catalog: Arc<dyn iceberg::Catalog>,
+    store: WarehouseStore,
+    pointer: MetadataPointer,
+}
+
+impl Lake {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = options(dir.path());
+        let catalog = open_catalog(&opts).await.expect("catalog");
+        let store = WarehouseStore::new(&opts).expect("store");
+        let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
+        Self {
+            dir,
+            opts,
+            catalog,
+            store,
+            pointer,
+        }
+    }
+
+    /// Opens (or creates) the table of topic `name`, as a broker start does.
+    async fn open(&self, name: &str) -> LakeTable {
+        LakeTable::open(
+            self.catalog.clone(),
+            &self.opts,
+            &self.store,
+            name,
+            TOPIC_ID,
+            TimePartitioning::Day,
+        )
+        .await
+        .expect("table")
+    }
+}
+
 #[tokio::test]
 async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let store = WarehouseStore::new(&opts).expect("store");
-    let table = LakeTable::open(
-        catalog.clone(),
-        &opts,
-        &store,
-        "events",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("table");
-    let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
+    let lake = Lake::new().await;
+    let (dir, store, pointer) = (&lake.dir, &lake.store, &lake.pointer);
+    let table = lake.open("events").await;
     let now = now_ms();
     // Today's bucket starts at midnight; keep every "recent" record inside it.
     let recent = now - now.rem_euclid(DAY_MS) + 1000;
@@ -106,7 +134,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
         deleted_before: Default::default(),
     };
     let report = table
-        .housekeep(&pointer, &store, &policy)
+        .housekeep(pointer, store, &policy)
         .await
         .expect("housekeeping");
     assert_eq!(report.expired_files, 1, "{report:?}");
@@ -169,16 +197,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
     assert_eq!(old, 120);
 
     // A reopened table (restart) still knows what is landed, and landing goes on.
-    let again = LakeTable::open(
-        catalog.clone(),
-        &opts,
-        &store,
-        "events",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("reopen");
+    let again = lake.open("events").await;
     assert_eq!(again.landed(0), 120);
     tail.push(batch_with(120, 20, |o| recent + o, noise));
     again
@@ -193,8 +212,8 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
     assert_eq!(data_files_on_disk(dir.path()), 8);
     let report = again
         .housekeep(
-            &pointer,
-            &store,
+            pointer,
+            store,
             &Housekeeping {
                 now_ms: now_ms() + 1,
                 snapshot_retention_ms: 0,
@@ -215,23 +234,9 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
 /// expire while rounds keep committing must lose, duplicate or delete nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let store = WarehouseStore::new(&opts).expect("store");
-    let table = Arc::new(
-        LakeTable::open(
-            catalog.clone(),
-            &opts,
-            &store,
-            "events",
-            TOPIC_ID,
-            TimePartitioning::Day,
-        )
-        .await
-        .expect("table"),
-    );
-    let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
+    let lake = Lake::new().await;
+    let (store, pointer) = (&lake.store, &lake.pointer);
+    let table = Arc::new(lake.open("events").await);
     let now = now_ms();
     let recent = now - now.rem_euclid(DAY_MS) + 1000;
     const ROUNDS: i64 = 40;
@@ -323,35 +328,21 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         deleted_before: Default::default(),
     };
     table
-        .housekeep(&pointer, &store, &policy)
+        .housekeep(pointer, store, &policy)
         .await
         .expect("last pass");
     let live = live_files(&table.table()).await.expect("live").len();
-    assert_eq!(data_files_on_disk(dir.path()), live);
+    assert_eq!(data_files_on_disk(lake.dir.path()), live);
 }
 
 /// Every landing round adds a manifest; housekeeping merges them into one once there are
 /// more than the policy allows, and rows, offsets and lake-tier reads stay as they were.
 #[tokio::test]
 async fn manifests_are_merged_into_one() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
-    let store = WarehouseStore::new(&opts).expect("store");
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let open = || async {
-        LakeTable::open(
-            catalog.clone(),
-            &opts,
-            &store,
-            "manifests",
-            TOPIC_ID,
-            TimePartitioning::Day,
-        )
-        .await
-        .expect("table")
-    };
+    let lake = Lake::new().await;
+    let (store, pointer) = (&lake.store, &lake.pointer);
+    let open = || lake.open("manifests");
     let table = open().await;
-    let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
     let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
     let rounds = 12;
     for round in 0..rounds {
@@ -391,7 +382,7 @@ async fn manifests_are_merged_into_one() {
         deleted_before: Default::default(),
     };
     let report = table
-        .housekeep(&pointer, &store, &policy)
+        .housekeep(pointer, store, &policy)
         .await
         .expect("pass");
     assert_eq!(report.manifests_merged, rounds as usize, "{report:?}");
@@ -411,7 +402,7 @@ async fn manifests_are_merged_into_one() {
 
     // A second pass finds one manifest and leaves it; reads and a reopen see every row.
     let report = table
-        .housekeep(&pointer, &store, &policy)
+        .housekeep(pointer, store, &policy)
         .await
         .expect("pass");
     assert_eq!(report.manifests_merged, 0);
@@ -462,21 +453,9 @@ async fn first_fetched(table: &LakeTable, partition: i32) -> Option<i64> {
 
 #[tokio::test]
 async fn delete_records_removes_the_rows_below_each_floor_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.expect("catalog");
-    let store = WarehouseStore::new(&opts).expect("store");
-    let table = LakeTable::open(
-        catalog.clone(),
-        &opts,
-        &store,
-        "events",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("table");
-    let pointer = MetadataPointer::connect(&opts).await.expect("pointer");
+    let lake = Lake::new().await;
+    let (store, pointer) = (&lake.store, &lake.pointer);
+    let table = lake.open("events").await;
     let now = now_ms();
     let budget = TailBudget::new(1 << 30);
     let tails = [
@@ -509,7 +488,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     // Partition 0 from 30: the first round's file loses its partition-0 rows, the second
     // round's file offsets 20-29 of them; the third has nothing below 30.
     let report = table
-        .housekeep(&pointer, &store, &policy(&[(0, 30)]))
+        .housekeep(pointer, store, &policy(&[(0, 30)]))
         .await
         .expect("housekeeping");
     assert_eq!(
@@ -534,7 +513,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
 
     // A floor already applied reads nothing and commits nothing.
     let report = table
-        .housekeep(&pointer, &store, &policy(&[(0, 30)]))
+        .housekeep(pointer, store, &policy(&[(0, 30)]))
         .await
         .expect("housekeeping");
     assert_eq!(report.purged_files, 0, "{report:?}");
@@ -543,7 +522,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     // A floor beyond what has landed applies up to the landed offsets now and the rest
     // once they land; the landing round in between carries the recorded floors.
     let report = table
-        .housekeep(&pointer, &store, &policy(&[(0, 30), (1, 50)]))
+        .housekeep(pointer, store, &policy(&[(0, 30), (1, 50)]))
         .await
         .expect("housekeeping");
     assert_eq!(report.purged_rows, 40, "{report:?}");
@@ -558,7 +537,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     assert_eq!((table.deleted_before(0), table.deleted_before(1)), (30, 40));
     assert_eq!(first_fetched(&table, 1).await, Some(40));
     let report = table
-        .housekeep(&pointer, &store, &policy(&[(0, 30), (1, 50)]))
+        .housekeep(pointer, store, &policy(&[(0, 30), (1, 50)]))
         .await
         .expect("housekeeping");
     assert_eq!(
@@ -572,15 +551,6 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     assert_eq!(row_count(&table.table()).await, 30 + 10);
 
     // Reopened from the catalog alone (a broker whose disk is gone), the floors remain.
-    let again = LakeTable::open(
-        catalog,
-        &opts,
-        &store,
-        "events",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .expect("reopen");
+    let again = lake.open("events").await;
     assert_eq!((again.deleted_before(0), again.deleted_before(1)), (30, 50));
 }
