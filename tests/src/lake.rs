@@ -162,6 +162,23 @@ pub async fn assert_out_of_range(bootstrap: &str, topic: &str, offset: i64) {
     }
 }
 
+/// ListOffsets by timestamp (librdkafka's `offsets_for_times`) on partition 0 of `topic`.
+pub async fn offset_for_time(bootstrap: &str, topic: &str, ts_ms: i64) -> Offset {
+    let c: rdkafka::consumer::BaseConsumer = crate::client_config(bootstrap)
+        .set("group.id", "lookup")
+        .create()
+        .expect("consumer");
+    let mut q = TopicPartitionList::new();
+    q.add_partition_offset(topic, 0, Offset::Offset(ts_ms))
+        .expect("tpl");
+    let found =
+        tokio::task::spawn_blocking(move || c.offsets_for_times(q, Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("offsets_for_times");
+    found.elements()[0].offset()
+}
+
 /// Waits until partition 0 of `topic` has deleted its local segments up to past offset
 /// `past`, then reads `n` records from offset 0 with a new consumer: the ones below the
 /// local log start come from the table. Returns the consumer too, for lookups.

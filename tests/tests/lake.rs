@@ -99,18 +99,11 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
     }
 
     // Timestamp lookup on lake-tier data: the first offset at or after the time asked.
-    let mut q = TopicPartitionList::new();
-    q.add_partition_offset("history", 0, Offset::Offset(ts0 + 37))
-        .expect("tpl");
-    let c2 = consumer.clone_for_lookup(&b);
-    let found =
-        tokio::task::spawn_blocking(move || c2.offsets_for_times(q, Duration::from_secs(10)))
-            .await
-            .expect("join")
-            .expect("offsets_for_times");
-    let offset = found.elements()[0].offset();
-    assert_eq!(offset, Offset::Offset(37));
-    drop(found);
+    drop(consumer);
+    assert_eq!(
+        offset_for_time(&b, "history", ts0 + 37).await,
+        Offset::Offset(37)
+    );
     broker.stop().await;
 }
 
@@ -184,19 +177,6 @@ async fn a_partition_whose_log_is_lost_continues_after_the_table() {
     }
     drop(c);
     broker.stop().await;
-}
-
-trait Lookup {
-    fn clone_for_lookup(&self, bootstrap: &str) -> rdkafka::consumer::BaseConsumer;
-}
-
-impl Lookup for rdkafka::consumer::StreamConsumer {
-    fn clone_for_lookup(&self, bootstrap: &str) -> rdkafka::consumer::BaseConsumer {
-        client_config(bootstrap)
-            .set("group.id", "lookup")
-            .create()
-            .expect("consumer")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,21 +335,11 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
     }
     // A consumer resuming below the start gets OFFSET_OUT_OF_RANGE, as from Kafka.
     assert_out_of_range(&b, "purged", 100).await;
-    let mut q = TopicPartitionList::new();
-    q.add_partition_offset("purged", 0, Offset::Offset(ts0 + 37))
-        .expect("tpl");
-    let c2 = consumer.clone_for_lookup(&b);
-    let found =
-        tokio::task::spawn_blocking(move || c2.offsets_for_times(q, Duration::from_secs(10)))
-            .await
-            .expect("join")
-            .expect("offsets_for_times");
     assert_eq!(
-        found.elements()[0].offset(),
+        offset_for_time(&b, "purged", ts0 + 37).await,
         Offset::Offset(150),
         "no deleted offset for a time before the start"
     );
-    drop(found);
 
     // And the table loses the rows: housekeeping rewrites it, recording the floor.
     wait_housekeeping(&broker, "purged", "rows removed from the table", |h| {
