@@ -118,7 +118,7 @@ impl LiveFile {
 
     /// Lower bound of a long/int column (field id), if the writer kept one.
     fn lower(&self, field_id: i32) -> Option<i64> {
-        bound(self.file().lower_bounds().get(&field_id))
+        schema::long_bound(self.file().lower_bounds().get(&field_id))
     }
 
     fn bucket(&self) -> Option<i32> {
@@ -130,15 +130,7 @@ impl LiveFile {
 
     /// Upper bound of a long/int/timestamp column (field id), if the writer kept one.
     fn upper(&self, field_id: i32) -> Option<i64> {
-        bound(self.file().upper_bounds().get(&field_id))
-    }
-}
-
-fn bound(datum: Option<&iceberg::spec::Datum>) -> Option<i64> {
-    match datum.map(|d| d.literal()) {
-        Some(PrimitiveLiteral::Long(v)) => Some(*v),
-        Some(PrimitiveLiteral::Int(v)) => Some(i64::from(*v)),
-        _ => None,
+        schema::long_bound(self.file().upper_bounds().get(&field_id))
     }
 }
 

@@ -23,7 +23,7 @@ use futures::{FutureExt, TryStreamExt};
 use iceberg::expr::Reference;
 use iceberg::io::FileIO;
 use iceberg::scan::FileScanTask;
-use iceberg::spec::{Datum, PrimitiveLiteral};
+use iceberg::spec::Datum;
 use iceberg::table::Table;
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
@@ -728,11 +728,7 @@ pub async fn first_offset(table: &Table, partition: i32) -> Result<Option<i64>> 
                 } else {
                     file.upper_bounds()
                 };
-                match map.get(&id).map(|d| d.literal().clone()) {
-                    Some(PrimitiveLiteral::Int(v)) => Some(i64::from(v)),
-                    Some(PrimitiveLiteral::Long(v)) => Some(v),
-                    _ => None,
-                }
+                schema::long_bound(map.get(&id))
             };
             let p = i64::from(partition);
             let in_file = match (

@@ -107,6 +107,16 @@ impl TimePartitioning {
     }
 }
 
+/// A column bound from a manifest (int, long or timestamp) as i64, if the writer kept
+/// one.
+pub(crate) fn long_bound(datum: Option<&iceberg::spec::Datum>) -> Option<i64> {
+    match datum.map(|d| d.literal()) {
+        Some(iceberg::spec::PrimitiveLiteral::Long(v)) => Some(*v),
+        Some(iceberg::spec::PrimitiveLiteral::Int(v)) => Some(i64::from(*v)),
+        _ => None,
+    }
+}
+
 /// A batch's `partition` and `offset` columns, None when either is missing or of
 /// another type.
 pub(crate) fn partition_and_offset(
