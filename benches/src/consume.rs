@@ -31,6 +31,10 @@ pub struct ConsumeArgs {
     /// Stop after this long (e.g. 20s, 2m), counted from the start of reading.
     #[arg(long, value_parser = util::parse_duration)]
     pub duration: Option<Duration>,
+    /// Start every partition at this offset instead of its beginning (two consumers of
+    /// one partition reading different parts of its history).
+    #[arg(long)]
+    pub from_offset: Option<i64>,
     /// Also stop once every partition has been read up to the end offset it had when the
     /// run started (reads exactly the data present at start).
     #[arg(long)]
@@ -77,7 +81,8 @@ pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
 
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(&args.topic, p, Offset::Beginning)
+        let from = args.from_offset.map_or(Offset::Beginning, Offset::Offset);
+        tpl.add_partition_offset(&args.topic, p, from)
             .context("building the assignment")?;
     }
     consumer.assign(&tpl).context("assigning partitions")?;

@@ -68,10 +68,14 @@ const DECODE_BATCH_ROWS: usize = 8192;
 /// which a consumer cannot tell from having fetched a moment earlier. Memory is bounded
 /// by `max_bytes` over all tables and partitions; the partition used longest ago goes
 /// first, and a window is at most an eighth of the bound so several consumers can be
-/// served from it at once.
+/// served from it at once. Several consumers of one partition at different offsets keep
+/// their own windows: a Fetch drops only the windows just behind it, and when room runs
+/// out within a partition the windows furthest from the new one go first.
 pub struct ReadAhead {
     max_bytes: usize,
     slots: parking_lot::Mutex<Slots>,
+    /// Scans started, for the metrics.
+    scans: std::sync::atomic::AtomicU64,
 }
 
 /// A table (by its UUID, which a recreated topic's table does not share) and partition.
@@ -185,20 +189,50 @@ impl Slots {
         }
     }
 
-    /// Drops the windows of `key` wholly below `offset`: its consumer is past them.
-    fn drop_below(&mut self, key: Key, offset: i64) {
+    /// Drops the kept window `w` of `key`: a consumer has read to its end. Windows no
+    /// Fetch reads to the end (a consumer that moved elsewhere) stay until the memory
+    /// bound needs their room; another consumer of the partition may still be reading
+    /// them.
+    fn drop_window(&mut self, key: Key, w: &Arc<Window>) {
         let Some(e) = self.entries.get_mut(&key) else {
             return;
         };
-        let mut freed = 0;
-        while let Some(entry) = e.windows.first_entry() {
-            if entry.get().to > offset {
+        if e.windows.get(&w.from).is_some_and(|k| Arc::ptr_eq(k, w)) {
+            e.windows.remove(&w.from);
+            e.bytes -= w.bytes;
+            self.bytes -= w.bytes;
+        }
+    }
+
+    /// Frees kept windows of `key` itself, furthest from `near` first, until `bytes`
+    /// more fit under `max`: when several consumers read one partition, the window one of
+    /// them needs next goes before those another left long ago.
+    fn evict_own_for(&mut self, bytes: usize, max: usize, key: Key, near: i64) {
+        let Some(e) = self.entries.get_mut(&key) else {
+            return;
+        };
+        let mut by_distance: Vec<(i64, i64)> = e
+            .windows
+            .values()
+            .map(|w| {
+                let distance = if w.to <= near {
+                    near - w.to
+                } else {
+                    w.from.saturating_sub(near).max(0)
+                };
+                (distance, w.from)
+            })
+            .collect();
+        by_distance.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, from) in by_distance {
+            if self.bytes + bytes <= max {
                 break;
             }
-            freed += entry.remove().bytes;
+            if let Some(w) = e.windows.remove(&from) {
+                e.bytes -= w.bytes;
+                self.bytes -= w.bytes;
+            }
         }
-        e.bytes -= freed;
-        self.bytes -= freed;
     }
 }
 
@@ -208,7 +242,14 @@ impl ReadAhead {
         Self {
             max_bytes,
             slots: parking_lot::Mutex::new(Slots::default()),
+            scans: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Scans started since the broker started: files opened and pages decoded for
+    /// lake-tier Fetches.
+    pub fn scans(&self) -> u64 {
+        self.scans.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bytes of rows kept now.
@@ -216,10 +257,9 @@ impl ReadAhead {
         self.slots.lock().bytes
     }
 
-    /// The kept window holding `offset`, after dropping the ones below it.
+    /// The kept window holding `offset`.
     fn get(&self, key: Key, offset: i64) -> Option<Arc<Window>> {
         let mut slots = self.slots.lock();
-        slots.drop_below(key, offset);
         let w = slots.entries.get(&key)?.window_at(offset)?.clone();
         slots.touch(key);
         Some(w)
@@ -262,6 +302,8 @@ impl ReadAhead {
         from: i64,
         to: i64,
     ) -> Scan {
+        self.scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (ahead, table) = (self.clone(), table.clone());
         let task = tokio::spawn(async move {
             let result = scan_window(&table, key.1, from, to)
@@ -308,6 +350,7 @@ impl ReadAhead {
             return;
         }
         slots.evict_for(w.bytes, self.max_bytes, key);
+        slots.evict_own_for(w.bytes, self.max_bytes, key, w.from);
         if slots.bytes + w.bytes > self.max_bytes {
             return;
         }
@@ -388,6 +431,7 @@ pub async fn fetch(
         };
         let rows = w.rows_from(offset);
         if rows.is_empty() {
+            ahead.slots.lock().drop_window(key, &w);
             // Offsets without rows (where control records were, or rows retention
             // removed) up to the window's end: look further, in wider windows while
             // whole windows come back empty.
@@ -398,6 +442,9 @@ pub async fn fetch(
             continue;
         }
         let (out, next) = answer(&rows, max_bytes, log_append_time)?;
+        if next >= w.to {
+            ahead.slots.lock().drop_window(key, &w);
+        }
         ahead.scan_ahead(table, key, next, end);
         return Ok(Some((out, next)));
     }
@@ -477,11 +524,10 @@ async fn scan_window(table: &Table, partition: i32, from: i64, to: i64) -> Resul
             t.data_file_path
         )));
     }
-    let files = futures::future::try_join_all(
-        tasks
-            .iter()
-            .map(|t| read_file(table.file_io(), t, partition, from, to)),
-    )
+    let files = futures::future::try_join_all(tasks.iter().map(|t| {
+        let file = (t.data_file_path.as_str(), t.file_size_in_bytes);
+        read_file(table.file_io(), file, partition, from, to, Columns::All)
+    }))
     .await?;
     // Each file's rows are sorted (the table's sort order); files cover disjoint offset
     // ranges, so ordering them by first offset orders the rows. Anything else (another
@@ -525,18 +571,27 @@ fn bounds(rg: &RowGroupMetaData, column: usize) -> Option<(i64, i64)> {
     }
 }
 
-/// The rows of one data file in `partition` with offsets in `[from, to)`: row groups
-/// pruned by statistics, pages by the page index, rows by a filter on the two columns.
+/// Which columns [`read_file`] returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    All,
+    /// `offset` alone (and `partition`, which the filter reads).
+    Offsets,
+}
+
+/// The rows of one data file (path, size) in `partition` with offsets in `[from, to)`:
+/// row groups pruned by statistics, pages by the page index, rows by a filter on the two
+/// columns.
 async fn read_file(
     file_io: &FileIO,
-    task: &FileScanTask,
+    (path, size): (&str, u64),
     partition: i32,
     from: i64,
     to: i64,
+    columns: Columns,
 ) -> Result<Vec<RecordBatch>> {
-    let path = &task.data_file_path;
     let context = || format!("reading {path}");
-    let mut file = LakeFile::open(file_io, path, task.file_size_in_bytes).await?;
+    let mut file = LakeFile::open(file_io, path, size).await?;
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
     let meta = ArrowReaderMetadata::load_async(&mut file, options.clone())
         .await
@@ -569,6 +624,10 @@ async fn read_file(
         return Ok(Vec::new());
     }
     let mask = ProjectionMask::leaves(descr, [pcol, ocol]);
+    let projection = match columns {
+        Columns::All => ProjectionMask::all(),
+        Columns::Offsets => mask.clone(),
+    };
     let filter = ArrowPredicateFn::new(mask, move |b: RecordBatch| {
         let Some((ps, os)) = crate::schema::partition_and_offset(&b) else {
             return Err(arrow_schema::ArrowError::SchemaError(
@@ -581,6 +640,7 @@ async fn read_file(
         })))
     });
     ParquetRecordBatchStreamBuilder::new_with_metadata(file, meta)
+        .with_projection(projection)
         .with_row_groups(row_groups)
         .with_row_filter(RowFilter::new(vec![Box::new(filter)]))
         .with_batch_size(DECODE_BATCH_ROWS)
@@ -700,11 +760,15 @@ pub async fn offset_for_timestamp(
     Ok(best)
 }
 
-/// The smallest offset of `partition` in the table (the lake-tier log start), from the
-/// `partition` and `offset` lower bounds of the live data files in the current snapshot.
+/// The smallest offset of `partition` in the table (the lake-tier log start).
+///
+/// The manifests' `offset` bounds span every partition of a file, so they only say where
+/// to look: candidate files are read (the `partition` and `offset` columns, row groups
+/// pruned by statistics) in order of their lower bound, until the next file's lower
+/// bound is not below the smallest offset found. Usually that is one file.
 ///
 /// # Errors
-/// Manifest reading failures.
+/// Manifest or file reading failures.
 pub async fn first_offset(table: &Table, partition: i32) -> Result<Option<i64>> {
     let Some(snapshot) = table.metadata().current_snapshot() else {
         return Ok(None);
@@ -714,7 +778,9 @@ pub async fn first_offset(table: &Table, partition: i32) -> Result<Option<i64>> 
         .load()
         .await
         .map_err(Error::iceberg("reading a manifest list"))?;
-    let mut best: Option<i64> = None;
+    let p = i64::from(partition);
+    // (offset lower bound, path, size) of every live file that may hold the partition.
+    let mut candidates: Vec<(i64, String, u64)> = Vec::new();
     for manifest_file in list.entries() {
         let manifest = manifest_file
             .load_manifest(table.file_io())
@@ -722,29 +788,49 @@ pub async fn first_offset(table: &Table, partition: i32) -> Result<Option<i64>> 
             .map_err(Error::iceberg("reading a manifest"))?;
         for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
             let file = entry.data_file();
-            let bound = |id: i32, lower: bool| {
-                let map = if lower {
-                    file.lower_bounds()
-                } else {
-                    file.upper_bounds()
-                };
-                schema::long_bound(map.get(&id))
-            };
-            let p = i64::from(partition);
-            let in_file = match (
-                bound(schema::ID_PARTITION, true),
-                bound(schema::ID_PARTITION, false),
-            ) {
+            let lower = |id: i32| schema::long_bound(file.lower_bounds().get(&id));
+            let upper = |id: i32| schema::long_bound(file.upper_bounds().get(&id));
+            let holds = match (lower(schema::ID_PARTITION), upper(schema::ID_PARTITION)) {
                 (Some(lo), Some(hi)) => lo <= p && p <= hi,
                 _ => true,
             };
-            if !in_file {
-                continue;
-            }
-            if let Some(lo) = bound(schema::ID_OFFSET, true) {
-                best = Some(best.map_or(lo, |b| b.min(lo)));
+            if holds && file.record_count() > 0 {
+                candidates.push((
+                    lower(schema::ID_OFFSET).unwrap_or(i64::MIN),
+                    file.file_path().to_owned(),
+                    file.file_size_in_bytes(),
+                ));
             }
         }
+    }
+    candidates.sort_unstable();
+    let mut best: Option<i64> = None;
+    for (lower, path, size) in candidates {
+        if best.is_some_and(|b| lower >= b) {
+            break;
+        }
+        let to = best.unwrap_or(i64::MAX);
+        let rows = read_file(
+            table.file_io(),
+            (&path, size),
+            partition,
+            lower,
+            to,
+            Columns::Offsets,
+        )
+        .await?;
+        let found = rows
+            .iter()
+            .filter_map(|b| {
+                b.column_by_name(COL_OFFSET)?
+                    .as_primitive_opt::<Int64Type>()
+            })
+            .filter_map(|o| o.values().iter().copied().min())
+            .min();
+        best = match (best, found) {
+            (Some(b), Some(f)) => Some(b.min(f)),
+            (b, f) => b.or(f),
+        };
     }
     Ok(best)
 }

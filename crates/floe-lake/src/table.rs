@@ -98,6 +98,8 @@ pub struct LakeTable {
     pub(crate) by: TimePartitioning,
     /// File counts per manifest path, for [`LakeTable::file_counts`].
     manifest_counts: parking_lot::Mutex<HashMap<String, FileCounts>>,
+    /// [`LakeTable::first_offset`] per partition, with the snapshot it was read at.
+    first_offsets: parking_lot::Mutex<HashMap<i32, (i64, i64)>>,
     /// Held by whatever changes the table's metadata or deletes unreferenced files: a
     /// landing round (from writing its files to its commit) and each housekeeping commit.
     /// Housekeeping runs beside landing, so its slow parts (reading and rewriting files)
@@ -210,6 +212,7 @@ impl LakeTable {
             landed: RwLock::new(landed),
             by,
             manifest_counts: parking_lot::Mutex::new(HashMap::new()),
+            first_offsets: parking_lot::Mutex::new(HashMap::new()),
             commit_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -241,6 +244,39 @@ impl LakeTable {
             .ok()
             .and_then(|m| m.get(&partition).copied())
             .unwrap_or(0)
+    }
+
+    /// The smallest offset of `partition` in the table ([`crate::reader::first_offset`],
+    /// which reads files). Kept while only appends followed the snapshot it was read at:
+    /// landing rounds add higher offsets, so only housekeeping's commits can move it.
+    ///
+    /// # Errors
+    /// Manifest or file reading failures.
+    pub async fn first_offset(&self, partition: i32) -> Result<Option<i64>> {
+        let table = self.table();
+        let metadata = table.metadata();
+        let known = self.first_offsets.lock().get(&partition).copied();
+        if let Some((at, first)) = known {
+            let mut snapshot = metadata.current_snapshot();
+            while let Some(s) = snapshot {
+                if s.snapshot_id() == at {
+                    return Ok(Some(first));
+                }
+                if s.summary().operation != iceberg::spec::Operation::Append {
+                    break;
+                }
+                snapshot = s
+                    .parent_snapshot_id()
+                    .and_then(|p| metadata.snapshot_by_id(p));
+            }
+        }
+        let first = crate::reader::first_offset(&table, partition).await?;
+        let mut cache = self.first_offsets.lock();
+        match (first, metadata.current_snapshot_id()) {
+            (Some(f), Some(at)) => cache.insert(partition, (at, f)),
+            _ => cache.remove(&partition),
+        };
+        Ok(first)
     }
 
     /// The landing round id of the current snapshot.

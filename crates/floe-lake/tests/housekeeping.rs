@@ -475,6 +475,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
             .expect("round");
     }
     assert_eq!(row_count(&table.table()).await, 100);
+    assert_eq!(table.first_offset(0).await.expect("first"), Some(0));
     let policy = |floors: &[(i32, i64)]| Housekeeping {
         now_ms: now,
         retention_ms: None,
@@ -501,6 +502,17 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     assert_eq!((table.landed(0), table.landed(1)), (60, 40));
     assert_eq!(first_fetched(&table, 0).await, Some(30));
     assert_eq!(first_fetched(&table, 1).await, Some(0));
+    // The second round's file still holds partition 1 from offset 20, so its offset
+    // bounds start there: the first offset comes from the rows (and the one kept from
+    // before this snapshot is not used).
+    assert_eq!(
+        reader::first_offset(&table.table(), 0)
+            .await
+            .expect("first"),
+        Some(30)
+    );
+    assert_eq!(table.first_offset(0).await.expect("first"), Some(30));
+    assert_eq!(table.first_offset(1).await.expect("first"), Some(0));
     let snapshot = table.table().metadata().current_snapshot_id();
     assert_eq!(
         table
@@ -528,6 +540,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     assert_eq!(report.purged_rows, 40, "{report:?}");
     assert_eq!(table.deleted_before(1), 40);
     assert_eq!(first_fetched(&table, 1).await, None);
+    assert_eq!(table.first_offset(1).await.expect("first"), None);
     tails[1].push(batch_in(1, 40, 20, |o| now + o, noise));
     table
         .land(&tails, &[60, 60])
@@ -536,6 +549,8 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
         .expect("round");
     assert_eq!((table.deleted_before(0), table.deleted_before(1)), (30, 40));
     assert_eq!(first_fetched(&table, 1).await, Some(40));
+    assert_eq!(table.first_offset(1).await.expect("first"), Some(40));
+    assert_eq!(table.first_offset(0).await.expect("first"), Some(30));
     let report = table
         .housekeep(pointer, store, &policy(&[(0, 30), (1, 50)]))
         .await
@@ -548,6 +563,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     assert_eq!(table.deleted_before(1), 50);
     assert_eq!(first_fetched(&table, 1).await, Some(50));
     assert_eq!(first_fetched(&table, 0).await, Some(30));
+    assert_eq!(table.first_offset(1).await.expect("first"), Some(50));
     assert_eq!(row_count(&table.table()).await, 30 + 10);
 
     // Reopened from the catalog alone (a broker whose disk is gone), the floors remain.

@@ -375,6 +375,58 @@ async fn sequential_small_fetches_are_served_from_the_read_ahead() {
     assert_eq!(tiny.bytes(), 0);
 }
 
+/// Two consumers replaying one partition from the lake at different offsets, taking
+/// turns: each keeps its own windows, so the partition is scanned about once per window
+/// and not once per Fetch.
+#[tokio::test]
+async fn two_consumers_of_one_partition_keep_their_own_windows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = fresh_table(dir.path(), "replays").await;
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    for round in 0..8 {
+        tail.push(batch(round * 1000, 1000));
+        table
+            .land(std::slice::from_ref(&tail), &[round * 1000 + 1000])
+            .await
+            .expect("land")
+            .expect("round");
+    }
+    let ahead = Arc::new(ReadAhead::new(2_000_000));
+    let mut positions = [0_i64, 4000];
+    let ends = [4000_i64, 8000];
+    let mut fetches = 0;
+    while positions.iter().zip(&ends).any(|(p, e)| p < e) {
+        for (at, end) in positions.iter_mut().zip(&ends) {
+            if *at >= *end {
+                continue;
+            }
+            let (mut bytes, next) =
+                reader::fetch(&table.table(), &ahead, 0, *at, *end, 2000, false)
+                    .await
+                    .expect("fetch")
+                    .expect("rows");
+            fetches += 1;
+            let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
+                .expect("decode")
+                .into_iter()
+                .flat_map(|s| s.records)
+                .map(|r| r.offset)
+                .collect();
+            assert_eq!(offsets.first(), Some(&*at), "contiguous");
+            assert_eq!(next, offsets.last().copied().expect("a record") + 1);
+            *at = next;
+        }
+    }
+    // A scan reads about 3,000 offsets here: a handful per consumer, against one per
+    // Fetch when each consumer's Fetch dropped the other's windows.
+    assert!(fetches > 100, "{fetches} fetches");
+    assert!(
+        ahead.scans() <= 12,
+        "{} scans for {fetches} fetches",
+        ahead.scans()
+    );
+}
+
 /// Offsets with no rows (where control records were) are stepped over, whether a
 /// consumer reads history in order or many Fetches arrive at once and wait for the same
 /// scans.

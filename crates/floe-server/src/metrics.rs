@@ -383,6 +383,8 @@ struct Snapshot {
     lag: Vec<LagRow>,
     /// (used, limit) of the global tail budget, when the lake is on.
     buffer: Option<(u64, u64)>,
+    /// (bytes kept, scans started) of the lake-tier read-ahead, when the lake is on.
+    read_ahead: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -500,10 +502,15 @@ impl Snapshot {
             .lake
             .as_ref()
             .map(|l| (l.budget.used() as u64, l.budget.limit() as u64));
+        let read_ahead = broker
+            .lake
+            .as_ref()
+            .map(|l| (l.read_ahead.bytes() as u64, l.read_ahead.scans()));
         Self {
             topics,
             lag,
             buffer,
+            read_ahead,
         }
     }
 
@@ -547,6 +554,12 @@ fn sentence(help: &str) -> String {
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
     let help = sentence(help);
     ConstGauge::new(v).encode(enc.encode_descriptor(name, &help, None, MetricType::Gauge)?)
+}
+
+/// Writes one counter without labels.
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let help = sentence(help);
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, &help, None, MetricType::Counter)?)
 }
 
 /// Writes one gauge family.
@@ -685,7 +698,8 @@ impl Collector for Snapshot {
                 )
             }),
         )?;
-        let Some((used, limit)) = self.buffer else {
+        let (Some((used, limit)), Some((ahead_bytes, scans))) = (self.buffer, self.read_ahead)
+        else {
             return Ok(());
         };
         // The lake.
@@ -700,6 +714,18 @@ impl Collector for Snapshot {
             "floe_lake_buffer_limit_bytes",
             "The tail buffers' memory budget (lake.max_buffer_bytes)",
             limit,
+        )?;
+        gauge(
+            e,
+            "floe_lake_read_ahead_bytes",
+            "Rows lake-tier reads keep for consumers' next Fetches, within [lake] read_ahead_bytes",
+            ahead_bytes,
+        )?;
+        counter(
+            e,
+            "floe_lake_tier_scans",
+            "Scans of the table for lake-tier Fetches (files opened and pages decoded)",
+            scans,
         )?;
         gauges(
             e,
@@ -1036,6 +1062,7 @@ mod tests {
                 lag: 6,
             }],
             buffer: Some((0, 100)),
+            read_ahead: Some((4096, 7)),
         };
         let text = Metrics::new().render_with(snapshot).expect("encode");
         let get = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("{s} missing in\n{text}"));
@@ -1068,6 +1095,8 @@ mod tests {
             6.0
         );
         assert_eq!(get("floe_lake_buffer_limit_bytes"), 100.0);
+        assert_eq!(get("floe_lake_read_ahead_bytes"), 4096.0);
+        assert_eq!(get("floe_lake_tier_scans_total"), 7.0);
         // Only the partition the commit advanced has a last-commit time.
         assert!(get(r#"floe_lake_last_commit_timestamp_seconds{topic="t",partition="0"}"#) > 1.0e9);
         assert_eq!(

@@ -200,15 +200,13 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
     }
 }
 
-/// Whether `offset` lies below the first offset of the partition in the table. The
-/// bound comes from the files' column bounds, which span every partition of a file, so it
-/// may be low: then this says no and the read goes on, never the reverse.
+/// Whether `offset` lies below the first offset of the partition in the table.
 async fn below_table_start(
     table: &floe_lake::LakeTable,
     partition: &Partition,
     offset: i64,
 ) -> bool {
-    match floe_lake::reader::first_offset(&table.table(), partition.index).await {
+    match table.first_offset(partition.index).await {
         Ok(first) => first.is_some_and(|f| offset < f),
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot read the table's first offset");

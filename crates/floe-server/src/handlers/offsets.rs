@@ -122,14 +122,12 @@ async fn lake_lookup(
     let t = table.table();
     let result = match ts {
         // Rows below the floor may stay in the table until housekeeping removes them.
-        EARLIEST => floe_lake::reader::first_offset(&t, partition.index)
-            .await
-            .map(|first| {
-                first
-                    .map(|f| f.max(floor))
-                    .filter(|f| *f < start)
-                    .map(|f| (f, -1))
-            }),
+        EARLIEST => table.first_offset(partition.index).await.map(|first| {
+            first
+                .map(|f| f.max(floor))
+                .filter(|f| *f < start)
+                .map(|f| (f, -1))
+        }),
         ts if ts >= 0 => {
             floe_lake::reader::offset_for_timestamp(
                 &t,
