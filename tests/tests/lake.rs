@@ -307,6 +307,16 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
     produce(&b, "purged", 1, 400, ts0).await;
     wait_landed(&broker, "purged", &[400]).await;
     wait_local_deletion(&broker, "purged", 200).await;
+    // SQL shows the start Kafka clients see: the table's, not the local log's.
+    let start_in_sql = || async {
+        let v = crate::sql::sql_json(
+            &broker.http_url(),
+            "SELECT log_start_offset FROM system.partitions WHERE topic = 'purged'",
+        )
+        .await;
+        v["rows"][0]["log_start_offset"].as_i64()
+    };
+    assert_eq!(start_in_sql().await, Some(0));
 
     // Below the local log start: only the table holds offsets 0-149.
     let admin: AdminClient<DefaultClientContext> = client_config(&b).create().expect("admin");
@@ -329,6 +339,7 @@ async fn delete_records_reaches_into_the_lake_tier_and_the_table() {
         .fetch_watermarks("purged", 0, Duration::from_secs(10))
         .expect("watermarks");
     assert_eq!((low, high), (150, 400));
+    assert_eq!(start_in_sql().await, Some(150));
     for (n, m) in got.iter().enumerate() {
         assert_eq!(m.offset(), 150 + n as i64);
         assert_eq!(m.payload(), Some(format!("v{}", 150 + n).as_bytes()));

@@ -102,7 +102,7 @@ impl SchemaProvider for SystemSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let batch = match name {
-            PARTITIONS => partitions(&self.source)?,
+            PARTITIONS => partitions(&self.source).await?,
             GROUP_OFFSETS => group_offsets(&self.source).await?,
             _ => return Ok(None),
         };
@@ -115,8 +115,8 @@ impl SchemaProvider for SystemSchema {
     }
 }
 
-fn partitions(source: &Source) -> Result<RecordBatch> {
-    let mut rows = source.partitions();
+async fn partitions(source: &Source) -> Result<RecordBatch> {
+    let mut rows = source.partitions().await;
     rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let schema: SchemaRef = Arc::new(Schema::new(vec![
         Field::new("topic", DataType::Utf8, false),

@@ -28,7 +28,7 @@ pub trait Topics: Send + Sync + 'static {
     async fn table(&self, topic: &str) -> Result<Table, String>;
 
     /// Log start, high watermark and landed offset of every partition.
-    fn partitions(&self) -> Vec<PartitionInfo>;
+    async fn partitions(&self) -> Vec<PartitionInfo>;
 
     /// Committed offsets of every consumer group.
     async fn group_offsets(&self) -> Vec<GroupOffset>;
@@ -50,7 +50,8 @@ pub struct PartitionInfo {
     pub topic: String,
     /// Partition index.
     pub partition: i32,
-    /// First offset still readable (local log or lake).
+    /// First offset still readable, as Kafka clients see it: the table's first offset
+    /// when it holds older offsets than the local log, never below DeleteRecords' floor.
     pub log_start_offset: i64,
     /// Offset the next record gets.
     pub high_watermark: i64,

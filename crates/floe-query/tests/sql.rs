@@ -95,7 +95,7 @@ impl Topics for Fixture {
         }
         Ok(self.table.table())
     }
-    fn partitions(&self) -> Vec<PartitionInfo> {
+    async fn partitions(&self) -> Vec<PartitionInfo> {
         self.tails
             .iter()
             .enumerate()

@@ -102,19 +102,20 @@ impl Topics for BrokerTopics {
         self.lake_table(&topic)
     }
 
-    fn partitions(&self) -> Vec<PartitionInfo> {
+    async fn partitions(&self) -> Vec<PartitionInfo> {
         let mut out = Vec::new();
         let Ok(broker) = self.broker() else {
             return out;
         };
         for topic in broker.topics() {
             let lake = topic.lake.as_ref().and_then(|l| l.table());
-            for p in topic.partitions.read().iter() {
+            let partitions = topic.partitions.read().clone();
+            for p in &partitions {
                 let (start, end) = p.offsets();
                 out.push(PartitionInfo {
                     topic: topic.name.to_string(),
                     partition: p.index,
-                    log_start_offset: start,
+                    log_start_offset: crate::handlers::log_start(&topic, p, start).await,
                     high_watermark: end,
                     landed_offset: lake.as_ref().map(|t| t.landed(p.index)),
                 });

@@ -18,6 +18,8 @@ mod fetch;
 mod groups;
 mod metadata;
 mod offsets;
+
+pub(crate) use offsets::log_start;
 mod produce;
 
 pub use api_versions::api_versions_response;

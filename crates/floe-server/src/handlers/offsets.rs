@@ -291,7 +291,7 @@ pub(super) async fn delete_records(
 
 /// The partition's log start as Kafka clients see it: below the local log start when the
 /// table holds older offsets, never below the DeleteRecords floor.
-async fn log_start(topic: &Topic, partition: &Partition, local_start: i64) -> i64 {
+pub(crate) async fn log_start(topic: &Topic, partition: &Partition, local_start: i64) -> i64 {
     let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
         return local_start;
     };
