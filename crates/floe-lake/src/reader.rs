@@ -69,8 +69,8 @@ const DECODE_BATCH_ROWS: usize = 8192;
 /// by `max_bytes` over all tables and partitions; the partition used longest ago goes
 /// first, and a window is at most an eighth of the bound so several consumers can be
 /// served from it at once. Several consumers of one partition at different offsets keep
-/// their own windows: a Fetch drops only the windows just behind it, and when room runs
-/// out within a partition the windows furthest from the new one go first.
+/// their own windows: a window is dropped when a Fetch reads to its end, and when room
+/// runs out within a partition the windows furthest from the new one go first.
 pub struct ReadAhead {
     max_bytes: usize,
     slots: parking_lot::Mutex<Slots>,
