@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batch_in, batch_with, options, row_count, DAY_MS, TOPIC_ID};
+use common::{batch_in, batch_with, fetched_offsets, options, row_count, DAY_MS, TOPIC_ID};
 use floe_lake::maintain::live_files;
 use floe_lake::{
     open_catalog, reader, Housekeeping, LakeTable, MetadataPointer, ReadAhead, TailBudget,
@@ -296,7 +296,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
     assert_eq!(table.landed(0), total);
     table.refresh().await.expect("refresh");
     assert_eq!(row_count(&table.table()).await, total as usize);
-    let (mut bytes, next) = reader::fetch(
+    let (bytes, next) = reader::fetch(
         &table.table(),
         &Arc::new(ReadAhead::new(64 << 20)),
         0,
@@ -309,13 +309,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
     .expect("fetch")
     .expect("rows");
     assert_eq!(next, total);
-    let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
-        .expect("decode")
-        .into_iter()
-        .flat_map(|s| s.records)
-        .map(|r| r.offset)
-        .collect();
-    assert_eq!(offsets, (0..total).collect::<Vec<_>>());
+    assert_eq!(fetched_offsets(bytes), (0..total).collect::<Vec<_>>());
     // Once a quiet pass has expired the snapshots written during the race, every file
     // on disk is one the table uses: nothing leaked.
     let policy = Housekeeping {
@@ -406,7 +400,7 @@ async fn manifests_are_merged_into_one() {
         .await
         .expect("pass");
     assert_eq!(report.manifests_merged, 0);
-    let (mut bytes, next) = reader::fetch(
+    let (bytes, next) = reader::fetch(
         &table.table(),
         &Arc::new(ReadAhead::new(64 << 20)),
         0,
@@ -419,12 +413,7 @@ async fn manifests_are_merged_into_one() {
     .expect("fetch")
     .expect("rows");
     assert_eq!(next, rounds * 10);
-    let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
-        .expect("decode")
-        .into_iter()
-        .flat_map(|b| b.records.into_iter().map(|r| r.offset))
-        .collect();
-    assert_eq!(offsets, (0..rounds * 10).collect::<Vec<_>>());
+    assert_eq!(fetched_offsets(bytes), (0..rounds * 10).collect::<Vec<_>>());
     let again = open().await;
     assert_eq!(again.landed(0), rounds * 10);
     assert_eq!(row_count(&again.table()).await, (rounds * 10) as usize);
@@ -432,7 +421,7 @@ async fn manifests_are_merged_into_one() {
 
 /// The first offset of `partition` a lake-tier fetch from 0 returns.
 async fn first_fetched(table: &LakeTable, partition: i32) -> Option<i64> {
-    let (mut bytes, _) = reader::fetch(
+    let (bytes, _) = reader::fetch(
         &table.table(),
         &Arc::new(ReadAhead::new(64 << 20)),
         partition,
@@ -443,12 +432,7 @@ async fn first_fetched(table: &LakeTable, partition: i32) -> Option<i64> {
     )
     .await
     .expect("fetch")?;
-    RecordBatchDecoder::decode_all(&mut bytes)
-        .expect("decode")
-        .into_iter()
-        .flat_map(|s| s.records)
-        .map(|r| r.offset)
-        .next()
+    fetched_offsets(bytes).first().copied()
 }
 
 #[tokio::test]

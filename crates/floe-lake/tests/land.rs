@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batch, options, row_count, DAY_MS, TOPIC_ID};
+use common::{batch, fetched_offsets, options, row_count, DAY_MS, TOPIC_ID};
 use floe_lake::table::TOPIC_ID_PROPERTY;
 use floe_lake::{
     open_catalog, reader, LakeOptions, LakeTable, ReadAhead, TailBudget, TailBuffer,
@@ -400,18 +400,12 @@ async fn two_consumers_of_one_partition_keep_their_own_windows() {
             if *at >= *end {
                 continue;
             }
-            let (mut bytes, next) =
-                reader::fetch(&table.table(), &ahead, 0, *at, *end, 2000, false)
-                    .await
-                    .expect("fetch")
-                    .expect("rows");
+            let (bytes, next) = reader::fetch(&table.table(), &ahead, 0, *at, *end, 2000, false)
+                .await
+                .expect("fetch")
+                .expect("rows");
             fetches += 1;
-            let offsets: Vec<i64> = RecordBatchDecoder::decode_all(&mut bytes)
-                .expect("decode")
-                .into_iter()
-                .flat_map(|s| s.records)
-                .map(|r| r.offset)
-                .collect();
+            let offsets = fetched_offsets(bytes);
             assert_eq!(offsets.first(), Some(&*at), "contiguous");
             assert_eq!(next, offsets.last().copied().expect("a record") + 1);
             *at = next;

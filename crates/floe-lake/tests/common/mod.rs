@@ -10,7 +10,7 @@ use floe_lake::schema::arrow_schema;
 use floe_lake::{CatalogKind, LakeOptions, TailBatch};
 use futures::TryStreamExt;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -108,4 +108,14 @@ pub async fn row_count(table: &iceberg::table::Table) -> usize {
         .await
         .expect("rows");
     batches.iter().map(|b| b.num_rows()).sum()
+}
+
+/// The offsets of the records in a lake-tier Fetch answer, in order.
+pub fn fetched_offsets(mut bytes: Bytes) -> Vec<i64> {
+    RecordBatchDecoder::decode_all(&mut bytes)
+        .expect("decode")
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| r.offset)
+        .collect()
 }
