@@ -26,6 +26,8 @@
 #   BENCH_FRESH_DURATION  measured time of the first freshness run [default: 120s]
 #   BENCH_DURATION      measured time of each produce run [default: 20s]
 #   BENCH_REPEAT        produce on/off pairs per partition count [default: 1]
+#   BENCH_PRODUCER_COMPRESSION  space-separated producer codecs (librdkafka compression.type)
+#                       for (3), each run on/off [default: none]
 #   BENCH_CONSUME_MIB   MiB produced for each consume test [default: 512]
 #
 # Results: the work dir keeps results.jsonl, table.md and the logs; data dirs are deleted.
@@ -41,6 +43,7 @@ LANDING_MIB=${BENCH_LANDING_MIB:-1024}
 FRESH_DURATION=${BENCH_FRESH_DURATION:-120s}
 DURATION=${BENCH_DURATION:-20s}
 REPEAT=${BENCH_REPEAT:-1}
+read -r -a PRODUCER_CODECS <<<"${BENCH_PRODUCER_COMPRESSION:-none}"
 CONSUME_MIB=${BENCH_CONSUME_MIB:-512}
 # A broker with the lake on lands what its tails hold when it stops.
 STOP_TIMEOUT=${STOP_TIMEOUT:-90}
@@ -115,14 +118,17 @@ fi
 if want produce; then
     COMMON=(--message-size 1024 --acks all --duration "$DURATION" --warmup 3s --progress 5s
         --payload json --rate max)
-    for parts in 1 8; do
-        for rep in $(seq 1 "$REPEAT"); do
-            for lake in false true; do
-                log "(3) produce max rate, $parts partition(s), lake $lake (run $rep)"
-                fresh_broker "p$parts-$lake" --lake-enabled "$lake"
-                loadgen "produce-${parts}p-lake-$lake" produce --brokers "$BROKERS" "${COMMON[@]}" \
-                    --topic "bench-p$parts" --partitions "$parts" >/dev/null
-                done_broker
+    for codec in "${PRODUCER_CODECS[@]}"; do
+        for parts in 1 8; do
+            for rep in $(seq 1 "$REPEAT"); do
+                for lake in false true; do
+                    log "(3) produce max rate, $parts partition(s), producer compression $codec, lake $lake (run $rep)"
+                    fresh_broker "p$parts-$codec-$lake" --lake-enabled "$lake"
+                    loadgen "produce-${parts}p-$codec-lake-$lake" produce --brokers "$BROKERS" \
+                        "${COMMON[@]}" --compression "$codec" --topic "bench-p$parts" \
+                        --partitions "$parts" >/dev/null
+                    done_broker
+                done
             done
         done
     done
@@ -216,11 +222,14 @@ avg_of() { # avg_of RUN FIELD: mean of FIELD over the results lines of RUN
         done
     fi
     if want produce; then
-        for parts in 1 8; do
-            off=$(avg_of "produce-${parts}p-lake-false" mb_per_sec)
-            on=$(avg_of "produce-${parts}p-lake-true" mb_per_sec)
-            ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
-            echo "| produce max rate, $parts partition(s), landing on ÷ off | **$ratio** ($(r1 "$on") / $(r1 "$off") MB/s; broker CPU $(r0 "$(avg_of "produce-${parts}p-lake-true" broker_cpu_pct)")% / $(r0 "$(avg_of "produce-${parts}p-lake-false" broker_cpu_pct)")%) | ≥ 0.8 | $(ok "$ratio >= 0.8") |"
+        for codec in "${PRODUCER_CODECS[@]}"; do
+            for parts in 1 8; do
+                run="produce-${parts}p-$codec-lake"
+                off=$(avg_of "$run-false" mb_per_sec)
+                on=$(avg_of "$run-true" mb_per_sec)
+                ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+                echo "| produce max rate, $parts partition(s), producer compression $codec, landing on ÷ off | **$ratio** ($(r1 "$on") / $(r1 "$off") MB/s; broker CPU $(r0 "$(avg_of "$run-true" broker_cpu_pct)")% / $(r0 "$(avg_of "$run-false" broker_cpu_pct)")%) | ≥ 0.8 | $(ok "$ratio >= 0.8") |"
+            done
         done
     fi
     if want consume; then
