@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use floe_server::{RunningServer, ServerConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -426,6 +426,13 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
 
 /// A consumer in `group` reading from the earliest offset, with extra settings.
 pub fn consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+    consumer_config(bootstrap, group, extra)
+        .create()
+        .expect("consumer")
+}
+
+/// The config of [`consumer`], for a consumer with a context of its own.
+pub fn consumer_config(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = client_config(bootstrap);
     c.set("group.id", group)
         .set("auto.offset.reset", "earliest")
@@ -435,7 +442,7 @@ pub fn consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> StreamC
     for (k, v) in extra {
         c.set(*k, *v);
     }
-    c.create().expect("consumer")
+    c
 }
 
 /// Creates `topic` with `partitions` through the Admin API and waits until the broker
@@ -480,7 +487,11 @@ pub async fn wait_assignment(
 }
 
 /// Receives messages until `n` arrived (panics after `timeout`).
-pub async fn recv_n(consumer: &StreamConsumer, n: usize, timeout: Duration) -> Vec<OwnedMessage> {
+pub async fn recv_n<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    n: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let deadline = Instant::now() + timeout;
     let mut got = Vec::with_capacity(n);
     while got.len() < n {

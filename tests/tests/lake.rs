@@ -2,15 +2,17 @@
 //! PyIceberg reading through Floe's REST catalog, and Kafka reads served from the lake
 //! tier once local segments are gone.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use floe_tests::lake::*;
 use floe_tests::*;
 use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::Consumer;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, Statistics, TopicPartitionList};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produced_records_land_once_and_pyiceberg_reads_them_through_rest() {
@@ -104,6 +106,74 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
         offset_for_time(&b, "history", ts0 + 37).await,
         Offset::Offset(37)
     );
+    broker.stop().await;
+}
+
+/// The log start of each topic's partition 0 as librdkafka's statistics report it
+/// (`lo_offset`): taken from the last Fetch answer.
+#[derive(Clone, Default)]
+struct LogStartSeen(Arc<Mutex<HashMap<String, i64>>>);
+
+impl ClientContext for LogStartSeen {
+    fn stats(&self, stats: Statistics) {
+        let mut seen = self.0.lock().expect("lock");
+        for (name, topic) in stats.topics {
+            if let Some(p) = topic.partitions.get(&0) {
+                seen.insert(name, p.lo_offset);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LogStartSeen {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_at_the_hot_end_seeks_back_to_the_start_of_the_table() {
+    let broker = TestBroker::start_with(fast_lake).await;
+    let b = broker.bootstrap();
+    create_tiered_topic(&b, "rewind", "-1").await;
+    produce(&b, "rewind", 1, 400, 1_600_000_000_000).await;
+    wait_landed(&broker, "rewind", &[400]).await;
+    wait_local_deletion(&broker, "rewind", 200).await;
+
+    // Reading the newest records, which the local log serves.
+    let seen = LogStartSeen::default();
+    let consumer: StreamConsumer<LogStartSeen> =
+        consumer_config(&b, "rewind-reader", &[("statistics.interval.ms", "100")])
+            .create_with_context(seen.clone())
+            .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("rewind", 0, Offset::Offset(390))
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let got = recv_n(&consumer, 10, Duration::from_secs(30)).await;
+    assert_eq!(got[0].offset(), 390);
+
+    // Fetch answers carry the partition's start in the table, not the local log's.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+        let lo = seen.0.lock().expect("lock").get("rewind").copied();
+        if lo == Some(0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "log start in Fetch answers: {lo:?}, local log start {:?}",
+            broker
+                .broker()
+                .partition("rewind", 0)
+                .map(|p| p.offsets().0)
+        );
+    }
+
+    // librdkafka seeks to the beginning those answers gave, without asking ListOffsets.
+    consumer
+        .seek("rewind", 0, Offset::Beginning, Duration::from_secs(10))
+        .expect("seek");
+    let got = recv_n(&consumer, 5, Duration::from_secs(30)).await;
+    let offsets: Vec<i64> = got.iter().map(|m| m.offset()).collect();
+    assert_eq!(offsets, [0, 1, 2, 3, 4]);
     broker.stop().await;
 }
 

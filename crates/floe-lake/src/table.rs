@@ -13,7 +13,7 @@ use std::time::Instant;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{BooleanArray, RecordBatch};
-use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct};
+use iceberg::spec::{DataFile, DataFileFormat, Literal, PartitionKey, Struct, TableMetadata};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -28,7 +28,7 @@ use parking_lot::RwLock;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::catalog::{normalize_uri, LakeOptions, WarehouseStore};
 use crate::schema::{self, TimePartitioning, COL_TIMESTAMP};
@@ -98,8 +98,11 @@ pub struct LakeTable {
     pub(crate) by: TimePartitioning,
     /// File counts per manifest path, for [`LakeTable::file_counts`].
     manifest_counts: parking_lot::Mutex<HashMap<String, FileCounts>>,
-    /// [`LakeTable::first_offset`] per partition, with the snapshot it was read at.
-    first_offsets: parking_lot::Mutex<HashMap<i32, (i64, i64)>>,
+    /// [`LakeTable::first_offset`] per partition (None: no row), with a snapshot at which
+    /// it held: the one it was read at, or a later one reached by appends only.
+    first_offsets: parking_lot::Mutex<HashMap<i32, (i64, Option<i64>)>>,
+    /// Partitions whose first offset a task of [`LakeTable::learn_first_offset`] reads.
+    learning: parking_lot::Mutex<HashSet<i32>>,
     /// Held by whatever changes the table's metadata or deletes unreferenced files: a
     /// landing round (from writing its files to its commit) and each housekeeping commit.
     /// Housekeeping runs beside landing, so its slow parts (reading and rewriting files)
@@ -213,6 +216,7 @@ impl LakeTable {
             by,
             manifest_counts: parking_lot::Mutex::new(HashMap::new()),
             first_offsets: parking_lot::Mutex::new(HashMap::new()),
+            learning: parking_lot::Mutex::new(HashSet::new()),
             commit_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -255,28 +259,66 @@ impl LakeTable {
     pub async fn first_offset(&self, partition: i32) -> Result<Option<i64>> {
         let table = self.table();
         let metadata = table.metadata();
-        let known = self.first_offsets.lock().get(&partition).copied();
-        if let Some((at, first)) = known {
-            let mut snapshot = metadata.current_snapshot();
-            while let Some(s) = snapshot {
-                if s.snapshot_id() == at {
-                    return Ok(Some(first));
-                }
-                if s.summary().operation != iceberg::spec::Operation::Append {
-                    break;
-                }
-                snapshot = s
-                    .parent_snapshot_id()
-                    .and_then(|p| metadata.snapshot_by_id(p));
-            }
+        if let Some(first) = self.still_known(metadata, partition) {
+            return Ok(first);
         }
         let first = crate::reader::first_offset(&table, partition).await?;
         let mut cache = self.first_offsets.lock();
-        match (first, metadata.current_snapshot_id()) {
-            (Some(f), Some(at)) => cache.insert(partition, (at, f)),
-            _ => cache.remove(&partition),
+        match metadata.current_snapshot_id() {
+            Some(at) => cache.insert(partition, (at, first)),
+            None => cache.remove(&partition),
         };
         Ok(first)
+    }
+
+    /// [`LakeTable::first_offset`] without I/O: the value last read, if only appends
+    /// followed the snapshot it was read at (it is exact then). `Some(None)`: the table
+    /// holds no row of the partition.
+    pub fn known_first_offset(&self, partition: i32) -> Option<Option<i64>> {
+        let metadata = self.table.read().metadata_ref();
+        self.still_known(&metadata, partition)
+    }
+
+    /// Reads [`LakeTable::first_offset`] on a task of its own, unless one already runs
+    /// for the partition, so that [`LakeTable::known_first_offset`] has it afterwards.
+    pub fn learn_first_offset(self: &Arc<Self>, partition: i32) {
+        if !self.learning.lock().insert(partition) {
+            return;
+        }
+        let table = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = table.first_offset(partition).await {
+                // The reads that need the table report the fault; this only retries.
+                debug!(table = %table.ident, partition, error = %e, "cannot read the first offset");
+            }
+            table.learning.lock().remove(&partition);
+        });
+    }
+
+    /// The kept first offset of `partition` if it still holds at `metadata`'s current
+    /// snapshot. The entry then moves to that snapshot, so that later walks are short.
+    fn still_known(&self, metadata: &TableMetadata, partition: i32) -> Option<Option<i64>> {
+        let mut cache = self.first_offsets.lock();
+        let (at, first) = *cache.get(&partition)?;
+        let current = metadata.current_snapshot_id()?;
+        if first.is_none() && at != current {
+            // An append may have landed the partition's first rows since.
+            return None;
+        }
+        let mut snapshot = metadata.current_snapshot();
+        while let Some(s) = snapshot {
+            if s.snapshot_id() == at {
+                cache.insert(partition, (current, first));
+                return Some(first);
+            }
+            if s.summary().operation != iceberg::spec::Operation::Append {
+                break;
+            }
+            snapshot = s
+                .parent_snapshot_id()
+                .and_then(|p| metadata.snapshot_by_id(p));
+        }
+        None
     }
 
     /// The landing round id of the current snapshot.

@@ -525,12 +525,19 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     assert_eq!(table.deleted_before(1), 40);
     assert_eq!(first_fetched(&table, 1).await, None);
     assert_eq!(table.first_offset(1).await.expect("first"), None);
+    assert_eq!(table.known_first_offset(1), Some(None));
+    assert_eq!(table.known_first_offset(0), None, "a purge followed");
+    assert_eq!(table.first_offset(0).await.expect("first"), Some(30));
     tails[1].push(batch_in(1, 40, 20, |o| now + o, noise));
     table
         .land(&tails, &[60, 60])
         .await
         .expect("land")
         .expect("round");
+    // Known without reading files: partition 0's start, across the append; not that
+    // partition 1 has no rows, which the append changed.
+    assert_eq!(table.known_first_offset(0), Some(Some(30)));
+    assert_eq!(table.known_first_offset(1), None);
     assert_eq!((table.deleted_before(0), table.deleted_before(1)), (30, 40));
     assert_eq!(first_fetched(&table, 1).await, Some(40));
     assert_eq!(table.first_offset(1).await.expect("first"), Some(40));

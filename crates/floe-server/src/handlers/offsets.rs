@@ -113,24 +113,18 @@ async fn lake_lookup(
     ts: i64,
 ) -> Option<(i64, i64)> {
     let (start, _) = partition.offsets();
-    let landed = table.landed(partition.index);
-    // The local log still starts at 0 (or nothing landed, or DeleteRecords moved the
-    // start past the table's offsets): it has every readable offset itself.
-    if landed == 0 || start == 0 || floor >= start {
+    if !table_below_local(table, partition.index, floor, start) {
         return None;
     }
-    let t = table.table();
     let result = match ts {
-        // Rows below the floor may stay in the table until housekeeping removes them.
-        EARLIEST => table.first_offset(partition.index).await.map(|first| {
-            first
-                .map(|f| f.max(floor))
-                .filter(|f| *f < start)
-                .map(|f| (f, -1))
-        }),
+        EARLIEST => table
+            .first_offset(partition.index)
+            .await
+            .map(|first| start_in_table(first, floor, start).map(|f| (f, -1))),
         ts if ts >= 0 => {
+            let landed = table.landed(partition.index);
             floe_lake::reader::offset_for_timestamp(
-                &t,
+                &table.table(),
                 partition.index,
                 ts,
                 floor..landed.min(start),
@@ -146,6 +140,25 @@ async fn lake_lookup(
             None
         }
     }
+}
+
+/// Whether the table may hold readable offsets below the local log start. Not when the
+/// local log still starts at 0, nothing landed, or DeleteRecords moved the start past
+/// the table's offsets: the local log then has every readable offset itself.
+pub(super) fn table_below_local(
+    table: &floe_lake::LakeTable,
+    partition: i32,
+    floor: i64,
+    local_start: i64,
+) -> bool {
+    local_start > 0 && floor < local_start && table.landed(partition) > 0
+}
+
+/// The partition's start from the table's first offset (`first`), if it lies below the
+/// local log start. Rows below the DeleteRecords floor may stay in the table until
+/// housekeeping removes them, but are not readable.
+pub(super) fn start_in_table(first: Option<i64>, floor: i64, local_start: i64) -> Option<i64> {
+    first.map(|f| f.max(floor)).filter(|f| *f < local_start)
 }
 
 /// (offset, timestamp) for a ListOffsets query; -1/-1 when no record qualifies.
