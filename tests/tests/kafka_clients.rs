@@ -810,3 +810,28 @@ async fn fsync_always_acknowledges_only_durable_writes() {
     }
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_cache_budget_is_split_over_the_brokers_partitions() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    let mib = 1 << 20;
+    // `[log] page_cache_bytes` is 256 MiB by default, for one partition or for many.
+    assert_eq!(broker.broker().page_cache_share(), Some(256 * mib));
+    create_topic(&b, "cached", 8, &[]).await;
+    assert_eq!(broker.broker().page_cache_share(), Some(32 * mib));
+    let admin: AdminClient<DefaultClientContext> = client_config(&b).create().expect("admin");
+    let res = admin
+        .create_partitions(&[NewPartitions::new("cached", 16)], &AdminOptions::new())
+        .await
+        .expect("create_partitions");
+    assert!(res.iter().all(Result::is_ok), "{res:?}");
+    assert_eq!(broker.broker().page_cache_share(), Some(16 * mib));
+    let res = admin
+        .delete_topics(&["cached"], &AdminOptions::new())
+        .await
+        .expect("delete_topics");
+    assert!(res.iter().all(Result::is_ok), "{res:?}");
+    assert_eq!(broker.broker().page_cache_share(), Some(256 * mib));
+    broker.stop().await;
+}

@@ -32,4 +32,7 @@ mod testutil;
 
 pub use error::{Corruption, Error, InvalidRecordKind, Result};
 pub use fsutil::write_atomic;
-pub use log::{AppendOutcome, LogConfig, PartitionLog, SyncJob, TimestampType, ValidatedBatches};
+pub use log::{
+    AppendOutcome, LogConfig, PageCacheShare, PartitionLog, SyncJob, TimestampType,
+    ValidatedBatches,
+};

@@ -51,9 +51,42 @@ pub struct LogConfig {
     /// CreateTime or LogAppendTime (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
     /// After each fsync, drop the active segment's pages from the OS page cache except
-    /// the newest this many bytes (see [`SyncJob::run`]). `None` leaves the
+    /// the newest [`PageCacheShare`] bytes (see [`SyncJob::run`]). `None` leaves the
     /// page cache to the OS, as Kafka does.
-    pub page_cache_bytes: Option<u64>,
+    pub page_cache: Option<PageCacheShare>,
+}
+
+/// How many of the newest bytes of its active segment each partition keeps in the OS
+/// page cache after an fsync. One value shared by the logs it is given to, so that a
+/// broker can split one budget over its partitions and change the split as partitions
+/// come and go; each fsync reads the current value.
+#[derive(Debug, Clone, Default)]
+pub struct PageCacheShare(Arc<AtomicU64>);
+
+/// The same share, not an equal value: logs holding one share follow its changes.
+impl PartialEq for PageCacheShare {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PageCacheShare {}
+
+impl PageCacheShare {
+    /// A share of `bytes`.
+    pub fn new(bytes: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(bytes)))
+    }
+
+    /// Changes the share of every log that holds this one.
+    pub fn set(&self, bytes: u64) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The current share.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Default for LogConfig {
@@ -65,7 +98,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
-            page_cache_bytes: None,
+            page_cache: None,
         }
     }
 }
@@ -117,8 +150,8 @@ pub struct SyncJob {
     /// The segment's size when the job was made: what the fsync covers.
     size: u64,
     uncached: Arc<AtomicU64>,
-    /// [`LogConfig::page_cache_bytes`].
-    keep_cached: Option<u64>,
+    /// [`LogConfig::page_cache`].
+    keep_cached: Option<PageCacheShare>,
 }
 
 impl SyncJob {
@@ -129,8 +162,8 @@ impl SyncJob {
         self.file
             .sync_data()
             .map_err(|e| Error::io("fsync", &self.path, e))?;
-        if let Some(keep) = self.keep_cached {
-            self.release_cache(keep);
+        if let Some(keep) = &self.keep_cached {
+            self.release_cache(keep.get());
         }
         Ok(self.end_offset)
     }
@@ -730,7 +763,7 @@ impl PartitionLog {
             end_offset,
             size: active.size(),
             uncached: Arc::clone(active.uncached()),
-            keep_cached: self.config.page_cache_bytes,
+            keep_cached: self.config.page_cache.clone(),
         })
     }
 
@@ -1640,12 +1673,12 @@ mod tests {
     }
 
     /// Appends 8 MiB, fsyncs, and returns (cached bytes of the segment, its size).
-    fn cached_after_sync(page_cache_bytes: Option<u64>) -> (u64, u64) {
+    fn cached_after_sync(page_cache: Option<PageCacheShare>) -> (u64, u64) {
         // Beside the test binary, not in /tmp: on tmpfs every page stays resident.
         let exe = std::env::current_exe().expect("test binary path");
         let dir = tempfile::tempdir_in(exe.parent().expect("its folder")).expect("tempdir");
         let cfg = LogConfig {
-            page_cache_bytes,
+            page_cache,
             ..config(1 << 30)
         };
         let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
@@ -1671,7 +1704,7 @@ mod tests {
     #[test]
     fn fsync_drops_all_but_the_newest_bytes_from_the_page_cache() {
         let keep = 1 << 20;
-        let (cached, size) = cached_after_sync(Some(keep));
+        let (cached, size) = cached_after_sync(Some(PageCacheShare::new(keep)));
         assert!(size > 8 << 20, "segment of {size} bytes");
         // The newest `keep` bytes, widened to whole pages at both ends.
         assert!(
@@ -1685,6 +1718,42 @@ mod tests {
             "without the setting every page stays cached"
         );
     }
+    #[test]
+    fn a_share_changed_after_open_applies_at_the_next_fsync() {
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = tempfile::tempdir_in(exe.parent().expect("its folder")).expect("tempdir");
+        let share = PageCacheShare::new(u64::MAX);
+        let cfg = LogConfig {
+            page_cache: Some(share.clone()),
+            ..config(1 << 30)
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
+        let mut append_and_sync = |batches: usize| {
+            for _ in 0..batches {
+                append_spec(
+                    &mut log,
+                    &BatchSpec {
+                        value_len: 1024,
+                        ..spec(64, 1_000)
+                    },
+                );
+            }
+            log.mark_synced(log.sync_job().expect("job").run().expect("fsync"));
+        };
+        append_and_sync(64);
+        let segment = files_with_suffix(dir.path(), ".log").remove(0);
+        let size = std::fs::metadata(&segment).expect("stat").len();
+        assert_eq!(cached_bytes(&segment), size.div_ceil(4096) * 4096);
+        // The broker gives the partition a smaller share: the next fsync applies it.
+        share.set(1 << 20);
+        append_and_sync(1);
+        let cached = cached_bytes(&segment);
+        assert!(
+            ((1 << 20)..=(1 << 20) + 16384).contains(&cached),
+            "{cached} bytes cached with a share of 1 MiB"
+        );
+    }
+
     #[test]
     fn roll_makes_previous_segments_durable() {
         let dir = tempfile::tempdir().expect("tempdir");

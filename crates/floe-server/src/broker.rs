@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use floe_common::{validate_topic_name, TimestampType, TopicConfig};
-use floe_log::LogConfig;
+use floe_log::{LogConfig, PageCacheShare};
 use floe_meta::{MetaStore, TopicRecord};
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
@@ -133,6 +133,17 @@ pub struct Broker {
     pub metrics: crate::metrics::Metrics,
     /// The SQL engine, once started (needs the broker, so it is set after opening).
     pub query: std::sync::OnceLock<Arc<floe_query::QueryEngine>>,
+    /// Each partition's part of `[log] page_cache_bytes`, held by every log.
+    page_cache: Option<PageCacheShare>,
+}
+
+/// The least of `[log] page_cache_bytes` a partition keeps cached, however many
+/// partitions share it: consumers at the end of a busy partition still read from memory.
+const MIN_PAGE_CACHE_SHARE: u64 = 8 << 20;
+
+/// A partition's part of a page-cache budget split evenly over `partitions`.
+fn page_cache_share(budget: u64, partitions: usize) -> u64 {
+    (budget / partitions.max(1) as u64).max(MIN_PAGE_CACHE_SHARE.min(budget))
 }
 
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -182,6 +193,9 @@ impl Broker {
             advertised,
             shutdown,
             sync_wanted: tokio::sync::Notify::new(),
+            page_cache: u64::try_from(config.log.page_cache_bytes)
+                .ok()
+                .map(PageCacheShare::new),
             config,
         });
         let records = broker.meta.list_topics().await?;
@@ -202,7 +216,32 @@ impl Broker {
                 .insert(topic.name.to_string(), topic.clone());
             broker.start_committer(&topic);
         }
+        broker.split_page_cache();
         Ok(broker)
+    }
+
+    /// Splits `[log] page_cache_bytes` over the broker's partitions: each log drops what
+    /// lies further behind its end than its share. A budget per partition let the page
+    /// cache grow with the partition count, and appends then took new pages instead of
+    /// the ones just dropped (docs/benchmarks.md, session 16).
+    fn split_page_cache(&self) {
+        let Some(share) = &self.page_cache else {
+            return;
+        };
+        let partitions: usize = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.partition_count().max(0) as usize)
+            .sum();
+        let budget = u64::try_from(self.config.log.page_cache_bytes).unwrap_or(0);
+        share.set(page_cache_share(budget, partitions));
+    }
+
+    /// The bytes of its newest data each partition keeps in the OS page cache; None when
+    /// `[log] page_cache_bytes` leaves the page cache to the OS.
+    pub fn page_cache_share(&self) -> Option<u64> {
+        self.page_cache.as_ref().map(PageCacheShare::get)
     }
 
     fn start_committer(self: &Arc<Self>, topic: &Arc<Topic>) {
@@ -234,7 +273,7 @@ impl Broker {
                 TimestampType::CreateTime => floe_log::TimestampType::CreateTime,
                 TimestampType::LogAppendTime => floe_log::TimestampType::LogAppendTime,
             },
-            page_cache_bytes: u64::try_from(self.config.log.page_cache_bytes).ok(),
+            page_cache: self.page_cache.clone(),
         }
     }
 
@@ -368,6 +407,7 @@ impl Broker {
             Err(e) => return Err(TopicError::Internal(e.into())),
         }
         self.topics.write().insert(name.to_string(), topic.clone());
+        self.split_page_cache();
         self.start_committer(&topic);
         info!(topic = %name, partitions, "created topic");
         Ok(topic)
@@ -399,6 +439,7 @@ impl Broker {
             .write()
             .remove(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        self.split_page_cache();
         if let Some(lake) = &topic.lake {
             // The table stays: dropping lake data is a separate, deliberate act.
             lake.cancel.cancel();
@@ -459,6 +500,7 @@ impl Broker {
             .await
             .map_err(Error::from)?;
         topic.partitions.write().extend(new);
+        self.split_page_cache();
         info!(topic = %name, partitions = count, "added partitions");
         Ok(())
     }
@@ -522,3 +564,20 @@ fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
 }
 
 pub use floe_common::now_ms;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_cache_budget_is_split_evenly_down_to_a_floor() {
+        let mib = 1 << 20;
+        assert_eq!(page_cache_share(256 * mib, 0), 256 * mib);
+        assert_eq!(page_cache_share(256 * mib, 1), 256 * mib);
+        assert_eq!(page_cache_share(256 * mib, 8), 32 * mib);
+        assert_eq!(page_cache_share(256 * mib, 1000), MIN_PAGE_CACHE_SHARE);
+        // A budget under the floor is not raised to it.
+        assert_eq!(page_cache_share(mib, 1000), mib);
+        assert_eq!(page_cache_share(0, 3), 0);
+    }
+}
