@@ -158,8 +158,9 @@ pub struct LogDefaults {
     pub retention_check_interval: Duration,
     /// `message.timestamp.type` default: `CreateTime` or `LogAppendTime`.
     pub message_timestamp_type: String,
-    /// Newest bytes of each partition's active segment left in the OS page cache after
-    /// an fsync; older pages are dropped. -1 leaves the page cache to the OS.
+    /// Newest bytes of the partitions' active segments left in the OS page cache after
+    /// an fsync, for the whole broker: split evenly over its partitions (at least 8 MiB
+    /// each); older pages are dropped. -1 leaves the page cache to the OS.
     pub page_cache_bytes: i64,
     /// How long an idempotent producer id may go without appending before a partition
     /// forgets its sequence state (Kafka's `producer.id.expiration.ms`). Checked on
