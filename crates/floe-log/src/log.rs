@@ -1672,19 +1672,24 @@ mod tests {
             .expect("fincore prints a byte count")
     }
 
-    /// Appends 8 MiB, fsyncs, and returns (cached bytes of the segment, its size).
-    fn cached_after_sync(page_cache: Option<PageCacheShare>) -> (u64, u64) {
-        // Beside the test binary, not in /tmp: on tmpfs every page stays resident.
+    /// A log with `page_cache` in a directory beside the test binary, not in /tmp: on
+    /// tmpfs every page stays resident.
+    fn log_on_disk(page_cache: Option<PageCacheShare>) -> (tempfile::TempDir, PartitionLog) {
         let exe = std::env::current_exe().expect("test binary path");
         let dir = tempfile::tempdir_in(exe.parent().expect("its folder")).expect("tempdir");
         let cfg = LogConfig {
             page_cache,
             ..config(1 << 30)
         };
-        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
-        for _ in 0..128 {
+        let log = PartitionLog::open(dir.path(), cfg).expect("open");
+        (dir, log)
+    }
+
+    /// Appends `batches` batches of 64 records of 1 KiB, then fsyncs.
+    fn append_and_sync(log: &mut PartitionLog, batches: usize) {
+        for _ in 0..batches {
             append_spec(
-                &mut log,
+                log,
                 &BatchSpec {
                     value_len: 1024,
                     ..spec(64, 1_000)
@@ -1692,6 +1697,12 @@ mod tests {
             );
         }
         log.mark_synced(log.sync_job().expect("job").run().expect("fsync"));
+    }
+
+    /// Appends 8 MiB, fsyncs, and returns (cached bytes of the segment, its size).
+    fn cached_after_sync(page_cache: Option<PageCacheShare>) -> (u64, u64) {
+        let (dir, mut log) = log_on_disk(page_cache);
+        append_and_sync(&mut log, 128);
         let segment = files_with_suffix(dir.path(), ".log").remove(0);
         let size = std::fs::metadata(&segment).expect("stat").len();
         let cached = cached_bytes(&segment);
@@ -1718,35 +1729,18 @@ mod tests {
             "without the setting every page stays cached"
         );
     }
+
     #[test]
     fn a_share_changed_after_open_applies_at_the_next_fsync() {
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = tempfile::tempdir_in(exe.parent().expect("its folder")).expect("tempdir");
         let share = PageCacheShare::new(u64::MAX);
-        let cfg = LogConfig {
-            page_cache: Some(share.clone()),
-            ..config(1 << 30)
-        };
-        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
-        let mut append_and_sync = |batches: usize| {
-            for _ in 0..batches {
-                append_spec(
-                    &mut log,
-                    &BatchSpec {
-                        value_len: 1024,
-                        ..spec(64, 1_000)
-                    },
-                );
-            }
-            log.mark_synced(log.sync_job().expect("job").run().expect("fsync"));
-        };
-        append_and_sync(64);
+        let (dir, mut log) = log_on_disk(Some(share.clone()));
+        append_and_sync(&mut log, 64);
         let segment = files_with_suffix(dir.path(), ".log").remove(0);
         let size = std::fs::metadata(&segment).expect("stat").len();
         assert_eq!(cached_bytes(&segment), size.div_ceil(4096) * 4096);
         // The broker gives the partition a smaller share: the next fsync applies it.
         share.set(1 << 20);
-        append_and_sync(1);
+        append_and_sync(&mut log, 1);
         let cached = cached_bytes(&segment);
         assert!(
             ((1 << 20)..=(1 << 20) + 16384).contains(&cached),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::log_error_code;
-use super::offsets::{start_in_table, table_below_local};
+use super::offsets::known_log_start;
 use crate::broker::Broker;
 use crate::metrics::count_records;
 use crate::partition::Partition;
@@ -134,7 +134,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
             if data.error_code == ResponseError::OffsetOutOfRange.code() {
                 from_lake(broker, want, data).await;
             }
-            data.log_start_offset = fetch_log_start(broker, partition, data.log_start_offset);
+            data.log_start_offset = known_log_start(broker, partition, data.log_start_offset);
         }
     }
     for (want, data) in wants.iter().zip(results) {
@@ -201,34 +201,6 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, offset = want.fetch_offset, error = %e, "lake-tier read failed");
             data.error_code = ResponseError::KafkaStorageError.code();
-        }
-    }
-}
-
-/// The log start a Fetch answer carries. librdkafka takes the last one it got as the
-/// beginning (a seek to it, `auto.offset.reset=earliest`) without asking ListOffsets, so
-/// when the oldest offsets are only in the table it must be the table's start, as
-/// ListOffsets answers. If that is not known without reading files, -1 ("unknown": the
-/// client asks ListOffsets), and it is read in the background for later answers.
-fn fetch_log_start(broker: &Broker, partition: &Partition, local_start: i64) -> i64 {
-    if local_start <= 0 {
-        return local_start;
-    }
-    let Some(topic) = broker.topic(&partition.topic) else {
-        return local_start;
-    };
-    let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
-        return local_start;
-    };
-    let floor = topic.deleted_before(partition);
-    if !table_below_local(&table, partition.index, floor, local_start) {
-        return local_start;
-    }
-    match table.known_first_offset(partition.index) {
-        Some(first) => start_in_table(first, floor, local_start).unwrap_or(local_start),
-        None => {
-            table.learn_first_offset(partition.index);
-            -1
         }
     }
 }

@@ -145,7 +145,7 @@ async fn lake_lookup(
 /// Whether the table may hold readable offsets below the local log start. Not when the
 /// local log still starts at 0, nothing landed, or DeleteRecords moved the start past
 /// the table's offsets: the local log then has every readable offset itself.
-pub(super) fn table_below_local(
+fn table_below_local(
     table: &floe_lake::LakeTable,
     partition: i32,
     floor: i64,
@@ -157,7 +157,7 @@ pub(super) fn table_below_local(
 /// The partition's start from the table's first offset (`first`), if it lies below the
 /// local log start. Rows below the DeleteRecords floor may stay in the table until
 /// housekeeping removes them, but are not readable.
-pub(super) fn start_in_table(first: Option<i64>, floor: i64, local_start: i64) -> Option<i64> {
+fn start_in_table(first: Option<i64>, floor: i64, local_start: i64) -> Option<i64> {
     first.map(|f| f.max(floor)).filter(|f| *f < local_start)
 }
 
@@ -312,6 +312,34 @@ pub(crate) async fn log_start(topic: &Topic, partition: &Partition, local_start:
     lake_lookup(&table, partition, floor, EARLIEST)
         .await
         .map_or(local_start, |(offset, _)| offset)
+}
+
+/// [`log_start`] without reading files, for Fetch answers. librdkafka takes the last
+/// one it got as the beginning (a seek to it, `auto.offset.reset=earliest`) without
+/// asking ListOffsets, so when the oldest offsets are only in the table it must be the
+/// table's start. If that is not known without reading files, -1 ("unknown": the client
+/// asks ListOffsets), and it is read in the background for later answers.
+pub(super) fn known_log_start(broker: &Broker, partition: &Partition, local_start: i64) -> i64 {
+    if local_start <= 0 {
+        return local_start;
+    }
+    let Some(topic) = broker.topic(&partition.topic) else {
+        return local_start;
+    };
+    let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
+        return local_start;
+    };
+    let floor = topic.deleted_before(partition);
+    if !table_below_local(&table, partition.index, floor, local_start) {
+        return local_start;
+    }
+    match table.known_first_offset(partition.index) {
+        Some(first) => start_in_table(first, floor, local_start).unwrap_or(local_start),
+        None => {
+            table.learn_first_offset(partition.index);
+            -1
+        }
+    }
 }
 
 pub(super) async fn init_producer_id(
