@@ -271,9 +271,10 @@ impl LakeTable {
         Ok(first)
     }
 
-    /// [`LakeTable::first_offset`] without I/O: the value last read, if only appends
-    /// followed the snapshot it was read at (it is exact then). `Some(None)`: the table
-    /// holds no row of the partition.
+    /// [`LakeTable::first_offset`] without I/O: the value last read, if only appends and
+    /// replaces (compaction, manifest merges: files rewritten, rows unchanged) followed
+    /// the snapshot it was read at (it is exact then). `Some(None)`: the table holds no
+    /// row of the partition.
     pub fn known_first_offset(&self, partition: i32) -> Option<Option<i64>> {
         let metadata = self.table.read().metadata_ref();
         self.still_known(&metadata, partition)
@@ -311,7 +312,12 @@ impl LakeTable {
                 cache.insert(partition, (current, first));
                 return Some(first);
             }
-            if s.summary().operation != iceberg::spec::Operation::Append {
+            // Iceberg's `replace` adds and removes files "without changing table data";
+            // retention and DeleteRecords purges commit `delete` or `overwrite`.
+            if !matches!(
+                s.summary().operation,
+                iceberg::spec::Operation::Append | iceberg::spec::Operation::Replace
+            ) {
                 break;
             }
             snapshot = s

@@ -365,6 +365,7 @@ async fn manifests_are_merged_into_one() {
         }
     };
     assert_eq!(manifests(&table).await, rounds as usize, "one per round");
+    assert_eq!(table.first_offset(0).await.expect("first"), Some(0));
     let files_before = live_files(&table.table()).await.expect("live").len();
     let policy = Housekeeping {
         now_ms: now_ms(),
@@ -393,6 +394,8 @@ async fn manifests_are_merged_into_one() {
     );
     assert_eq!(row_count(&table.table()).await, (rounds * 10) as usize);
     assert_eq!(table.landed(0), rounds * 10);
+    // A replace keeps every row, so the first offset read before it still holds.
+    assert_eq!(table.known_first_offset(0), Some(Some(0)));
 
     // A second pass finds one manifest and leaves it; reads and a reopen see every row.
     let report = table

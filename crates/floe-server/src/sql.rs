@@ -5,10 +5,14 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use floe_query::{GroupOffset, PartitionInfo, QueryConfig, QueryEngine, TopicView, Topics};
+use futures::StreamExt;
 use iceberg::table::Table;
 
 use crate::broker::{Broker, Topic};
 use crate::error::{Error, Result};
+
+/// Partition starts `system.partitions` reads at once.
+const PARTITION_STARTS_AT_ONCE: usize = 16;
 
 /// Starts the SQL engine of `broker` and keeps it there for `POST /v1/sql`.
 ///
@@ -103,25 +107,38 @@ impl Topics for BrokerTopics {
     }
 
     async fn partitions(&self) -> Vec<PartitionInfo> {
-        let mut out = Vec::new();
         let Ok(broker) = self.broker() else {
-            return out;
+            return Vec::new();
         };
-        for topic in broker.topics() {
-            let lake = topic.lake.as_ref().and_then(|l| l.table());
-            let partitions = topic.partitions.read().clone();
-            for p in &partitions {
+        let all: Vec<(Arc<Topic>, _)> = broker
+            .topics()
+            .into_iter()
+            .flat_map(|topic| {
+                let partitions = topic.partitions.read().clone();
+                partitions.into_iter().map(move |p| (topic.clone(), p))
+            })
+            .collect();
+        // A partition whose oldest offsets are only in the table may need its first
+        // offset read from the manifests and a file: read several at once, in order.
+        futures::stream::iter(all)
+            .map(|(topic, p)| async move {
                 let (start, end) = p.offsets();
-                out.push(PartitionInfo {
+                let landed = topic
+                    .lake
+                    .as_ref()
+                    .and_then(|l| l.table())
+                    .map(|t| t.landed(p.index));
+                PartitionInfo {
                     topic: topic.name.to_string(),
                     partition: p.index,
-                    log_start_offset: crate::handlers::log_start(&topic, p, start).await,
+                    log_start_offset: crate::handlers::log_start(&topic, &p, start).await,
                     high_watermark: end,
-                    landed_offset: lake.as_ref().map(|t| t.landed(p.index)),
-                });
-            }
-        }
-        out
+                    landed_offset: landed,
+                }
+            })
+            .buffered(PARTITION_STARTS_AT_ONCE)
+            .collect()
+            .await
     }
 
     async fn group_offsets(&self) -> Vec<GroupOffset> {
