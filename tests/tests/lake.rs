@@ -109,6 +109,54 @@ async fn consumer_reads_from_zero_after_local_segments_are_deleted() {
     broker.stop().await;
 }
 
+/// A topic's `lake.commit.bytes` starts a round as soon as that many bytes of rows wait,
+/// long before its interval; a topic without it keeps the broker's `[lake] commit_bytes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_commit_bytes_lands_a_round_before_its_interval() {
+    // Rounds by time only once an hour, by size only past the default 64 MiB.
+    let broker =
+        TestBroker::start_with(|c| c.lake.commit_interval = Duration::from_secs(3600)).await;
+    let b = broker.bootstrap();
+    create_topic(&b, "early", 1, &[("lake.commit.bytes", "4096")]).await;
+    create_topic(&b, "late", 1, &[]).await;
+    // Wait for both tables, so that no round at opening can land the records.
+    let lake = |name: &str| {
+        broker
+            .broker()
+            .topic(name)
+            .expect("topic")
+            .lake
+            .clone()
+            .expect("lake on")
+    };
+    let (early, late) = (lake("early"), lake("late"));
+    eventually(Duration::from_secs(30), "both tables open", || {
+        let open = early.landed(0) == Some(0) && late.landed(0) == Some(0);
+        async move { open.then_some(()) }
+    })
+    .await;
+
+    // 400 records with keys and headers: well over 4 KiB of rows, far under 64 MiB.
+    produce(&b, "early", 1, 400, 1_600_000_000_000).await;
+    produce(&b, "late", 1, 400, 1_600_000_000_000).await;
+    let landed = eventually(
+        Duration::from_secs(30),
+        "a round of 'early' by size",
+        || {
+            let landed = early.landed(0).unwrap_or(0);
+            async move { (landed > 0).then_some(landed) }
+        },
+    )
+    .await;
+    assert!(landed <= 400, "{landed}");
+    assert_eq!(
+        late.landed(0),
+        Some(0),
+        "'late' has neither reached 64 MiB nor its hour"
+    );
+    broker.stop().await;
+}
+
 /// The log start of each topic's partition 0 as librdkafka's statistics report it
 /// (`lo_offset`): taken from the last Fetch answer.
 #[derive(Clone, Default)]

@@ -72,6 +72,9 @@ pub struct TopicConfig {
     /// `lake.commit.interval.ms`: how often the topic's committer lands a round; `-1`
     /// means the broker's `[lake] commit_interval`.
     pub lake_commit_interval_ms: i64,
+    /// `lake.commit.bytes`: the topic lands a round early once this many bytes of rows
+    /// wait in its tails; `-1` means the broker's `[lake] commit_bytes`.
+    pub lake_commit_bytes: i64,
     /// `lake.snapshot.retention.ms`: how long old table snapshots stay (time travel
     /// window) before they expire and the files only they reference are deleted.
     pub lake_snapshot_retention_ms: i64,
@@ -103,6 +106,7 @@ impl Default for TopicConfig {
             local_retention_bytes: -2,
             lake_partition_by: LakePartitionBy::Day,
             lake_commit_interval_ms: -1,
+            lake_commit_bytes: -1,
             lake_snapshot_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
@@ -143,6 +147,10 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "lake.commit.interval.ms",
         "how often the topic lands a round into its table, in ms (>= 10); -1 = the broker's [lake] commit_interval",
+    ),
+    (
+        "lake.commit.bytes",
+        "the topic lands a round early once this many bytes of rows wait in its tails (>= 1); -1 = the broker's [lake] commit_bytes",
     ),
     (
         "lake.snapshot.retention.ms",
@@ -223,6 +231,13 @@ impl TopicConfig {
                 }
                 self.lake_commit_interval_ms = v;
             }
+            "lake.commit.bytes" => {
+                let v = int(-1)?;
+                if v == 0 {
+                    return Err(err("must be -1 or at least 1"));
+                }
+                self.lake_commit_bytes = v;
+            }
             "lake.snapshot.retention.ms" => self.lake_snapshot_retention_ms = int(0)?,
             _ => return Err(err("unknown topic config")),
         }
@@ -262,6 +277,7 @@ impl TopicConfig {
                 "lake.commit.interval.ms",
                 self.lake_commit_interval_ms.to_string(),
             ),
+            ("lake.commit.bytes", self.lake_commit_bytes.to_string()),
             (
                 "lake.snapshot.retention.ms",
                 self.lake_snapshot_retention_ms.to_string(),
@@ -328,12 +344,19 @@ mod tests {
             bad("max.message.bytes", "99999999999").reason,
             "must fit in a 32-bit integer"
         );
+        assert_eq!(
+            bad("lake.commit.bytes", "0").reason,
+            "must be -1 or at least 1"
+        );
+        assert_eq!(bad("lake.commit.bytes", "-2").reason, "must be at least -1");
     }
 
     #[test]
     fn entries_round_trip_through_set() {
         let mut c = TopicConfig::default();
         c.set("segment.bytes", "4096").unwrap();
+        c.set("lake.commit.bytes", "1048576").unwrap();
+        assert_eq!(c.lake_commit_bytes, 1 << 20);
         let mut d = TopicConfig::default();
         for (k, v) in c.entries() {
             d.set(k, &v).unwrap();

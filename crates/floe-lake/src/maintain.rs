@@ -1,8 +1,9 @@
 //! Table housekeeping: topic retention, compaction of small files, manifest merge,
 //! snapshot expiry.
 //!
-//! Each step is one atomic catalog commit, run by the topic's committer between landing
-//! rounds (never concurrently with one), and each keeps `floe.offsets` as it was:
+//! Each step is one atomic catalog commit, run on a task of its own beside the topic's
+//! landing rounds; its commits take turns with theirs through the table's commit lock,
+//! each on a freshly reloaded table. Each keeps `floe.offsets` as it was:
 //!
 //! - **Retention** drops whole data files whose newest record is older than the topic's
 //!   `retention.ms` (a `delete` snapshot), like Kafka dropping whole segments.
@@ -24,7 +25,7 @@
 //!
 //! Crash safety: new files are written before the commit; a crash before the pointer swap
 //! leaves unreferenced files only, which the orphan clean-up at the next start deletes
-//! (data files) or which are never read (manifests). Files are only ever deleted once no
+//! (data files) or the next snapshot expiry deletes (manifests; no snapshot reads them). Files are only ever deleted once no
 //! snapshot in the committed metadata references them, so a crash after the swap cannot
 //! lose data, and readers holding an older snapshot keep working until it expires.
 

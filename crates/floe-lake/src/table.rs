@@ -48,8 +48,9 @@ pub const TOPIC_PROPERTY: &str = "floe.topic";
 /// Table property holding the id of the topic a table holds: a topic deleted and created
 /// again under the same name is a different topic, with offsets from 0 again.
 pub const TOPIC_ID_PROPERTY: &str = "floe.topic-id";
-/// Prefix of every data file Floe writes (orphan clean-up only touches these).
-pub(crate) const FILE_PREFIX: &str = "floe";
+/// Prefix of every data file Floe writes, `floe-<uuid>-…` (orphan clean-up and snapshot
+/// expiry only delete unreferenced files named so).
+pub(crate) const FILE_PREFIX: &str = "floe-";
 
 /// How a commit failed: before anything reached the catalog, or in the commit call
 /// itself, whose outcome is then unknown.
@@ -890,7 +891,7 @@ impl FileWriting {
             .map_err(Error::iceberg("data file locations"))?;
         // A name prefix per lane: lanes write at once and their names must not collide.
         let names = DefaultFileNameGenerator::new(
-            format!("{FILE_PREFIX}-{}", uuid::Uuid::new_v4()),
+            format!("{FILE_PREFIX}{}", uuid::Uuid::new_v4()),
             None,
             DataFileFormat::Parquet,
         );

@@ -250,8 +250,8 @@ pub struct LakeConfig {
     /// Longest time between landing rounds (`lake.commit.interval.ms`).
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
-    /// A topic starts a round early once this many bytes wait in its tails
-    /// (`lake.commit.bytes`).
+    /// A topic starts a round early once this many bytes wait in its tails; a topic's
+    /// `lake.commit.bytes` overrides it.
     pub commit_bytes: u64,
     /// Data files roll past this size.
     pub target_file_size_bytes: usize,

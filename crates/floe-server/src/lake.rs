@@ -169,6 +169,12 @@ impl LakeService {
         }
     }
 
+    /// How many bytes of rows in `topic`'s tails start a round early: its
+    /// `lake.commit.bytes`, else the broker's.
+    pub fn commit_bytes(&self, topic: &Topic) -> u64 {
+        u64::try_from(topic.config.read().lake_commit_bytes).unwrap_or(self.config.commit_bytes)
+    }
+
     /// Drops the connected catalog, so the next [`Self::catalog`] connects again. Tables
     /// opened meanwhile keep the catalog they were opened with.
     pub async fn forget_catalog(&self) {
@@ -620,7 +626,8 @@ pub async fn final_rounds(broker: &Arc<Broker>) {
     }
 }
 
-/// Wakes committers whose tails hold more than `commit_bytes`.
+/// Wakes the topic's committer once its tails hold its `lake.commit.bytes` (or the
+/// broker's `commit_bytes`).
 pub fn maybe_wake(broker: &Broker, topic: &Topic) {
     let (Some(lake), Some(state)) = (&broker.lake, &topic.lake) else {
         return;
@@ -631,7 +638,7 @@ pub fn maybe_wake(broker: &Broker, topic: &Topic) {
         .iter()
         .filter_map(|p| p.tail().map(|t| t.bytes()))
         .sum();
-    if waiting as u64 >= lake.config.commit_bytes {
+    if waiting as u64 >= lake.commit_bytes(topic) {
         state.wake.notify_one();
     }
 }

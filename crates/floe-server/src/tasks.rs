@@ -1,4 +1,5 @@
-//! Background tasks: the fsync loop and log retention (which also expires idle producer
+//! Background tasks: the fsync loop (which also wakes committers whose fsynced tails
+//! reached `lake.commit.bytes`) and log retention (which also expires idle producer
 //! ids). Each runs until shutdown.
 
 use std::sync::Arc;
@@ -24,6 +25,12 @@ pub async fn run_syncer(broker: Arc<Broker>) {
             _ = tokio::time::sleep(interval) => {}
         }
         sync_all(&broker).await;
+        // Rounds land only fsynced offsets, so the wake a produce request gives when its
+        // tails pass `lake.commit.bytes` comes before (under an fsync interval) most of
+        // what it counted may land; without this, the rest waited for the next interval.
+        for topic in broker.topics() {
+            crate::lake::maybe_wake(&broker, &topic);
+        }
     }
 }
 

@@ -29,16 +29,27 @@ const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 // Config types (v3+).
+const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
 
+/// The type Kafka declares for a topic config or for its broker-level name (`log.` and
+/// the topic key), so that clients that parse by type (the Java AdminClient's
+/// `ConfigEntry.type()`) see what they would see from Kafka.
 fn config_type(key: &str) -> i8 {
-    match key {
-        "max.message.bytes" => TYPE_INT,
+    match key.strip_prefix("log.").unwrap_or(key) {
+        "max.message.bytes"
+        | "message.max.bytes"
+        | "segment.bytes"
+        | "num.partitions"
+        | "socket.request.max.bytes"
+        | "offsets.retention.minutes"
+        | "producer.id.expiration.ms" => TYPE_INT,
         "cleanup.policy" => TYPE_LIST,
-        "message.timestamp.type" => TYPE_STRING,
+        "message.timestamp.type" | "lake.partition.by" => TYPE_STRING,
+        "auto.create.topics.enable" => TYPE_BOOLEAN,
         _ => TYPE_LONG,
     }
 }
@@ -298,4 +309,47 @@ pub(super) async fn incremental_alter(
         responses.push(base.with_error_code(code).with_error_message(msg));
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka's declared types (`TopicConfig`/`LogConfig`, `ServerConfigs`) for every key
+    /// DescribeConfigs returns, topic and broker alike.
+    #[test]
+    fn every_described_key_has_kafkas_type() {
+        let kafka = |key: &str| match key {
+            "retention.ms" | "retention.bytes" | "local.retention.ms" | "local.retention.bytes" => {
+                TYPE_LONG
+            }
+            "segment.bytes" | "max.message.bytes" => TYPE_INT,
+            "cleanup.policy" => TYPE_LIST,
+            "message.timestamp.type" => TYPE_STRING,
+            // Floe's own keys: milliseconds and bytes as longs, a transform name as a string.
+            "lake.commit.interval.ms" | "lake.commit.bytes" | "lake.snapshot.retention.ms" => {
+                TYPE_LONG
+            }
+            "lake.partition.by" => TYPE_STRING,
+            other => panic!("topic key {other} has no expected type here"),
+        };
+        for (key, _) in TOPIC_CONFIG_KEYS {
+            assert_eq!(config_type(key), kafka(key), "{key}");
+            let broker_name = if *key == "max.message.bytes" {
+                "message.max.bytes".to_string()
+            } else {
+                format!("log.{key}")
+            };
+            assert_eq!(config_type(&broker_name), kafka(key), "{broker_name}");
+        }
+        for (key, expected) in [
+            ("auto.create.topics.enable", TYPE_BOOLEAN),
+            ("num.partitions", TYPE_INT),
+            ("socket.request.max.bytes", TYPE_INT),
+            ("offsets.retention.minutes", TYPE_INT),
+            ("producer.id.expiration.ms", TYPE_INT),
+        ] {
+            assert_eq!(config_type(key), expected, "{key}");
+        }
+    }
 }
