@@ -2,7 +2,7 @@
 //! allocator. Handlers get an `Arc<Broker>`; nothing here knows the wire format.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use floe_common::{validate_topic_name, TimestampType, TopicConfig};
@@ -198,6 +198,15 @@ impl Broker {
                 .map(PageCacheShare::new),
             config,
         });
+        // Directories of topics whose removal did not finish before the last stop.
+        let deleted = broker.deleted_dir();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::remove_dir_all(&deleted).or_else(ignore_not_found) {
+                warn!(path = %deleted.display(), error = %e, "cannot remove the directories of deleted topics");
+            }
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
         let records = broker.meta.list_topics().await?;
         crate::data_dir::check(
             &broker.config.data_dir,
@@ -253,6 +262,12 @@ impl Broker {
 
     fn topic_dir(&self, topic: &str) -> PathBuf {
         self.config.data_dir.join("log").join(topic)
+    }
+
+    /// Where deleted topics' directories go before they are removed (see
+    /// [`remove_topic_dir`]).
+    fn deleted_dir(&self) -> PathBuf {
+        self.config.data_dir.join(DELETED_DIR)
     }
 
     fn log_config(&self, c: &TopicConfig) -> LogConfig {
@@ -445,16 +460,10 @@ impl Broker {
             lake.cancel.cancel();
         }
         let dir = self.topic_dir(name);
-        tokio::task::spawn_blocking(move || {
-            std::fs::remove_dir_all(&dir).or_else(ignore_not_found)
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
-        .map_err(|source| Error::Io {
-            op: "remove topic directory",
-            path: self.topic_dir(name),
-            source,
-        })?;
+        let trash = self.deleted_dir().join(topic.id.to_string());
+        tokio::task::spawn_blocking(move || remove_topic_dir(&dir, &trash))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
         self.meta.delete_topic(name).await.map_err(Error::from)?;
         info!(topic = %name, "deleted topic");
         Ok(topic)
@@ -555,6 +564,35 @@ impl Broker {
     }
 }
 
+/// Folder of the data dir that deleted topics' directories are moved to.
+const DELETED_DIR: &str = "deleted";
+
+/// Moves a deleted topic's directory to `trash` in one rename, then removes it there.
+/// Tasks that still hold the topic's partitions (a retention pass rolling a segment,
+/// which writes a producer snapshot; an append in flight) create files by path: after
+/// the rename they fail, because the path is gone, instead of adding a file to a
+/// directory being removed. Removing in place made DeleteTopics fail now and then with
+/// "Directory not empty" after the topic had left the broker. A `trash` that cannot be
+/// removed stays until the next start, which empties the folder.
+fn remove_topic_dir(dir: &Path, trash: &Path) -> Result<()> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { op, path, source }
+    };
+    if let Some(parent) = trash.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create the deleted-topics folder", parent))?;
+    }
+    match std::fs::rename(dir, trash) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("move a deleted topic's directory aside", dir)(e)),
+    }
+    if let Err(e) = std::fs::remove_dir_all(trash) {
+        warn!(path = %trash.display(), error = %e, "cannot remove a deleted topic's directory yet; the next start removes it");
+    }
+    Ok(())
+}
+
 fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
     if e.kind() == std::io::ErrorKind::NotFound {
         Ok(())
@@ -568,6 +606,55 @@ pub use floe_common::now_ms;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A task that still holds a deleted partition keeps creating files by path while the
+    /// topic's directory is removed, as a retention pass that rolls a segment does.
+    #[test]
+    fn a_topic_directory_is_removed_while_a_task_writes_into_it() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let data = tempfile::tempdir().expect("tempdir");
+        for round in 0..20 {
+            let dir = data.path().join("log").join(format!("t{round}"));
+            let partition = dir.join("0");
+            std::fs::create_dir_all(&partition).expect("mkdir");
+            for i in 0..200 {
+                std::fs::write(partition.join(format!("{i:020}.log")), b"x").expect("write");
+            }
+            let (stop, created) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicUsize::new(0)),
+            );
+            let writer = {
+                let (stop, created, partition) = (stop.clone(), created.clone(), partition.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        if std::fs::write(partition.join(format!("{i}.snapshot.tmp")), b"s").is_ok()
+                        {
+                            created.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            };
+            while created.load(Ordering::Relaxed) < 10 {
+                std::thread::yield_now();
+            }
+            let trash = data.path().join(DELETED_DIR).join(round.to_string());
+            let removed = remove_topic_dir(&dir, &trash);
+            stop.store(true, Ordering::Relaxed);
+            writer.join().expect("writer");
+            removed.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(!dir.exists(), "round {round}");
+            assert!(!trash.exists(), "round {round}");
+        }
+        // A directory that is already gone is not an error.
+        remove_topic_dir(
+            &data.path().join("log/none"),
+            &data.path().join("deleted/x"),
+        )
+        .expect("nothing to remove");
+    }
 
     #[test]
     fn the_page_cache_budget_is_split_evenly_down_to_a_floor() {
