@@ -25,9 +25,10 @@
 //!
 //! Crash safety: new files are written before the commit; a crash before the pointer swap
 //! leaves unreferenced files only, which the orphan clean-up at the next start deletes
-//! (data files) or the next snapshot expiry deletes (manifests; no snapshot reads them). Files are only ever deleted once no
-//! snapshot in the committed metadata references them, so a crash after the swap cannot
-//! lose data, and readers holding an older snapshot keep working until it expires.
+//! (data files) or the next snapshot expiry deletes (manifests; no snapshot reads them).
+//! Files are only ever deleted once no snapshot in the committed metadata references
+//! them, so a crash after the swap cannot lose data, and readers holding an older
+//! snapshot keep working until it expires.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;

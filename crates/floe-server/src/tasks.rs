@@ -25,9 +25,10 @@ pub async fn run_syncer(broker: Arc<Broker>) {
             _ = tokio::time::sleep(interval) => {}
         }
         sync_all(&broker).await;
-        // Rounds land only fsynced offsets, so the wake a produce request gives when its
-        // tails pass `lake.commit.bytes` comes before (under an fsync interval) most of
-        // what it counted may land; without this, the rest waited for the next interval.
+        // Rounds land only fsynced rows. Under an fsync interval a produce request checks
+        // its topic's tails against `lake.commit.bytes` before its rows are fsynced, so
+        // the round it wakes lands little; checking again here lands the rest of a burst
+        // now instead of at the next commit interval.
         for topic in broker.topics() {
             crate::lake::maybe_wake(&broker, &topic);
         }
