@@ -157,6 +157,35 @@ async fn a_topics_commit_bytes_lands_a_round_before_its_interval() {
     broker.stop().await;
 }
 
+/// Fetch answers carry the table's start as the log start, from what the broker already
+/// knows (else -1, and the client asks ListOffsets). After a restart it is read as the
+/// table opens, not only once a Fetch has asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tables_start_is_read_when_the_table_opens() {
+    let mut broker = TestBroker::start_with(fast_lake).await;
+    let b = broker.bootstrap();
+    create_tiered_topic(&b, "known", "-1").await;
+    produce(&b, "known", 1, 400, 1_600_000_000_000).await;
+    wait_landed(&broker, "known", &[400]).await;
+    wait_local_deletion(&broker, "known", 200).await;
+
+    broker.restart().await;
+    // No client reads the topic after the restart.
+    let state = broker
+        .broker()
+        .topic("known")
+        .expect("topic")
+        .lake
+        .clone()
+        .expect("lake on");
+    eventually(Duration::from_secs(20), "the table's start known", || {
+        let known = state.table().and_then(|t| t.known_first_offset(0));
+        async move { (known == Some(Some(0))).then_some(()) }
+    })
+    .await;
+    broker.stop().await;
+}
+
 /// The log start of each topic's partition 0 as librdkafka's statistics report it
 /// (`lo_offset`): taken from the last Fetch answer.
 #[derive(Clone, Default)]

@@ -433,6 +433,11 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
         Ok(pointer) => table.housekeep(&pointer, &lake.store, &policy).await,
         Err(e) => Err(e),
     };
+    if let Ok(report) = &outcome {
+        if report.expired_rows > 0 || report.purged_rows > 0 {
+            learn_table_starts(topic, &table);
+        }
+    }
     let mut h = state.housekeeping.lock();
     match outcome {
         Ok(report) => {
@@ -549,8 +554,21 @@ async fn open_table(
         .collect();
     info!(topic = %topic.name, table = %table.ident(), ?landed, "landing resumes");
     state.stats.lock().partition_landed.extend(landed);
+    learn_table_starts(topic, &table);
     *state.table.write() = Some(table);
     Ok(())
+}
+
+/// Reads, in the background, the table's first offset of every partition whose oldest
+/// offsets only the table holds. Fetch answers carry it as the log start without reading
+/// files, and answer -1 ("ask ListOffsets") while it is not known: after the table opens
+/// and after housekeeping removed rows, it is read now rather than at the next Fetch.
+fn learn_table_starts(topic: &Topic, table: &Arc<LakeTable>) {
+    for p in topic.partitions.read().iter() {
+        if p.offsets().0 > 0 && table.landed(p.index) > 0 {
+            table.learn_first_offset(p.index);
+        }
+    }
 }
 
 /// One round: lands every partition's tail up to its durable offset. With `all`, up to
