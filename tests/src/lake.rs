@@ -3,9 +3,10 @@
 //! back with PyIceberg through Floe's REST catalog.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
-use floe_server::lake::{HousekeepingStats, LakeStats};
+use floe_server::lake::{HousekeepingStats, LakeStats, TopicLake};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
@@ -216,6 +217,17 @@ pub async fn read_partition_from_start(
     (consumer, got)
 }
 
+/// The landing state of `topic` on `broker`, whose lake is on.
+pub fn topic_lake(broker: &TestBroker, topic: &str) -> Arc<TopicLake> {
+    broker
+        .broker()
+        .topic(topic)
+        .expect("topic")
+        .lake
+        .clone()
+        .expect("lake on")
+}
+
 /// Waits (30 s) until the topic's table covers `ends[p]` for every partition.
 pub async fn wait_landed(broker: &TestBroker, topic: &str, ends: &[i64]) {
     wait_landed_within(broker, topic, ends, Duration::from_secs(30)).await;
@@ -225,8 +237,7 @@ pub async fn wait_landed(broker: &TestBroker, topic: &str, ends: &[i64]) {
 /// stats account for those rounds (they are recorded just after the offsets are
 /// published); on timeout the panic message carries the committer's last error.
 pub async fn wait_landed_within(broker: &TestBroker, topic: &str, ends: &[i64], timeout: Duration) {
-    let t = broker.broker().topic(topic).expect("topic");
-    let lake = t.lake.clone().expect("lake on");
+    let lake = topic_lake(broker, topic);
     let landed = || {
         let stats = lake.stats.lock();
         ends.iter().enumerate().all(|(p, e)| {
@@ -249,9 +260,7 @@ pub async fn wait_landed_within(broker: &TestBroker, topic: &str, ends: &[i64], 
 /// The landed offset of `topic`'s partition `p`; None while the table is not open (at
 /// start, and after a failed round until the committer has opened it again).
 pub fn landed(broker: &TestBroker, topic: &str, p: i32) -> Option<i64> {
-    let t = broker.broker().topic(topic).expect("topic");
-    let lake = t.lake.clone().expect("lake on");
-    lake.landed(p)
+    topic_lake(broker, topic).landed(p)
 }
 
 /// Asserts that no partition of `topic` landed past `ends[p]` (while a fault lasts).
@@ -267,9 +276,7 @@ pub fn assert_landed_at_most(broker: &TestBroker, topic: &str, ends: &[i64]) {
 
 /// The committer's counters for `topic`.
 pub fn lake_stats(broker: &TestBroker, topic: &str) -> LakeStats {
-    let t = broker.broker().topic(topic).expect("topic");
-    let lake = t.lake.clone().expect("lake on");
-    let stats = lake.stats.lock().clone();
+    let stats = topic_lake(broker, topic).stats.lock().clone();
     stats
 }
 

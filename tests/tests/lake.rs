@@ -120,16 +120,7 @@ async fn a_topics_commit_bytes_lands_a_round_before_its_interval() {
     create_topic(&b, "early", 1, &[("lake.commit.bytes", "4096")]).await;
     create_topic(&b, "late", 1, &[]).await;
     // Wait for both tables, so that no round at opening can land the records.
-    let lake = |name: &str| {
-        broker
-            .broker()
-            .topic(name)
-            .expect("topic")
-            .lake
-            .clone()
-            .expect("lake on")
-    };
-    let (early, late) = (lake("early"), lake("late"));
+    let (early, late) = (topic_lake(&broker, "early"), topic_lake(&broker, "late"));
     eventually(Duration::from_secs(30), "both tables open", || {
         let open = early.landed(0) == Some(0) && late.landed(0) == Some(0);
         async move { open.then_some(()) }
@@ -171,13 +162,7 @@ async fn the_tables_start_is_read_when_the_table_opens() {
 
     broker.restart().await;
     // No client reads the topic after the restart.
-    let state = broker
-        .broker()
-        .topic("known")
-        .expect("topic")
-        .lake
-        .clone()
-        .expect("lake on");
+    let state = topic_lake(&broker, "known");
     eventually(Duration::from_secs(20), "the table's start known", || {
         let known = state.table().and_then(|t| t.known_first_offset(0));
         async move { (known == Some(Some(0))).then_some(()) }
