@@ -100,7 +100,8 @@ pub struct LakeTable {
     /// File counts per manifest path, for [`LakeTable::file_counts`].
     manifest_counts: parking_lot::Mutex<HashMap<String, FileCounts>>,
     /// [`LakeTable::first_offset`] per partition (None: no row), with a snapshot at which
-    /// it held: the one it was read at, or a later one reached by appends only.
+    /// it held: the one it was read at, or a later one reached by appends and replaces
+    /// only.
     first_offsets: parking_lot::Mutex<HashMap<i32, (i64, Option<i64>)>>,
     /// Partitions whose first offset a task of [`LakeTable::learn_first_offset`] reads.
     learning: parking_lot::Mutex<HashSet<i32>>,
@@ -252,8 +253,9 @@ impl LakeTable {
     }
 
     /// The smallest offset of `partition` in the table ([`crate::reader::first_offset`],
-    /// which reads files). Kept while only appends followed the snapshot it was read at:
-    /// landing rounds add higher offsets, so only housekeeping's commits can move it.
+    /// which reads files). Kept while only appends and replaces followed the snapshot it
+    /// was read at: landing rounds add higher offsets and compaction keeps every row, so
+    /// only retention and DeleteRecords purges move it.
     ///
     /// # Errors
     /// Manifest or file reading failures.

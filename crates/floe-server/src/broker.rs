@@ -401,16 +401,13 @@ impl Broker {
         // A directory left by a topic of the same name whose deletion was interrupted must
         // not leak old records into the new topic.
         let dir = self.topic_dir(name);
+        let trash = self.deleted_dir().join(record.topic_id.to_string());
         let b = self.clone();
         let rec = record.clone();
         let topic = tokio::task::spawn_blocking(move || {
             if dir.exists() {
                 warn!(path = %dir.display(), "removing leftover directory of a deleted topic");
-                std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
-                    op: "remove leftover topic directory",
-                    path: dir.clone(),
-                    source,
-                })?;
+                remove_topic_dir(&dir, &trash)?;
             }
             b.open_topic(&rec, false)
         })

@@ -645,7 +645,7 @@ pub async fn final_rounds(broker: &Arc<Broker>) {
 }
 
 /// Wakes the topic's committer once its tails hold its `lake.commit.bytes` (or the
-/// broker's `commit_bytes`).
+/// broker's `commit_bytes`). Called after each fsync pass: rounds land fsynced rows.
 pub fn maybe_wake(broker: &Broker, topic: &Topic) {
     let (Some(lake), Some(state)) = (&broker.lake, &topic.lake) else {
         return;

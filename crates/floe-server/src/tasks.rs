@@ -1,5 +1,5 @@
-//! Background tasks: the fsync loop (which also wakes committers whose fsynced tails
-//! reached `lake.commit.bytes`) and log retention (which also expires idle producer
+//! Background tasks: the fsync loop (which also wakes committers whose tails reached
+//! `lake.commit.bytes`) and log retention (which also expires idle producer
 //! ids). Each runs until shutdown.
 
 use std::sync::Arc;
@@ -25,10 +25,10 @@ pub async fn run_syncer(broker: Arc<Broker>) {
             _ = tokio::time::sleep(interval) => {}
         }
         sync_all(&broker).await;
-        // Rounds land only fsynced rows. Under an fsync interval a produce request checks
-        // its topic's tails against `lake.commit.bytes` before its rows are fsynced, so
-        // the round it wakes lands little; checking again here lands the rest of a burst
-        // now instead of at the next commit interval.
+        // Rounds land only fsynced rows, so the size trigger is checked here, once rows
+        // are fsynced, and not when a produce request appends them: under an fsync
+        // interval the round that check woke landed little, and the rest of a burst
+        // waited for the next commit interval.
         for topic in broker.topics() {
             crate::lake::maybe_wake(&broker, &topic);
         }

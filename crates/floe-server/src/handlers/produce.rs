@@ -131,9 +131,6 @@ pub(super) async fn handle(
         )
         .await;
         parts.extend(appended);
-        if let Some(topic) = &topic {
-            crate::lake::maybe_wake(broker, topic);
-        }
         parts.sort_by_key(|p| p.index);
         let mut resp = TopicProduceResponse::default().with_partition_responses(parts);
         if by_id {
