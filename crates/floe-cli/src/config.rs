@@ -80,6 +80,13 @@ pub struct ServeArgs {
     /// S3 path-style addressing [default: false].
     #[arg(long, env = "FLOE_S3_PATH_STYLE")]
     pub s3_path_style: Option<bool>,
+    /// Access key id the REST catalog hands to Iceberg readers (a separate, read-only key)
+    /// [default: none; readers bring their own].
+    #[arg(long, env = "FLOE_S3_READER_ACCESS_KEY_ID")]
+    pub s3_reader_access_key_id: Option<String>,
+    /// Secret of the reader key.
+    #[arg(long, env = "FLOE_S3_READER_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_reader_secret_access_key: Option<String>,
     /// Longest a SIGTERM may take (drain, fsync, last landing round) [default: 30s].
     #[arg(long, env = "FLOE_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Option<std::time::Duration>,
@@ -161,6 +168,14 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
         (
             &args.s3_secret_access_key,
             &mut cfg.lake.s3.secret_access_key,
+        ),
+        (
+            &args.s3_reader_access_key_id,
+            &mut cfg.lake.s3.reader_access_key_id,
+        ),
+        (
+            &args.s3_reader_secret_access_key,
+            &mut cfg.lake.s3.reader_secret_access_key,
         ),
     ] {
         if let Some(v) = value {

@@ -20,6 +20,22 @@ pub enum Error {
         /// Configured cap.
         max: usize,
     },
+    /// No frame started within the idle limit (Kafka's `connections.max.idle.ms`).
+    #[error("no request for {idle:?}")]
+    Idle {
+        /// The limit.
+        idle: std::time::Duration,
+    },
+    /// A frame started but did not arrive whole in time.
+    #[error("request frame not complete after {arrival:?} ({received} of {} bytes)", size.map_or_else(|| "?".to_owned(), |s| s.to_string()))]
+    FrameTimeout {
+        /// The limit.
+        arrival: std::time::Duration,
+        /// Its announced size, if the size prefix arrived.
+        size: Option<usize>,
+        /// Bytes of it that arrived.
+        received: usize,
+    },
     /// The frame is too short to hold a request header.
     #[error("frame of {len} bytes is too short for a request header")]
     TooShort {
@@ -63,6 +79,21 @@ pub enum Error {
         version: i16,
         /// What the codec said.
         reason: String,
+    },
+    /// Decompressing produced records needs memory that other partitions of the request,
+    /// or other requests, hold now (retriable).
+    #[error("{why}")]
+    DecompressionBusy {
+        /// Which budget is in use.
+        why: &'static str,
+    },
+    /// The records of one partition alone decompress past the request's budget.
+    #[error("the records at byte {position} decompress to more than {limit} bytes")]
+    DecompressionTooLarge {
+        /// Where the batch starts in the bytes decoded.
+        position: usize,
+        /// The budget.
+        limit: usize,
     },
     /// A record batch could not be decoded.
     #[error("cannot decode the record batch at byte {position}: {reason}")]

@@ -12,6 +12,7 @@
 use bytes::Bytes;
 use kafka_protocol::compression::{self as cmpr, Decompressor};
 
+use crate::decompression::{DecompressionBudget, Meter, Shortfall};
 use crate::request::guarded;
 use crate::{Error, Result};
 
@@ -205,28 +206,25 @@ impl Head {
 /// Checks one batch at the start of `buf` (which holds at least all of it): CRC when
 /// asked, decompression, then every record, as Kafka's own broker does: a record must
 /// fill exactly the size it declares, and the batch must end after its last record.
-/// `budget`: how many more bytes the batches being checked may decompress to; this
+/// `meter`: the draw of the batches being checked on their decompression budget; this
 /// batch's share is taken from it.
-fn check_batch(buf: &[u8], verify_crc: bool, budget: &mut usize) -> Result<CheckedBatch, String> {
+fn check_batch(
+    buf: &[u8],
+    verify_crc: bool,
+    meter: &mut Meter<'_>,
+) -> Result<CheckedBatch, Refusal> {
     let head = Head::read(buf)?;
     let batch = &buf[..head.total];
     if verify_crc {
         let actual = crc32c::crc32c(&batch[21..]);
         if head.crc != actual {
-            return Err(format!(
-                "CRC mismatch ({:#010x} != {actual:#010x})",
-                head.crc
-            ));
+            return Err(format!("CRC mismatch ({:#010x} != {actual:#010x})", head.crc).into());
         }
     }
     let codec = head.attributes & ATTR_COMPRESSION_MASK;
     let decompressed = match codec {
         0 => None,
-        _ => {
-            let out = decompress(&batch[HEADER_SIZE..], codec, *budget)?;
-            *budget -= out.len();
-            Some(out)
-        }
+        _ => Some(decompress(&batch[HEADER_SIZE..], codec, meter)?),
     };
     let records = decompressed.as_deref().unwrap_or(&batch[HEADER_SIZE..]);
     Ok(CheckedBatch {
@@ -356,23 +354,53 @@ struct CheckedBatch {
     totals: RecordTotals,
 }
 
+/// Why a batch was not taken: its bytes, or the memory to decompress them.
+#[derive(Debug)]
+enum Refusal {
+    Invalid(String),
+    Budget(Shortfall),
+}
+
+impl From<String> for Refusal {
+    fn from(s: String) -> Self {
+        Refusal::Invalid(s)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(s: &str) -> Self {
+        Refusal::Invalid(s.to_owned())
+    }
+}
+
 /// Checks every batch in `batches` (one or more v2 batches, any compression) down to its
 /// records, each batch's CRC too when `verify_crc` (a caller that has just checked the
-/// CRCs passes false).
+/// CRCs passes false). Decompressed records are counted against `budget`.
 ///
 /// # Errors
 /// [`Error::Records`] naming the first batch that does not decode and what is wrong
-/// with it.
-pub fn check_batches(batches: &[u8], verify_crc: bool) -> Result<Checked> {
+/// with it, [`Error::DecompressionTooLarge`] for records that alone decompress past the
+/// budget, or [`Error::DecompressionBusy`] when the budget's room is held by others.
+pub fn check_batches(
+    batches: &[u8],
+    verify_crc: bool,
+    budget: &DecompressionBudget,
+) -> Result<Checked> {
     let mut out = Vec::new();
     let mut pos = 0;
-    let mut budget = MAX_DECOMPRESSED_BYTES;
+    let mut meter = Meter::new(budget);
     while let Some(rest) = batches.get(pos..).filter(|r| !r.is_empty()) {
-        let batch =
-            check_batch(rest, verify_crc, &mut budget).map_err(|reason| Error::Records {
+        let batch = check_batch(rest, verify_crc, &mut meter).map_err(|r| match r {
+            Refusal::Invalid(reason) => Error::Records {
                 position: pos,
                 reason,
-            })?;
+            },
+            Refusal::Budget(Shortfall::TooLarge { limit }) => Error::DecompressionTooLarge {
+                position: pos,
+                limit,
+            },
+            Refusal::Budget(Shortfall::Busy(why)) => Error::DecompressionBusy { why },
+        })?;
         pos += batch.total;
         out.push(batch);
     }
@@ -415,48 +443,73 @@ impl Checked {
 /// # Errors
 /// [`Error::Records`] naming what is wrong with the first batch that does not decode.
 pub fn decode_batches(batches: Bytes) -> Result<Vec<Batch>> {
-    Ok(check_batches(&batches, true)?.into_batches(&batches))
+    let budget = DecompressionBudget::for_stored();
+    Ok(check_batches(&batches, true, &budget)?.into_batches(&batches))
 }
 
-/// The most bytes the records of one call to [`check_batches`] (one partition of a
-/// produce request, one read) may decompress to.
-///
-/// Kafka's broker sets no such bound: it streams through a compressed batch's records.
-/// Floe keeps them decompressed (the record check hands them to the lake's tail), so
-/// without a bound a few kilobytes of zstd or gzip, which compress zeros more than
-/// 1000:1, could make the broker allocate gigabytes. 256 MiB is far above real batches:
-/// clients cap a batch near `max.message.bytes` (1 MiB by default), and records compress
-/// about 3–10:1.
-pub const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
-
-/// The records section of a compressed batch (codec 1–4), decompressed, refused when it
-/// would exceed `limit` bytes. The codecs are third-party code fed untrusted bytes, so
-/// they run under the panic guard; gzip, lz4 and zstd read the batch in place as streams
-/// that stop at the limit.
-fn decompress(data: &[u8], codec: i16, limit: usize) -> Result<Bytes, String> {
+/// The records section of a compressed batch (codec 1–4), decompressed, each piece of
+/// its buffer taken from `meter` before it is allocated. The codecs are third-party code
+/// fed untrusted bytes, so they run under the panic guard; gzip, lz4 and zstd read the
+/// batch in place as streams.
+fn decompress(data: &[u8], codec: i16, meter: &mut Meter<'_>) -> Result<Bytes, Refusal> {
+    let stream = |r: std::io::Result<Box<dyn std::io::Read + '_>>, meter: &mut Meter<'_>| {
+        let r = r.map_err(|e| Refusal::Invalid(e.to_string()))?;
+        let mut shortfall = None;
+        guarded(|| read_metered(r, meter, &mut shortfall)).map_err(|e| match shortfall.take() {
+            Some(s) => Refusal::Budget(s),
+            None => Refusal::Invalid(e),
+        })
+    };
     match codec {
-        1 => guarded(|| read_bounded(flate2::read::GzDecoder::new(data), limit)),
+        1 => stream(Ok(Box::new(flate2::read::GzDecoder::new(data))), meter),
         2 => {
-            check_snappy_lengths(data, limit).map_err(|e| e.to_string())?;
+            let declared = check_snappy_lengths(data).map_err(|e| e.to_string())?;
+            meter.take(declared).map_err(Refusal::Budget)?;
             let mut data = Bytes::copy_from_slice(data);
-            guarded(|| cmpr::Snappy::decompress(&mut data, |b| Ok(std::mem::take(b))))
+            Ok(guarded(|| {
+                cmpr::Snappy::decompress(&mut data, |b| Ok(std::mem::take(b)))
+            })?)
         }
-        3 => guarded(|| read_bounded(lz4::Decoder::new(data)?, limit)),
-        4 => guarded(|| read_bounded(zstd::stream::read::Decoder::new(data)?, limit)),
-        other => Err(format!("unknown compression codec {other}")),
+        3 => stream(
+            lz4::Decoder::new(data).map(|d| Box::new(d) as Box<dyn std::io::Read>),
+            meter,
+        ),
+        4 => stream(
+            zstd::stream::read::Decoder::new(data).map(|d| Box::new(d) as Box<dyn std::io::Read>),
+            meter,
+        ),
+        other => Err(format!("unknown compression codec {other}").into()),
     }
 }
 
-/// Reads `r` to its end, or fails once it yields more than `limit` bytes.
-fn read_bounded(r: impl std::io::Read, limit: usize) -> anyhow::Result<Bytes> {
+/// The first piece of a decompression buffer; later pieces double it.
+const FIRST_PIECE: usize = 64 * 1024;
+
+/// Reads `r` to its end into a buffer whose every growth is first taken from `meter`;
+/// when the meter refuses, the refusal is left in `shortfall` and reading stops.
+fn read_metered(
+    mut r: impl std::io::Read,
+    meter: &mut Meter<'_>,
+    shortfall: &mut Option<Shortfall>,
+) -> anyhow::Result<Bytes> {
     use std::io::Read as _;
-    let mut out = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    r.take(cap).read_to_end(&mut out)?;
-    if out.len() > limit {
-        anyhow::bail!("records decompress to more than {limit} bytes");
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let grow = out.capacity().max(FIRST_PIECE);
+        if let Err(s) = meter.take(grow) {
+            let message = s.to_string();
+            *shortfall = Some(s);
+            anyhow::bail!(message);
+        }
+        out.reserve_exact(grow);
+        let room = (out.capacity() - out.len()) as u64;
+        // `take` stops exactly at the room left, so `read_to_end` never grows the buffer
+        // past what the meter counted.
+        let n = r.by_ref().take(room).read_to_end(&mut out)?;
+        if (n as u64) < room {
+            return Ok(out.into());
+        }
     }
-    Ok(out.into())
 }
 
 /// The Kafka (xerial) snappy framing: this magic, then blocks of `u32` length + raw snappy.
@@ -469,9 +522,9 @@ const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01
 /// made it allocate and write 2.4 GB (`fuzz/regressions/decode_records/`). No snappy
 /// element yields more than 64 bytes from 2 to 5 bytes, so a block of `n` bytes expands to
 /// less than `32 * n`; a declared length above that is a lie and is refused here. What does
-/// not parse is left for the codec to refuse. The declared lengths together must also stay
-/// within `limit` (see [`MAX_DECOMPRESSED_BYTES`]).
-fn check_snappy_lengths(data: &[u8], limit: usize) -> anyhow::Result<()> {
+/// not parse is left for the codec to refuse. Returns the declared lengths together, which
+/// the caller takes from its decompression budget before the codec allocates them.
+fn check_snappy_lengths(data: &[u8]) -> anyhow::Result<usize> {
     let mut total = 0u64;
     let mut check = |block: &[u8]| -> anyhow::Result<()> {
         let mut b = block;
@@ -484,26 +537,25 @@ fn check_snappy_lengths(data: &[u8], limit: usize) -> anyhow::Result<()> {
                 );
             }
             total = total.saturating_add(declared);
-            if total > u64::try_from(limit).unwrap_or(u64::MAX) {
-                anyhow::bail!("records decompress to more than {limit} bytes");
-            }
         }
         Ok(())
     };
+    let declared = |total: u64| usize::try_from(total).unwrap_or(usize::MAX);
     let Some(mut framed) = data.strip_prefix(SNAPPY_MAGIC.as_slice()) else {
-        return check(data);
+        check(data)?;
+        return Ok(declared(total));
     };
     while let Some((len, rest)) = framed.split_first_chunk::<4>() {
         let Some((block, rest)) = usize::try_from(u32::from_be_bytes(*len))
             .ok()
             .and_then(|n| rest.split_at_checked(n))
         else {
-            return Ok(());
+            break;
         };
         check(block)?;
         framed = rest;
     }
-    Ok(())
+    Ok(declared(total))
 }
 
 /// The snappy block's length varint as the codec reads it: at most ten bytes, extra bits
@@ -775,7 +827,7 @@ mod tests {
     fn checked_batches_read_the_rewritten_headers() {
         let mut wire = batch(&[record(b"a"), record_at(1, b"b")], Compression::Lz4);
         wire.extend(raw_batch(0, 0, 1_000, &[(0, &[("h", None)])]));
-        let checked = check_batches(&wire, true).unwrap();
+        let checked = check_batches(&wire, true, &DecompressionBudget::for_stored()).unwrap();
         // What an append to a LogAppendTime topic at offset 100 does.
         let second = wire.len() - raw_batch(0, 0, 1_000, &[(0, &[("h", None)])]).len();
         for (pos, base) in [(0, 100i64), (second, 102)] {
@@ -799,7 +851,7 @@ mod tests {
                 (102, 5_000, b"v0".to_vec())
             ]
         );
-        assert!(check_batches(&[0u8; 70], true).is_err());
+        assert!(check_batches(&[0u8; 70], true, &DecompressionBudget::for_stored()).is_err());
     }
 
     #[test]
@@ -916,12 +968,17 @@ mod tests {
         );
     }
 
-    /// Every codec's output is bounded: 100,000 zeros (a few hundred bytes compressed)
-    /// decompress with a limit of 100,000 and are refused with one byte less.
+    /// Every codec's output is counted against the budget before it is allocated:
+    /// 100,000 zeros (a few hundred bytes compressed) decompress within a budget of
+    /// 200,000 (buffers grow by doubling, and the budget counts what they reserve), are
+    /// refused for good with a budget below their size, and as retriable when the room is
+    /// held by another partition of the request.
     #[test]
-    fn decompression_stops_at_the_limit_for_every_codec() {
+    fn decompression_is_bounded_by_its_budget_for_every_codec() {
+        use crate::decompression::Shortfall;
         use bytes::BufMut;
         use kafka_protocol::compression::Compressor;
+        use std::time::Duration;
         const N: usize = 100_000;
         fn zeros(buf: &mut BytesMut) -> anyhow::Result<()> {
             buf.put_bytes(0, N);
@@ -938,14 +995,30 @@ mod tests {
             .expect("compress");
             let data = out.freeze();
             assert!(data.len() < N / 10, "codec {codec}: {} bytes", data.len());
-            let all = decompress(&data, codec, N).expect("within the limit");
+            let budget = DecompressionBudget::new(2 * N, None, Duration::ZERO);
+            let all = decompress(&data, codec, &mut Meter::new(&budget)).expect("within budget");
             assert_eq!(all.len(), N);
             assert!(all.iter().all(|b| *b == 0));
-            let refused = decompress(&data, codec, N - 1).expect_err("over the limit");
             assert!(
-                refused.contains("more than 99999 bytes"),
-                "codec {codec}: {refused}"
+                budget.used() >= N && budget.used() <= 2 * N,
+                "codec {codec}: {}",
+                budget.used()
             );
+
+            let small = DecompressionBudget::new(N / 2, None, Duration::ZERO);
+            match decompress(&data, codec, &mut Meter::new(&small)) {
+                Err(Refusal::Budget(Shortfall::TooLarge { limit })) => assert_eq!(limit, N / 2),
+                other => panic!("codec {codec}: expected TooLarge, got {other:?}"),
+            }
+
+            let shared = DecompressionBudget::new(2 * N, None, Duration::ZERO);
+            Meter::new(&shared)
+                .take(2 * N - 1000)
+                .expect("another partition");
+            match decompress(&data, codec, &mut Meter::new(&shared)) {
+                Err(Refusal::Budget(Shortfall::Busy(_))) => {}
+                other => panic!("codec {codec}: expected Busy, got {other:?}"),
+            }
         }
     }
 

@@ -135,6 +135,8 @@ pub struct Broker {
     pub query: std::sync::OnceLock<Arc<floe_query::QueryEngine>>,
     /// Each partition's part of `[log] page_cache_bytes`, held by every log.
     page_cache: Option<PageCacheShare>,
+    /// Memory for decompressed produce records, over all requests in flight.
+    pub decompression: Arc<floe_kafka::decompression::BytePool>,
 }
 
 /// The least of `[log] page_cache_bytes` a partition keeps cached, however many
@@ -196,6 +198,9 @@ impl Broker {
             page_cache: u64::try_from(config.log.page_cache_bytes)
                 .ok()
                 .map(PageCacheShare::new),
+            decompression: floe_kafka::decompression::BytePool::new(
+                config.kafka.decompression_pool_bytes,
+            ),
             config,
         });
         // Directories of topics whose removal did not finish before the last stop.

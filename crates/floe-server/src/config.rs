@@ -68,8 +68,30 @@ pub struct KafkaConfig {
     pub advertised_port: Option<u16>,
     /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
     pub max_request_bytes: usize,
+    /// Most bytes the compressed records of one produce request may decompress to, over
+    /// all its partitions (they decompress concurrently). Records of one partition over it
+    /// are refused with INVALID_RECORD; partitions that find it used by the request's
+    /// others get REQUEST_TIMED_OUT, and the client retries them.
+    pub max_request_decompressed_bytes: usize,
+    /// Memory for decompressed produce records over all requests in flight; a request
+    /// waits up to 5 s for room, then its partitions get REQUEST_TIMED_OUT.
+    pub decompression_pool_bytes: usize,
+    /// Most bytes of records one Fetch response carries, whatever the request asks
+    /// (Kafka's `fetch.max.bytes`); the first batch still goes out whole.
+    pub fetch_max_bytes: usize,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (Kafka's
+    /// `max.connections.per.ip`); a further one is closed as soon as it is accepted.
+    pub max_connections_per_ip: usize,
+    /// A connection that starts no request for this long is closed (Kafka's
+    /// `connections.max.idle.ms`).
+    #[serde(with = "humantime_serde")]
+    pub connections_max_idle: Duration,
+    /// A request must arrive whole within this time of its first byte; else its
+    /// connection is closed (a peer that announces a frame and stalls holds nothing).
+    #[serde(with = "humantime_serde")]
+    pub request_arrival_timeout: Duration,
     /// Create a topic when a client asks for metadata of one that does not exist.
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics with `-1`.
@@ -83,7 +105,13 @@ impl Default for KafkaConfig {
             advertised_host: None,
             advertised_port: None,
             max_request_bytes: 100 * 1024 * 1024,
+            max_request_decompressed_bytes: 256 << 20,
+            decompression_pool_bytes: 1 << 30,
+            fetch_max_bytes: 55 << 20,
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            connections_max_idle: Duration::from_secs(600),
+            request_arrival_timeout: Duration::from_secs(60),
             auto_create_topics: true,
             default_partitions: 1,
         }
@@ -314,6 +342,14 @@ pub struct S3Config {
     pub secret_access_key: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
     pub path_style: bool,
+    /// Access key id the REST catalog hands to Iceberg readers. Unset (the default), the
+    /// catalog hands out no credentials at all and readers bring their own: the keys Floe
+    /// writes with are never served. Meant for a separate, read-only key.
+    pub reader_access_key_id: Option<String>,
+    /// Secret of `reader_access_key_id`.
+    pub reader_secret_access_key: Option<String>,
+    /// Session token of a temporary reader key, if it has one.
+    pub reader_session_token: Option<String>,
 }
 
 /// SQL over topics (`[query]`).

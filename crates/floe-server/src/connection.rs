@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use floe_kafka::frame::read_frame;
+use floe_kafka::frame::{read_frame, FrameLimits};
 use floe_kafka::request::decode_request;
 use floe_kafka::response::encode_response;
 use floe_kafka::{ApiKey, Error as WireError, ResponseError, ResponseKind};
@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{api_versions_response, dispatch};
+use crate::limits::Limit;
 
 /// Serves `stream` until the peer closes it, sends something unparseable, or the broker
 /// shuts down (then the request in progress is finished first).
@@ -27,18 +28,35 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
-    let max = broker.config.kafka.max_request_bytes;
+    let kafka = &broker.config.kafka;
+    let limits = FrameLimits {
+        max_size: kafka.max_request_bytes,
+        idle: Some(kafka.connections_max_idle),
+        arrival: kafka.request_arrival_timeout,
+    };
+    let refused = |limit: Limit| broker.metrics.refusals.count(limit);
     let host = peer.ip().to_string();
     loop {
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
-            f = read_frame(&mut rd, max) => f,
+            f = read_frame(&mut rd, &limits) => f,
         };
         let frame = match frame {
-            Ok(Some(f)) => f.freeze(),
+            Ok(Some(f)) => f,
             Ok(None) => break,
             Err(WireError::FrameTooLarge { size, max }) => {
-                warn!(%peer, size, max, "closing connection: request frame over socket.request.max.bytes");
+                refused(Limit::RequestSize);
+                warn!(%peer, size, max, "closing connection: request frame over max_request_bytes (socket.request.max.bytes)");
+                break;
+            }
+            Err(WireError::Idle { idle }) => {
+                refused(Limit::IdleConnection);
+                debug!(%peer, ?idle, "closing idle connection (connections_max_idle)");
+                break;
+            }
+            Err(e @ WireError::FrameTimeout { .. }) => {
+                refused(Limit::RequestArrival);
+                warn!(%peer, error = %e, "closing connection: request did not arrive in time (request_arrival_timeout)");
                 break;
             }
             Err(e) => {

@@ -4,7 +4,9 @@
 //!
 //! The catalog answers from the same catalog Floe commits to, so Spark, Trino, PyIceberg
 //! or DuckDB see each topic's table with the metadata location and the FileIO
-//! properties (S3 endpoint and credentials) they need to read the files themselves.
+//! properties they need to find the files (S3 endpoint, region, addressing). It never
+//! hands out the keys Floe writes with; credentials go to readers only when the operator
+//! names separate reader keys (`[lake.s3] reader_*`, see `lake::reader_properties`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -248,7 +250,7 @@ async fn ready(State(broker): State<Arc<Broker>>) -> Response {
 async fn config(State(broker): State<Arc<Broker>>) -> Response {
     let defaults: HashMap<String, String> = match &broker.lake {
         Some(lake) => {
-            let mut d = lake.options.storage.clone();
+            let mut d = lake.reader_properties.clone();
             d.insert("warehouse".into(), lake.options.warehouse.clone());
             d
         }
@@ -330,11 +332,12 @@ async fn load_table(
         Ok(m) => m,
         Err(e) => return unavailable(e),
     };
-    // The FileIO properties a reader needs to open the files (S3 endpoint, credentials).
+    // The FileIO properties a reader needs to find the files; credentials only when the
+    // operator named reader keys.
     let config = broker
         .lake
         .as_ref()
-        .map(|l| l.options.storage.clone())
+        .map(|l| l.reader_properties.clone())
         .unwrap_or_default();
     Json(json!({
         "metadata-location": loaded.metadata_location(),

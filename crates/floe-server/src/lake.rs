@@ -28,6 +28,8 @@ pub struct LakeService {
     pub config: LakeConfig,
     /// Where and how tables are written.
     pub options: LakeOptions,
+    /// The FileIO properties the REST catalog hands to readers: see [`reader_properties`].
+    pub reader_properties: HashMap<String, String>,
     /// Memory for all tails.
     pub budget: Arc<TailBudget>,
     /// Arrow schema of the tails.
@@ -104,6 +106,7 @@ impl LakeService {
         if s3.path_style {
             storage.insert("s3.path-style-access".into(), "true".into());
         }
+        let reader_properties = reader_properties(&storage, s3).map_err(bad)?;
         floe_lake::table::validate_compression(&lake.compression)
             .map_err(|e| bad(format!("lake.compression: {e}")))?;
         let options = LakeOptions {
@@ -123,6 +126,7 @@ impl LakeService {
         Ok(Some(Arc::new(Self {
             config: lake.clone(),
             options,
+            reader_properties,
             budget: TailBudget::new(lake.max_buffer_bytes.max(1 << 20)),
             schema,
             store,
@@ -180,6 +184,48 @@ impl LakeService {
     pub async fn forget_catalog(&self) {
         *self.catalog.lock().await = None;
     }
+}
+
+/// FileIO properties that locate the warehouse without granting anything: handed to
+/// every reader of the REST catalog.
+const PUBLIC_STORAGE_KEYS: [&str; 3] = ["s3.endpoint", "s3.region", "s3.path-style-access"];
+
+/// What the REST catalog hands to Iceberg readers in `/v1/config` and load-table: where
+/// the files are (endpoint, region, addressing) from the writer's `storage`, and
+/// credentials only when the operator names separate reader keys. An allow-list, so a
+/// property added to `storage` later stays private unless it is added here: anyone who
+/// reaches the HTTP port would otherwise hold the keys Floe writes (and deletes) with.
+///
+/// # Errors
+/// A reader key id without its secret, or the other way round.
+pub fn reader_properties(
+    storage: &HashMap<String, String>,
+    s3: &crate::config::S3Config,
+) -> std::result::Result<HashMap<String, String>, String> {
+    let mut out: HashMap<String, String> = PUBLIC_STORAGE_KEYS
+        .iter()
+        .filter_map(|k| storage.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    match (&s3.reader_access_key_id, &s3.reader_secret_access_key) {
+        (Some(id), Some(secret)) => {
+            out.insert("s3.access-key-id".into(), id.clone());
+            out.insert("s3.secret-access-key".into(), secret.clone());
+            if let Some(token) = &s3.reader_session_token {
+                out.insert("s3.session-token".into(), token.clone());
+            }
+        }
+        (None, None) => {
+            if s3.reader_session_token.is_some() {
+                return Err("lake.s3.reader_session_token needs reader_access_key_id and reader_secret_access_key".into());
+            }
+        }
+        _ => {
+            return Err(
+                "lake.s3.reader_access_key_id and reader_secret_access_key go together".into(),
+            )
+        }
+    }
+    Ok(out)
 }
 
 /// Landing state of one topic.

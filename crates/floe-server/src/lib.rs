@@ -18,6 +18,7 @@ pub mod error;
 mod handlers;
 mod http;
 pub mod lake;
+pub mod limits;
 pub mod metrics;
 pub mod partition;
 pub mod server;

@@ -60,6 +60,8 @@ pub struct Metrics {
     apis: Vec<Option<ApiMetrics>>,
     connections_open: Gauge,
     connections_accepted: Counter,
+    /// Refusals per limit (`floe_limit_refusals_total`).
+    pub refusals: crate::limits::Refusals,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +103,13 @@ impl Metrics {
             "Kafka client connections accepted since start",
             connections_accepted.clone(),
         );
+        let refusals = Family::<crate::limits::LimitLabels, Counter>::default();
+        registry.register(
+            "floe_limit_refusals",
+            "Requests, connections and queries a configured limit refused, by limit",
+            refusals.clone(),
+        );
+        let refusals = crate::limits::Refusals::new(&refusals);
         let requests = Family::<ApiLabels, Counter>::default();
         registry.register(
             "floe_requests",
@@ -136,6 +145,7 @@ impl Metrics {
             apis,
             connections_open,
             connections_accepted,
+            refusals,
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use floe_kafka::decompression::DecompressionBudget;
 use floe_kafka::records::{check_batches, Batch, Checked};
 use floe_kafka::ResponseError;
 use floe_lake::convert::{batches_to_arrow, kafka_to_arrow};
@@ -15,6 +16,23 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::metrics::Traffic;
+
+/// Why [`Partition::append`] took nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The log refused the batches (or their records do not decode).
+    #[error(transparent)]
+    Log(#[from] floe_log::Error),
+    /// Decompressing the records needs memory others hold now: retriable.
+    #[error("{0}")]
+    DecompressionBusy(&'static str),
+    /// The records decompress past the whole request's budget: never taken.
+    #[error("the records decompress to more than {limit} bytes (max_request_decompressed_bytes)")]
+    DecompressionTooLarge {
+        /// The request budget.
+        limit: usize,
+    },
+}
 
 /// A partition of a topic on this broker.
 ///
@@ -135,12 +153,19 @@ impl Partition {
 
     /// Appends the batches in `records` (validated, offsets assigned, idempotence checked).
     /// Takes the buffer so that, with the lake on, the tail can decode the appended bytes
-    /// without copying them first. Blocking: call from `spawn_blocking`.
+    /// without copying them first. Decompressed records are counted against `budget`, the
+    /// produce request's. Blocking: call from `spawn_blocking`.
     ///
     /// # Errors
-    /// What the log refuses, and records that do not decode (see `check_records`).
-    pub fn append(&self, mut records: Vec<u8>, now_ms: i64) -> floe_log::Result<AppendOutcome> {
-        let (validated, checked) = self.check_records(&records)?;
+    /// What the log refuses, records that do not decode (see `check_records`), and
+    /// [`AppendError::DecompressionBusy`] when the budget's room is held by others.
+    pub fn append(
+        &self,
+        mut records: Vec<u8>,
+        now_ms: i64,
+        budget: &DecompressionBudget,
+    ) -> Result<AppendOutcome, AppendError> {
+        let (validated, checked) = self.check_records(&records, budget)?;
         let mut log = self.log.write();
         // Checked under the lock: an append racing the failure must not slip in after it.
         if let Some(why) = self.storage_failure.get() {
@@ -148,7 +173,8 @@ impl Partition {
                 op: "append to (offline after an earlier failure)",
                 path: self.dir.clone(),
                 source: std::io::Error::other(why.clone()),
-            });
+            }
+            .into());
         }
         let outcome = match log.append_validated(&mut records, validated, now_ms) {
             Ok(o) => o,
@@ -156,7 +182,7 @@ impl Partition {
                 if matches!(e, floe_log::Error::Io { .. }) {
                     self.fail_storage(&e);
                 }
-                return Err(e);
+                return Err(e.into());
             }
         };
         let end = log.log_end_offset();
@@ -198,19 +224,29 @@ impl Partition {
     /// written, and refused with INVALID_RECORD. The log's own framing and CRC checks run
     /// first (once: the append takes their result), so that their errors keep their
     /// codes; the decompressed records are kept for the tail.
-    fn check_records(&self, records: &[u8]) -> floe_log::Result<(ValidatedBatches, Checked)> {
+    fn check_records(
+        &self,
+        records: &[u8],
+        budget: &DecompressionBudget,
+    ) -> Result<(ValidatedBatches, Checked), AppendError> {
         let validated = self.log.read().validate(records)?;
-        let checked = check_batches(records, false).map_err(|e| match e {
-            floe_kafka::Error::Records { position, reason } => floe_log::Error::InvalidRecord {
-                position,
-                kind: floe_log::InvalidRecordKind::Records { reason },
-            },
-            other => floe_log::Error::InvalidRecord {
+        let checked = check_batches(records, false, budget).map_err(|e| match e {
+            floe_kafka::Error::Records { position, reason } => {
+                AppendError::Log(floe_log::Error::InvalidRecord {
+                    position,
+                    kind: floe_log::InvalidRecordKind::Records { reason },
+                })
+            }
+            floe_kafka::Error::DecompressionBusy { why } => AppendError::DecompressionBusy(why),
+            floe_kafka::Error::DecompressionTooLarge { limit, .. } => {
+                AppendError::DecompressionTooLarge { limit }
+            }
+            other => AppendError::Log(floe_log::Error::InvalidRecord {
                 position: 0,
                 kind: floe_log::InvalidRecordKind::Records {
                     reason: other.to_string(),
                 },
-            },
+            }),
         })?;
         Ok((validated, checked))
     }

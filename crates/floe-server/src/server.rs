@@ -162,6 +162,7 @@ impl RunningServer {
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
     let limit = Arc::new(Semaphore::new(broker.config.kafka.max_connections.max(1)));
+    let per_ip = crate::limits::PerIp::new(broker.config.kafka.max_connections_per_ip);
     let mut conns = JoinSet::new();
     loop {
         // A permit before accept: past the limit, new connections wait in the backlog.
@@ -175,11 +176,22 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                // Over its address's share: closed at once, as Kafka closes it, so that
+                // one host's sockets cannot take every slot of `max_connections`.
+                let Some(slot) = per_ip.admit(peer.ip()) else {
+                    broker
+                        .metrics
+                        .refusals
+                        .count(crate::limits::Limit::ConnectionsPerIp);
+                    drop(stream);
+                    continue;
+                };
                 let b = broker.clone();
                 let counted = broker.metrics.connection_opened();
                 conns.spawn(async move {
                     crate::connection::serve(b, stream, peer).await;
                     drop(counted);
+                    drop(slot);
                     drop(permit);
                 });
             }

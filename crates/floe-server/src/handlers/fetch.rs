@@ -1,6 +1,11 @@
 //! Fetch with long polling: answer at once when `min_bytes` are there, else wait for new
-//! appends until `max_wait_ms`. Byte limits follow KIP-74: per partition and per response,
-//! but the first partition with data always returns at least one whole batch.
+//! appends until `max_wait_ms`. Byte limits follow KIP-74 and Kafka's broker: the response
+//! holds at most the request's `max_bytes` and the broker's `fetch.max.bytes`
+//! (`[kafka] fetch_max_bytes`), each partition at most its `partition_max_bytes`, but the
+//! first partition with data always returns at least one whole batch, so a consumer
+//! makes progress whatever its limits say. The same budget covers local and lake-tier
+//! reads. A partition named twice counts once, as in Kafka (the last entry's offset and
+//! limit, at the first entry's place).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +40,9 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
     }
     let by_id = version >= 13;
     let mut topics = Vec::with_capacity(req.topics.len());
-    let mut wants = Vec::new();
+    let mut wants: Vec<Want> = Vec::new();
+    // (topic, partition) → index in `wants`, for partitions named more than once.
+    let mut seen: std::collections::HashMap<(TopicKey, i32), usize> = Default::default();
     for (topic_idx, t) in req.topics.iter().enumerate() {
         let topic = if by_id {
             broker.topic_by_id(t.topic_id)
@@ -49,7 +56,19 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
             resp.topic = t.topic.clone();
         }
         topics.push(resp);
+        let key = if by_id {
+            TopicKey::Id(t.topic_id)
+        } else {
+            TopicKey::Name(t.topic.0.to_string())
+        };
         for p in &t.partitions {
+            let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+            if let Some(&i) = seen.get(&(key.clone(), p.partition)) {
+                wants[i].fetch_offset = p.fetch_offset;
+                wants[i].max_bytes = max_bytes;
+                continue;
+            }
+            seen.insert((key.clone(), p.partition), wants.len());
             let target = match &topic {
                 None if by_id => Err(ResponseError::UnknownTopicId),
                 None => Err(ResponseError::UnknownTopicOrPartition),
@@ -67,16 +86,16 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
                 topic_idx,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
+                max_bytes,
                 target,
             });
         }
     }
-    let max_bytes = if req.max_bytes <= 0 {
-        usize::MAX
-    } else {
-        req.max_bytes as usize
-    };
+    // Kafka: min(request max_bytes, fetch.max.bytes); 0 or less still returns the first
+    // batch.
+    let max_bytes = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(broker.config.kafka.fetch_max_bytes);
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let wants = Arc::new(wants);
@@ -88,7 +107,11 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         .collect();
     let results = loop {
         let w = wants.clone();
-        let results = match tokio::task::spawn_blocking(move || read_all(&w, max_bytes)).await {
+        let results = match tokio::task::spawn_blocking(move || {
+            read_all(&w, &mut ResponseBudget::new(max_bytes))
+        })
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "fetch read task failed");
@@ -120,19 +143,26 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         drop(changed);
         if broker.shutdown.is_cancelled() {
             let w = wants.clone();
-            break tokio::task::spawn_blocking(move || read_all(&w, max_bytes))
-                .await
-                .unwrap_or_default();
+            break tokio::task::spawn_blocking(move || {
+                read_all(&w, &mut ResponseBudget::new(max_bytes))
+            })
+            .await
+            .unwrap_or_default();
         }
     };
     let mut results = results;
     if broker.lake.is_some() {
+        // Lake-tier partitions get what the local reads left of the response budget.
+        let mut budget = ResponseBudget::new(max_bytes);
+        for data in &results {
+            budget.spent(data.records.as_ref().map_or(0, |b| b.len()));
+        }
         for (want, data) in wants.iter().zip(results.iter_mut()) {
             let Ok(partition) = &want.target else {
                 continue;
             };
             if data.error_code == ResponseError::OffsetOutOfRange.code() {
-                from_lake(broker, want, data).await;
+                from_lake(broker, want, data, &mut budget).await;
             }
             data.log_start_offset = known_log_start(broker, partition, data.log_start_offset);
         }
@@ -149,8 +179,17 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
     FetchResponse::default().with_responses(topics)
 }
 
-/// Answers a fetch below the local log start from the topic's Iceberg table.
-async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) {
+/// Answers a fetch below the local log start from the topic's Iceberg table, within what
+/// is left of the response's `budget`.
+async fn from_lake(
+    broker: &Arc<Broker>,
+    want: &Want,
+    data: &mut PartitionData,
+    budget: &mut ResponseBudget,
+) {
+    let Some(limit) = budget.limit(want.max_bytes) else {
+        return;
+    };
     let Ok(partition) = &want.target else { return };
     let (start, _) = partition.offsets();
     if want.fetch_offset < 0 || want.fetch_offset >= start {
@@ -176,12 +215,15 @@ async fn from_lake(broker: &Arc<Broker>, want: &Want, data: &mut PartitionData) 
         partition.index,
         want.fetch_offset,
         end,
-        want.max_bytes.max(1),
+        limit,
         partition.log_append_time(),
     )
     .await
     {
         Ok(Some((records, _next))) => {
+            if !budget.take(records.len(), want.max_bytes) {
+                return;
+            }
             // The reader skips offsets without rows. Below the table's first offset
             // (the table's retention removed them) Kafka answers OFFSET_OUT_OF_RANGE, so
             // that consumers apply their auto.offset.reset rather than skip silently.
@@ -220,9 +262,7 @@ async fn below_table_start(
     }
 }
 
-fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
-    let mut remaining = max_bytes;
-    let mut have_data = false;
+fn read_all(wants: &[Want], budget: &mut ResponseBudget) -> Vec<PartitionData> {
     wants
         .iter()
         .map(|w| {
@@ -238,17 +278,14 @@ fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
             };
             let (start, end) = partition.offsets();
             let data = data.with_high_watermark(end).with_last_stable_offset(end).with_log_start_offset(start);
-            if remaining == 0 && have_data {
+            let Some(limit) = budget.limit(w.max_bytes) else {
                 return data.with_records(Some(Bytes::new()));
-            }
-            match partition.read(w.fetch_offset, w.max_bytes.min(remaining)) {
+            };
+            match partition.read(w.fetch_offset, limit) {
                 Ok(bytes) => {
-                    if have_data && bytes.len() > remaining {
-                        // Only the first partition with data may overshoot the response limit.
+                    if !budget.take(bytes.len(), w.max_bytes) {
                         return data.with_records(Some(Bytes::new()));
                     }
-                    remaining = remaining.saturating_sub(bytes.len());
-                    have_data |= !bytes.is_empty();
                     data.with_records(Some(bytes))
                 }
                 Err(e) => {
@@ -259,4 +296,86 @@ fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
             }
         })
         .collect()
+}
+
+/// A topic as a Fetch names it: by name, or by id from v13.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TopicKey {
+    Name(String),
+    Id(uuid::Uuid),
+}
+
+/// The bytes a Fetch response may still carry (KIP-74): reads take from it in order, and
+/// only the first read with data may go past its limits, by one batch.
+#[derive(Debug)]
+struct ResponseBudget {
+    remaining: usize,
+    have_data: bool,
+}
+
+impl ResponseBudget {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            remaining: max_bytes,
+            have_data: false,
+        }
+    }
+
+    /// The most a read of a partition limited to `partition_max` should ask for (reads
+    /// return at least one batch whatever they are asked), or None when nothing more fits.
+    fn limit(&self, partition_max: usize) -> Option<usize> {
+        let limit = partition_max.min(self.remaining);
+        (!self.have_data || limit > 0).then_some(limit)
+    }
+
+    /// Whether a read of `len` bytes goes into the response; if so, it is counted. The
+    /// first read with data always does (one whole batch, so the consumer makes
+    /// progress); later ones must fit their partition's limit and what is left.
+    fn take(&mut self, len: usize, partition_max: usize) -> bool {
+        if len == 0 {
+            return true;
+        }
+        if self.have_data && len > partition_max.min(self.remaining) {
+            return false;
+        }
+        self.spent(len);
+        true
+    }
+
+    /// Counts `len` bytes already in the response.
+    fn spent(&mut self, len: usize) {
+        if len > 0 {
+            self.remaining = self.remaining.saturating_sub(len);
+            self.have_data = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResponseBudget;
+
+    #[test]
+    fn the_first_read_with_data_passes_every_limit_and_later_ones_fit() {
+        // A request for 0 bytes (or a broker cap below the first batch) still gets one.
+        let mut b = ResponseBudget::new(0);
+        assert_eq!(b.limit(0), Some(0));
+        assert!(b.take(5000, 0), "the first batch goes out whole");
+        assert_eq!(b.limit(1 << 20), None, "nothing more fits");
+        assert!(!b.take(10, 1 << 20));
+
+        let mut b = ResponseBudget::new(100);
+        assert!(b.take(0, 10), "an empty read counts nothing");
+        assert!(b.take(150, 10), "first with data");
+        assert_eq!(b.limit(1 << 20), None);
+
+        let mut b = ResponseBudget::new(100);
+        assert!(b.take(60, 1000));
+        assert_eq!(b.limit(1000), Some(40));
+        assert_eq!(b.limit(30), Some(30), "the partition's own limit");
+        assert!(!b.take(35, 30), "over its partition's limit");
+        assert!(!b.take(41, 1000), "over what is left");
+        assert!(b.take(40, 1000));
+        assert_eq!(b.limit(1000), None);
+    }
 }

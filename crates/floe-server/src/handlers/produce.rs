@@ -1,8 +1,17 @@
 //! Produce: validate, append to the partition log, acknowledge per `acks`.
+//!
+//! One request's partitions append concurrently and share one decompression budget
+//! (`[kafka] max_request_decompressed_bytes`), drawn from the broker's pool
+//! (`decompression_pool_bytes`): see `floe_kafka::decompression`. A partition named twice
+//! in one request is refused with INVALID_REQUEST in every copy, as Kafka refuses
+//! duplicates in ListOffsets and CreateTopics (its Produce keeps the last copy silently;
+//! no client sends two, and taking neither keeps the answer unambiguous).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use floe_kafka::decompression::DecompressionBudget;
 use floe_kafka::ResponseError;
 use floe_log::AppendOutcome;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -12,7 +21,8 @@ use tracing::warn;
 use super::{code, log_error_code, sb};
 use crate::broker::{now_ms, Broker};
 use crate::config::FsyncPolicy;
-use crate::partition::Partition;
+use crate::limits::Limit;
+use crate::partition::{AppendError, Partition};
 
 fn refused(index: i32, e: ResponseError, msg: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -32,6 +42,19 @@ pub(super) async fn handle(
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let by_id = version >= 13;
+    let kafka = &broker.config.kafka;
+    let budget = Arc::new(DecompressionBudget::new(
+        kafka.max_request_decompressed_bytes,
+        Some(broker.decompression.clone()),
+        timeout.min(MAX_DECOMPRESSION_WAIT),
+    ));
+    let duplicates = duplicated_partitions(&req, by_id);
+    if !duplicates.is_empty() {
+        warn!(
+            partitions = duplicates.len(),
+            "produce names partitions more than once; those are refused"
+        );
+    }
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let topic = if by_id {
@@ -41,8 +64,16 @@ pub(super) async fn handle(
         };
         let mut parts = Vec::with_capacity(topic_data.partition_data.len());
         let mut pending = Vec::new();
+        let key = topic_key(&topic_data, by_id);
         for pd in topic_data.partition_data {
             let refuse = |e: ResponseError, msg: Option<String>| refused(pd.index, e, msg);
+            if duplicates.contains_key(&(key.clone(), pd.index)) {
+                parts.push(refuse(
+                    ResponseError::InvalidRequest,
+                    Some("the partition is named more than once in this request".into()),
+                ));
+                continue;
+            }
             let Some(topic) = &topic else {
                 let e = if by_id {
                     ResponseError::UnknownTopicId
@@ -127,7 +158,7 @@ pub(super) async fn handle(
         let appended = futures::future::join_all(
             pending
                 .into_iter()
-                .map(|(index, p, buf)| append(broker, index, p, buf, acks, timeout)),
+                .map(|(index, p, buf)| append(broker, index, p, buf, acks, timeout, &budget)),
         )
         .await;
         parts.extend(appended);
@@ -150,6 +181,41 @@ pub(super) async fn handle(
             .with_responses(responses)
             .with_throttle_time_ms(throttle_ms)
     })
+}
+
+/// The longest a produce request waits for room in the broker's decompression pool
+/// (less if its own timeout is shorter) before its partitions are refused as retriable.
+const MAX_DECOMPRESSION_WAIT: Duration = Duration::from_secs(5);
+
+/// A topic as a Produce names it: by name, or by id from v13.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TopicKey {
+    Name(String),
+    Id(uuid::Uuid),
+}
+
+fn topic_key(
+    t: &kafka_protocol::messages::produce_request::TopicProduceData,
+    by_id: bool,
+) -> TopicKey {
+    if by_id {
+        TopicKey::Id(t.topic_id)
+    } else {
+        TopicKey::Name(t.name.0.to_string())
+    }
+}
+
+/// The (topic, partition) pairs named more than once in `req`, with their counts.
+fn duplicated_partitions(req: &ProduceRequest, by_id: bool) -> HashMap<(TopicKey, i32), usize> {
+    let mut counts: HashMap<(TopicKey, i32), usize> = HashMap::new();
+    for t in &req.topic_data {
+        let key = topic_key(t, by_id);
+        for p in &t.partition_data {
+            *counts.entry((key.clone(), p.index)).or_default() += 1;
+        }
+    }
+    counts.retain(|_, n| *n > 1);
+    counts
 }
 
 /// Checks what the log does not (transactions) and stamps the leader epoch (always 0 on a
@@ -185,16 +251,28 @@ async fn append(
     buf: Vec<u8>,
     acks: i16,
     timeout: Duration,
+    budget: &Arc<DecompressionBudget>,
 ) -> PartitionProduceResponse {
     let p = partition.clone();
-    let result = tokio::task::spawn_blocking(move || p.append(buf, now_ms())).await;
+    let b = budget.clone();
+    let result = tokio::task::spawn_blocking(move || p.append(buf, now_ms(), &b)).await;
     let resp = PartitionProduceResponse::default()
         .with_index(index)
         .with_log_append_time_ms(-1);
     let outcome = match result {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
-            let err = log_error_code(&e);
+            let err = match &e {
+                AppendError::Log(e) => log_error_code(e),
+                AppendError::DecompressionBusy(_) => ResponseError::RequestTimedOut,
+                AppendError::DecompressionTooLarge { .. } => ResponseError::InvalidRecord,
+            };
+            if matches!(
+                e,
+                AppendError::DecompressionBusy(_) | AppendError::DecompressionTooLarge { .. }
+            ) {
+                broker.metrics.refusals.count(Limit::Decompression);
+            }
             warn!(topic = %partition.topic, partition = index, error = %e, code = err.code(), "produce refused");
             return resp
                 .with_error_code(err.code())
