@@ -244,6 +244,17 @@ pub struct BrokerProcess {
     env: Vec<(String, String)>,
 }
 
+/// A process's memory, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Resident set size.
+    pub rss: u64,
+    /// The largest resident set size since the process started.
+    pub peak_rss: u64,
+    /// Address space reserved (touched or not).
+    pub virtual_size: u64,
+}
+
 /// The HTTP port a spawned broker uses: chosen once per Kafka port so that respawns keep it.
 pub fn http_port(kafka_port: u16) -> u16 {
     paired_port(kafka_port, 0)
@@ -365,6 +376,50 @@ impl BrokerProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// As [`spawn`](Self::spawn), with `toml` as its config file (`--config`, written next
+    /// to the data dir): for settings that have no flag.
+    pub fn spawn_with_config(data_dir: &Path, port: u16, toml: &str, extra: &[&str]) -> Self {
+        let file = data_dir.with_extension("toml");
+        std::fs::write(&file, toml).expect("write the config file");
+        let file = file.to_string_lossy().into_owned();
+        let mut args = vec!["--config", file.as_str()];
+        args.extend_from_slice(extra);
+        Self::spawn(data_dir, port, &args)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its memory now, from `/proc/<pid>/status`.
+    pub fn memory(&self) -> Memory {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the broker process is alive");
+        let kib = |field: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("{field} in /proc status"))
+        };
+        Memory {
+            rss: kib("VmRSS:") * 1024,
+            peak_rss: kib("VmHWM:") * 1024,
+            virtual_size: kib("VmSize:") * 1024,
+        }
+    }
+
+    /// The broker's log so far (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Starts again on the same data dir and port.

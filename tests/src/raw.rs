@@ -103,6 +103,26 @@ pub fn batch(values: &[&[u8]], producer: Option<(i64, i16, i32)>) -> Bytes {
     buf.freeze()
 }
 
+/// A one-record batch whose records section is `n` zero bytes compressed with zstd: a
+/// few kilobytes on the wire.
+pub fn zstd_bomb(n: usize) -> Bytes {
+    use std::io::Write as _;
+    let mut b = batch(&[b"x"], None).to_vec();
+    b.truncate(61); // the v2 batch header
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd");
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..n / chunk.len() {
+        enc.write_all(&chunk).expect("zstd");
+    }
+    b.extend(enc.finish().expect("zstd"));
+    b[21..23].copy_from_slice(&4i16.to_be_bytes()); // attributes: zstd
+    let len = i32::try_from(b.len() - 12).expect("zstd");
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.into()
+}
+
 /// Produce v9 with acks=all to partition 0; the whole response.
 pub async fn produce_request(
     s: &mut TcpStream,

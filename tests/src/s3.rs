@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 pub const ACCESS_KEY: &str = "floe-test";
 /// Secret key the tests configure.
 pub const SECRET_KEY: &str = "floe-test-secret";
+/// Reader key the tests let the REST catalog hand out (`[lake.s3] reader_*`).
+pub const READER_KEY: &str = "floe-test-reader";
+/// Its secret.
+pub const READER_SECRET: &str = "floe-test-reader-secret";
 /// Region the tests configure.
 pub const REGION: &str = "us-east-1";
 
@@ -207,7 +211,8 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Points the broker's lake at `bucket/prefix` on `endpoint` (`http://host:port`) with the
-/// test credentials and path-style addressing.
+/// test credentials and path-style addressing; readers of the REST catalog get the
+/// separate reader key.
 pub fn configure_lake(
     config: &mut floe_server::ServerConfig,
     endpoint: &str,
@@ -220,4 +225,6 @@ pub fn configure_lake(
     config.lake.s3.access_key_id = Some(ACCESS_KEY.into());
     config.lake.s3.secret_access_key = Some(SECRET_KEY.into());
     config.lake.s3.path_style = true;
+    config.lake.s3.reader_access_key_id = Some(READER_KEY.into());
+    config.lake.s3.reader_secret_access_key = Some(READER_SECRET.into());
 }

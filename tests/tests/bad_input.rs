@@ -129,10 +129,16 @@ async fn bad_input_gets_kafka_errors_and_harms_nothing() {
     assert_eq!(produce(&mut ok, "good", undecodable()).await.0, 87);
 
     // A zstd batch of a few kilobytes whose records decompress to 300 MiB: refused
-    // (INVALID_RECORD) once it passes floe_kafka::records::MAX_DECOMPRESSED_BYTES, rather
-    // than decompressed whole.
+    // (INVALID_RECORD) once it passes the request's decompression budget
+    // ([kafka] max_request_decompressed_bytes, 256 MiB), rather than decompressed whole.
     let (code, msg) = {
-        let resp = floe_tests::raw::produce_request(&mut ok, "good", bomb(300 << 20), 5000).await;
+        let resp = floe_tests::raw::produce_request(
+            &mut ok,
+            "good",
+            floe_tests::raw::zstd_bomb(300 << 20),
+            5000,
+        )
+        .await;
         let p = &resp.responses[0].partition_responses[0];
         (
             p.error_code,
@@ -225,26 +231,6 @@ fn undecodable() -> bytes::Bytes {
     let crc = crc32c::crc32c(&bad[21..]);
     bad[17..21].copy_from_slice(&crc.to_be_bytes());
     bad.into()
-}
-
-/// A one-record batch whose records section is `n` zero bytes compressed with zstd: a
-/// few kilobytes on the wire.
-fn bomb(n: usize) -> bytes::Bytes {
-    use std::io::Write as _;
-    let mut b = batch(&[b"x"], None).to_vec();
-    b.truncate(61); // the v2 batch header
-    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-    let chunk = vec![0u8; 1 << 20];
-    for _ in 0..n / chunk.len() {
-        enc.write_all(&chunk).unwrap();
-    }
-    b.extend(enc.finish().unwrap());
-    b[21..23].copy_from_slice(&4i16.to_be_bytes()); // attributes: zstd
-    let len = i32::try_from(b.len() - 12).unwrap();
-    b[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.into()
 }
 
 /// Kafka's broker checks records whatever happens to them next; so does Floe with the

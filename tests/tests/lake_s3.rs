@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use floe_tests::lake::*;
 use floe_tests::proxy::TcpProxy;
-use floe_tests::s3::{configure_lake, S3Client, S3Server, ACCESS_KEY, REGION, SECRET_KEY};
+use floe_tests::s3::{
+    configure_lake, S3Client, S3Server, ACCESS_KEY, READER_KEY, READER_SECRET, REGION, SECRET_KEY,
+};
 use floe_tests::*;
 use rdkafka::Message;
 
@@ -74,8 +76,13 @@ async fn topic_lands_in_s3_and_reads_back_through_rest_and_kafka() {
     let config = &load["config"];
     assert_eq!(config["s3.endpoint"], endpoint);
     assert_eq!(config["s3.region"], REGION);
-    assert_eq!(config["s3.access-key-id"], ACCESS_KEY);
-    assert_eq!(config["s3.secret-access-key"], SECRET_KEY);
+    // The reader key, never the one Floe writes (and could delete the lake) with.
+    assert_eq!(config["s3.access-key-id"], READER_KEY);
+    assert_eq!(config["s3.secret-access-key"], READER_SECRET);
+    assert!(
+        !body.contains(SECRET_KEY) && !body.contains(&format!("\"{ACCESS_KEY}\"")),
+        "{body}"
+    );
     assert_eq!(config["s3.path-style-access"], "true");
 
     // PyIceberg reads the rows from S3 with only what the catalog told it.
@@ -220,4 +227,95 @@ async fn s3_unreachable_between_rounds_then_landing_resumes_by_itself() {
     let v = read_table(&broker.http_url(), "flaky", false).await;
     assert_rows_exactly(&v["rows"], 2, 240, |i| ts0 + i);
     broker.stop().await;
+}
+
+/// The REST catalog is open to anyone who reaches the HTTP port: it must never hand out
+/// the keys Floe writes (and could delete the lake) with. A real `floe serve` on S3 with
+/// no reader keys serves no credentials at all; with reader keys set, those and only those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_catalog_never_hands_out_the_keys_floe_writes_with() {
+    let s3 = S3Server::start();
+    s3.client().create_bucket(BUCKET);
+    let endpoint = s3.endpoint();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let writer = [
+        "--lake-warehouse",
+        "s3://lake/secrets",
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-region",
+        REGION,
+        "--s3-access-key-id",
+        ACCESS_KEY,
+        "--s3-secret-access-key",
+        SECRET_KEY,
+        "--s3-path-style",
+        "true",
+        "--lake-commit-interval",
+        "200ms",
+    ];
+    let mut broker = BrokerProcess::spawn(&data, 0, &writer);
+    let b = broker.bootstrap();
+    create_topic(&b, "orders", 1, &[]).await;
+    produce(&b, "orders", 1, 10, 1_700_000_000_000).await;
+    let answers = |http: String| async move {
+        let config = eventually(Duration::from_secs(60), "/v1/config", || {
+            let http = http.clone();
+            async move {
+                http_get(&format!("{http}/v1/config"))
+                    .ok()
+                    .filter(|r| r.0 == 200)
+            }
+        })
+        .await
+        .1;
+        let table = eventually(Duration::from_secs(60), "the table to load", || {
+            let http = http.clone();
+            async move {
+                http_get(&format!("{http}/v1/namespaces/kafka/tables/orders"))
+                    .ok()
+                    .filter(|r| r.0 == 200)
+            }
+        })
+        .await
+        .1;
+        (config, table)
+    };
+    let (config, table) = answers(broker.http_url()).await;
+    for body in [&config, &table] {
+        assert!(
+            !body.contains(SECRET_KEY),
+            "the writer's secret is served: {body}"
+        );
+        assert!(
+            !body.contains("s3.access-key-id"),
+            "a key id is served: {body}"
+        );
+        assert!(
+            !body.contains("s3.secret-access-key"),
+            "a secret is served: {body}"
+        );
+    }
+    let config: serde_json::Value = serde_json::from_str(&config).expect("json");
+    assert_eq!(config["defaults"]["s3.endpoint"], endpoint.as_str());
+    assert_eq!(config["defaults"]["s3.path-style-access"], "true");
+    broker.terminate();
+
+    // An operator who wants readers to get credentials names separate reader keys.
+    let mut args = writer.to_vec();
+    args.extend([
+        "--s3-reader-access-key-id",
+        READER_KEY,
+        "--s3-reader-secret-access-key",
+        READER_SECRET,
+    ]);
+    let broker = BrokerProcess::spawn(&data, 0, &args);
+    let (config, table) = answers(broker.http_url()).await;
+    assert!(!config.contains(SECRET_KEY) && !table.contains(SECRET_KEY));
+    let table: serde_json::Value = serde_json::from_str(&table).expect("json");
+    assert_eq!(table["config"]["s3.access-key-id"], READER_KEY);
+    assert_eq!(table["config"]["s3.secret-access-key"], READER_SECRET);
+    let config: serde_json::Value = serde_json::from_str(&config).expect("json");
+    assert_eq!(config["defaults"]["s3.access-key-id"], READER_KEY);
 }

@@ -11,6 +11,7 @@ mod lake_backpressure;
 mod lake_crash;
 mod lake_faults;
 mod lake_s3;
+mod limits;
 mod metrics;
 mod python_client;
 mod quickstart;

@@ -187,9 +187,6 @@ async fn from_lake(
     data: &mut PartitionData,
     budget: &mut ResponseBudget,
 ) {
-    let Some(limit) = budget.limit(want.max_bytes) else {
-        return;
-    };
     let Ok(partition) = &want.target else { return };
     let (start, _) = partition.offsets();
     if want.fetch_offset < 0 || want.fetch_offset >= start {
@@ -209,6 +206,14 @@ async fn from_lake(
     };
     // Offsets the local log still has are served from it on the next fetch.
     let end = table.landed(partition.index).min(start);
+    // The offset is readable; the response may have no room left for it.
+    let nothing = |data: &mut PartitionData| {
+        data.error_code = 0;
+        data.records = Some(Bytes::new());
+    };
+    let Some(limit) = budget.limit(want.max_bytes) else {
+        return nothing(data);
+    };
     match floe_lake::reader::fetch(
         &table.table(),
         &lake.read_ahead,
@@ -222,7 +227,7 @@ async fn from_lake(
     {
         Ok(Some((records, _next))) => {
             if !budget.take(records.len(), want.max_bytes) {
-                return;
+                return nothing(data);
             }
             // The reader skips offsets without rows. Below the table's first offset
             // (the table's retention removed them) Kafka answers OFFSET_OUT_OF_RANGE, so
