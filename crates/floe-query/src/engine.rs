@@ -2,12 +2,23 @@
 //! its own, bounded in memory and time, cancelled when its caller goes away.
 //!
 //! Queries never run on the broker's runtime: a heavy scan or aggregation would otherwise
-//! take the worker threads that serve produce requests and landing rounds. Each query
-//! gets its own memory pool of `memory_limit` bytes (sorts, aggregations and joins that
-//! need more fail with DataFusion's "Resources exhausted"), its own timeout, and its
-//! batches go through a small channel: a caller that stops reading (a closed HTTP
-//! connection, a cancelled Flight stream) drops the receiver, and the query stops.
+//! take the worker threads that serve produce requests and landing rounds, and the query
+//! runtime's threads run at the lowest CPU priority (nice 19), so on a busy machine Kafka
+//! requests and landing rounds go first. The limits, all in [`QueryLimits`]:
+//!
+//! - **one memory pool for all of SQL** (`memory_limit` bytes, shared by every query):
+//!   sorts, aggregations and joins that need more fail with DataFusion's "Resources
+//!   exhausted" however many queries run;
+//! - **a cap on queries at once** (`max_concurrent`); a further query waits up to
+//!   `queue_wait` for a turn, then gets [`Error::Busy`];
+//! - **guarded functions** (`crate::guard`): a function whose output size comes from an
+//!   argument is refused before it allocates past `max_function_output_bytes`;
+//! - **statements of at most `max_sql_bytes`**, no recursive CTEs, and no `SET`;
+//! - a timeout per query; its batches go through a small channel, so a caller that stops
+//!   reading (a closed HTTP connection, a cancelled Flight stream) drops the receiver and
+//!   the query stops.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +28,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache};
 use datafusion::execution::cache::DefaultFilesMetadataCache;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use crate::catalog::{FloeCatalog, SystemSchema, TopicSchema};
@@ -37,21 +49,48 @@ pub const CATALOG: &str = "floe";
 pub struct QueryConfig {
     /// The schema topics appear in: the Iceberg namespace of their tables (`kafka`).
     pub namespace: String,
-    /// Memory one query may hold in sorts, aggregations and joins.
-    pub memory_limit: usize,
     /// Longest a query may run, from planning to its last batch.
     pub timeout: Duration,
     /// Worker threads of the query runtime.
     pub threads: usize,
+    /// What queries may take.
+    pub limits: QueryLimits,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             namespace: "kafka".into(),
-            memory_limit: 1 << 30,
             timeout: Duration::from_secs(300),
             threads: 2,
+            limits: QueryLimits::default(),
+        }
+    }
+}
+
+/// Limits on what SQL may take from the process (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Memory all queries together may hold in sorts, aggregations and joins.
+    pub memory_limit: usize,
+    /// Queries running at once.
+    pub max_concurrent: usize,
+    /// How long a query waits for a turn when `max_concurrent` run.
+    pub queue_wait: Duration,
+    /// The most one call of a growing function may return (see `crate::guard`).
+    pub max_function_output_bytes: usize,
+    /// The longest statement accepted.
+    pub max_sql_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            memory_limit: 1 << 30,
+            max_concurrent: 4,
+            queue_wait: Duration::from_secs(5),
+            max_function_output_bytes: 256 << 20,
+            max_sql_bytes: 64 << 10,
         }
     }
 }
@@ -67,6 +106,8 @@ pub struct QueryStats {
     pub cancelled: AtomicU64,
     /// Queries running now.
     pub running: AtomicU64,
+    /// Queries refused because `max_concurrent` ran for all of `queue_wait`.
+    pub busy: AtomicU64,
 }
 
 /// Memory for cached Parquet metadata (DataFusion's default for its own tables).
@@ -82,6 +123,10 @@ pub struct QueryEngine {
     /// Parquet footers and page indexes of local data files, shared by every session
     /// (data files never change: a rewrite makes new ones).
     parquet_metadata: Arc<dyn FileMetadataCache>,
+    /// The one memory pool of all queries.
+    pool: Arc<dyn MemoryPool>,
+    /// A permit per running query.
+    turns: Arc<Semaphore>,
 }
 
 /// A query's answer: its schema, then its batches as they are produced.
@@ -101,9 +146,17 @@ impl QueryEngine {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("floe-query")
+            // Plans are trees walked recursively; a long statement makes a deep one.
+            .thread_stack_size(QUERY_STACK_BYTES)
+            .on_thread_start(lowest_cpu_priority)
             .enable_all()
             .build()
             .map_err(|e| Error::Setup(format!("query runtime: {e}")))?;
+        let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(config.limits.memory_limit),
+            NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+        ));
+        let turns = Arc::new(Semaphore::new(config.limits.max_concurrent.max(1)));
         let lake = floe_lake::schema::arrow_schema().map_err(|e| Error::Setup(e.to_string()))?;
         let schema = crate::lake_scan::query_schema(&lake);
         Ok(Self {
@@ -113,7 +166,14 @@ impl QueryEngine {
             runtime: Some(runtime),
             stats: Arc::new(QueryStats::default()),
             parquet_metadata: Arc::new(DefaultFilesMetadataCache::new(PARQUET_METADATA_BYTES)),
+            pool,
+            turns,
         })
+    }
+
+    /// Bytes the queries hold in the shared pool now.
+    pub fn memory_reserved(&self) -> usize {
+        self.pool.reserved()
     }
 
     /// Counters.
@@ -127,18 +187,20 @@ impl QueryEngine {
     }
 
     /// A session over the catalog, with the JSON functions and the time-travel table
-    /// functions, and a memory pool of its own.
+    /// functions, drawing on the engine's one memory pool, its growing functions guarded.
     ///
     /// # Errors
     /// DataFusion set-up failures.
     pub fn session(&self) -> Result<SessionContext> {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, &self.config.namespace)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
+        // A recursive CTE can double a value on every round, past any per-call guard.
+        config.options_mut().execution.enable_recursive_ctes = false;
         // No spilling: a broker's disk is for the WAL, and the limit is meant to bite.
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(self.config.memory_limit, 1.0)
+            .with_memory_pool(self.pool.clone())
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
@@ -178,26 +240,54 @@ impl QueryEngine {
             );
         }
         datafusion_functions_json::register_all(&mut ctx)?;
+        crate::guard::install(&mut ctx, self.config.limits.max_function_output_bytes);
         Ok(ctx)
+    }
+
+    /// A turn to run a query, waiting up to `queue_wait` for one.
+    async fn turn(&self) -> Result<OwnedSemaphorePermit> {
+        let wait = self.config.limits.queue_wait;
+        match tokio::time::timeout(wait, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::Setup("the query engine is shut down".into())),
+            Err(_) => {
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Busy {
+                    running: self.config.limits.max_concurrent,
+                    waited: wait,
+                })
+            }
+        }
     }
 
     /// Plans and starts `sql`; returns once its schema is known (planning errors come
     /// back here), with its batches following in the stream.
     ///
     /// # Errors
-    /// The SQL does not parse or plan (DataFusion's message), names an unknown topic, is
-    /// not a query (DDL, DML and `SET` are refused), or times out while planning.
+    /// The SQL is over `max_sql_bytes`, does not parse or plan (DataFusion's message),
+    /// names an unknown topic, is not a query (DDL, DML and `SET` are refused), or times
+    /// out while planning; [`Error::Busy`] when `max_concurrent` queries ran for all of
+    /// `queue_wait`.
     pub async fn execute(&self, sql: &str) -> Result<QueryStream> {
         let runtime = self
             .runtime
             .as_ref()
             .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
+        let max = self.config.limits.max_sql_bytes;
+        if sql.len() > max {
+            return Err(Error::SqlTooLong {
+                len: sql.len(),
+                max,
+            });
+        }
+        let turn = self.turn().await?;
         let ctx = self.session()?;
         let (schema_tx, schema_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(2);
         let (sql, timeout, stats) = (sql.to_owned(), self.config.timeout, self.stats.clone());
         stats.running.fetch_add(1, Ordering::Relaxed);
         runtime.spawn(async move {
+            let _turn = turn;
             let _running = Running(stats.clone());
             let work = run(ctx, &sql, schema_tx, &tx);
             let outcome = tokio::select! {
@@ -267,6 +357,21 @@ impl Drop for QueryEngine {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// Stack of the query runtime's threads: DataFusion walks plans recursively, and a
+/// statement of `max_sql_bytes` can nest thousands of levels (a chain of `UNION ALL` or
+/// of CTEs).
+const QUERY_STACK_BYTES: usize = 64 << 20;
+
+/// Runs the calling thread at the lowest CPU priority (nice 19): query threads then take
+/// only the CPU that Kafka requests and landing rounds leave. Best effort: a failure is
+/// logged and the thread runs at the normal priority.
+fn lowest_cpu_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!(error = %e, "cannot lower the priority of a query thread");
     }
 }
 

@@ -18,6 +18,22 @@ pub enum Error {
     /// Setting up the engine failed.
     #[error("starting the query engine: {0}")]
     Setup(String),
+    /// `max_concurrent` queries ran for all of `queue_wait`: retry later.
+    #[error("the broker is busy: {running} queries are running ([query] max_concurrent) and none finished within {waited:?}; retry later")]
+    Busy {
+        /// The cap.
+        running: usize,
+        /// How long the query waited.
+        waited: std::time::Duration,
+    },
+    /// The statement is longer than `max_sql_bytes`.
+    #[error("the statement is {len} bytes, over the limit of {max} ([query] max_sql_bytes)")]
+    SqlTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl Error {
@@ -32,7 +48,8 @@ impl Error {
                     | DataFusionError::NotImplemented(_)
                     | DataFusionError::ResourcesExhausted(_)
             ),
-            Self::Timeout(_) | Self::Cancelled | Self::Setup(_) => false,
+            Self::SqlTooLong { .. } => true,
+            Self::Timeout(_) | Self::Cancelled | Self::Setup(_) | Self::Busy { .. } => false,
         }
     }
 }

@@ -17,13 +17,14 @@ pub mod client;
 mod engine;
 mod error;
 pub mod flight;
+mod guard;
 mod lake_scan;
 mod source;
 mod time_travel;
 mod topic_table;
 
 pub use catalog::SYSTEM_SCHEMA;
-pub use engine::{QueryConfig, QueryEngine, QueryStats, QueryStream, CATALOG};
+pub use engine::{QueryConfig, QueryEngine, QueryLimits, QueryStats, QueryStream, CATALOG};
 pub use error::{Error, Result};
 pub use source::{GroupOffset, PartitionInfo, TopicView, Topics};
 

@@ -377,7 +377,10 @@ async fn queries_are_bounded_in_time_and_memory_and_stop_when_dropped() {
     let e = engine(
         &f,
         QueryConfig {
-            memory_limit: 1 << 20,
+            limits: floe_query::QueryLimits {
+                memory_limit: 1 << 20,
+                ..Default::default()
+            },
             ..QueryConfig::default()
         },
     );

@@ -360,9 +360,30 @@ pub struct QuerySection {
     pub enabled: bool,
     /// Address of the Arrow Flight SQL listener (port 0 picks a free port).
     pub flight_listen: String,
-    /// Memory one query may hold in sorts, aggregations and joins; past it the query
-    /// fails with "Resources exhausted".
+    /// Memory all queries together may hold in sorts, aggregations and joins; past it a
+    /// query fails with "Resources exhausted".
     pub memory_limit_bytes: usize,
+    /// Queries running at once; a further one waits up to `queue_wait`, then is refused
+    /// as busy (HTTP 503, Flight `UNAVAILABLE`).
+    pub max_concurrent: usize,
+    /// How long a query waits for a turn.
+    #[serde(with = "humantime_serde")]
+    pub queue_wait: Duration,
+    /// The most one call of a function whose output size comes from its arguments
+    /// (`repeat`, `range`, `lpad`, `array_repeat`, `concat`, ...) may return for one batch,
+    /// unless an input column is larger; past it the query fails before the function
+    /// allocates.
+    pub max_function_output_bytes: usize,
+    /// The longest SQL statement accepted.
+    pub max_sql_bytes: usize,
+    /// Rows one `POST /v1/sql` answer carries; past it a JSON answer ends with
+    /// `"truncated": true` and an Arrow answer is cut off with an error.
+    pub http_max_rows: usize,
+    /// Bytes one `POST /v1/sql` answer carries (checked every 1,024 rows), likewise.
+    pub http_max_bytes: usize,
+    /// How long a statement planned over Flight SQL waits for its DoGet.
+    #[serde(with = "humantime_serde")]
+    pub flight_ticket_ttl: Duration,
     /// Longest a query may run; past it the query is cancelled.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -376,6 +397,13 @@ impl Default for QuerySection {
             enabled: true,
             flight_listen: "0.0.0.0:50051".into(),
             memory_limit_bytes: 1 << 30,
+            max_concurrent: 4,
+            queue_wait: Duration::from_secs(5),
+            max_function_output_bytes: 256 << 20,
+            max_sql_bytes: 64 << 10,
+            http_max_rows: 1_000_000,
+            http_max_bytes: 256 << 20,
+            flight_ticket_ttl: Duration::from_secs(60),
             timeout: Duration::from_secs(300),
             threads: 0,
         }

@@ -27,9 +27,15 @@ pub fn start_engine(broker: &Arc<Broker>) -> Result<Arc<QueryEngine>> {
     };
     let config = QueryConfig {
         namespace: broker.config.lake.namespace.clone(),
-        memory_limit: q.memory_limit_bytes,
         timeout: q.timeout,
         threads,
+        limits: floe_query::QueryLimits {
+            memory_limit: q.memory_limit_bytes,
+            max_concurrent: q.max_concurrent,
+            queue_wait: q.queue_wait,
+            max_function_output_bytes: q.max_function_output_bytes,
+            max_sql_bytes: q.max_sql_bytes,
+        },
     };
     let topics = Arc::new(BrokerTopics(Arc::downgrade(broker)));
     let engine =
