@@ -19,3 +19,4 @@ mod replay;
 mod shutdown;
 mod spark;
 mod sql;
+mod sql_limits;

@@ -14,6 +14,38 @@ pub struct SqlClient {
     inner: FlightSqlServiceClient<Channel>,
 }
 
+/// A statement planned by [`SqlClient::plan`], to fetch later.
+#[derive(Debug, Clone)]
+pub struct Planned(arrow_flight::Ticket);
+
+impl Planned {
+    /// The statement handle inside the ticket (Floe's are 16 random bytes).
+    ///
+    /// # Errors
+    /// A ticket that is not a Flight SQL statement ticket.
+    pub fn handle(&self) -> Result<Vec<u8>, ClientError> {
+        use arrow_flight::sql::{Any, TicketStatementQuery};
+        use prost::Message;
+        let any = Any::decode(self.0.ticket.clone())
+            .map_err(|e| ClientError(format!("not a Flight SQL ticket: {e}")))?;
+        let t: TicketStatementQuery = any
+            .unpack()
+            .map_err(|e| ClientError(format!("not a statement ticket: {e}")))?
+            .ok_or_else(|| ClientError("not a statement ticket".into()))?;
+        Ok(t.statement_handle.to_vec())
+    }
+
+    /// A ticket for the statement handle `handle` (for trying handles one was not given).
+    pub fn from_handle(handle: Vec<u8>) -> Self {
+        use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+        use prost::Message;
+        let t = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        Self(arrow_flight::Ticket::new(t.as_any().encode_to_vec()))
+    }
+}
+
 /// Why a statement failed, as the user should read it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -92,6 +124,30 @@ impl SqlClient {
             .flatten()
             .map_err(ClientError::from);
         Ok((schema, batches))
+    }
+
+    /// Plans `sql` (Flight SQL GetFlightInfo) without fetching its answer.
+    ///
+    /// # Errors
+    /// The server refused the statement (its message), or the connection failed.
+    pub async fn plan(&mut self, sql: &str) -> Result<Planned, ClientError> {
+        let info = self.inner.execute(sql.to_owned(), None).await?;
+        let ticket = info
+            .endpoint
+            .into_iter()
+            .find_map(|e| e.ticket)
+            .ok_or_else(|| ClientError("the server sent no ticket".into()))?;
+        Ok(Planned(ticket))
+    }
+
+    /// Fetches a planned statement's answer (Flight DoGet).
+    ///
+    /// # Errors
+    /// The server does not know the ticket (unknown, expired, fetched already, or
+    /// another connection's), or the connection failed.
+    pub async fn fetch(&mut self, planned: &Planned) -> Result<Vec<RecordBatch>, ClientError> {
+        let stream = self.inner.do_get(planned.0.clone()).await?;
+        Ok(stream.map_err(ClientError::from).try_collect().await?)
     }
 
     /// Runs `sql` and collects every batch.

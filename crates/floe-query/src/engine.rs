@@ -90,7 +90,7 @@ impl Default for QueryLimits {
             max_concurrent: 4,
             queue_wait: Duration::from_secs(5),
             max_function_output_bytes: 256 << 20,
-            max_sql_bytes: 64 << 10,
+            max_sql_bytes: 16 << 10,
         }
     }
 }
@@ -108,6 +108,8 @@ pub struct QueryStats {
     pub running: AtomicU64,
     /// Queries refused because `max_concurrent` ran for all of `queue_wait`.
     pub busy: AtomicU64,
+    /// Queries a limit refused or stopped (busy included): see [`Error::is_limit`].
+    pub refused: AtomicU64,
 }
 
 /// Memory for cached Parquet metadata (DataFusion's default for its own tables).
@@ -252,6 +254,7 @@ impl QueryEngine {
             Ok(Err(_)) => Err(Error::Setup("the query engine is shut down".into())),
             Err(_) => {
                 self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 Err(Error::Busy {
                     running: self.config.limits.max_concurrent,
                     waited: wait,
@@ -275,6 +278,7 @@ impl QueryEngine {
             .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
         let max = self.config.limits.max_sql_bytes;
         if sql.len() > max {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Error::SqlTooLong {
                 len: sql.len(),
                 max,
@@ -306,6 +310,9 @@ impl QueryEngine {
                     debug!(sql = %sql, "query cancelled: its caller went away");
                 }
                 Err(e) => {
+                    if e.is_limit() {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                    }
                     if matches!(e, Error::Timeout(_)) {
                         stats.cancelled.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -334,6 +341,34 @@ impl QueryEngine {
                     "the query task ended without an answer".into(),
                 )),
             },
+        }
+    }
+
+    /// Runs `sql` and encodes its answer for HTTP in `format` as it is produced, on the
+    /// query runtime, within `limits`. Returns once the first piece (the head and the
+    /// first rows, or the whole answer) is there, so that a query failing before any row
+    /// is an error here rather than a cut-off answer.
+    ///
+    /// # Errors
+    /// As [`Self::execute`], failures before the first rows, and [`Error::Answer`] when
+    /// the rows cannot be encoded in `format`.
+    pub async fn answer(
+        &self,
+        sql: &str,
+        format: crate::answer::Format,
+        limits: crate::answer::AnswerLimits,
+    ) -> Result<Answer> {
+        let stream = self.execute(sql).await?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
+        let (tx, mut rx) = mpsc::channel(4);
+        runtime.spawn(encode(stream, format, limits, tx, self.stats.clone()));
+        match rx.recv().await {
+            Some(Ok(first)) => Ok(Answer { first, rest: rx }),
+            Some(Err(e)) => Err(e),
+            None => Err(Error::Setup("the answer ended before it began".into())),
         }
     }
 
@@ -373,6 +408,89 @@ fn lowest_cpu_priority() {
     if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
         tracing::debug!(error = %e, "cannot lower the priority of a query thread");
     }
+}
+
+/// A query's answer encoded for HTTP (see [`QueryEngine::answer`]).
+pub struct Answer {
+    /// The head and the first rows, or the whole answer.
+    pub first: Vec<u8>,
+    /// The rest as it is produced. An error ends it, and the answer must then be cut off
+    /// (Arrow answers past their limit or failing after their first rows; a JSON answer
+    /// carries those in its last piece instead).
+    pub rest: mpsc::Receiver<Result<Vec<u8>>>,
+}
+
+/// Encodes `stream` piece by piece into `tx` (see [`QueryEngine::answer`]). Dropping the
+/// stream early (a limit reached, the receiver gone) cancels the query.
+async fn encode(
+    mut stream: QueryStream,
+    format: crate::answer::Format,
+    limits: crate::answer::AnswerLimits,
+    tx: mpsc::Sender<Result<Vec<u8>>>,
+    stats: Arc<QueryStats>,
+) {
+    use crate::answer::{Encoder, Format, Progress};
+    let encoding = |e: datafusion::arrow::error::ArrowError| Error::Answer(e.to_string());
+    let mut enc = match Encoder::new(&stream.schema, format, limits) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = tx.send(Err(encoding(e))).await;
+            return;
+        }
+    };
+    let mut first = true;
+    let mut failed: Option<Error> = None;
+    while let Some(item) = stream.batches.recv().await {
+        let progress = match item.and_then(|b| enc.batch(&b).map_err(encoding)) {
+            Ok(p) => p,
+            Err(e) if first => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        first = false;
+        if progress == Progress::Full {
+            break;
+        }
+        // The head goes out with the first rows.
+        if tx.send(Ok(enc.take())).await.is_err() {
+            return;
+        }
+    }
+    // Stops the query if a limit cut it short.
+    drop(stream);
+    if failed.as_ref().is_some_and(Error::is_limit) {
+        stats.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    let cut = match (&failed, enc.truncated()) {
+        (Some(e), _) => Some(Error::Answer(e.to_string())),
+        (None, true) => Some(Error::AnswerLimit { rows: enc.rows() }),
+        (None, false) => None,
+    };
+    let last = match (format, cut) {
+        (Format::ArrowStream, Some(e)) => {
+            tracing::debug!(error = %e, "Arrow answer cut off");
+            let head = enc.take();
+            if !head.is_empty() {
+                let _ = tx.send(Ok(head)).await;
+            }
+            Err(e)
+        }
+        (_, cut) => {
+            let message = failed.as_ref().map(ToString::to_string);
+            if cut.is_some() {
+                tracing::debug!(rows = enc.rows(), "JSON answer truncated");
+            }
+            enc.finish(message.as_deref())
+                .map(|()| enc.take())
+                .map_err(encoding)
+        }
+    };
+    let _ = tx.send(last).await;
 }
 
 /// Decrements the running count however the query ends.

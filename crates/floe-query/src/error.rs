@@ -26,6 +26,15 @@ pub enum Error {
         /// How long the query waited.
         waited: std::time::Duration,
     },
+    /// The answer cannot be encoded in the format asked for.
+    #[error("{0}")]
+    Answer(String),
+    /// The answer reached the row or byte limit of an HTTP answer after `rows` rows.
+    #[error("the answer reached [query] http_max_rows or http_max_bytes after {rows} rows; ask for fewer (LIMIT) or read it over Flight SQL")]
+    AnswerLimit {
+        /// Rows sent.
+        rows: usize,
+    },
     /// The statement is longer than `max_sql_bytes`.
     #[error("the statement is {len} bytes, over the limit of {max} ([query] max_sql_bytes)")]
     SqlTooLong {
@@ -48,10 +57,48 @@ impl Error {
                     | DataFusionError::NotImplemented(_)
                     | DataFusionError::ResourcesExhausted(_)
             ),
-            Self::SqlTooLong { .. } => true,
+            Self::SqlTooLong { .. } | Self::Answer(_) | Self::AnswerLimit { .. } => true,
             Self::Timeout(_) | Self::Cancelled | Self::Setup(_) | Self::Busy { .. } => false,
         }
     }
+
+    /// Whether a limit of `[query]` refused the query (rather than the SQL being wrong or
+    /// the server failing): too many at once, too long, out of memory, a function's
+    /// output, an answer's size.
+    pub fn is_limit(&self) -> bool {
+        match self {
+            Self::Busy { .. } | Self::SqlTooLong { .. } | Self::AnswerLimit { .. } => true,
+            Self::DataFusion(e) => matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)),
+            _ => false,
+        }
+    }
+
+    /// Which kind of failure this is for a client: every surface (HTTP, Flight SQL) maps
+    /// the kind to its own status in one place.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::Cancelled => ErrorKind::Cancelled,
+            Self::Busy { .. } => ErrorKind::Busy,
+            e if e.is_user_error() => ErrorKind::User,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What a client should make of an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The statement, or what it asks for, is at fault: do not retry it as it is.
+    User,
+    /// Too many queries run now: retry later.
+    Busy,
+    /// The query ran past its time limit.
+    Timeout,
+    /// The caller went away.
+    Cancelled,
+    /// The server failed.
+    Internal,
 }
 
 /// Shorthand.

@@ -2,13 +2,15 @@
 //!
 //! A statement is planned and started in GetFlightInfo (so SQL errors come back there,
 //! as `InvalidArgument` with DataFusion's message), parked under a ticket, and streamed
-//! by DoGet. A parked query nobody fetches within a minute is dropped, which cancels it.
-//! Prepared statements are not offered: drivers (ADBC included) fall back to plain
-//! statements when the server answers "unimplemented".
+//! by DoGet. A ticket is 128 random bits, good only on the connection that planned it
+//! (its peer address), once, and for `[query] flight_ticket_ttl`: a task sweeps parked
+//! queries nobody fetched in time, which cancels them and frees their turn. Prepared
+//! statements are not offered: drivers (ADBC included) fall back to plain statements
+//! when the server answers "unimplemented".
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,46 +29,89 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::engine::{QueryEngine, QueryStream};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
-/// How long a planned query waits for its DoGet.
-const PARKED_FOR: Duration = Duration::from_secs(60);
+/// A planned query waiting for its DoGet.
+struct Parked {
+    since: Instant,
+    /// The connection that planned it; None when the transport does not say.
+    owner: Option<SocketAddr>,
+    stream: QueryStream,
+}
 
 /// The Flight SQL service over a [`QueryEngine`].
 #[derive(Clone)]
 pub struct FlightSql {
     engine: Arc<QueryEngine>,
-    next: Arc<AtomicU64>,
-    parked: Arc<parking_lot::Mutex<HashMap<u64, (Instant, QueryStream)>>>,
+    ttl: Duration,
+    parked: Arc<parking_lot::Mutex<HashMap<[u8; 16], Parked>>>,
 }
 
 impl FlightSql {
-    /// A service answering from `engine`.
-    pub fn new(engine: Arc<QueryEngine>) -> Self {
+    /// A service answering from `engine`, whose tickets are good for `ttl`.
+    pub fn new(engine: Arc<QueryEngine>, ttl: Duration) -> Self {
         Self {
             engine,
-            next: Arc::new(AtomicU64::new(1)),
+            ttl,
             parked: Arc::default(),
         }
     }
 
-    fn park(&self, stream: QueryStream) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
+    fn park(&self, stream: QueryStream, owner: Option<SocketAddr>) -> [u8; 16] {
+        let handle = *uuid::Uuid::new_v4().as_bytes();
+        self.parked.lock().insert(
+            handle,
+            Parked {
+                since: Instant::now(),
+                owner,
+                stream,
+            },
+        );
+        handle
+    }
+
+    /// Drops the parked queries older than the ticket lifetime (which cancels them).
+    fn sweep(&self) -> usize {
         let mut parked = self.parked.lock();
-        parked.retain(|_, (at, _)| at.elapsed() < PARKED_FOR);
-        parked.insert(id, (Instant::now(), stream));
-        id
+        let before = parked.len();
+        parked.retain(|_, p| p.since.elapsed() < self.ttl);
+        before - parked.len()
+    }
+
+    /// Queries parked now (tests).
+    pub fn parked(&self) -> usize {
+        self.parked.lock().len()
+    }
+
+    /// Sweeps expired tickets every quarter of their lifetime (at least every second)
+    /// until `shutdown`.
+    pub async fn run_sweeper(self, shutdown: CancellationToken) {
+        let every = (self.ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {
+                    let dropped = self.sweep();
+                    if dropped > 0 {
+                        tracing::debug!(dropped, "planned Flight SQL queries expired without a DoGet");
+                    }
+                }
+            }
+        }
     }
 }
 
-/// A query error as the client sees it: the user's mistakes as `InvalidArgument` (ADBC
-/// raises `ProgrammingError`), the rest as `Internal`, DataFusion's message either way.
+/// A query error as the client sees it, by [`ErrorKind`]: the user's mistakes as
+/// `InvalidArgument` (ADBC raises `ProgrammingError`), busy as `Unavailable` (retriable),
+/// DataFusion's message either way.
 pub fn status(e: &Error) -> Status {
-    match e {
-        Error::Timeout(_) => Status::deadline_exceeded(e.to_string()),
-        Error::Cancelled => Status::cancelled(e.to_string()),
-        e if e.is_user_error() => Status::invalid_argument(e.to_string()),
-        e => Status::internal(e.to_string()),
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::User => Status::invalid_argument(message),
+        ErrorKind::Busy => Status::unavailable(message),
+        ErrorKind::Timeout => Status::deadline_exceeded(message),
+        ErrorKind::Cancelled => Status::cancelled(message),
+        ErrorKind::Internal => Status::internal(message),
     }
 }
 
@@ -81,15 +126,16 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let owner = request.remote_addr();
         let stream = self
             .engine
             .execute(&query.query)
             .await
             .map_err(|e| status(&e))?;
         let schema = stream.schema.clone();
-        let id = self.park(stream);
+        let handle = self.park(stream, owner);
         let ticket = TicketStatementQuery {
-            statement_handle: id.to_be_bytes().to_vec().into(),
+            statement_handle: handle.to_vec().into(),
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
@@ -104,15 +150,22 @@ impl FlightSqlService for FlightSql {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let id = <[u8; 8]>::try_from(&ticket.statement_handle[..])
-            .map(u64::from_be_bytes)
+        let handle = <[u8; 16]>::try_from(&ticket.statement_handle[..])
             .map_err(|_| Status::invalid_argument("not a Floe statement handle"))?;
-        let (_, stream) =
-            self.parked.lock().remove(&id).ok_or_else(|| {
-                Status::not_found("unknown, expired or already fetched statement")
-            })?;
+        let peer = request.remote_addr();
+        let stream = {
+            let mut parked = self.parked.lock();
+            // Another connection's ticket is answered as if it did not exist.
+            match parked.get(&handle) {
+                Some(p) if p.owner == peer && p.since.elapsed() < self.ttl => {
+                    parked.remove(&handle).map(|p| p.stream)
+                }
+                _ => None,
+            }
+        }
+        .ok_or_else(|| Status::not_found("unknown, expired or already fetched statement"))?;
         let schema = wire_schema(stream.schema.clone());
         let batches =
             tokio_stream(stream.batches).map_err(|e| FlightError::Tonic(Box::new(status(&e))));
@@ -150,11 +203,15 @@ fn tokio_stream<T: Send + 'static>(
 pub async fn serve(
     engine: Arc<QueryEngine>,
     listener: tokio::net::TcpListener,
+    ticket_ttl: Duration,
     shutdown: CancellationToken,
 ) {
     let addr = listener.local_addr().ok();
     info!(listen = ?addr, "floe is serving Arrow Flight SQL");
-    let service = FlightServiceServer::new(FlightSql::new(engine));
+    let flight = FlightSql::new(engine, ticket_ttl);
+    let mut sweeper = tokio::task::JoinSet::new();
+    sweeper.spawn(flight.clone().run_sweeper(shutdown.clone()));
+    let service = FlightServiceServer::new(flight);
     let served = Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(
@@ -166,6 +223,7 @@ pub async fn serve(
     if let Err(e) = served {
         warn!(error = %e, "Flight SQL server stopped with an error");
     }
+    sweeper.abort_all();
 }
 
 impl std::fmt::Debug for FlightSql {

@@ -270,7 +270,7 @@ impl ScalarUDFImpl for Guarded {
             let width = fixed_width(field.data_type());
             let most = (self.limit / 8192).max(1) as u128;
             if width > most {
-                return Err(DataFusionError::Plan(format!(
+                return Err(DataFusionError::ResourcesExhausted(format!(
                     "arrow_cast to {}: {width} bytes per row is over the {most} bytes a row may \
                      take ([query] max_function_output_bytes / 8192)",
                     field.data_type()

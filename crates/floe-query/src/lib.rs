@@ -24,8 +24,8 @@ mod time_travel;
 mod topic_table;
 
 pub use catalog::SYSTEM_SCHEMA;
-pub use engine::{QueryConfig, QueryEngine, QueryLimits, QueryStats, QueryStream, CATALOG};
-pub use error::{Error, Result};
+pub use engine::{Answer, QueryConfig, QueryEngine, QueryLimits, QueryStats, QueryStream, CATALOG};
+pub use error::{Error, ErrorKind, Result};
 pub use source::{GroupOffset, PartitionInfo, TopicView, Topics};
 
 /// The Arrow crates this one builds on, for callers that print or encode answers.

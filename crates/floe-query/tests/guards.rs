@@ -284,3 +284,53 @@ fn query_threads_run_at_the_lowest_cpu_priority() {
     assert!(seen > 0, "no floe-query thread found");
     drop(e);
 }
+
+/// Statements as long as `max_sql_bytes` allows, shaped to make the deepest plans: each
+/// is answered or refused, and the process is still there (a stack overflow would abort
+/// it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deepest_plans_a_statement_can_make_do_not_take_the_process_down() {
+    let e = engine(QueryLimits::default());
+    let max = QueryLimits::default().max_sql_bytes;
+    let fill = |head: &str, each: &dyn Fn(usize) -> String, tail: &str| {
+        let mut sql = head.to_owned();
+        let mut i = 0;
+        loop {
+            let next = each(i);
+            if sql.len() + next.len() + tail.len() > max {
+                break;
+            }
+            sql.push_str(&next);
+            i += 1;
+        }
+        sql.push_str(tail);
+        sql
+    };
+    let unions = fill("SELECT 1 AS x", &|_| " UNION ALL SELECT 1".to_owned(), "");
+    let ctes = fill(
+        "WITH c0 AS (SELECT 1 AS x)",
+        &|i| format!(", c{} AS (SELECT x + 1 AS x FROM c{i})", i + 1),
+        " SELECT 1",
+    );
+    let joins = fill(
+        "SELECT count(*) FROM generate_series(1, 1) t0",
+        &|i| format!(" JOIN generate_series(1, 1) t{} ON true", i + 1),
+        "",
+    );
+    let nested = fill("SELECT ", &|_| "(".to_owned(), "1");
+    for (what, sql) in [
+        ("unions", unions),
+        ("ctes", ctes),
+        ("joins", joins),
+        ("nested", nested),
+    ] {
+        // Answered or refused with an error; either way within the deadline.
+        let outcome = tokio::time::timeout(Duration::from_secs(120), e.collect(&sql)).await;
+        assert!(
+            outcome.is_ok(),
+            "{what} ({} bytes) took over 120 s",
+            sql.len()
+        );
+    }
+    e.collect("SELECT 1").await.expect("still answering");
+}

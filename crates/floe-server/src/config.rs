@@ -400,7 +400,7 @@ impl Default for QuerySection {
             max_concurrent: 4,
             queue_wait: Duration::from_secs(5),
             max_function_output_bytes: 256 << 20,
-            max_sql_bytes: 64 << 10,
+            max_sql_bytes: 16 << 10,
             http_max_rows: 1_000_000,
             http_max_bytes: 256 << 20,
             flight_ticket_ttl: Duration::from_secs(60),

@@ -63,9 +63,10 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
 
 /// `POST /v1/sql`: the body is the statement (plain text, or JSON `{"sql": "..."}`). The
 /// answer is JSON rows, or an Arrow IPC stream with `Accept:
-/// application/vnd.apache.arrow.stream` (streamed as the query produces batches; a
-/// client that hangs up cancels the query). Errors are JSON `{"error": message}`: 400 for
-/// the user's SQL, 504 past the time limit, 503 when SQL is off, 500 otherwise.
+/// application/vnd.apache.arrow.stream`, written as the query produces it, up to `[query]
+/// http_max_rows` and `http_max_bytes` (JSON then ends with `"truncated": true`; Arrow is
+/// cut off); a client that hangs up cancels the query. Errors before the first rows are
+/// JSON `{"error": message}` with the status of [`sql_status`].
 async fn sql(
     State(broker): State<Arc<Broker>>,
     headers: axum::http::HeaderMap,
@@ -88,82 +89,87 @@ async fn sql(
             .unwrap_or_default()
             .to_owned()
     };
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let statement = if header(axum::http::header::CONTENT_TYPE).starts_with("application/json") {
-        match serde_json::from_str::<Value>(&text) {
-            Ok(v) => match v.get("sql").and_then(Value::as_str) {
-                Some(s) => s.to_owned(),
-                None => {
-                    return fail(
-                        StatusCode::BAD_REQUEST,
-                        "expected {\"sql\": \"...\"}".into(),
-                    )
-                }
-            },
-            Err(e) => {
-                return fail(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not JSON: {e}"),
-                )
-            }
-        }
-    } else {
-        text
-    };
-    let query_error = |e: floe_query::Error| {
-        let status = match e {
-            floe_query::Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ref e if e.is_user_error() => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        fail(status, e.to_string())
-    };
-    let mut stream = match engine.execute(&statement).await {
+    let statement = match sql_statement(&header(axum::http::header::CONTENT_TYPE), &body) {
         Ok(s) => s,
-        Err(e) => return query_error(e),
+        Err(message) => return fail(StatusCode::BAD_REQUEST, message),
     };
-    if header(axum::http::header::ACCEPT).contains(answer::ARROW_STREAM) {
-        let mut ipc = match answer::IpcPieces::new(&stream.schema) {
-            Ok(w) => w,
-            Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        };
-        let head = ipc.take();
-        let rest = futures::stream::unfold(Some((stream, ipc)), |state| async move {
-            let (mut stream, mut ipc) = state?;
-            match stream.batches.recv().await {
-                Some(Ok(batch)) => {
-                    let piece = ipc.write(&batch).map(|()| ipc.take());
-                    let piece = piece.map_err(|e| std::io::Error::other(e.to_string()));
-                    Some((piece, Some((stream, ipc))))
-                }
-                // An error after the schema went out can only cut the stream short.
-                Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), None)),
-                None => {
-                    let end = ipc.finish().map(|()| ipc.take());
-                    Some((end.map_err(|e| std::io::Error::other(e.to_string())), None))
-                }
+    let format = if header(axum::http::header::ACCEPT).contains(answer::ARROW_STREAM) {
+        answer::Format::ArrowStream
+    } else {
+        answer::Format::Json
+    };
+    let q = &broker.config.query;
+    let limits = answer::AnswerLimits {
+        max_rows: q.http_max_rows,
+        max_bytes: q.http_max_bytes,
+    };
+    let answer = match engine.answer(&statement, format, limits).await {
+        Ok(a) => a,
+        Err(e) => {
+            let mut message = e.to_string();
+            if matches!(e, floe_query::Error::Answer(_)) && format == answer::Format::Json {
+                message.push_str(" (cast the column to a string, or ask for Arrow IPC)");
             }
-        });
-        let body = futures::stream::once(async move { Ok(head) }).chain(rest);
-        return (
-            [(axum::http::header::CONTENT_TYPE, answer::ARROW_STREAM)],
-            axum::body::Body::from_stream(body),
-        )
-            .into_response();
-    }
-    let mut batches = Vec::new();
-    while let Some(b) = stream.batches.recv().await {
-        match b {
-            Ok(b) => batches.push(b),
-            Err(e) => return query_error(e),
+            let mut r = fail(sql_status(&e), message);
+            if e.kind() == floe_query::ErrorKind::Busy {
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
+            return r;
         }
+    };
+    let content_type = match format {
+        answer::Format::ArrowStream => answer::ARROW_STREAM,
+        answer::Format::Json => "application/json",
+    };
+    let floe_query::Answer { first, rest } = answer;
+    let rest = futures::stream::unfold(rest, |mut rest| async move {
+        let piece = rest.recv().await?;
+        Some((
+            piece.map_err(|e| std::io::Error::other(e.to_string())),
+            rest,
+        ))
+    });
+    let body = futures::stream::once(async move { Ok(first) }).chain(rest);
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// The statement of a `POST /v1/sql` body: the text itself, or the `sql` member of a JSON
+/// object when the content type is JSON.
+///
+/// # Errors
+/// A readable message for a body that is not what its content type says.
+pub fn sql_statement(content_type: &str, body: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(body);
+    if !content_type.starts_with("application/json") {
+        return Ok(text.into_owned());
     }
-    match answer::json(&stream.schema, &batches) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => fail(
-            StatusCode::BAD_REQUEST,
-            format!("{e} (cast the column to a string, or ask for Arrow IPC)"),
-        ),
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) => v
+            .get("sql")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| "expected {\"sql\": \"...\"}".to_owned()),
+        Err(e) => Err(format!("the body is not JSON: {e}")),
+    }
+}
+
+/// The HTTP status of a query error: the statement's fault 400, busy 503 (with
+/// `Retry-After`), past the time limit 504, anything else 500.
+fn sql_status(e: &floe_query::Error) -> StatusCode {
+    match e.kind() {
+        floe_query::ErrorKind::User => StatusCode::BAD_REQUEST,
+        floe_query::ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        floe_query::ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        floe_query::ErrorKind::Cancelled | floe_query::ErrorKind::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Limits against hostile and careless clients that are not a single request's business:
-//! connections per client address, and the count of every refusal a limit makes, so an
-//! operator sees on `/metrics` which limit bites (`floe_limit_refusals_total{limit}`).
+//! connections per client address, and the count of every refusal a limit of the Kafka
+//! port makes, so an operator sees on `/metrics` which limit bites
+//! (`floe_limit_refusals_total{limit}`; SQL's are `floe_sql_queries_total{outcome="refused"}`).
 //!
 //! Each limit's setting and default is listed in `docs/operations.md` ("Limits").
 
@@ -29,12 +30,10 @@ pub enum Limit {
     Partitions,
     /// A group, member or producer-state limit (`[groups]`, `[log]`).
     GroupsAndProducers,
-    /// A SQL query refused: too many at once, memory, function output, answer size.
-    Sql,
 }
 
 impl Limit {
-    const ALL: [Limit; 8] = [
+    const ALL: [Limit; 7] = [
         Limit::ConnectionsPerIp,
         Limit::IdleConnection,
         Limit::RequestArrival,
@@ -42,7 +41,6 @@ impl Limit {
         Limit::Decompression,
         Limit::Partitions,
         Limit::GroupsAndProducers,
-        Limit::Sql,
     ];
 
     /// The label value.
@@ -55,7 +53,6 @@ impl Limit {
             Limit::Decompression => "decompression",
             Limit::Partitions => "partitions",
             Limit::GroupsAndProducers => "groups_and_producers",
-            Limit::Sql => "sql",
         }
     }
 }

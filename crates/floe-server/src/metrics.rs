@@ -395,6 +395,18 @@ struct Snapshot {
     buffer: Option<(u64, u64)>,
     /// (bytes kept, scans started) of the lake-tier read-ahead, when the lake is on.
     read_ahead: Option<(u64, u64)>,
+    /// The SQL engine's counters, when SQL is on.
+    sql: Option<SqlRow>,
+}
+
+#[derive(Debug, Default)]
+struct SqlRow {
+    running: u64,
+    completed: u64,
+    failed: u64,
+    cancelled: u64,
+    refused: u64,
+    memory_reserved: u64,
 }
 
 #[derive(Debug)]
@@ -516,11 +528,24 @@ impl Snapshot {
             .lake
             .as_ref()
             .map(|l| (l.read_ahead.bytes() as u64, l.read_ahead.scans()));
+        let sql = broker.query.get().map(|q| {
+            let s = q.stats();
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            SqlRow {
+                running: get(&s.running),
+                completed: get(&s.completed),
+                failed: get(&s.failed),
+                cancelled: get(&s.cancelled),
+                refused: get(&s.refused),
+                memory_reserved: q.memory_reserved() as u64,
+            }
+        });
         Self {
             topics,
             lag,
             buffer,
             read_ahead,
+            sql,
         }
     }
 
@@ -708,6 +733,31 @@ impl Collector for Snapshot {
                 )
             }),
         )?;
+        if let Some(sql) = &self.sql {
+            gauge(
+                e,
+                "floe_sql_queries_running",
+                "SQL queries running now",
+                sql.running,
+            )?;
+            counters(
+                e,
+                "floe_sql_queries",
+                "SQL queries by outcome: completed, failed (bad SQL included), cancelled (caller gone or [query] timeout), refused (a [query] limit: busy, too long, memory, a function's output, an answer's size; also counted in failed or cancelled)",
+                [
+                    ([("outcome", "completed")], sql.completed),
+                    ([("outcome", "failed")], sql.failed),
+                    ([("outcome", "cancelled")], sql.cancelled),
+                    ([("outcome", "refused")], sql.refused),
+                ],
+            )?;
+            gauge(
+                e,
+                "floe_sql_memory_reserved_bytes",
+                "Memory all SQL queries hold in sorts, aggregations and joins, within [query] memory_limit_bytes",
+                sql.memory_reserved,
+            )?;
+        }
         let (Some((used, limit)), Some((ahead_bytes, scans))) = (self.buffer, self.read_ahead)
         else {
             return Ok(());
@@ -1073,10 +1123,15 @@ mod tests {
             }],
             buffer: Some((0, 100)),
             read_ahead: Some((4096, 7)),
+            sql: Some(SqlRow {
+                refused: 2,
+                ..SqlRow::default()
+            }),
         };
         let text = Metrics::new().render_with(snapshot).expect("encode");
         let get = |s: &str| sample(&text, s).unwrap_or_else(|| panic!("{s} missing in\n{text}"));
         assert_eq!(get(r#"floe_lake_commit_failures_total{topic="t"}"#), 3.0);
+        assert_eq!(get(r#"floe_sql_queries_total{outcome="refused"}"#), 2.0);
         assert_eq!(get(r#"floe_lake_commits_total{topic="t"}"#), 1.0);
         assert_eq!(get(r#"floe_lake_commit_files_count{topic="t"}"#), 1.0);
         assert_eq!(get(r#"floe_lake_commit_bytes_sum{topic="t"}"#), 5000.0);

@@ -91,7 +91,13 @@ impl RunningServer {
         let mut tasks = JoinSet::new();
         if let Some(listener) = flight {
             let engine = crate::sql::start_engine(&broker)?;
-            tasks.spawn(floe_query::flight::serve(engine, listener, cancel.clone()));
+            let ttl = broker.config.query.flight_ticket_ttl;
+            tasks.spawn(floe_query::flight::serve(
+                engine,
+                listener,
+                ttl,
+                cancel.clone(),
+            ));
         }
         if let Some(listener) = http {
             tasks.spawn(crate::http::serve(broker.clone(), listener));
