@@ -147,7 +147,7 @@ impl SqlClient {
     /// another connection's), or the connection failed.
     pub async fn fetch(&mut self, planned: &Planned) -> Result<Vec<RecordBatch>, ClientError> {
         let stream = self.inner.do_get(planned.0.clone()).await?;
-        Ok(stream.map_err(ClientError::from).try_collect().await?)
+        stream.map_err(ClientError::from).try_collect().await
     }
 
     /// Runs `sql` and collects every batch.

@@ -244,12 +244,9 @@ async fn all_queries_draw_on_one_memory_pool() {
     }
     let mut failed = None;
     for _ in 0..3 {
-        match e.collect(sort).await {
-            Err(err) => {
-                failed = Some(err);
-                break;
-            }
-            Ok(_) => {}
+        if let Err(err) = e.collect(sort).await {
+            failed = Some(err);
+            break;
         }
     }
     let err = failed.expect("a second sort beside the first exhausts the shared pool");
