@@ -61,6 +61,7 @@ fn refusals(http: &str, limit: &str) -> f64 {
 
 /// A real client produces and reads back on `bootstrap`: others are served as before.
 async fn a_client_is_served(bootstrap: &str, topic: &str) {
+    let group = format!("check-{topic}");
     let p = producer(bootstrap, &[]);
     p.send(
         FutureRecord::<(), _>::to(topic).payload("still-served"),
@@ -358,4 +359,164 @@ async fn fetch_responses_stay_within_the_brokers_fetch_max_bytes() {
     }
     create_topic(&addr, "after", 1, &[]).await;
     a_client_is_served(&addr, "after").await;
+}
+
+/// The answer to a request of `key` at `version` (`body` encoded), decoded as `R`.
+async fn call<Req: kafka_protocol::protocol::Encodable, R: Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    body: &Req,
+) -> R {
+    let mut answer = roundtrip_within(s, &frame(key, version, body), key, version, IO)
+        .await
+        .expect("an answer");
+    R::decode(&mut answer, version).expect("decodes")
+}
+
+async fn create(s: &mut TcpStream, name: &str, partitions: i32) -> i16 {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.into())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)]);
+    let r: CreateTopicsResponse = call(s, ApiKey::CreateTopics, 5, &req).await;
+    r.topics[0].error_code
+}
+
+async fn commit(s: &mut TcpStream, group: &str) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("a")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(0)])]);
+    let r: OffsetCommitResponse = call(s, ApiKey::OffsetCommit, 8, &req).await;
+    r.topics[0].partitions[0].error_code
+}
+
+async fn join(s: &mut TcpStream, group: &str, metadata: usize) -> i16 {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(30_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from(vec![0u8; metadata]))]);
+    let r: JoinGroupResponse = call(s, ApiKey::JoinGroup, 6, &req).await;
+    r.error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_groups_members_and_producer_ids_are_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = BrokerProcess::spawn_with_config(
+        &dir.path().join("data"),
+        0,
+        "[kafka]\nmax_partitions = 20\n\
+         [groups]\nmax_groups = 5\nmax_members_per_group = 3\nmax_group_id_bytes = 64\n\
+         [log]\nmax_producer_ids_per_partition = 100\n",
+        &[],
+    );
+    let addr = broker.bootstrap();
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+
+    // Partitions: 10 fit, 11 more do not; CreatePartitions and auto-creation neither.
+    assert_eq!(create(&mut s, "a", 10).await, 0);
+    assert_eq!(create(&mut s, "b", 11).await, 44, "POLICY_VIOLATION");
+    let grow = |count: i32| {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("a")))
+                .with_count(count)])
+    };
+    let r: CreatePartitionsResponse = call(&mut s, ApiKey::CreatePartitions, 3, &grow(20)).await;
+    assert_eq!(r.results[0].error_code, 0);
+    let r: CreatePartitionsResponse = call(&mut s, ApiKey::CreatePartitions, 3, &grow(21)).await;
+    assert_eq!(r.results[0].error_code, 44);
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let req = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("auto"))))]));
+    let r: MetadataResponse = call(&mut s, ApiKey::Metadata, 12, &req).await;
+    assert_eq!(r.topics[0].error_code, 44, "auto-creation past the cap");
+
+    // Group ids: too long is INVALID_GROUP_ID; five groups fit, a sixth does not.
+    assert_eq!(commit(&mut s, &"g".repeat(65)).await, 24);
+    for g in 0..5 {
+        assert_eq!(commit(&mut s, &format!("group-{g}")).await, 0);
+    }
+    assert_eq!(
+        commit(&mut s, "group-5").await,
+        81,
+        "GROUP_MAX_SIZE_REACHED"
+    );
+    assert_eq!(
+        commit(&mut s, "group-4").await,
+        0,
+        "a known group still commits"
+    );
+    // Members: each JoinGroup v6 without a member id gets one to come back with, and
+    // holds a place; the fourth is refused.
+    for _ in 0..3 {
+        assert_eq!(join(&mut s, "group-0", 10).await, 79, "MEMBER_ID_REQUIRED");
+    }
+    assert_eq!(join(&mut s, "group-0", 10).await, 81);
+    // Member metadata over 1 MiB.
+    assert_eq!(
+        join(&mut s, "group-1", 2 << 20).await,
+        42,
+        "INVALID_REQUEST"
+    );
+
+    // Producer ids: 300 invented ones, the partition keeps at most 100.
+    for pid in 0..300i64 {
+        let records = batch(&[b"p"], Some((1000 + pid, 0, 0)));
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("a")))
+                .with_partition_data(vec![entry(0, &records)])]);
+        let r: ProduceResponse = call(&mut s, ApiKey::Produce, 9, &req).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let (_, body) = http_get(&format!("{}/metrics", broker.http_url())).expect("metrics");
+    let kept = Scrape::parse(&body).value(
+        "floe_log_producer_ids",
+        &[("topic", "a"), ("partition", "0")],
+    );
+    assert!(kept <= 100.0 && kept > 0.0, "{kept} producer ids kept");
+    assert!(refusals(&broker.http_url(), "partitions") >= 3.0);
+    assert!(refusals(&broker.http_url(), "groups") >= 4.0);
+    // And the broker serves as before (a group it knows: there is no room for more).
+    let p = producer(&addr, &[]);
+    p.send(
+        FutureRecord::<(), _>::to("a")
+            .partition(5)
+            .payload("still-served"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("produce");
+    let c = consumer(&addr, "group-4", &[]);
+    let mut tpl = floe_tests::rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("a", 5, floe_tests::rdkafka::Offset::Beginning)
+        .expect("partition");
+    c.assign(&tpl).expect("assign");
+    let got = recv_n(&c, 1, Duration::from_secs(30)).await;
+    assert_eq!(got[0].payload(), Some(&b"still-served"[..]));
+    assert!(broker.alive());
 }

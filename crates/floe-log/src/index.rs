@@ -70,11 +70,12 @@ impl IndexEntry for TimeEntry {
     }
 }
 
-/// An index file plus its in-memory copy.
+/// An index file plus its in-memory copy. The file is open only while entries may be
+/// appended (the active segment's); a sealed segment's index is read from memory.
 #[derive(Debug)]
 pub(crate) struct IndexFile<E: IndexEntry> {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     entries: Vec<E>,
 }
 
@@ -99,18 +100,19 @@ impl<E: IndexEntry> IndexFile<E> {
         Ok(Some(bytes.chunks_exact(E::SIZE).map(E::decode).collect()))
     }
 
-    /// Opens an existing index file whose `entries` were already read and checked.
+    /// An existing index file whose `entries` were already read and checked, left closed
+    /// (a sealed segment's; [`Self::append`] opens it if ever needed).
     pub fn open_existing(path: PathBuf, entries: Vec<E>) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open index", &path, e))?;
         Ok(IndexFile {
             path,
-            file,
+            file: None,
             entries,
         })
+    }
+
+    /// Closes the file; the entries stay in memory.
+    pub fn close(&mut self) {
+        self.file = None;
     }
 
     /// Creates (or overwrites) the index file with exactly `entries`, fsynced.
@@ -132,7 +134,7 @@ impl<E: IndexEntry> IndexFile<E> {
             .map_err(|e| Error::io("fsync index", &path, e))?;
         Ok(IndexFile {
             path,
-            file,
+            file: Some(file),
             entries,
         })
     }
@@ -143,18 +145,32 @@ impl<E: IndexEntry> IndexFile<E> {
         let mut buf = [0u8; 16];
         entry.encode(&mut buf[..E::SIZE]);
         let pos = (self.entries.len() * E::SIZE) as u64;
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&self.path)
+                    .map_err(|e| Error::io("open index", &self.path, e))?,
+            );
+        }
         self.file
+            .as_ref()
+            .ok_or_else(|| Error::io("append index", &self.path, std::io::Error::other("closed")))?
             .write_all_at(&buf[..E::SIZE], pos)
             .map_err(|e| Error::io("append index", &self.path, e))?;
         self.entries.push(entry);
         Ok(())
     }
 
-    /// Fsyncs the index file.
+    /// Fsyncs the index file (a closed one has nothing unsynced).
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_all()
-            .map_err(|e| Error::io("fsync index", &self.path, e))
+        match &self.file {
+            Some(f) => f
+                .sync_all()
+                .map_err(|e| Error::io("fsync index", &self.path, e)),
+            None => Ok(()),
+        }
     }
 
     /// All entries, in file order.

@@ -54,6 +54,10 @@ pub struct LogConfig {
     /// the newest [`PageCacheShare`] bytes (see [`SyncJob::run`]). `None` leaves the
     /// page cache to the OS, as Kafka does.
     pub page_cache: Option<PageCacheShare>,
+    /// Idempotent producer ids the partition keeps sequence state for. Past it the
+    /// least recently seen tenth is forgotten, as expiry would forget them later: a client
+    /// inventing producer ids cannot grow the state without bound.
+    pub max_producer_ids: usize,
 }
 
 /// How many of the newest bytes of its active segment each partition keeps in the OS
@@ -99,6 +103,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             page_cache: None,
+            max_producer_ids: 10_000,
         }
     }
 }
@@ -280,7 +285,7 @@ impl PartitionLog {
         let log_end = active.next_offset();
         // Recovered data may only sit in the page cache of a crashed process.
         active
-            .file()
+            .file()?
             .sync_data()
             .map_err(|e| Error::io("fsync", active.path(), e))?;
         let log_start_offset = persisted_start
@@ -489,7 +494,13 @@ impl PartitionLog {
         }
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(records, &assigned, interval)?;
-        self.producers.commit(staged, now_ms);
+        let evicted = self
+            .producers
+            .commit(staged, now_ms, self.config.max_producer_ids);
+        if evicted > 0 {
+            tracing::warn!(dir = %self.dir.display(), evicted, max = self.config.max_producer_ids,
+                "forgot the least recently seen idempotent producers: the partition holds max_producer_ids_per_partition");
+        }
         Ok(AppendOutcome::Appended {
             base_offset,
             last_offset,
@@ -757,8 +768,18 @@ impl PartitionLog {
     pub fn sync_job(&self) -> Option<SyncJob> {
         let end_offset = self.log_end_offset();
         let active = self.active();
-        (self.synced_offset < end_offset).then(|| SyncJob {
-            file: Arc::clone(active.file()),
+        if self.synced_offset >= end_offset {
+            return None;
+        }
+        let file = match active.file() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %active.path().display(), error = %e, "cannot open the active segment to fsync it");
+                return None;
+            }
+        };
+        Some(SyncJob {
+            file,
             path: active.path().to_path_buf(),
             end_offset,
             size: active.size(),
@@ -899,6 +920,44 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// Files of `dir` this process holds open.
+    fn open_files_under(dir: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("fds")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    /// A sealed segment holds no file handle, however many the log keeps: only the
+    /// active segment's log and index files are open, after rolls and after a reopen,
+    /// and reads of sealed segments still find every batch.
+    #[test]
+    fn only_the_active_segment_holds_open_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), config(1_000)).expect("open");
+        for _ in 0..200 {
+            append_n(&mut log, 3);
+        }
+        assert!(files_with_suffix(dir.path(), ".log").len() > 20);
+        assert_eq!(
+            open_files_under(dir.path()),
+            3,
+            "the active .log, .index and .timeindex"
+        );
+        let all = read_all(&log);
+        assert_eq!(all.len(), 200);
+        assert_eq!(
+            open_files_under(dir.path()),
+            3,
+            "reads close what they open"
+        );
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(1_000)).expect("reopen");
+        assert_eq!(open_files_under(dir.path()), 3);
+        assert_eq!(read_all(&log), all);
     }
 
     #[test]

@@ -177,13 +177,32 @@ impl StagedProducers {
 }
 
 impl ProducerStateManager {
-    /// Applies staged changes after a successful write made at `now_ms`.
-    pub fn commit(&mut self, staged: StagedProducers, now_ms: i64) {
+    /// Applies staged changes after a successful write made at `now_ms`. Past `max`
+    /// producers, forgets the least recently seen down to nine tenths of `max` (a tenth
+    /// at once, so that a partition kept full pays the scan once per many new ids);
+    /// returns how many it forgot.
+    pub fn commit(&mut self, staged: StagedProducers, now_ms: i64, max: usize) -> usize {
         self.producers
             .extend(staged.entries.into_iter().map(|(pid, mut entry)| {
                 entry.last_seen_ms = now_ms;
                 (pid, entry)
             }));
+        let max = max.max(1);
+        if self.producers.len() <= max {
+            return 0;
+        }
+        let keep = max - max / 10;
+        let mut seen: Vec<(i64, i64)> = self
+            .producers
+            .iter()
+            .map(|(pid, e)| (e.last_seen_ms, *pid))
+            .collect();
+        seen.sort_unstable();
+        let forget = self.producers.len() - keep;
+        for (_, pid) in &seen[..forget] {
+            self.producers.remove(pid);
+        }
+        forget
     }
 
     /// Replays a batch found in the log (no validation: it was accepted once). The log
@@ -395,7 +414,7 @@ mod tests {
     fn stage_one(state: &mut ProducerStateManager, h: &BatchHeader) -> Result<SequenceCheck> {
         let mut staged = StagedProducers::default();
         let r = staged.check_and_stage(state, h)?;
-        state.commit(staged, 1_000);
+        state.commit(staged, 1_000, usize::MAX);
         Ok(r)
     }
 
@@ -537,6 +556,28 @@ mod tests {
         assert_eq!(e.batches.iter().copied().collect::<Vec<_>>(), vec![m]);
     }
 
+    /// A client inventing producer ids cannot grow a partition's state past its cap: the
+    /// least recently seen go, a tenth at a time, and the producer seen last keeps its
+    /// duplicate detection.
+    #[test]
+    fn producer_state_stays_within_its_cap() {
+        let mut s = ProducerStateManager::default();
+        for pid in 0..1_000i64 {
+            let mut staged = StagedProducers::default();
+            staged
+                .check_and_stage(&s, &header(pid, 0, 0, 1, pid))
+                .expect("ok");
+            let forgot = s.commit(staged, pid, 100);
+            assert!(s.len() <= 100, "{} after producer {pid}", s.len());
+            assert!(forgot == 0 || forgot == 11, "{forgot}");
+        }
+        assert!(s.get(0).is_none(), "the first producers went");
+        assert!(matches!(
+            stage_one(&mut s, &header(999, 0, 0, 1, 999)),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+    }
+
     #[test]
     fn idle_producers_expire_and_may_continue_afterwards() {
         let mut s = ProducerStateManager::default();
@@ -544,12 +585,12 @@ mod tests {
         staged
             .check_and_stage(&s, &header(1, 0, 0, 2, 0))
             .expect("ok");
-        s.commit(staged, 1_000);
+        s.commit(staged, 1_000, usize::MAX);
         let mut staged = StagedProducers::default();
         staged
             .check_and_stage(&s, &header(2, 0, 0, 1, 2))
             .expect("ok");
-        s.commit(staged, 5_000);
+        s.commit(staged, 5_000, usize::MAX);
         // Producer 1 was last seen 10 s before, producer 2 only 6 s.
         assert_eq!(s.expire(11_000, 10_000), 1);
         assert!(s.get(1).is_none());

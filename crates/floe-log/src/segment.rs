@@ -173,11 +173,17 @@ fn scan_file(
 }
 
 /// One segment of a partition log.
+///
+/// Only the active segment keeps its files open. A sealed one holds no file handle: a
+/// read opens the `.log` file for its own duration, and its indexes live in memory. A
+/// broker with thousands of partitions would otherwise hold three descriptors for every
+/// segment it has ever kept.
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
     path: PathBuf,
-    file: Arc<File>,
+    /// The open `.log` file while the segment is active; None once sealed.
+    file: Option<Arc<File>>,
     size: u64,
     next_offset: i64,
     policy: IndexPolicy,
@@ -223,7 +229,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             path,
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
             size: 0,
             next_offset: base_offset,
             policy: IndexPolicy::default(),
@@ -246,7 +252,8 @@ impl Segment {
     /// the last offset entry scan cleanly to the end of the file); otherwise
     /// they are rebuilt from the batch headers.
     pub fn open_sealed(dir: &Path, base_offset: i64, interval: u32) -> Result<Segment> {
-        if let Some(segment) = Self::try_open_with_indexes(dir, base_offset)? {
+        if let Some(mut segment) = Self::try_open_with_indexes(dir, base_offset)? {
+            segment.close_files();
             return Ok(segment);
         }
         tracing::warn!(
@@ -318,7 +325,7 @@ impl Segment {
         Ok(Some(Segment {
             base_offset,
             path,
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
             size: len,
             next_offset,
             policy: IndexPolicy {
@@ -365,7 +372,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             path,
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
             size: end,
             next_offset,
             policy,
@@ -401,9 +408,33 @@ impl Segment {
         self.policy.max_timestamp.map(|(ts, _)| ts)
     }
 
-    /// The shared file handle (for [`crate::SyncJob`]).
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
+    /// The shared file handle of the active segment (for [`crate::SyncJob`]).
+    ///
+    /// # Errors
+    /// The segment is sealed and holds no handle: reopened for the caller.
+    pub fn file(&self) -> Result<Arc<File>> {
+        self.reader()
+    }
+
+    /// A handle to read from: the active segment's, or the file opened anew.
+    fn reader(&self) -> Result<Arc<File>> {
+        match &self.file {
+            Some(f) => Ok(Arc::clone(f)),
+            None => File::open(&self.path)
+                .map(Arc::new)
+                .map_err(|e| Error::io("open segment", &self.path, e)),
+        }
+    }
+
+    /// The active segment's handle, for appends.
+    fn writer(&self) -> Result<&Arc<File>> {
+        self.file.as_ref().ok_or_else(|| {
+            Error::io(
+                "append to",
+                &self.path,
+                std::io::Error::other("the segment is sealed"),
+            )
+        })
     }
 
     /// Path of the `.log` file.
@@ -435,9 +466,10 @@ impl Segment {
         interval: u32,
     ) -> Result<()> {
         let start = self.size;
-        if let Err(e) = self.file.write_all_at(buf, start) {
+        let file = self.writer()?;
+        if let Err(e) = file.write_all_at(buf, start) {
             // Drop whatever part reached the file so a retry writes at the same place.
-            if let Err(trunc) = self.file.set_len(start) {
+            if let Err(trunc) = file.set_len(start) {
                 tracing::error!(path = %self.path.display(), error = %trunc, "failed to undo partial append");
             }
             return Err(Error::io("append", &self.path, e));
@@ -474,8 +506,8 @@ impl Segment {
         }
     }
 
-    /// Makes the segment read-only-ready: records its max timestamp as the final
-    /// time index entry (so reopening knows it without a scan) and fsyncs.
+    /// Makes the segment read-only: records its max timestamp as the final time index
+    /// entry (so reopening knows it without a scan), fsyncs, and closes its files.
     pub fn seal(&mut self) -> Result<()> {
         if let Some((ts, offset)) = self.policy.max_timestamp {
             if self.time_index.last().is_none_or(|e| e.timestamp < ts) {
@@ -485,7 +517,16 @@ impl Segment {
                 });
             }
         }
-        self.sync_all()
+        self.sync_all()?;
+        self.close_files();
+        Ok(())
+    }
+
+    /// Closes the segment's file handles (a sealed segment needs none).
+    fn close_files(&mut self) {
+        self.file = None;
+        self.offset_index.close();
+        self.time_index.close();
     }
 
     /// Fsyncs the log file and both indexes (rewriting indexes that missed an append).
@@ -497,9 +538,10 @@ impl Segment {
             self.time_index = TimeIndex::create(self.time_index.path().to_path_buf(), ti)?;
             self.index_dirty = false;
         }
-        self.file
-            .sync_all()
-            .map_err(|e| Error::io("fsync", &self.path, e))?;
+        if let Some(file) = &self.file {
+            file.sync_all()
+                .map_err(|e| Error::io("fsync", &self.path, e))?;
+        }
         self.offset_index.sync()?;
         self.time_index.sync()
     }
@@ -512,7 +554,7 @@ impl Segment {
         remove_if_exists(&self.path)
     }
 
-    fn read_header_at(&self, position: u64) -> Result<BatchHeader> {
+    fn read_header_at(&self, file: &File, position: u64) -> Result<BatchHeader> {
         let corrupt = || Error::CorruptSegment {
             path: self.path.clone(),
             position,
@@ -521,8 +563,7 @@ impl Segment {
             return Err(corrupt());
         }
         let mut head = [0u8; HEADER_SIZE];
-        self.file
-            .read_exact_at(&mut head, position)
+        file.read_exact_at(&mut head, position)
             .map_err(|e| Error::io("read", &self.path, e))?;
         let header = BatchHeader::parse(&head).map_err(|_| corrupt())?;
         if position + header.size() as u64 > self.size {
@@ -531,17 +572,21 @@ impl Segment {
         Ok(header)
     }
 
-    fn read_bytes(&self, position: u64, len: usize) -> Result<Vec<u8>> {
+    fn read_bytes(&self, file: &File, position: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, position)
+        file.read_exact_at(&mut buf, position)
             .map_err(|e| Error::io("read", &self.path, e))?;
         Ok(buf)
     }
 
     /// Position and header of the first batch whose last offset is `>= offset`,
     /// starting from the offset index and walking headers.
+    #[cfg(test)]
     pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        self.find_batch_in(&*self.reader()?, offset)
+    }
+
+    fn find_batch_in(&self, file: &File, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
         if offset >= self.next_offset {
             return Ok(None);
         }
@@ -551,7 +596,7 @@ impl Segment {
             .lookup(relative)
             .map_or(0, |e| u64::from(e.position));
         while position < self.size {
-            let header = self.read_header_at(position)?;
+            let header = self.read_header_at(file, position)?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
@@ -564,12 +609,16 @@ impl Segment {
     /// gap), at most `max_bytes` but always at least one batch. `None` if the
     /// segment has nothing at or after `offset`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<Bytes>> {
-        let Some((start, first)) = self.find_batch(offset)? else {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let file = self.reader()?;
+        let Some((start, first)) = self.find_batch_in(&file, offset)? else {
             return Ok(None);
         };
         let available = usize::try_from(self.size - start).unwrap_or(usize::MAX);
         let want = max_bytes.min(available).max(first.size());
-        let mut buf = self.read_bytes(start, want)?;
+        let mut buf = self.read_bytes(&file, start, want)?;
         // Trim to whole batches using each batch's length field.
         let mut end = first.size();
         while end + LOG_OVERHEAD <= buf.len() {
@@ -602,14 +651,15 @@ impl Segment {
             .map_or(self.base_offset, |e| {
                 self.base_offset + i64::from(e.relative_offset)
             });
-        let Some((mut position, _)) = self.find_batch(from_index.max(min_offset))? else {
+        let file = self.reader()?;
+        let Some((mut position, _)) = self.find_batch_in(&file, from_index.max(min_offset))? else {
             return Ok(None);
         };
         while position < self.size {
-            let header = self.read_header_at(position)?;
+            let header = self.read_header_at(&file, position)?;
             if header.last_offset() >= min_offset && header.max_timestamp >= timestamp {
                 return self
-                    .read_bytes(position, header.size())
+                    .read_bytes(&file, position, header.size())
                     .map(|b| Some(Bytes::from(b)));
             }
             position += header.size() as u64;
@@ -628,12 +678,13 @@ impl Segment {
         if offset >= min_offset {
             return Ok(Some((ts, offset)));
         }
-        let Some((mut position, _)) = self.find_batch(min_offset)? else {
+        let file = self.reader()?;
+        let Some((mut position, _)) = self.find_batch_in(&file, min_offset)? else {
             return Ok(None);
         };
         let mut best: Option<(i64, i64)> = None;
         while position < self.size {
-            let header = self.read_header_at(position)?;
+            let header = self.read_header_at(&file, position)?;
             if best.is_none_or(|(b, _)| header.max_timestamp > b) {
                 best = Some((header.max_timestamp, header.base_offset));
             }
@@ -644,9 +695,10 @@ impl Segment {
 
     /// The raw bytes of the batch containing `offset`, if the segment has it.
     pub fn batch_containing(&self, offset: i64) -> Result<Option<Bytes>> {
-        match self.find_batch(offset)? {
+        let file = self.reader()?;
+        match self.find_batch_in(&file, offset)? {
             Some((position, header)) if header.base_offset <= offset => self
-                .read_bytes(position, header.size())
+                .read_bytes(&file, position, header.size())
                 .map(|b| Some(Bytes::from(b))),
             _ => Ok(None),
         }
@@ -659,7 +711,7 @@ impl Segment {
         from_offset: i64,
         mut f: impl FnMut(&BatchHeader),
     ) -> Result<()> {
-        let start = match self.find_batch(from_offset)? {
+        let start = match self.find_batch_in(&*self.reader()?, from_offset)? {
             Some((position, _)) => position,
             None => return Ok(()),
         };
@@ -721,7 +773,11 @@ mod tests {
         assert_eq!(seg.max_timestamp(), max);
         let (pos, h) = seg.find_batch(131).expect("find").expect("some");
         assert!(h.base_offset <= 131 && h.last_offset() >= 131);
-        assert_eq!(seg.read_header_at(pos).expect("hdr"), h);
+        assert_eq!(
+            seg.read_header_at(&seg.reader().expect("file"), pos)
+                .expect("hdr"),
+            h
+        );
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub enum TopicError {
     /// Bad config.
     #[error(transparent)]
     InvalidConfig(#[from] floe_common::ConfigError),
+    /// A broker-wide limit would be passed (`[kafka] max_partitions`).
+    #[error("{0}")]
+    LimitReached(String),
     /// Storage failed.
     #[error(transparent)]
     Internal(#[from] Error),
@@ -114,6 +117,9 @@ pub struct Broker {
     /// Topic defaults (from the `[log]` section).
     pub topic_defaults: TopicConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Topics in the store whose partitions could not be opened at start, with why: they
+    /// are listed as offline (LEADER_NOT_AVAILABLE) until deleted or the broker restarts.
+    offline: RwLock<BTreeMap<String, OfflineTopic>>,
     /// Serialises topic creation and deletion against each other.
     admin: tokio::sync::Mutex<()>,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
@@ -179,16 +185,23 @@ impl Broker {
         };
         let meta = MetaStore::connect(&url).await?;
         let topic_defaults = config.topic_defaults()?;
-        let groups = GroupCoordinator::new(config.groups.clone(), meta.clone(), shutdown.clone());
+        let metrics = crate::metrics::Metrics::new();
+        let groups = GroupCoordinator::new(
+            config.groups.clone(),
+            meta.clone(),
+            shutdown.clone(),
+            metrics.refusals.clone(),
+        );
         let lake = LakeService::new(&config)?;
         let broker = Arc::new(Self {
             lake,
             committers: tokio_util::task::TaskTracker::new(),
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
             query: std::sync::OnceLock::new(),
             meta,
             topic_defaults,
             topics: RwLock::new(BTreeMap::new()),
+            offline: RwLock::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             groups,
@@ -218,11 +231,29 @@ impl Broker {
             &broker.config.cluster_id,
             records.len(),
         )?;
+        broker.remove_orphan_topic_dirs(&records).await?;
         for record in records {
             let b = broker.clone();
-            let topic = tokio::task::spawn_blocking(move || b.open_topic(&record, true))
+            let kept = record.clone();
+            let opened = tokio::task::spawn_blocking(move || b.open_topic(&record, true))
                 .await
-                .map_err(|e| Error::Task(e.to_string()))??;
+                .map_err(|e| Error::Task(e.to_string()))?;
+            let topic = match opened {
+                Ok(t) => t,
+                Err(e) => {
+                    // One topic that cannot open must not keep every other one offline.
+                    tracing::error!(topic = %kept.name, error = %e,
+                        "cannot open the topic's partitions; it stays offline (LEADER_NOT_AVAILABLE) until the cause is fixed and the broker restarts, or it is deleted");
+                    broker.offline.write().insert(
+                        kept.name.clone(),
+                        OfflineTopic {
+                            record: kept,
+                            reason: e.to_string(),
+                        },
+                    );
+                    continue;
+                }
+            };
             info!(topic = %topic.name, partitions = topic.partition_count(), "opened topic");
             broker
                 .topics
@@ -231,7 +262,93 @@ impl Broker {
             broker.start_committer(&topic);
         }
         broker.split_page_cache();
+        broker.clamp_committed_offsets().await;
+        broker.groups.load_offset_groups().await?;
         Ok(broker)
+    }
+
+    /// Finishes deletions a crash interrupted (see [`Self::delete_topic`]): a topic
+    /// directory marked deleted whose topic the store no longer lists (by name and id) is
+    /// removed; a mark on a topic the store still lists is taken off (the row was not
+    /// deleted, so neither is the topic). A directory without a mark is never removed here:
+    /// a store that lists no topics may be the wrong store, not a sign of deletion.
+    async fn remove_orphan_topic_dirs(&self, records: &[TopicRecord]) -> Result<()> {
+        let log_dir = self.config.data_dir.join("log");
+        let known: std::collections::HashMap<String, Uuid> = records
+            .iter()
+            .map(|r| (r.name.clone(), r.topic_id))
+            .collect();
+        let deleted = self.deleted_dir();
+        tokio::task::spawn_blocking(move || {
+            let entries = std::fs::read_dir(&log_dir).map_err(|source| Error::Io {
+                op: "list the log directory",
+                path: log_dir.clone(),
+                source,
+            })?;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(marked) = deletion_mark(&path) else {
+                    continue;
+                };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if known.get(&name) == Some(&marked) {
+                    warn!(directory = %path.display(), "a deletion of this topic failed before its metadata went; keeping the topic");
+                    unmark_deleted(&path)?;
+                    continue;
+                }
+                warn!(directory = %path.display(), "finishing the deletion of a topic that a crash interrupted");
+                remove_topic_dir(&path, &deleted.join(marked.to_string()))?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// Clamps committed consumer offsets past their partition's log end, which a crash
+    /// can leave (the log loses what was not fsynced; the commit was in the store):
+    /// without this a consumer would resume past offsets the log then hands out again,
+    /// and skip them unawares. Partitions whose log was lost and waits for the table are
+    /// left alone (their end is not known yet). Best effort: a store failure is logged.
+    async fn clamp_committed_offsets(&self) {
+        let groups = match self.meta.list_offset_groups().await {
+            Ok(g) => g,
+            Err(e) => {
+                warn!(error = %e, "cannot check committed offsets against the log ends");
+                return;
+            }
+        };
+        for group in groups {
+            let offsets = match self.meta.fetch_offsets(&group).await {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(%group, error = %e, "cannot check committed offsets against the log ends");
+                    continue;
+                }
+            };
+            let clamped: Vec<floe_meta::CommittedOffset> = offsets
+                .into_iter()
+                .filter_map(|mut o| {
+                    let p = self.partition(&o.topic, o.partition)?;
+                    if p.awaiting_lake() {
+                        return None;
+                    }
+                    let end = p.offsets().1;
+                    (o.offset > end).then(|| {
+                        warn!(%group, topic = %o.topic, partition = o.partition, committed = o.offset, log_end = end,
+                            "committed offset is past the log end after recovery; clamped to the log end");
+                        o.offset = end;
+                        o
+                    })
+                })
+                .collect();
+            if clamped.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.meta.commit_offsets(&group, &clamped).await {
+                warn!(%group, error = %e, "cannot clamp committed offsets");
+            }
+        }
     }
 
     /// Splits `[log] page_cache_bytes` over the broker's partitions: each log drops what
@@ -294,6 +411,7 @@ impl Broker {
                 TimestampType::LogAppendTime => floe_log::TimestampType::LogAppendTime,
             },
             page_cache: self.page_cache.clone(),
+            max_producer_ids: self.config.log.max_producer_ids_per_partition,
         }
     }
 
@@ -381,9 +499,10 @@ impl Broker {
             )));
         }
         let config = TopicConfig::resolve(&self.topic_defaults, overrides)?;
-        if self.topic(name).is_some() {
+        if self.topic(name).is_some() || self.offline.read().contains_key(name) {
             return Err(TopicError::Exists(name.to_string()));
         }
+        self.check_partition_room(i64::from(partitions))?;
         Ok((partitions, config))
     }
 
@@ -431,26 +550,104 @@ impl Broker {
     }
 
     /// Returns the topic, creating it when auto-creation is on and the name is legal.
-    pub async fn topic_or_autocreate(self: &Arc<Self>, name: &str) -> Option<Arc<Topic>> {
+    ///
+    /// # Errors
+    /// Why creating it was refused (None: auto-creation is off, or the name is taken by
+    /// an offline topic).
+    pub async fn topic_or_autocreate(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Arc<Topic>, Option<TopicError>> {
         if let Some(t) = self.topic(name) {
-            return Some(t);
+            return Ok(t);
         }
         if !self.config.kafka.auto_create_topics {
-            return None;
+            return Err(None);
         }
         match self.create_topic(name, -1, BTreeMap::new()).await {
-            Ok(t) => Some(t),
-            Err(TopicError::Exists(_)) => self.topic(name),
+            Ok(t) => Ok(t),
+            Err(TopicError::Exists(_)) => self.topic(name).ok_or(None),
             Err(e) => {
                 warn!(topic = %name, error = %e, "auto-create refused");
-                None
+                Err(Some(e))
             }
         }
     }
 
-    /// Deletes a topic, its logs and its committed offsets.
-    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Arc<Topic>, TopicError> {
+    /// Refuses `more` partitions past `[kafka] max_partitions` for the whole broker.
+    fn check_partition_room(&self, more: i64) -> Result<(), TopicError> {
+        let max = i64::try_from(self.config.kafka.max_partitions).unwrap_or(i64::MAX);
+        let now: i64 = self
+            .topics
+            .read()
+            .values()
+            .map(|t| i64::from(t.partition_count()))
+            .sum::<i64>()
+            + self
+                .offline
+                .read()
+                .values()
+                .map(|t| i64::from(t.record.partitions))
+                .sum::<i64>();
+        if now + more > max {
+            self.metrics
+                .refusals
+                .count(crate::limits::Limit::Partitions);
+            return Err(TopicError::LimitReached(format!(
+                "the broker holds {now} partitions; {more} more would pass its limit of {max} ([kafka] max_partitions)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Topics that could not be opened at start, with why.
+    pub fn offline_topics(&self) -> Vec<(String, i32, Uuid, String)> {
+        self.offline
+            .read()
+            .values()
+            .map(|t| {
+                (
+                    t.record.name.clone(),
+                    t.record.partitions,
+                    t.record.topic_id,
+                    t.reason.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Deletes a topic, its logs and its committed offsets. Returns its id.
+    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Uuid, TopicError> {
         let _guard = self.admin.lock().await;
+        let offline = self.offline.write().remove(name);
+        if let Some(offline) = offline {
+            // Nothing of it is open: its row goes first, then what is left on disk.
+            self.meta.delete_topic(name).await.map_err(Error::from)?;
+            let dir = self.topic_dir(name);
+            let trash = self.deleted_dir().join(offline.record.topic_id.to_string());
+            tokio::task::spawn_blocking(move || remove_topic_dir(&dir, &trash))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            info!(topic = %name, "deleted offline topic");
+            return Ok(offline.record.topic_id);
+        }
+        let Some(live) = self.topic(name) else {
+            return Err(TopicError::Unknown(name.to_string()));
+        };
+        // The store's row goes before the files. A crash (or a store failure) before it
+        // leaves the topic whole; a crash after it leaves the directory with its deletion
+        // mark, which the next start removes. The other order could bring the topic back
+        // empty: its row still listed, its files already gone.
+        let dir = self.topic_dir(name);
+        let id = live.id;
+        tokio::task::spawn_blocking(move || mark_deleted(&dir, id))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        if let Err(e) = self.meta.delete_topic(name).await {
+            let dir = self.topic_dir(name);
+            let _ = tokio::task::spawn_blocking(move || unmark_deleted(&dir)).await;
+            return Err(TopicError::Internal(e.into()));
+        }
         let topic = self
             .topics
             .write()
@@ -466,9 +663,8 @@ impl Broker {
         tokio::task::spawn_blocking(move || remove_topic_dir(&dir, &trash))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-        self.meta.delete_topic(name).await.map_err(Error::from)?;
         info!(topic = %name, "deleted topic");
-        Ok(topic)
+        Ok(topic.id)
     }
 
     /// Raises a topic's partition count.
@@ -493,6 +689,7 @@ impl Broker {
                 "{count} partitions is over the limit of 100000"
             )));
         }
+        self.check_partition_room(i64::from(count - current))?;
         if validate_only {
             return Ok(());
         }
@@ -564,6 +761,48 @@ impl Broker {
             .flat_map(|t| t.partitions.read().clone())
             .collect()
     }
+}
+
+/// A topic of the store whose partitions could not be opened at start.
+struct OfflineTopic {
+    record: TopicRecord,
+    reason: String,
+}
+
+/// The file that marks a topic directory as being deleted; it holds the topic's id.
+const DELETION_MARK: &str = "floe.deleted";
+
+/// Marks `dir` as the directory of topic `id` being deleted (written and fsynced).
+fn mark_deleted(dir: &Path, id: Uuid) -> Result<()> {
+    if !dir.is_dir() {
+        // Nothing on disk to finish deleting later.
+        return Ok(());
+    }
+    floe_log::write_atomic(dir, DELETION_MARK, id.to_string().as_bytes()).map_err(|e| Error::Io {
+        op: "mark a topic directory deleted",
+        path: dir.to_path_buf(),
+        source: std::io::Error::other(e),
+    })
+}
+
+/// Takes the deletion mark off `dir`.
+fn unmark_deleted(dir: &Path) -> Result<()> {
+    std::fs::remove_file(dir.join(DELETION_MARK))
+        .or_else(ignore_not_found)
+        .map_err(|source| Error::Io {
+            op: "unmark a topic directory",
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// The topic id a deletion mark in `dir` names, if it has one.
+fn deletion_mark(dir: &Path) -> Option<Uuid> {
+    std::fs::read_to_string(dir.join(DELETION_MARK))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Folder of the data dir that deleted topics' directories are moved to.

@@ -96,6 +96,9 @@ pub struct KafkaConfig {
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics with `-1`.
     pub default_partitions: i32,
+    /// Partitions the whole broker may hold; CreateTopics, CreatePartitions and
+    /// auto-creation past it are refused with POLICY_VIOLATION.
+    pub max_partitions: usize,
 }
 
 impl Default for KafkaConfig {
@@ -114,6 +117,7 @@ impl Default for KafkaConfig {
             request_arrival_timeout: Duration::from_secs(60),
             auto_create_topics: true,
             default_partitions: 1,
+            max_partitions: 10_000,
         }
     }
 }
@@ -195,6 +199,9 @@ pub struct LogDefaults {
     /// every retention pass.
     #[serde(with = "humantime_serde")]
     pub producer_id_expiration: Duration,
+    /// Idempotent producer ids one partition keeps sequence state for; past it the least
+    /// recently seen are forgotten early (as expiry would forget them later).
+    pub max_producer_ids_per_partition: usize,
 }
 
 impl Default for LogDefaults {
@@ -211,6 +218,7 @@ impl Default for LogDefaults {
             message_timestamp_type: "CreateTime".into(),
             page_cache_bytes: 256 << 20,
             producer_id_expiration: Duration::from_secs(24 * 3600),
+            max_producer_ids_per_partition: 10_000,
         }
     }
 }
@@ -236,6 +244,17 @@ pub struct GroupConfig {
     /// `offsets.retention.check.interval.ms`).
     #[serde(with = "humantime_serde")]
     pub offsets_retention_check_interval: Duration,
+    /// Longest group id accepted (INVALID_GROUP_ID past it).
+    pub max_group_id_bytes: usize,
+    /// Groups the broker keeps, in memory or with committed offsets; a new group past it
+    /// is refused with GROUP_MAX_SIZE_REACHED until offsets expire or groups are deleted.
+    pub max_groups: usize,
+    /// Members (and member ids handed out but not yet joined) one group may hold (Kafka's
+    /// `group.max.size`).
+    pub max_members_per_group: usize,
+    /// Bytes of protocol metadata one member may send in JoinGroup, and of assignment one
+    /// member may get in SyncGroup.
+    pub max_member_metadata_bytes: usize,
 }
 
 impl Default for GroupConfig {
@@ -246,6 +265,10 @@ impl Default for GroupConfig {
             initial_rebalance_delay: Duration::ZERO,
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offsets_retention_check_interval: Duration::from_secs(600),
+            max_group_id_bytes: 1024,
+            max_groups: 10_000,
+            max_members_per_group: 1_000,
+            max_member_metadata_bytes: 1 << 20,
         }
     }
 }

@@ -417,6 +417,11 @@ fn subscriptions(g: &Group) -> Option<HashSet<String>> {
 #[derive(Clone)]
 pub struct GroupCoordinator {
     groups: Arc<Mutex<HashMap<String, Group>>>,
+    /// Groups with committed offsets in the store, as of the last expiry pass plus the
+    /// commits since: with the groups in memory, what `max_groups` counts.
+    offset_groups: Arc<Mutex<HashSet<String>>>,
+    refused: Arc<crate::limits::ThrottledWarning>,
+    refusals: crate::limits::Refusals,
     config: GroupConfig,
     meta: MetaStore,
     shutdown: CancellationToken,
@@ -430,9 +435,17 @@ enum JoinStep {
 
 impl GroupCoordinator {
     /// A coordinator with no groups.
-    pub fn new(config: GroupConfig, meta: MetaStore, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        config: GroupConfig,
+        meta: MetaStore,
+        shutdown: CancellationToken,
+        refusals: crate::limits::Refusals,
+    ) -> Self {
         Self {
+            refusals,
             groups: Arc::new(Mutex::new(HashMap::new())),
+            offset_groups: Arc::default(),
+            refused: Arc::default(),
             config,
             meta,
             shutdown,
@@ -442,6 +455,61 @@ impl GroupCoordinator {
     /// The metadata store (committed offsets).
     pub fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    /// Reads which groups have committed offsets, for `max_groups` (at start).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn load_offset_groups(&self) -> Result<(), floe_meta::Error> {
+        let groups = self.meta.list_offset_groups().await?;
+        *self.offset_groups.lock() = groups.into_iter().collect();
+        Ok(())
+    }
+
+    /// Whether `group` may be used: an id within `max_group_id_bytes`, and a group the
+    /// broker knows already or room for one more under `max_groups`.
+    ///
+    /// # Errors
+    /// INVALID_GROUP_ID for an overlong id, GROUP_MAX_SIZE_REACHED when the broker holds
+    /// `max_groups` groups.
+    pub fn admit(&self, group: &str) -> Result<(), ResponseError> {
+        if group.len() > self.config.max_group_id_bytes {
+            self.refusals.count(crate::limits::Limit::Groups);
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let groups = self.groups.lock();
+        let offset_groups = self.offset_groups.lock();
+        if groups.contains_key(group) || offset_groups.contains(group) {
+            return Ok(());
+        }
+        let known = groups.len()
+            + offset_groups
+                .iter()
+                .filter(|g| !groups.contains_key(g.as_str()))
+                .count();
+        if known >= self.config.max_groups {
+            self.refusals.count(crate::limits::Limit::Groups);
+            if let Some(n) = self.refused.due() {
+                warn!(
+                    group,
+                    known,
+                    max = self.config.max_groups,
+                    refused = n,
+                    "new group refused: the broker holds [groups] max_groups groups"
+                );
+            }
+            return Err(ResponseError::GroupMaxSizeReached);
+        }
+        Ok(())
+    }
+
+    /// Notes that `group` has committed offsets now.
+    pub fn committed(&self, group: &str) {
+        let mut offset_groups = self.offset_groups.lock();
+        if !offset_groups.contains(group) {
+            offset_groups.insert(group.to_owned());
+        }
     }
 
     /// JoinGroup. Waits until the round completes (or the broker shuts down).
@@ -454,6 +522,16 @@ impl GroupCoordinator {
         };
         if p.group.is_empty() {
             return err(ResponseError::InvalidGroupId, p.member_id);
+        }
+        if let Err(e) = self.admit(&p.group) {
+            return err(e, p.member_id);
+        }
+        let metadata: usize = p.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if metadata > self.config.max_member_metadata_bytes {
+            self.refusals.count(crate::limits::Limit::Groups);
+            warn!(group = %p.group, bytes = metadata, max = self.config.max_member_metadata_bytes,
+                "JoinGroup refused: protocol metadata over [groups] max_member_metadata_bytes");
+            return err(ResponseError::InvalidRequest, p.member_id);
         }
         if p.session_timeout < self.config.min_session_timeout
             || p.session_timeout > self.config.max_session_timeout
@@ -485,6 +563,22 @@ impl GroupCoordinator {
                 ..Default::default()
             })
         };
+        // A new member (or member id) past group.max.size.
+        let known_member = !p.member_id.is_empty()
+            && (g.member(&p.member_id).is_some() || g.pending_ids.contains_key(&p.member_id));
+        let static_known = p
+            .instance_id
+            .as_deref()
+            .is_some_and(|i| g.member_for_instance(i).is_some());
+        if !known_member
+            && !static_known
+            && g.members.len() + g.pending_ids.len() >= self.config.max_members_per_group
+        {
+            self.refusals.count(crate::limits::Limit::Groups);
+            warn!(group = %p.group, max = self.config.max_members_per_group,
+                "JoinGroup refused: the group holds [groups] max_members_per_group members");
+            return fail(ResponseError::GroupMaxSizeReached, &p.member_id);
+        }
         if !g.members.is_empty() {
             let same_type = g.protocol_type.as_deref() == Some(p.protocol_type.as_str());
             let shared = g
@@ -847,6 +941,7 @@ impl GroupCoordinator {
         if groups.get(group).is_some_and(|g| !g.members.is_empty()) {
             return Err(ResponseError::NonEmptyGroup);
         }
+        self.offset_groups.lock().remove(group);
         Ok(groups.remove(group).is_some())
     }
 
@@ -926,6 +1021,10 @@ impl GroupCoordinator {
             }
             !forget
         });
+        // Commits since the listing above add themselves again through `committed`.
+        self.offset_groups
+            .lock()
+            .retain(|g| with_offsets.contains(g));
         Ok(())
     }
 

@@ -28,8 +28,8 @@ pub enum Limit {
     Decompression,
     /// A topic or partition over `[kafka] max_partitions`.
     Partitions,
-    /// A group, member or producer-state limit (`[groups]`, `[log]`).
-    GroupsAndProducers,
+    /// A group limit (`[groups]`: id length, groups, members, member metadata).
+    Groups,
 }
 
 impl Limit {
@@ -40,7 +40,7 @@ impl Limit {
         Limit::RequestSize,
         Limit::Decompression,
         Limit::Partitions,
-        Limit::GroupsAndProducers,
+        Limit::Groups,
     ];
 
     /// The label value.
@@ -52,7 +52,7 @@ impl Limit {
             Limit::RequestSize => "request_size",
             Limit::Decompression => "decompression",
             Limit::Partitions => "partitions",
-            Limit::GroupsAndProducers => "groups_and_producers",
+            Limit::Groups => "groups",
         }
     }
 }
@@ -101,6 +101,45 @@ impl Refusals {
 pub struct LimitLabels {
     /// [`Limit::name`].
     pub limit: String,
+}
+
+/// Raises the soft limit on open files to the hard limit, as Kafka's packaging does
+/// with `ulimit -n`: the default soft limit (1024 on most Linux systems) is exhausted by
+/// a few hundred partitions' active segments, Kafka connections and Parquet reads.
+/// Returns the limit now in force; a failure is logged and the old limit kept.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let current = getrlimit(Resource::Nofile);
+    let Some(hard) = current.maximum else {
+        // Unlimited hard limit: the kernel's nr_open caps it; ask for a generous value.
+        let wanted = rustix::process::Rlimit {
+            current: Some(1 << 20),
+            maximum: None,
+        };
+        return match setrlimit(Resource::Nofile, wanted) {
+            Ok(()) => Some(1 << 20),
+            Err(_) => current.current,
+        };
+    };
+    if current.current == Some(hard) {
+        return Some(hard);
+    }
+    match setrlimit(
+        Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    ) {
+        Ok(()) => {
+            tracing::debug!(from = ?current.current, to = hard, "raised the open files limit");
+            Some(hard)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, limit = ?current.current, "cannot raise the open files limit");
+            current.current
+        }
+    }
 }
 
 /// How often a limit that keeps refusing logs a line about it.

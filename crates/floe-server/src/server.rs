@@ -47,6 +47,7 @@ impl RunningServer {
     /// # Errors
     /// As [`run`].
     pub async fn start(config: ServerConfig) -> Result<Self> {
+        let open_files = crate::limits::raise_open_files_limit();
         let listener = TcpListener::bind(&config.kafka.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -107,7 +108,7 @@ impl RunningServer {
         tasks.spawn(crate::tasks::run_retention(broker.clone()));
         tasks.spawn(broker.groups.clone().run_reaper());
         tasks.spawn(broker.groups.clone().run_offset_expiry());
-        info!(listen = %kafka_addr, advertised = %format!("{host}:{port}"), "floe is serving Kafka");
+        info!(listen = %kafka_addr, advertised = %format!("{host}:{port}"), open_files_limit = ?open_files, "floe is serving Kafka");
         Ok(Self {
             kafka_addr,
             http_addr,

@@ -27,6 +27,7 @@ pub(super) fn topic_error_code(e: &TopicError) -> ResponseError {
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicError::LimitReached(_) => ResponseError::PolicyViolation,
         TopicError::Internal(_) => ResponseError::UnknownServerError,
     }
 }
@@ -137,7 +138,7 @@ pub(super) async fn delete_topics(
             continue;
         };
         responses.push(match broker.delete_topic(&resolved).await {
-            Ok(topic) => r.with_topic_id(topic.id).with_name(Some(tn(&resolved))),
+            Ok(id) => r.with_topic_id(id).with_name(Some(tn(&resolved))),
             Err(e) => {
                 warn!(topic = %resolved, error = %e, "delete topic refused");
                 r.with_error_code(topic_error_code(&e).code())

@@ -103,6 +103,14 @@ pub(super) async fn sync(
     req: SyncGroupRequest,
     _version: i16,
 ) -> SyncGroupResponse {
+    let max = broker.config.groups.max_member_metadata_bytes;
+    if let Some(a) = req.assignments.iter().find(|a| a.assignment.len() > max) {
+        warn!(group = %req.group_id.as_str(), member = %a.member_id.as_str(), bytes = a.assignment.len(), max,
+            "SyncGroup refused: an assignment over [groups] max_member_metadata_bytes");
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_assignment(Default::default());
+    }
     let assignments = req
         .assignments
         .iter()
@@ -171,12 +179,14 @@ pub(super) async fn offset_commit(
     version: i16,
 ) -> OffsetCommitResponse {
     let by_id = version >= 10;
-    let group_err = broker.groups.validate_commit(
-        &req.group_id,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-    );
+    let group_err = broker.groups.admit(&req.group_id).err().or_else(|| {
+        broker.groups.validate_commit(
+            &req.group_id,
+            req.generation_id_or_member_epoch,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+        )
+    });
     let now = now_ms();
     let mut to_store = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -223,7 +233,10 @@ pub(super) async fn offset_commit(
         None
     } else {
         match broker.meta.commit_offsets(&req.group_id, &to_store).await {
-            Ok(()) => None,
+            Ok(()) => {
+                broker.groups.committed(&req.group_id);
+                None
+            }
             Err(e) => {
                 warn!(group = %req.group_id.as_str(), error = %e, "offset commit failed");
                 Some(ResponseError::CoordinatorNotAvailable)

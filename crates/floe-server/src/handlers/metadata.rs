@@ -26,6 +26,24 @@ fn node(broker: &Broker) -> BrokerId {
     BrokerId(broker.config.node_id)
 }
 
+/// A topic whose partitions could not be opened: no leader, LEADER_NOT_AVAILABLE, which
+/// clients retry (the topic comes back once the broker restarts with the cause fixed).
+fn offline_metadata(name: &str, partitions: i32, id: Uuid) -> MetadataResponseTopic {
+    let partitions = (0..partitions)
+        .map(|i| {
+            MetadataResponsePartition::default()
+                .with_error_code(ResponseError::LeaderNotAvailable.code())
+                .with_partition_index(i)
+                .with_leader_id(BrokerId(-1))
+                .with_leader_epoch(-1)
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(tn(name)))
+        .with_topic_id(id)
+        .with_partitions(partitions)
+}
+
 fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let n = node(broker);
     let partitions = (0..topic.partition_count())
@@ -61,19 +79,40 @@ pub(super) async fn metadata(
         Some(t) => Some(t),
     };
     let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let offline = broker.offline_topics();
     let topics = match requested {
         None => broker
             .topics()
             .iter()
             .map(|t| topic_metadata(broker, t))
+            .chain(
+                offline
+                    .iter()
+                    .map(|(n, p, id, _)| offline_metadata(n, *p, *id)),
+            )
             .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             for t in requested {
+                if let Some((n, p, id, _)) = offline.iter().find(|(n, _, id, _)| {
+                    t.name
+                        .as_ref()
+                        .map_or(*id == t.topic_id, |name| name.as_str() == n)
+                }) {
+                    out.push(offline_metadata(n, *p, *id));
+                    continue;
+                }
+                let mut refused = None;
                 let found = match &t.name {
                     Some(name) => {
                         if auto_create {
-                            broker.topic_or_autocreate(name).await
+                            match broker.topic_or_autocreate(name).await {
+                                Ok(t) => Some(t),
+                                Err(e) => {
+                                    refused = e;
+                                    None
+                                }
+                            }
                         } else {
                             broker.topic(name)
                         }
@@ -82,6 +121,12 @@ pub(super) async fn metadata(
                 };
                 out.push(match found {
                     Some(topic) => topic_metadata(broker, &topic),
+                    None if matches!(refused, Some(crate::broker::TopicError::LimitReached(_))) => {
+                        MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::PolicyViolation.code())
+                            .with_name(t.name.clone())
+                            .with_topic_id(t.topic_id)
+                    }
                     None => {
                         let invalid = t
                             .name
