@@ -61,7 +61,6 @@ fn refusals(http: &str, limit: &str) -> f64 {
 
 /// A real client produces and reads back on `bootstrap`: others are served as before.
 async fn a_client_is_served(bootstrap: &str, topic: &str) {
-    let group = format!("check-{topic}");
     let p = producer(bootstrap, &[]);
     p.send(
         FutureRecord::<(), _>::to(topic).payload("still-served"),

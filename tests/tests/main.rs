@@ -5,6 +5,7 @@ mod admin_cli;
 mod backup;
 mod bad_input;
 mod crash;
+mod durability;
 mod kafka_clients;
 mod lake;
 mod lake_backpressure;
