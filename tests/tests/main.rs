@@ -11,6 +11,7 @@ mod lake;
 mod lake_backpressure;
 mod lake_crash;
 mod lake_faults;
+mod lake_metadata;
 mod lake_s3;
 mod limits;
 mod metrics;

@@ -13,6 +13,7 @@ pub mod maintain;
 pub mod pointer;
 pub mod reader;
 pub mod schema;
+pub mod snapshots;
 pub mod storage;
 pub mod table;
 pub mod tail;

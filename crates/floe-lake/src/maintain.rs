@@ -20,8 +20,10 @@
 //! - **Manifest merge** writes the live entries of the current snapshot's data manifests
 //!   into one (a `replace` snapshot that changes no data file) once there are more than
 //!   [`Housekeeping::merge_manifests_above`]: every landing round adds one.
-//! - **Snapshot expiry** removes snapshots older than `lake.snapshot.retention.ms`
-//!   (iceberg-rust's expire action), then deletes the files no remaining snapshot uses.
+//! - **Snapshot thinning** keeps the last hour's snapshots and one tagged snapshot per
+//!   hour back to `lake.snapshot.retention.ms`, within a size budget, so the metadata
+//!   file stays small however old the topic (`crate::snapshots`); then deletes the files
+//!   no remaining snapshot uses.
 //!
 //! Crash safety: new files are written before the commit; a crash before the pointer swap
 //! leaves unreferenced files only, which the orphan clean-up at the next start deletes
@@ -40,7 +42,6 @@ use iceberg::spec::{
     SnapshotReference, SnapshotRetention, Summary, MAIN_BRANCH,
 };
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::MetadataLocation;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tracing::{info, warn};
@@ -60,8 +61,10 @@ pub struct Housekeeping {
     pub now_ms: i64,
     /// Topic `retention.ms`; None keeps data forever.
     pub retention_ms: Option<i64>,
-    /// `lake.snapshot.retention.ms`.
+    /// `lake.snapshot.retention.ms`: no snapshot older than this stays.
     pub snapshot_retention_ms: i64,
+    /// Which snapshots younger than that stay (see `crate::snapshots`).
+    pub snapshot_windows: crate::snapshots::SnapshotWindows,
     /// Files below this size are small (compaction candidates, the small-file metric).
     pub small_file_bytes: u64,
     /// Compact a time partition once it has this many small files of one size tier.
@@ -96,8 +99,10 @@ pub struct HousekeepingReport {
     pub compacted_into: usize,
     /// Data manifests merged into one (0: no merge this pass).
     pub manifests_merged: usize,
-    /// Snapshots expired.
+    /// Snapshots removed.
     pub snapshots_expired: usize,
+    /// Snapshots tagged to stay past the dense window.
+    pub snapshots_tagged: usize,
     /// Files deleted from storage (data files and metadata no snapshot uses any more).
     pub files_deleted: usize,
     /// Data files, small ones and bytes in the current snapshot after the pass.
@@ -239,10 +244,9 @@ impl LakeTable {
             report.manifests_merged = manifests;
             info!(table = %self.ident, manifests, "merged the data manifests into one");
         }
-        let (expired, deleted) = self
-            .expire_snapshots(store, policy.now_ms - policy.snapshot_retention_ms)
-            .await?;
+        let (expired, tagged, deleted) = self.thin_snapshots(pointer, store, policy).await?;
         report.snapshots_expired = expired;
+        report.snapshots_tagged = tagged;
         report.files_deleted = deleted;
         report.counts = self.file_counts().await?;
         Ok(report)
@@ -632,50 +636,91 @@ impl LakeTable {
         Ok((new_location.to_string(), written))
     }
 
-    /// Expires snapshots older than `older_than_ms` (the current one always stays), then
-    /// deletes data files, manifests and manifest lists no remaining snapshot uses, and
-    /// metadata files the table's log no longer lists. Returns (snapshots expired, files
-    /// deleted).
-    async fn expire_snapshots(
+    /// Removes and tags snapshots as `crate::snapshots::plan` says for `policy` (the
+    /// current one always stays), committed by a metadata-pointer swap, then deletes data
+    /// files, manifests and manifest lists no remaining snapshot uses, and metadata files
+    /// the table's log no longer lists. Returns (snapshots removed, snapshots tagged,
+    /// files deleted).
+    async fn thin_snapshots(
         &self,
+        pointer: &MetadataPointer,
         store: &WarehouseStore,
-        older_than_ms: i64,
-    ) -> Result<(usize, usize)> {
+        policy: &Housekeeping,
+    ) -> Result<(usize, usize, usize)> {
         // Also keeps a round's files, written but not yet committed, from looking unused.
         let _turn = self.commit_lock.lock().await;
+        self.refresh().await?;
         let table = self.table();
-        let current = table.metadata().current_snapshot_id();
-        let stale = table
-            .metadata()
-            .snapshots()
-            .filter(|s| s.timestamp_ms() < older_than_ms && Some(s.snapshot_id()) != current)
-            .count();
-        if stale > 0 {
-            let before = table.metadata().snapshots().len();
-            let tx = Transaction::new(&table);
-            let tx = tx
-                .expire_snapshots()
-                .expire_older_than_ms(older_than_ms)
-                .retain_last(1)
-                .apply(tx)
-                .map_err(Error::iceberg("preparing snapshot expiry"))?;
-            let committed = tx
-                .commit(self.catalog.as_ref())
-                .await
-                .map_err(Error::iceberg(format!(
-                    "expiring snapshots of {}",
-                    self.ident
-                )))?;
-            let after = committed.metadata().snapshots().len();
-            *self.table.write() = committed;
-            let expired = before.saturating_sub(after);
-            let deleted = self.delete_unused(store).await?;
-            if expired > 0 {
-                info!(table = %self.ident, snapshots = expired, files = deleted, "expired old snapshots");
-            }
-            return Ok((expired, deleted));
+        let meta = table.metadata();
+        let plan = crate::snapshots::plan(
+            meta,
+            policy.now_ms,
+            policy.snapshot_retention_ms,
+            &policy.snapshot_windows,
+        );
+        if plan.is_empty() {
+            return Ok((0, 0, 0));
         }
-        Ok((0, 0))
+        let old_location = table
+            .metadata_location()
+            .ok_or_else(|| Error::Config(format!("{} has no metadata location", self.ident)))?
+            .to_owned();
+        let mut builder = meta.clone().into_builder(Some(old_location.clone()));
+        for (name, id) in &plan.new_tags {
+            builder = builder
+                .set_ref(
+                    name,
+                    SnapshotReference::new(
+                        *id,
+                        SnapshotRetention::Tag {
+                            max_ref_age_ms: Some(policy.snapshot_retention_ms),
+                        },
+                    ),
+                )
+                .map_err(Error::iceberg("tagging a snapshot"))?;
+        }
+        for name in &plan.removed_tags {
+            builder = builder.remove_ref(name);
+        }
+        let new_meta = builder
+            .remove_snapshots(&plan.removed)
+            .build()
+            .map_err(Error::iceberg("building table metadata"))?
+            .metadata;
+        let new_location = MetadataLocation::from_str(&old_location)
+            .map_err(Error::iceberg("parsing the metadata location"))?
+            .with_next_version()
+            .with_new_metadata(&new_meta);
+        new_meta
+            .write_to(table.file_io(), &new_location)
+            .await
+            .map_err(Error::iceberg("writing table metadata"))?;
+        let new_location = new_location.to_string();
+        let swapped = pointer
+            .swap(&self.ident, &old_location, &new_location)
+            .await;
+        let ours = match swapped {
+            Ok(done) => done,
+            Err(e) => match self.refresh().await {
+                Ok(()) => self.table().metadata_location() == Some(new_location.as_str()),
+                Err(_) => {
+                    warn!(table = %self.ident, error = %e, "metadata swap outcome unknown; keeping its files");
+                    return Err(e);
+                }
+            },
+        };
+        if !ours {
+            delete_written(table.file_io(), std::slice::from_ref(&new_location)).await;
+            self.refresh().await?;
+            return Err(Error::Conflict(self.ident.to_string()));
+        }
+        self.refresh().await?;
+        let committed = self.table();
+        crate::table::delete_dropped_metadata(&table, &committed).await;
+        let deleted = self.delete_unused(store).await?;
+        info!(table = %self.ident, removed = plan.removed.len(), tagged = plan.new_tags.len(),
+            kept = plan.kept, files = deleted, "thinned snapshots");
+        Ok((plan.removed.len(), plan.new_tags.len(), deleted))
     }
 
     /// Deletes what no snapshot of the committed metadata uses.

@@ -128,6 +128,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
         now_ms: now,
         retention_ms: Some(3 * DAY_MS),
         snapshot_retention_ms: 7 * DAY_MS,
+        snapshot_windows: Default::default(),
         small_file_bytes: 1 << 20,
         compact_min_files: 4,
         merge_manifests_above: usize::MAX,
@@ -217,6 +218,7 @@ async fn retention_compaction_and_expiry_keep_offsets_and_reads_right() {
             &Housekeeping {
                 now_ms: now_ms() + 1,
                 snapshot_retention_ms: 0,
+                snapshot_windows: Default::default(),
                 compact_min_files: 0,
                 ..policy
             },
@@ -257,6 +259,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
                     // Zero: every pass also expires all but the current snapshot and
                     // deletes the files only those used.
                     snapshot_retention_ms: 0,
+                    snapshot_windows: Default::default(),
                     small_file_bytes: 1 << 20,
                     compact_min_files: 2,
                     merge_manifests_above: 4,
@@ -316,6 +319,7 @@ async fn housekeeping_beside_landing_rounds_loses_and_duplicates_nothing() {
         now_ms: now_ms() + 1,
         retention_ms: None,
         snapshot_retention_ms: 0,
+        snapshot_windows: Default::default(),
         small_file_bytes: 1 << 20,
         compact_min_files: 0,
         merge_manifests_above: usize::MAX,
@@ -371,6 +375,7 @@ async fn manifests_are_merged_into_one() {
         now_ms: now_ms(),
         retention_ms: None,
         snapshot_retention_ms: 7 * DAY_MS,
+        snapshot_windows: Default::default(),
         small_file_bytes: 0,
         compact_min_files: usize::MAX,
         merge_manifests_above: 5,
@@ -467,6 +472,7 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
         now_ms: now,
         retention_ms: None,
         snapshot_retention_ms: 7 * DAY_MS,
+        snapshot_windows: Default::default(),
         small_file_bytes: 1 << 20,
         compact_min_files: 0,
         merge_manifests_above: usize::MAX,
@@ -563,4 +569,141 @@ async fn delete_records_removes_the_rows_below_each_floor_once() {
     // Reopened from the catalog alone (a broker whose disk is gone), the floors remain.
     let again = lake.open("events").await;
     assert_eq!((again.deleted_before(0), again.deleted_before(1)), (30, 50));
+}
+
+/// Snapshot thinning on a real table: of 40 rounds committed over a few hundred
+/// milliseconds, housekeeping keeps the newest (the dense window), tags one snapshot per
+/// older interval `floe-<interval start>`, removes the rest and their manifest lists, and
+/// the table reads as before. The metadata file shrinks accordingly; by tag, the old
+/// snapshots still read.
+#[tokio::test]
+async fn snapshots_are_thinned_to_a_dense_window_and_tagged_intervals() {
+    let lake = Lake::new().await;
+    let (store, pointer) = (&lake.store, &lake.pointer);
+    let table = lake.open("thinned").await;
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    for round in 0..40 {
+        tail.push(batch_with(round * 10, 10, |o| now_ms() + o, noise));
+        table
+            .land(std::slice::from_ref(&tail), &[round * 10 + 10])
+            .await
+            .expect("land")
+            .expect("round");
+        // Rounds a few milliseconds apart, so intervals of 10 ms hold several.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let before = table.table();
+    let stamps: Vec<i64> = {
+        let mut v: Vec<i64> = before
+            .metadata()
+            .snapshots()
+            .map(|s| s.timestamp_ms())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(stamps.len(), 40);
+    let metadata_size = |t: &iceberg::table::Table| {
+        let path = t
+            .metadata_location()
+            .expect("location")
+            .trim_start_matches("file:")
+            .to_owned();
+        std::fs::metadata(path).expect("metadata file").len()
+    };
+    let size_before = metadata_size(&before);
+    let last = *stamps.last().expect("newest");
+    let span = last - stamps[0];
+    assert!(span >= 40, "rounds took {span} ms");
+    // Dense: the newest quarter of the span; intervals of a tenth of it before.
+    let windows = floe_lake::snapshots::SnapshotWindows {
+        dense_ms: span / 4,
+        tag_interval_ms: (span / 10).max(1),
+        max_metadata_bytes: 8 << 20,
+    };
+    let policy = Housekeeping {
+        now_ms: last,
+        retention_ms: None,
+        snapshot_retention_ms: 7 * DAY_MS,
+        snapshot_windows: windows,
+        small_file_bytes: 1 << 20,
+        compact_min_files: 0,
+        merge_manifests_above: usize::MAX,
+        deleted_before: Default::default(),
+    };
+    let report = table
+        .housekeep(pointer, store, &policy)
+        .await
+        .expect("housekeeping");
+    let after = table.table();
+    let kept: Vec<i64> = after
+        .metadata()
+        .snapshots()
+        .map(|s| s.timestamp_ms())
+        .collect();
+    let dense = stamps.iter().filter(|t| **t >= last - span / 4).count();
+    let intervals: std::collections::BTreeSet<i64> = stamps
+        .iter()
+        .filter(|t| **t < last - span / 4)
+        .map(|t| t.div_euclid(windows.tag_interval_ms))
+        .collect();
+    assert_eq!(kept.len(), dense + intervals.len(), "{report:?}");
+    assert_eq!(report.snapshots_expired, 40 - kept.len());
+    assert_eq!(report.snapshots_tagged, intervals.len());
+    let tags = floe_lake::snapshots::refs(after.metadata());
+    let tags: Vec<_> = tags.iter().filter(|r| r.floe_tag).collect();
+    assert_eq!(tags.len(), intervals.len());
+    for tag in &tags {
+        let s = after
+            .metadata()
+            .snapshot_for_ref(&tag.name)
+            .expect("tagged snapshot");
+        let start = s.timestamp_ms().div_euclid(windows.tag_interval_ms) * windows.tag_interval_ms;
+        assert_eq!(tag.name, floe_lake::snapshots::tag_name(start));
+    }
+    assert!(
+        metadata_size(&after) < size_before,
+        "{} -> {}",
+        size_before,
+        metadata_size(&after)
+    );
+    // The table reads as before, and the oldest tag reads its snapshot's rows.
+    assert_eq!(row_count(&after).await, 400);
+    let oldest = tags
+        .iter()
+        .map(|t| {
+            after
+                .metadata()
+                .snapshot_by_id(t.snapshot_id)
+                .expect("snapshot")
+        })
+        .min_by_key(|s| s.timestamp_ms())
+        .expect("a tag");
+    let rows: usize = after
+        .scan()
+        .snapshot_id(oldest.snapshot_id())
+        .build()
+        .expect("scan")
+        .to_arrow()
+        .await
+        .expect("arrow")
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("batches")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    let expected: i64 = oldest
+        .summary()
+        .additional_properties
+        .get("total-records")
+        .and_then(|v| v.parse().ok())
+        .expect("total-records");
+    assert_eq!(rows as i64, expected);
+    // A second pass changes nothing: tags stay where they are.
+    let again = table
+        .housekeep(pointer, store, &policy)
+        .await
+        .expect("again");
+    assert_eq!((again.snapshots_expired, again.snapshots_tagged), (0, 0));
 }

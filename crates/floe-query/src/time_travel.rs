@@ -32,11 +32,14 @@ use iceberg::table::Table;
 use crate::topic_table::Source;
 
 /// Which snapshot `topic_at` reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Version {
     Snapshot(i64),
-    /// The snapshot current at this time (ms since the epoch).
+    /// The snapshot current at this time (ms since the epoch), as far as the kept
+    /// snapshots tell: every one in the dense window, one per tag interval before it.
     Time(i64),
+    /// The snapshot a tag (or branch) names, such as Floe's hourly `floe-<time>` tags.
+    Ref(String),
 }
 
 /// `topic_at(topic, snapshot_id | timestamp)`.
@@ -60,7 +63,12 @@ impl TableFunctionImpl for TopicAt {
                     i64::try_from(*id)
                         .map_err(|_| DataFusionError::Plan("snapshot id out of range".into()))?,
                 ),
-                other => Version::Time(to_millis(other)?),
+                other => match other.try_as_str() {
+                    Some(Some(name)) if name.starts_with(floe_lake::snapshots::TAG_PREFIX) => {
+                        Version::Ref(name.to_owned())
+                    }
+                    _ => Version::Time(to_millis(other)?),
+                },
             },
             _ => {
                 return plan_err(
@@ -123,25 +131,40 @@ struct AtVersion {
 impl AtVersion {
     fn snapshot_id(&self, table: &Table) -> Result<i64> {
         let meta = table.metadata();
-        match self.version {
-            Version::Snapshot(id) => meta.snapshot_by_id(id).map(|s| s.snapshot_id()).ok_or_else(|| {
+        match &self.version {
+            Version::Ref(name) => meta.snapshot_for_ref(name).map(|s| s.snapshot_id()).ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "topic {} has no snapshot tagged {name} (see topic_snapshots('{}'))",
+                    self.topic, self.topic
+                ))
+            }),
+            &Version::Snapshot(id) => meta.snapshot_by_id(id).map(|s| s.snapshot_id()).ok_or_else(|| {
                 DataFusionError::Plan(format!(
                     "topic {} has no snapshot {id} (expired, or never existed; see topic_snapshots('{}'))",
                     self.topic, self.topic
                 ))
             }),
-            Version::Time(ms) => meta
-                .history()
-                .iter()
-                .filter(|h| h.timestamp_ms <= ms)
-                .max_by_key(|h| h.timestamp_ms)
-                .map(|h| h.snapshot_id)
-                .ok_or_else(|| {
+            &Version::Time(ms) => {
+                // The snapshot log covers the dense window; before it, the tagged
+                // snapshots stand for their interval.
+                let logged = meta.history().iter().map(|h| (h.timestamp_ms, h.snapshot_id));
+                let tagged = floe_lake::snapshots::refs(meta)
+                    .into_iter()
+                    .filter(|r| r.floe_tag)
+                    .filter_map(|r| meta.snapshot_by_id(r.snapshot_id))
+                    .map(|s| (s.timestamp_ms(), s.snapshot_id()));
+                logged
+                    .chain(tagged)
+                    .filter(|(ts, _)| *ts <= ms)
+                    .max_by_key(|(ts, _)| *ts)
+                    .map(|(_, id)| id)
+                    .ok_or_else(|| {
                     DataFusionError::Plan(format!(
-                        "topic {} had no snapshot at {ms} ms since the epoch (the oldest kept is in topic_history('{}'))",
+                        "topic {} had no snapshot at {ms} ms since the epoch (the oldest kept is in topic_snapshots('{}'))",
                         self.topic, self.topic
                     ))
-                }),
+                })
+            }
         }
     }
 }

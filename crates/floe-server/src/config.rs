@@ -325,6 +325,17 @@ pub struct LakeConfig {
     /// Memory for rows lake-tier Fetches read ahead of their consumers, over all topics
     /// (a scan reads at most an eighth of it, and 32 MiB).
     pub read_ahead_bytes: usize,
+    /// Every snapshot younger than this stays (time travel by timestamp from any engine).
+    #[serde(with = "humantime_serde")]
+    pub snapshot_dense_window: Duration,
+    /// Older snapshots stay one per this interval, tagged `floe-<interval start>`, up to
+    /// the topic's `lake.snapshot.retention.ms`.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_tag_interval: Duration,
+    /// The kept snapshots of one table take at most about this many bytes of its metadata
+    /// file: a topic whose snapshots are large (thousands of partitions) keeps shorter
+    /// windows rather than a larger file rewritten on every round.
+    pub max_metadata_bytes: usize,
     /// S3 settings, used when the warehouse is `s3://`.
     pub s3: S3Config,
 }
@@ -346,6 +357,9 @@ impl Default for LakeConfig {
             housekeeping_interval: Duration::from_secs(60),
             compact_min_files: 8,
             read_ahead_bytes: 256 << 20,
+            snapshot_dense_window: Duration::from_secs(3600),
+            snapshot_tag_interval: Duration::from_secs(3600),
+            max_metadata_bytes: 8 << 20,
             s3: S3Config::default(),
         }
     }

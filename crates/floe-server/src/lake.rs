@@ -470,6 +470,13 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
         now_ms: now_ms(),
         retention_ms: (config.retention_ms >= 0).then_some(config.retention_ms),
         snapshot_retention_ms: config.lake_snapshot_retention_ms,
+        snapshot_windows: floe_lake::snapshots::SnapshotWindows {
+            dense_ms: i64::try_from(lake.config.snapshot_dense_window.as_millis())
+                .unwrap_or(i64::MAX),
+            tag_interval_ms: i64::try_from(lake.config.snapshot_tag_interval.as_millis())
+                .unwrap_or(i64::MAX),
+            max_metadata_bytes: lake.config.max_metadata_bytes,
+        },
         small_file_bytes: table.small_file_bytes(),
         compact_min_files: lake.config.compact_min_files,
         merge_manifests_above: floe_lake::maintain::MERGE_MANIFESTS_ABOVE,
