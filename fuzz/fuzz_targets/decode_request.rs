@@ -9,5 +9,5 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     common::allow_caught_panics();
-    let _ = floe_kafka::request::decode_request(bytes::Bytes::copy_from_slice(data));
+    floe_kafka::fuzz::request(data);
 });

@@ -19,6 +19,7 @@ use rdkafka::ClientConfig;
 
 pub use rdkafka;
 
+pub mod fuzz;
 pub mod lake;
 pub mod proxy;
 pub mod s3;

@@ -6,6 +6,7 @@ mod backup;
 mod bad_input;
 mod crash;
 mod durability;
+mod fuzz;
 mod kafka_clients;
 mod lake;
 mod lake_backpressure;

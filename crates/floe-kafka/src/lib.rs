@@ -18,6 +18,7 @@
 pub mod decompression;
 pub mod error;
 pub mod frame;
+pub mod fuzz;
 pub mod records;
 pub mod request;
 pub mod response;

@@ -101,6 +101,24 @@ impl FlightSql {
     }
 }
 
+/// The statement handle of a DoGet ticket, parsed as DoGet parses it: a protobuf `Any`
+/// holding a Flight SQL `TicketStatementQuery`, whose handle is Floe's 16 random bytes.
+///
+/// # Errors
+/// `InvalidArgument` for anything else.
+pub fn parse_ticket(ticket: &[u8]) -> Result<[u8; 16], Status> {
+    use arrow_flight::sql::{Any, Command};
+    let any = Any::decode(ticket).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    match Command::try_from(any).map_err(|e| Status::invalid_argument(e.to_string()))? {
+        Command::TicketStatementQuery(t) => <[u8; 16]>::try_from(&t.statement_handle[..])
+            .map_err(|_| Status::invalid_argument("not a Floe statement handle")),
+        other => Err(Status::invalid_argument(format!(
+            "not a statement ticket: {}",
+            other.type_url()
+        ))),
+    }
+}
+
 /// A query error as the client sees it, by [`ErrorKind`]: the user's mistakes as
 /// `InvalidArgument` (ADBC raises `ProgrammingError`), busy as `Unavailable` (retriable),
 /// DataFusion's message either way.
@@ -154,6 +172,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let handle = <[u8; 16]>::try_from(&ticket.statement_handle[..])
             .map_err(|_| Status::invalid_argument("not a Floe statement handle"))?;
+        // DoGet decoded the ticket as `parse_ticket` does (fuzzed there).
         let peer = request.remote_addr();
         let stream = {
             let mut parked = self.parked.lock();

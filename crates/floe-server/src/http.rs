@@ -145,7 +145,7 @@ async fn sql(
 ///
 /// # Errors
 /// A readable message for a body that is not what its content type says.
-pub fn sql_statement(content_type: &str, body: &[u8]) -> Result<String, String> {
+pub(crate) fn sql_statement(content_type: &str, body: &[u8]) -> Result<String, String> {
     let text = String::from_utf8_lossy(body);
     if !content_type.starts_with("application/json") {
         return Ok(text.into_owned());
@@ -216,15 +216,39 @@ async fn catalog(broker: &Broker) -> Result<Arc<dyn Catalog>, Response> {
     lake.catalog().await.map_err(unavailable)
 }
 
-/// Namespace path segment: levels joined by the unit separator (0x1F), per the spec.
+/// The most levels a namespace path segment may name (Floe's tables live one level
+/// deep; a client could otherwise make the broker split a path into millions).
+const MAX_NAMESPACE_LEVELS: usize = 16;
+
+/// A namespace path segment: levels joined by the unit separator (0x1F), per the spec.
+///
+/// # Errors
+/// A readable message for an empty level list, an empty level, or too many levels.
+pub(crate) fn parse_namespace(ns: &str) -> Result<NamespaceIdent, String> {
+    let levels: Vec<String> = ns
+        .split('\u{1f}')
+        .take(MAX_NAMESPACE_LEVELS + 1)
+        .map(str::to_owned)
+        .collect();
+    if levels.len() > MAX_NAMESPACE_LEVELS {
+        return Err(format!("more than {MAX_NAMESPACE_LEVELS} namespace levels"));
+    }
+    if levels.iter().any(String::is_empty) {
+        return Err("a namespace level is empty".into());
+    }
+    NamespaceIdent::from_vec(levels).map_err(|e| e.to_string())
+}
+
+/// [`parse_namespace`], failing as the REST answer itself.
 // An error here is the HTTP answer itself; boxing it would only add noise.
 #[allow(clippy::result_large_err)]
 fn namespace(ns: &str) -> Result<NamespaceIdent, Response> {
-    NamespaceIdent::from_vec(ns.split('\u{1f}').map(str::to_owned).collect()).map_err(|e| {
+    parse_namespace(ns).map_err(|e| {
+        let shown: String = ns.chars().take(200).collect();
         error(
             StatusCode::BAD_REQUEST,
             "BadRequestException",
-            format!("bad namespace {ns:?}: {e}"),
+            format!("bad namespace {shown:?}: {e}"),
         )
     })
 }

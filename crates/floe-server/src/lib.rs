@@ -15,6 +15,7 @@ mod connection;
 pub mod coordinator;
 pub mod data_dir;
 pub mod error;
+pub mod fuzz;
 mod handlers;
 mod http;
 pub mod lake;
