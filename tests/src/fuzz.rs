@@ -142,7 +142,7 @@ pub fn run(
             );
         }
         // Keep some mutants around to mutate further (a crude stand-in for coverage).
-        if stats.executions % 64 == 0 && pool.len() < 4096 {
+        if stats.executions.is_multiple_of(64) && pool.len() < 4096 {
             pool.push(input);
         }
     }

@@ -44,7 +44,7 @@ async fn the_metadata_keeps_a_dense_window_and_tagged_intervals_as_rounds_land()
         .await
         .expect("produce");
         sent += 1;
-        if sent % 100 == 0 {
+        if sent.is_multiple_of(100) {
             let meta = table_metadata(&http, "steady");
             sizes.push(serde_json::to_vec(&meta).expect("bytes").len());
         }
