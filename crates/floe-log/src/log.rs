@@ -183,7 +183,7 @@ impl SyncJob {
     /// back (with readahead). Without this every byte appended takes a page-cache page
     /// that stays until memory pressure evicts it, and a page taken from free memory
     /// costs several times the copy itself on virtual machines whose free memory is
-    /// handed back to the host (docs/benchmarks.md, session 11). Advice only: a failure
+    /// handed back to the host (docs/benchmarks.md, `d612fd1`). Advice only: a failure
     /// is logged (debug) and changes nothing else.
     fn release_cache(&self, keep: u64) {
         const PAGE: u64 = 4096;

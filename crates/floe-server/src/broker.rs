@@ -354,7 +354,7 @@ impl Broker {
     /// Splits `[log] page_cache_bytes` over the broker's partitions: each log drops what
     /// lies further behind its end than its share. A budget per partition let the page
     /// cache grow with the partition count, and appends then took new pages instead of
-    /// the ones just dropped (docs/benchmarks.md, session 16).
+    /// the ones just dropped (docs/benchmarks.md, `f4d7275`).
     fn split_page_cache(&self) {
         let Some(share) = &self.page_cache else {
             return;

@@ -267,8 +267,8 @@ impl Partition {
             Ok(rows) => rows,
             Err(e) => {
                 // Produce refuses records that do not decode, so this is a batch a
-                // release before session 10 stored, re-read from the WAL: the offsets
-                // stay in the WAL but cannot land. Keep the tail moving.
+                // release before `ae3fafa` (2026-11-21) stored, re-read from the WAL: the
+                // offsets stay in the WAL but cannot land. Keep the tail moving.
                 tracing::error!(topic = %self.topic, partition = self.index, first, end, error = %e,
                     "batch cannot be decoded into Arrow; these offsets will not land");
                 arrow_array_empty(&self.schema)
