@@ -84,7 +84,7 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
     let mut broker = BrokerProcess::spawn_with_config(
         &dir.path().join("data"),
         0,
-        "[kafka]\nmax_connections_per_ip = 20\nconnections_max_idle = \"6s\"\nrequest_arrival_timeout = \"3s\"\n",
+        "[kafka]\nmax_connections_per_ip = 20\nconnections_max_idle = \"30s\"\nrequest_arrival_timeout = \"4s\"\n",
         &["--lake-enabled", "false"],
     );
     let addr = broker.bootstrap();
@@ -96,13 +96,27 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
     for _ in 0..20 {
         idle.push(connect_from("127.0.0.1", &addr).await);
     }
+    // Connected is not accepted: wait until the broker holds all twenty.
+    let http = broker.http_url();
+    eventually(
+        Duration::from_secs(20),
+        "twenty connections accepted",
+        || {
+            let http = http.clone();
+            async move {
+                let (_, body) = http_get(&format!("{http}/metrics")).ok()?;
+                (Scrape::parse(&body).value("floe_connections_open", &[]) >= 20.0).then_some(())
+            }
+        },
+    )
+    .await;
     let started = Instant::now();
     let mut over = connect_from("127.0.0.1", &addr).await;
     assert!(
-        closed_within(&mut over, Duration::from_secs(2)).await,
+        closed_within(&mut over, Duration::from_secs(10)).await,
         "the 21st connection from 127.0.0.1 was not closed"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(15));
     // Another address is served meanwhile.
     let mut other = connect_from("127.0.0.2", &addr).await;
     assert!(api_versions_answer(&mut other).await, "127.0.0.2 is served");
@@ -136,11 +150,10 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
     // The idle ones go once the idle limit passes.
     for (i, s) in idle.iter_mut().enumerate() {
         assert!(
-            closed_within(s, Duration::from_secs(15)).await,
+            closed_within(s, Duration::from_secs(40)).await,
             "idle connection {i} was not closed"
         );
     }
-    let http = broker.http_url();
     assert!(refusals(&http, "connections_per_ip") >= 1.0);
     assert!(refusals(&http, "request_arrival") >= 40.0);
     assert!(refusals(&http, "idle_connection") >= 20.0);

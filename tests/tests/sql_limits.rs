@@ -286,21 +286,28 @@ async fn flight_tickets_are_the_planning_connections_and_expire_on_a_timer() {
     let rows = a.fetch(&planned).await.expect("the planning connection");
     assert_eq!(rows[0].num_rows(), 1);
     a.fetch(&planned).await.expect_err("fetched already");
-    // A statement with more rows than it can hold ready keeps running until fetched.
+    // A planned statement holds no turn (max_concurrent = 1): HTTP queries run while it
+    // waits for its DoGet, and a timer drops it once its ticket expires, whether or not
+    // anyone plans another.
     let second = a
         .plan("SELECT * FROM generate_series(1, 100000000)")
         .await
         .expect("plan");
-    assert_ne!(second.handle().expect("handle"), handle);
-
-    // A planned statement holds its turn (max_concurrent = 1): HTTP queries are busy
-    // until the ticket expires and the sweeper drops it, without anyone parking another.
+    let parked = |http: String| async move {
+        let (_, body) = http_get(&format!("{http}/metrics")).expect("metrics");
+        Scrape::parse(&body).value("floe_sql_flight_statements_parked", &[])
+    };
+    assert_eq!(parked(http.clone()).await, 1.0);
     let (status, _) = post_sql(&http, "SELECT 1", "application/json").await;
-    assert_eq!(status, 503, "the parked statement holds the only turn");
-    eventually(Duration::from_secs(15), "the ticket to expire and free the turn", || {
-        let http = http.clone();
-        async move { (post_sql(&http, "SELECT 1", "application/json").await.0 == 200).then_some(()) }
-    })
+    assert_eq!(status, 200, "a parked statement holds no turn");
+    eventually(
+        Duration::from_secs(15),
+        "the timer to drop the expired ticket",
+        || {
+            let http = http.clone();
+            async move { (parked(http).await == 0.0).then_some(()) }
+        },
+    )
     .await;
     let err = a.fetch(&second).await.expect_err("expired");
     assert!(err.to_string().contains("unknown, expired"), "{err}");

@@ -175,6 +175,33 @@ impl DecompressionBudget {
     pub fn used(&self) -> usize {
         self.limit - self.left.load(Ordering::Relaxed)
     }
+
+    /// Gives back `n` bytes taken before (records that were refused, or that reached
+    /// the tail), to the request and to the broker's pool.
+    pub fn give_back(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.left.fetch_add(n, Ordering::AcqRel);
+        if let Some(pool) = &self.pool {
+            let mut held = self.from_pool.load(Ordering::Relaxed);
+            loop {
+                let back = n.min(held);
+                match self.from_pool.compare_exchange_weak(
+                    held,
+                    held - back,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        pool.give_back(back);
+                        break;
+                    }
+                    Err(now) => held = now,
+                }
+            }
+        }
+    }
 }
 
 impl Drop for DecompressionBudget {
@@ -207,6 +234,16 @@ impl<'a> Meter<'a> {
         self.budget.take(self.taken, n)?;
         self.taken += n;
         Ok(())
+    }
+
+    /// Bytes taken so far.
+    pub fn taken(&self) -> usize {
+        self.taken
+    }
+
+    /// Gives back everything taken (records refused).
+    pub fn release(self) {
+        self.budget.give_back(self.taken);
     }
 }
 
@@ -250,6 +287,21 @@ mod tests {
         assert_eq!(pool.used(), 100);
         drop(a);
         assert_eq!(pool.used(), 30);
+        drop(b);
+        assert_eq!(pool.used(), 0);
+    }
+
+    #[test]
+    fn bytes_given_back_are_free_again_for_the_request_and_the_pool() {
+        let pool = BytePool::new(100);
+        let b = DecompressionBudget::new(100, Some(pool.clone()), Duration::ZERO);
+        let mut m = Meter::new(&b);
+        m.take(80).expect("room");
+        m.release();
+        assert_eq!((b.used(), pool.used()), (0, 0));
+        Meter::new(&b).take(100).expect("all of it again");
+        b.give_back(30);
+        assert_eq!((b.used(), pool.used()), (70, 70));
         drop(b);
         assert_eq!(pool.used(), 0);
     }

@@ -344,6 +344,9 @@ fn be_i32(b: &[u8; HEADER_SIZE], pos: usize) -> i32 {
 #[derive(Debug)]
 pub struct Checked {
     batches: Vec<CheckedBatch>,
+    /// Bytes the decompression took from its budget (to give back once the records are
+    /// no longer held).
+    charged: usize,
 }
 
 #[derive(Debug)]
@@ -390,7 +393,17 @@ pub fn check_batches(
     let mut pos = 0;
     let mut meter = Meter::new(budget);
     while let Some(rest) = batches.get(pos..).filter(|r| !r.is_empty()) {
-        let batch = check_batch(rest, verify_crc, &mut meter).map_err(|r| match r {
+        let checked = check_batch(rest, verify_crc, &mut meter);
+        let checked = match checked {
+            Ok(c) => Ok(c),
+            Err(r) => {
+                // Refused: what it decompressed is dropped now, and so is its charge.
+                let meter = std::mem::replace(&mut meter, Meter::new(budget));
+                meter.release();
+                Err(r)
+            }
+        };
+        let batch = checked.map_err(|r| match r {
             Refusal::Invalid(reason) => Error::Records {
                 position: pos,
                 reason,
@@ -404,10 +417,18 @@ pub fn check_batches(
         pos += batch.total;
         out.push(batch);
     }
-    Ok(Checked { batches: out })
+    Ok(Checked {
+        batches: out,
+        charged: meter.taken(),
+    })
 }
 
 impl Checked {
+    /// Bytes the decompression of these batches took from its budget.
+    pub fn charged(&self) -> usize {
+        self.charged
+    }
+
     /// The batches, from the bytes that were checked. Header fields are read again from
     /// `batches`, so they may have changed in between, as an append changes the base
     /// offset and, for LogAppendTime, the attributes, maxTimestamp and CRC; the records

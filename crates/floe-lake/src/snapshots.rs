@@ -127,6 +127,12 @@ pub struct SnapshotInfo {
     pub timestamp_ms: i64,
     /// Its [`estimated_size`].
     pub size: usize,
+    /// Its parent.
+    pub parent_id: Option<i64>,
+    /// Whether its summary holds `floe.offsets` (every Floe round's does; another
+    /// engine's commit does not, and Floe reads through it to its nearest ancestor that
+    /// does).
+    pub has_offsets: bool,
 }
 
 /// A reference as [`plan_snapshots`] sees it.
@@ -154,6 +160,11 @@ pub fn plan(
             id: s.snapshot_id(),
             timestamp_ms: s.timestamp_ms(),
             size: estimated_size(&s.summary().additional_properties),
+            parent_id: s.parent_snapshot_id(),
+            has_offsets: s
+                .summary()
+                .additional_properties
+                .contains_key(crate::table::OFFSETS_PROPERTY),
         })
         .collect();
     plan_snapshots(
@@ -206,7 +217,17 @@ pub fn plan_snapshots(
             held.insert(r.snapshot_id);
         }
     }
-    held.extend(current);
+    // The current snapshot, and its ancestors up to the first that records
+    // `floe.offsets`: what landing reads to know what the table holds.
+    let by_id: HashMap<i64, &SnapshotInfo> = snapshots.iter().map(|s| (s.id, s)).collect();
+    let mut next = current;
+    while let Some(s) = next.and_then(|id| by_id.get(&id)) {
+        if !held.insert(s.id) || s.has_offsets {
+            break;
+        }
+        next = s.parent_id;
+    }
+    let taken: HashSet<&str> = refs.iter().map(|r| r.name.as_str()).collect();
     let mut snapshots: Vec<(i64, i64, usize)> = snapshots
         .iter()
         .map(|s| (s.timestamp_ms, s.id, s.size))
@@ -265,7 +286,11 @@ pub fn plan_snapshots(
         kept.insert(id);
         tagged.insert(id);
         if !floe_tags.contains_key(&id) {
-            new_tags.push((tag_name(bucket * interval), id));
+            let name = tag_name(bucket * interval);
+            // A name taken already (the interval changed since) is not moved.
+            if !taken.contains(name.as_str()) {
+                new_tags.push((name, id));
+            }
         }
     }
     // Floe's tags on snapshots no longer chosen go; a tag on a snapshot that stays in the
@@ -349,6 +374,8 @@ mod tests {
                 id: i,
                 timestamp_ms: now,
                 size,
+                parent_id: i.checked_sub(1),
+                has_offsets: true,
             });
             if i % 30 == 29 {
                 let plan = plan_snapshots(&sim.snapshots, &sim.refs, Some(i), now, retention, &w);
@@ -422,6 +449,40 @@ mod tests {
             sim.largest
         );
         assert!(sim.snapshots.len() > 100);
+    }
+
+    /// Another engine's commits on top of Floe's last round carry no `floe.offsets`:
+    /// that round stays, whatever its age, since landing reads its offsets through them.
+    #[test]
+    fn the_snapshot_landing_reads_its_offsets_from_stays() {
+        let day = 86_400_000;
+        let snap = |id: i64, ts: i64, parent: Option<i64>, has_offsets: bool| SnapshotInfo {
+            id,
+            timestamp_ms: ts,
+            size: 1_000,
+            parent_id: parent,
+            has_offsets,
+        };
+        let snapshots = vec![
+            snap(1, 0, None, true),
+            snap(2, 1_000, Some(1), true),
+            snap(3, 2_000, Some(2), false),
+            snap(4, 3_000, Some(3), false),
+        ];
+        let plan = plan_snapshots(
+            &snapshots,
+            &[],
+            Some(4),
+            2 * day,
+            7 * day,
+            &SnapshotWindows::default(),
+        );
+        assert!(!plan.removed.contains(&2), "{plan:?}");
+        assert!(!plan.removed.contains(&3), "{plan:?}");
+        assert!(
+            plan.removed.contains(&1) || plan.new_tags.iter().any(|(_, id)| *id == 1),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -57,6 +57,19 @@ pub struct AnswerLimits {
 /// Rows encoded at a time: the byte limit may be passed by at most one such slice.
 pub const SLICE_ROWS: usize = 1024;
 
+/// Bytes of the values of `batch` (its slice only, not buffers it shares).
+fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
+
 /// The wire format of an HTTP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -139,9 +152,22 @@ impl Encoder {
                 self.truncated = true;
                 return Ok(Progress::Full);
             }
-            let take = SLICE_ROWS
+            let mut take = SLICE_ROWS
                 .min(batch.num_rows() - at)
                 .min(self.limits.max_rows - self.rows);
+            if self.ipc.is_none() {
+                // JSON may spend six bytes on one (a control character is `\u00XX`):
+                // encode no more rows at once than could fit what is left, so that the
+                // answer never builds far past its limit in memory.
+                let left = self.limits.max_bytes.saturating_sub(self.bytes);
+                while take > 1 && 6 * slice_bytes(&batch.slice(at, take)) > left {
+                    take /= 2;
+                }
+                if 6 * slice_bytes(&batch.slice(at, take)) > left {
+                    self.truncated = true;
+                    return Ok(Progress::Full);
+                }
+            }
             let slice = batch.slice(at, take);
             let before = self.out.len();
             match &mut self.ipc {

@@ -30,9 +30,11 @@ use datafusion::execution::cache::DefaultFilesMetadataCache;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use crate::catalog::{FloeCatalog, SystemSchema, TopicSchema};
@@ -110,6 +112,8 @@ pub struct QueryStats {
     pub busy: AtomicU64,
     /// Queries a limit refused or stopped (busy included): see [`Error::is_limit`].
     pub refused: AtomicU64,
+    /// Statements planned over Flight SQL that wait for their DoGet.
+    pub parked: AtomicU64,
 }
 
 /// Memory for cached Parquet metadata (DataFusion's default for its own tables).
@@ -272,6 +276,18 @@ impl QueryEngine {
     /// out while planning; [`Error::Busy`] when `max_concurrent` queries ran for all of
     /// `queue_wait`.
     pub async fn execute(&self, sql: &str) -> Result<QueryStream> {
+        let prepared = self.prepare(sql).await?;
+        self.start(prepared).await
+    }
+
+    /// Plans `sql` down to its physical plan, within a turn (planning folds constants,
+    /// which can be heavy) that is given back before this returns: a statement planned
+    /// and not yet started holds no turn. Flight SQL plans in GetFlightInfo and starts in
+    /// DoGet.
+    ///
+    /// # Errors
+    /// As [`Self::execute`], for what planning finds.
+    pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
         let runtime = self
             .runtime
             .as_ref()
@@ -286,14 +302,54 @@ impl QueryEngine {
         }
         let turn = self.turn().await?;
         let ctx = self.session()?;
-        let (schema_tx, schema_rx) = oneshot::channel();
+        let (owned, timeout) = (sql.to_owned(), self.config.timeout);
+        let planned = runtime
+            .spawn(async move {
+                let _turn = turn;
+                match tokio::time::timeout(timeout, plan(ctx, &owned)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::Timeout(timeout)),
+                }
+            })
+            .await
+            .map_err(|e| Error::Setup(format!("the planning task failed: {e}")))
+            .and_then(|r| r);
+        match planned {
+            Ok((plan, task)) => Ok(Prepared {
+                schema: plan.schema(),
+                sql: sql.to_owned(),
+                plan,
+                task,
+            }),
+            Err(e) => {
+                record_failure(&self.stats, sql, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a prepared statement: takes a turn, held until the query ends, and runs the
+    /// plan on the query runtime; its batches follow in the stream.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when no turn comes within `queue_wait`.
+    pub async fn start(&self, prepared: Prepared) -> Result<QueryStream> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
+        let turn = self.turn().await?;
         let (tx, rx) = mpsc::channel(2);
-        let (sql, timeout, stats) = (sql.to_owned(), self.config.timeout, self.stats.clone());
+        let (timeout, stats) = (self.config.timeout, self.stats.clone());
+        let schema = prepared.schema.clone();
         stats.running.fetch_add(1, Ordering::Relaxed);
         runtime.spawn(async move {
             let _turn = turn;
             let _running = Running(stats.clone());
-            let work = run(ctx, &sql, schema_tx, &tx);
+            let Prepared {
+                sql, plan, task, ..
+            } = prepared;
+            let work = run(plan, task, &tx);
             let outcome = tokio::select! {
                 r = tokio::time::timeout(timeout, work) => match r {
                     Ok(r) => r,
@@ -305,43 +361,19 @@ impl QueryEngine {
                 Ok(()) => {
                     stats.completed.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(Error::Cancelled) => {
-                    stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                    debug!(sql = %sql, "query cancelled: its caller went away");
-                }
                 Err(e) => {
-                    if e.is_limit() {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                    record_failure(&stats, &sql, &e);
+                    // The error ends the stream.
+                    if !matches!(e, Error::Cancelled) {
+                        let _ = tx.send(Err(e)).await;
                     }
-                    if matches!(e, Error::Timeout(_)) {
-                        stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if e.is_user_error() {
-                        debug!(sql = %sql, error = %e, "query refused");
-                    } else {
-                        warn!(sql = %sql, error = %e, "query failed");
-                    }
-                    // Before the schema went out the error travels as the answer to
-                    // `execute`; after, as the last item of the stream.
-                    let _ = tx.send(Err(e)).await;
                 }
             }
         });
-        let mut rx = rx;
-        match schema_rx.await {
-            Ok(schema) => Ok(QueryStream {
-                schema,
-                batches: rx,
-            }),
-            Err(_) => match rx.recv().await {
-                Some(Err(e)) => Err(e),
-                _ => Err(Error::Setup(
-                    "the query task ended without an answer".into(),
-                )),
-            },
-        }
+        Ok(QueryStream {
+            schema,
+            batches: rx,
+        })
     }
 
     /// Runs `sql` and encodes its answer for HTTP in `format` as it is produced, on the
@@ -457,8 +489,13 @@ async fn encode(
             break;
         }
         // The head goes out with the first rows.
-        if tx.send(Ok(enc.take())).await.is_err() {
-            return;
+        match tokio::time::timeout(STALL, tx.send(Ok(enc.take()))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                debug!("answer stopped: its caller read nothing for {STALL:?}");
+                return;
+            }
         }
     }
     // Stops the query if a limit cut it short.
@@ -502,25 +539,84 @@ impl Drop for Running {
     }
 }
 
-async fn run(
+/// A caller that takes no batch (or answer piece) for this long is taken as gone: its
+/// query would otherwise hold its turn and memory until the query's timeout.
+const STALL: Duration = Duration::from_secs(60);
+
+/// Plans `sql` to its physical plan (read-only: topics are written through Kafka, not
+/// SQL).
+async fn plan(
     ctx: SessionContext,
     sql: &str,
-    schema_tx: oneshot::Sender<SchemaRef>,
-    tx: &mpsc::Sender<Result<RecordBatch>>,
-) -> Result<()> {
-    // Read-only: topics are written through Kafka, not SQL.
+) -> Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
     let df = ctx.sql_with_options(sql, options).await?;
-    let mut stream = df.execute_stream().await?;
-    // The receiver of the schema may be gone (caller dropped): then so is `tx`.
-    let _ = schema_tx.send(stream.schema());
+    let task = Arc::new(df.task_ctx());
+    let plan = df.create_physical_plan().await?;
+    Ok((plan, task))
+}
+
+/// Runs `plan`, sending its batches to `tx`.
+async fn run(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+    tx: &mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let mut stream = datafusion::physical_plan::execute_stream(plan, task)?;
     while let Some(batch) = stream.next().await {
-        if tx.send(Ok(batch?)).await.is_err() {
-            return Err(Error::Cancelled);
+        match tokio::time::timeout(STALL, tx.send(Ok(batch?))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Cancelled),
+            Err(_) => {
+                debug!("query stopped: its caller took no batch for {STALL:?}");
+                return Err(Error::Cancelled);
+            }
         }
     }
     Ok(())
+}
+
+/// Counts a query that did not complete, and logs why.
+fn record_failure(stats: &QueryStats, sql: &str, e: &Error) {
+    if e.is_limit() {
+        stats.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    match e {
+        Error::Cancelled => {
+            stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            debug!(sql = %sql, "query cancelled: its caller went away");
+        }
+        Error::Timeout(_) => {
+            stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            warn!(sql = %sql, error = %e, "query timed out");
+        }
+        e => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            if e.is_user_error() {
+                debug!(sql = %sql, error = %e, "query refused");
+            } else {
+                warn!(sql = %sql, error = %e, "query failed");
+            }
+        }
+    }
+}
+
+/// A statement planned by [`QueryEngine::prepare`], not yet started.
+pub struct Prepared {
+    /// Columns of its answer.
+    pub schema: SchemaRef,
+    sql: String,
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("sql", &self.sql)
+            .finish_non_exhaustive()
+    }
 }

@@ -1,10 +1,12 @@
 //! Arrow Flight SQL on port 50051, for ADBC and JDBC Flight SQL drivers and `floe sql`.
 //!
-//! A statement is planned and started in GetFlightInfo (so SQL errors come back there,
-//! as `InvalidArgument` with DataFusion's message), parked under a ticket, and streamed
-//! by DoGet. A ticket is 128 random bits, good only on the connection that planned it
-//! (its peer address), once, and for `[query] flight_ticket_ttl`: a task sweeps parked
-//! queries nobody fetched in time, which cancels them and frees their turn. Prepared
+//! A statement is planned in GetFlightInfo (so SQL errors come back there, as
+//! `InvalidArgument` with DataFusion's message), parked under a ticket, and started and
+//! streamed by DoGet: a parked statement holds no turn among `[query] max_concurrent`, so
+//! clients that plan and never fetch cannot keep others out. A ticket is 128 random
+//! bits, good only on the connection that planned it (its peer address: a driver that
+//! fetches on another connection gets `NOT_FOUND`), once, and for `[query]
+//! flight_ticket_ttl`; a task sweeps the statements nobody fetched in time. Prepared
 //! statements are not offered: drivers (ADBC included) fall back to plain statements
 //! when the server answers "unimplemented".
 
@@ -28,7 +30,7 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use crate::engine::{QueryEngine, QueryStream};
+use crate::engine::{Prepared, QueryEngine};
 use crate::error::{Error, ErrorKind};
 
 /// A planned query waiting for its DoGet.
@@ -36,7 +38,7 @@ struct Parked {
     since: Instant,
     /// The connection that planned it; None when the transport does not say.
     owner: Option<SocketAddr>,
-    stream: QueryStream,
+    statement: Prepared,
 }
 
 /// The Flight SQL service over a [`QueryEngine`].
@@ -57,25 +59,39 @@ impl FlightSql {
         }
     }
 
-    fn park(&self, stream: QueryStream, owner: Option<SocketAddr>) -> [u8; 16] {
+    fn park(&self, statement: Prepared, owner: Option<SocketAddr>) -> [u8; 16] {
         let handle = *uuid::Uuid::new_v4().as_bytes();
         self.parked.lock().insert(
             handle,
             Parked {
                 since: Instant::now(),
                 owner,
-                stream,
+                statement,
             },
         );
+        self.count_parked();
         handle
     }
 
-    /// Drops the parked queries older than the ticket lifetime (which cancels them).
+    /// Publishes how many statements are parked (`QueryStats::parked`).
+    fn count_parked(&self) {
+        let n = self.parked.lock().len() as u64;
+        self.engine
+            .stats()
+            .parked
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops the parked statements older than the ticket lifetime.
     fn sweep(&self) -> usize {
-        let mut parked = self.parked.lock();
-        let before = parked.len();
-        parked.retain(|_, p| p.since.elapsed() < self.ttl);
-        before - parked.len()
+        let dropped = {
+            let mut parked = self.parked.lock();
+            let before = parked.len();
+            parked.retain(|_, p| p.since.elapsed() < self.ttl);
+            before - parked.len()
+        };
+        self.count_parked();
+        dropped
     }
 
     /// Queries parked now (tests).
@@ -145,13 +161,13 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let owner = request.remote_addr();
-        let stream = self
+        let statement = self
             .engine
-            .execute(&query.query)
+            .prepare(&query.query)
             .await
             .map_err(|e| status(&e))?;
-        let schema = stream.schema.clone();
-        let handle = self.park(stream, owner);
+        let schema = statement.schema.clone();
+        let handle = self.park(statement, owner);
         let ticket = TicketStatementQuery {
             statement_handle: handle.to_vec().into(),
         };
@@ -174,17 +190,19 @@ impl FlightSqlService for FlightSql {
             .map_err(|_| Status::invalid_argument("not a Floe statement handle"))?;
         // DoGet decoded the ticket as `parse_ticket` does (fuzzed there).
         let peer = request.remote_addr();
-        let stream = {
+        let statement = {
             let mut parked = self.parked.lock();
             // Another connection's ticket is answered as if it did not exist.
             match parked.get(&handle) {
                 Some(p) if p.owner == peer && p.since.elapsed() < self.ttl => {
-                    parked.remove(&handle).map(|p| p.stream)
+                    parked.remove(&handle).map(|p| p.statement)
                 }
                 _ => None,
             }
         }
         .ok_or_else(|| Status::not_found("unknown, expired or already fetched statement"))?;
+        self.count_parked();
+        let stream = self.engine.start(statement).await.map_err(|e| status(&e))?;
         let schema = wire_schema(stream.schema.clone());
         let batches =
             tokio_stream(stream.batches).map_err(|e| FlightError::Tonic(Box::new(status(&e))));

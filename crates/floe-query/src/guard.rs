@@ -31,7 +31,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type, IntervalMonthDayNanoType};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, ExprSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::function::{
@@ -72,8 +72,12 @@ enum Growth {
     ArrayToString,
     /// `string_to_array(s, delimiter[, null_string])`: up to an element per byte.
     StringToArray,
+    /// `array_replace(array, from, to)` and `_n`, `_all`: `to` per element.
+    ArrayReplace,
     /// The output joins the inputs (`concat`, `make_array`, `array_append`, ...).
     Joins,
+    /// `concat_ws(separator, ...)`: the inputs and a separator between each two.
+    ConcatWs,
     /// `encode(s, 'hex')`: twice the input.
     Encode,
     /// `arrow_cast(x, 'FixedSizeBinary(n)')`: a fixed width per row, nulls included.
@@ -92,9 +96,12 @@ fn growth_of(name: &str) -> Option<Growth> {
         "array_resize" => Growth::ArrayResize,
         "array_to_string" => Growth::ArrayToString,
         "string_to_array" => Growth::StringToArray,
-        "concat" | "concat_ws" | "array_concat" | "array_append" | "array_prepend"
-        | "make_array" | "array_union" | "make_map" | "map" | "named_struct" | "struct"
-        | "array_insert" => Growth::Joins,
+        "array_replace" | "array_replace_n" | "array_replace_all" => Growth::ArrayReplace,
+        "concat_ws" => Growth::ConcatWs,
+        "concat" | "array_concat" | "array_append" | "array_prepend" | "make_array"
+        | "array_union" | "make_map" | "map" | "named_struct" | "struct" | "array_insert" => {
+            Growth::Joins
+        }
         "encode" => Growth::Encode,
         "arrow_cast" => Growth::Cast,
         _ => return None,
@@ -130,31 +137,28 @@ pub fn install(ctx: &mut SessionContext, limit: usize) {
     ctx.add_analyzer_rule(Arc::new(GuardFunctions { limit }));
 }
 
-/// `f` guarded, if its output can grow past its inputs; `f` itself otherwise (or when it
-/// is guarded already).
+/// `f` guarded with `limit`, if its output can grow past its inputs (a guarded `f` gets
+/// the new limit); `f` itself otherwise.
 fn guard_scalar(f: Arc<ScalarUDF>, limit: usize) -> ScalarUDF {
-    if f.inner().as_any().is::<Guarded>() {
-        return f.as_ref().clone();
-    }
-    match growth_of(f.name()) {
+    let inner = match f.inner().as_any().downcast_ref::<Guarded>() {
+        Some(g) if g.limit == limit => return f.as_ref().clone(),
+        Some(g) => g.inner.clone(),
+        None => f.as_ref().clone(),
+    };
+    match growth_of(inner.name()) {
         Some(growth) => ScalarUDF::new_from_impl(Guarded {
-            inner: f.as_ref().clone(),
+            inner,
             growth,
             limit,
         }),
-        None => f.as_ref().clone(),
+        None => inner,
     }
 }
 
-/// Whether `f` needs a guard it does not have.
-fn unguarded(f: &ScalarUDF) -> bool {
-    growth_of(f.name()).is_some() && !f.inner().as_any().is::<Guarded>()
-}
-
-/// Guards the growing functions of an expression tree.
+/// Guards the growing functions of an expression tree with `limit` each.
 fn guard_expr(e: Expr, limit: usize) -> Result<Transformed<Expr>> {
     e.transform_up(|e| match e {
-        Expr::ScalarFunction(f) if unguarded(&f.func) => {
+        Expr::ScalarFunction(f) if growth_of(f.func.name()).is_some() => {
             let func = Arc::new(guard_scalar(f.func, limit));
             Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
                 func,
@@ -165,8 +169,14 @@ fn guard_expr(e: Expr, limit: usize) -> Result<Transformed<Expr>> {
     })
 }
 
+/// The smallest share of the limit one call gets however many a statement makes (a
+/// statement of `max_sql_bytes` holds at most about a thousand calls).
+const MIN_SHARE: usize = 256 << 10;
+
 /// The analyzer rule that guards growing functions DataFusion's planners call without
-/// the registry: array literals (`make_array`), list `||` (`array_concat`), `MAP {}`.
+/// the registry (array literals are `make_array`, list `||` is `array_concat`, `MAP {}`),
+/// and splits the limit among the statement's growing calls: forty `repeat`s in one
+/// projection share `max_function_output_bytes` rather than take it forty times.
 #[derive(Debug)]
 pub struct GuardFunctions {
     limit: usize,
@@ -174,8 +184,21 @@ pub struct GuardFunctions {
 
 impl AnalyzerRule for GuardFunctions {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        let limit = self.limit;
-        plan.transform_up_with_subqueries(|p| p.map_expressions(|e| guard_expr(e, limit)))
+        let mut calls = 0usize;
+        plan.apply_with_subqueries(|p| {
+            p.apply_expressions(|e| {
+                e.apply(|e| {
+                    if let Expr::ScalarFunction(f) = e {
+                        if growth_of(f.func.name()).is_some() {
+                            calls += 1;
+                        }
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })
+        })?;
+        let share = (self.limit / calls.max(1)).max(MIN_SHARE.min(self.limit));
+        plan.transform_up_with_subqueries(|p| p.map_expressions(|e| guard_expr(e, share)))
             .map(|t| t.data)
     }
 
@@ -307,6 +330,25 @@ impl ScalarUDFImpl for Guarded {
     }
 
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        // `concat` and `concat_ws` join constant arguments while simplifying, outside
+        // `invoke_with_args`: leave such a call as it is when the constants together are
+        // over the limit (it then fails when invoked).
+        if matches!(self.growth, Growth::Joins | Growth::ConcatWs) {
+            let literals: Vec<u128> = args
+                .iter()
+                .filter_map(|a| match a {
+                    Expr::Literal(v, _) => Some(scalar_bytes(v) as u128),
+                    _ => None,
+                })
+                .collect();
+            let mut total: u128 = literals.iter().sum();
+            if self.growth == Growth::ConcatWs {
+                total += literals.first().copied().unwrap_or(0) * args.len() as u128;
+            }
+            if total > self.limit as u128 {
+                return Ok(ExprSimplifyResult::Original(args));
+            }
+        }
         // A simplification may rebuild the call from DataFusion's own instance (concat
         // does): guard what comes back.
         Ok(match self.inner.inner().simplify(args, info)? {
@@ -515,16 +557,16 @@ fn estimate(growth: Growth, args: &[ColumnarValue], rows: usize) -> Option<u128>
         Growth::Range => range_elements(args, n)?.saturating_mul(8),
         Growth::ArrayRepeat => {
             let count = Ints::of(arg(1)?)?;
-            let element = match arg(0)? {
-                ColumnarValue::Scalar(s) => s.size(),
-                ColumnarValue::Array(a) => array_bytes(a.as_ref()) / a.len().max(1),
-            }
-            .max(1) as u128;
-            sum(&|r| count.get(r).max(0) as u128 * (element + 4))
+            let element = per_row_bytes(arg(0)?);
+            sum(&|r| count.get(r).max(0) as u128 * (element.get(r) as u128 + 4))
         }
         Growth::ArrayResize => {
             let size = Ints::of(arg(1)?)?;
-            sum(&|r| size.get(r).max(0) as u128 * 16)
+            let fill = match arg(2) {
+                Some(v) => per_row_bytes(v),
+                None => Lens::Const(0),
+            };
+            sum(&|r| size.get(r).max(0) as u128 * (16 + fill.get(r) as u128))
         }
         Growth::ArrayToString => {
             let (list, delim) = (arg(0)?, Lens::of(arg(1)?)?);
@@ -532,34 +574,40 @@ fn estimate(growth: Growth, args: &[ColumnarValue], rows: usize) -> Option<u128>
                 Some(v) => Lens::of(v)?,
                 None => Lens::Const(0),
             };
-            let (elements, values) = match list {
-                ColumnarValue::Array(a) => (flat_len(a.as_ref()), array_bytes(a.as_ref())),
-                ColumnarValue::Scalar(s) => match s.to_array() {
-                    Ok(a) => (flat_len(a.as_ref()), s.size()),
-                    Err(_) => return None,
-                },
-            };
+            let (elements, values) = list_size(list, n)?;
             let per = (0..n)
                 .map(|r| delim.get(r) + null.get(r))
                 .max()
                 .unwrap_or(0) as u128;
-            values as u128 + elements as u128 * per
+            values + elements * per
+        }
+        Growth::ArrayReplace => {
+            let to = per_row_bytes(arg(2)?);
+            let widest = (0..n).map(|r| to.get(r)).max().unwrap_or(0) as u128;
+            let (elements, values) = list_size(arg(0)?, n)?;
+            values + elements * (widest + 16)
         }
         Growth::StringToArray => {
             let s = Lens::of(arg(0)?)?;
             sum(&|r| 16 * (s.get(r) as u128 + 1))
         }
-        Growth::Joins => args
-            .iter()
-            .map(|a| match a {
-                ColumnarValue::Array(a) => array_bytes(a.as_ref()) as u128,
-                // A constant joined to every row: its value's bytes, once per row.
-                ColumnarValue::Scalar(s) => match Lens::of(a) {
-                    Some(len) => len.get(0) as u128 * n as u128,
-                    None => s.size() as u128 * n as u128,
-                },
-            })
-            .fold(0u128, u128::saturating_add),
+        Growth::Joins | Growth::ConcatWs => {
+            let bytes = |a: &ColumnarValue| -> u128 {
+                match a {
+                    ColumnarValue::Array(a) => array_bytes(a.as_ref()) as u128,
+                    // A constant joined to every row: its value's bytes, once per row.
+                    ColumnarValue::Scalar(s) => scalar_bytes(s) as u128 * n as u128,
+                }
+            };
+            let all = args.iter().map(bytes).fold(0u128, u128::saturating_add);
+            if growth == Growth::ConcatWs {
+                // The separator goes between every two arguments, empty ones included.
+                let separator = args.first().map_or(0, bytes);
+                all.saturating_add(separator.saturating_mul(args.len() as u128))
+            } else {
+                all
+            }
+        }
         Growth::Encode => {
             2 * args.first().map_or(0, |a| match a {
                 ColumnarValue::Array(a) => array_bytes(a.as_ref()) as u128,
@@ -567,6 +615,49 @@ fn estimate(growth: Growth, args: &[ColumnarValue], rows: usize) -> Option<u128>
             })
         }
         Growth::Cast => return None,
+    })
+}
+
+/// The bytes a constant's value takes: its length for strings and binary, its in-memory
+/// size otherwise.
+fn scalar_bytes(s: &ScalarValue) -> usize {
+    match Lens::of(&ColumnarValue::Scalar(s.clone())) {
+        Some(Lens::Const(n)) => n,
+        _ => s.size(),
+    }
+}
+
+/// Bytes of each row's value of an argument: string and binary lengths, else each row's
+/// slice of the array (a constant's size for every row).
+fn per_row_bytes(v: &ColumnarValue) -> Lens {
+    if let Some(lens) = Lens::of(v) {
+        return lens;
+    }
+    match v {
+        ColumnarValue::Scalar(s) => Lens::Const(s.size()),
+        ColumnarValue::Array(a) => Lens::Column(
+            (0..a.len())
+                .map(|r| array_bytes(a.slice(r, 1).as_ref()))
+                .collect(),
+        ),
+    }
+}
+
+/// (elements, bytes) of a list argument over `rows` rows: a constant list counts once per
+/// row, as the function joins it for every row.
+fn list_size(list: &ColumnarValue, rows: usize) -> Option<(u128, u128)> {
+    Some(match list {
+        ColumnarValue::Array(a) => (
+            flat_len(a.as_ref()) as u128,
+            array_bytes(a.as_ref()) as u128,
+        ),
+        ColumnarValue::Scalar(s) => {
+            let a = s.to_array().ok()?;
+            (
+                flat_len(a.as_ref()) as u128 * rows as u128,
+                s.size() as u128 * rows as u128,
+            )
+        }
     })
 }
 
@@ -643,23 +734,33 @@ fn range_elements(args: &[ColumnarValue], rows: usize) -> Option<u128> {
         Some(s) => as_ints(s)?,
         None => Ints::Const(Some(0)),
     };
-    // A step in the values' unit (nanoseconds for intervals, converted with the smallest
-    // month, 28 days, so the count is an upper bound).
+    // The span is counted in nanoseconds for dates and timestamps (in their unit times
+    // `unit`) and the step too (an interval, with the smallest month, 28 days, so the
+    // count is an upper bound); integers count as they are.
+    let scale = unit.map_or(1u128, |u| u.unsigned_abs());
     let step: Box<dyn Fn(usize) -> u128> = match (unit, step) {
-        (_, None) => Box::new(|_| 1),
+        (None, None) => Box::new(|_| 1),
+        // DataFusion refuses a date or timestamp range without an interval.
+        (Some(_), None) => return None,
         (None, Some(s)) => {
             let s = Ints::of(s)?;
             Box::new(move |r| s.get(r).unsigned_abs().max(1) as u128)
         }
-        (Some(unit), Some(s)) => {
+        (Some(_), Some(s)) => {
             let nanos = |m: i32, d: i32, ns: i64| -> i128 {
                 i128::from(m).abs() * 28 * 86_400_000_000_000
                     + i128::from(d).abs() * 86_400_000_000_000
                     + i128::from(ns).abs()
             };
             match s {
-                ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(v))) => {
-                    let per = (nanos(v.months, v.days, v.nanoseconds) / unit).max(1) as u128;
+                ColumnarValue::Scalar(sv) if matches!(sv.data_type(), DataType::Interval(_)) => {
+                    let mdn = DataType::Interval(
+                        datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
+                    );
+                    let ScalarValue::IntervalMonthDayNano(Some(v)) = sv.cast_to(&mdn).ok()? else {
+                        return None;
+                    };
+                    let per = nanos(v.months, v.days, v.nanoseconds).max(1) as u128;
                     Box::new(move |_| per)
                 }
                 ColumnarValue::Array(a) if matches!(a.data_type(), DataType::Interval(_)) => {
@@ -676,7 +777,7 @@ fn range_elements(args: &[ColumnarValue], rows: usize) -> Option<u128> {
                             return 1;
                         }
                         let v = a.value(r);
-                        (nanos(v.months, v.days, v.nanoseconds) / unit).max(1) as u128
+                        nanos(v.months, v.days, v.nanoseconds).max(1) as u128
                     })
                 }
                 _ => return None,
@@ -687,7 +788,7 @@ fn range_elements(args: &[ColumnarValue], rows: usize) -> Option<u128> {
         (0..rows)
             .map(|r| {
                 let span = (i128::from(stop.get(r)) - i128::from(start.get(r))).unsigned_abs();
-                span / step(r) + 1
+                span.saturating_mul(scale) / step(r) + 1
             })
             .fold(0u128, u128::saturating_add),
     )

@@ -24,7 +24,9 @@ mod time_travel;
 mod topic_table;
 
 pub use catalog::SYSTEM_SCHEMA;
-pub use engine::{Answer, QueryConfig, QueryEngine, QueryLimits, QueryStats, QueryStream, CATALOG};
+pub use engine::{
+    Answer, Prepared, QueryConfig, QueryEngine, QueryLimits, QueryStats, QueryStream, CATALOG,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use source::{GroupOffset, PartitionInfo, TopicView, Topics};
 

@@ -64,6 +64,14 @@ const BOMBS: &[&str] = &[
     "SELECT concat(s, s, s, s, s, s, s, s, s, s) FROM (SELECT repeat('x', 100000000) AS s)",
     "SELECT [s, s, s, s, s, s, s, s, s, s] FROM (SELECT repeat('x', 100000000) AS s)",
     "SELECT array_agg(value) OVER (ORDER BY value) FROM generate_series(1, 300000)",
+    // Found in review: fill values, per-row elements, sub-unit steps, separators, replace.
+    "SELECT array_resize(['a'], 100000, repeat('x', 1000000))",
+    "SELECT range(to_timestamp_seconds(0), to_timestamp_seconds(100000), INTERVAL '1 microsecond')",
+    "SELECT concat_ws(repeat('x', 20000000), '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '', '')",
+    "SELECT array_replace_all(array_repeat('a', 1000), 'a', repeat('x', 2000000))",
+    "SELECT array_repeat(CASE WHEN value = 1 THEN repeat('x', 16000000) ELSE 'y' END, CASE WHEN value = 1 THEN 10000 ELSE 1 END) FROM generate_series(1, 8192)",
+    // Many calls in one statement share the limit instead of taking it each.
+    "SELECT repeat('x', 20000000) a, repeat('x', 20000000) b, repeat('x', 20000000) c, repeat('x', 20000000) d, repeat('x', 20000000) e, repeat('x', 20000000) f, repeat('x', 20000000) g, repeat('x', 20000000) h, repeat('x', 20000000) i, repeat('x', 20000000) j, repeat('x', 20000000) k, repeat('x', 20000000) l, repeat('x', 20000000) m, repeat('x', 20000000) n",
     "SELECT string_agg(repeat('x', 100), ',') OVER (ORDER BY value) FROM generate_series(1, 100000)",
 ];
 

@@ -293,11 +293,16 @@ impl Broker {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if known.get(&name) == Some(&marked) {
                     warn!(directory = %path.display(), "a deletion of this topic failed before its metadata went; keeping the topic");
-                    unmark_deleted(&path)?;
+                    if let Err(e) = unmark_deleted(&path) {
+                        warn!(directory = %path.display(), error = %e, "cannot take the deletion mark off");
+                    }
                     continue;
                 }
                 warn!(directory = %path.display(), "finishing the deletion of a topic that a crash interrupted");
-                remove_topic_dir(&path, &deleted.join(marked.to_string()))?;
+                let trash = deleted.join(format!("{marked}-{}", Uuid::new_v4()));
+                if let Err(e) = remove_topic_dir(&path, &trash) {
+                    warn!(directory = %path.display(), error = %e, "cannot remove it yet; the next start tries again");
+                }
             }
             Ok::<_, Error>(())
         })
@@ -619,17 +624,19 @@ impl Broker {
     /// Deletes a topic, its logs and its committed offsets. Returns its id.
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Uuid, TopicError> {
         let _guard = self.admin.lock().await;
-        let offline = self.offline.write().remove(name);
-        if let Some(offline) = offline {
-            // Nothing of it is open: its row goes first, then what is left on disk.
+        let offline = self.offline.read().get(name).map(|t| t.record.clone());
+        if let Some(record) = offline {
+            // Nothing of it is open: its row goes first, then what is left on disk. Until
+            // the row is gone the topic stays listed (offline), so its name stays taken.
             self.meta.delete_topic(name).await.map_err(Error::from)?;
+            self.offline.write().remove(name);
             let dir = self.topic_dir(name);
-            let trash = self.deleted_dir().join(offline.record.topic_id.to_string());
+            let trash = self.deleted_dir().join(record.topic_id.to_string());
             tokio::task::spawn_blocking(move || remove_topic_dir(&dir, &trash))
                 .await
                 .map_err(|e| Error::Task(e.to_string()))??;
             info!(topic = %name, "deleted offline topic");
-            return Ok(offline.record.topic_id);
+            return Ok(record.topic_id);
         }
         let Some(live) = self.topic(name) else {
             return Err(TopicError::Unknown(name.to_string()));
@@ -643,11 +650,13 @@ impl Broker {
         tokio::task::spawn_blocking(move || mark_deleted(&dir, id))
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
-        if let Err(e) = self.meta.delete_topic(name).await {
-            let dir = self.topic_dir(name);
-            let _ = tokio::task::spawn_blocking(move || unmark_deleted(&dir)).await;
-            return Err(TopicError::Internal(e.into()));
-        }
+        // The mark stays if the store fails: its answer may be lost after the row went.
+        // The next start looks at the store and finishes the deletion, or takes the mark
+        // off.
+        self.meta
+            .delete_topic(name)
+            .await
+            .map_err(|e| TopicError::Internal(e.into()))?;
         let topic = self
             .topics
             .write()

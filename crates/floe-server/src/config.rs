@@ -467,6 +467,22 @@ impl Default for HttpConfig {
 }
 
 impl ServerConfig {
+    /// Checks settings that cannot work together.
+    ///
+    /// # Errors
+    /// A message naming the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        let k = &self.kafka;
+        if k.decompression_pool_bytes < k.max_request_decompressed_bytes {
+            return Err(format!(
+                "[kafka] decompression_pool_bytes ({}) is below max_request_decompressed_bytes ({}): \
+                 a request could never get the room its budget allows",
+                k.decompression_pool_bytes, k.max_request_decompressed_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// The topic defaults these settings describe.
     ///
     /// # Errors

@@ -1001,6 +1001,7 @@ impl GroupCoordinator {
         let retention_ms =
             i64::try_from(self.config.offsets_retention.as_millis()).unwrap_or(i64::MAX);
         let mut with_offsets = HashSet::new();
+        let mut emptied = HashSet::new();
         for group in self.meta.list_offset_groups().await? {
             let offsets = self.meta.fetch_offsets(&group).await?;
             let expired = self.expired_offsets(&group, &offsets, now_ms, retention_ms);
@@ -1012,6 +1013,8 @@ impl GroupCoordinator {
             // it is forgotten below: it is then what a restart would leave.
             if deleted < offsets.len() as u64 {
                 with_offsets.insert(group);
+            } else {
+                emptied.insert(group);
             }
         }
         self.groups.lock().retain(|id, g| {
@@ -1021,10 +1024,9 @@ impl GroupCoordinator {
             }
             !forget
         });
-        // Commits since the listing above add themselves again through `committed`.
-        self.offset_groups
-            .lock()
-            .retain(|g| with_offsets.contains(g));
+        // Only groups this pass saw lose every offset leave the count: a group committing
+        // for the first time meanwhile keeps its place.
+        self.offset_groups.lock().retain(|g| !emptied.contains(g));
         Ok(())
     }
 

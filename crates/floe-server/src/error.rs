@@ -57,6 +57,9 @@ pub enum Error {
     /// A configuration value is not acceptable.
     #[error(transparent)]
     Config(#[from] floe_common::ConfigError),
+    /// Settings that cannot work together.
+    #[error("configuration: {0}")]
+    Settings(String),
     /// Lake settings that cannot work.
     #[error("lake configuration: {0}")]
     Lake(String),

@@ -406,6 +406,7 @@ struct SqlRow {
     failed: u64,
     cancelled: u64,
     refused: u64,
+    parked: u64,
     memory_reserved: u64,
 }
 
@@ -537,6 +538,7 @@ impl Snapshot {
                 failed: get(&s.failed),
                 cancelled: get(&s.cancelled),
                 refused: get(&s.refused),
+                parked: get(&s.parked),
                 memory_reserved: q.memory_reserved() as u64,
             }
         });
@@ -750,6 +752,12 @@ impl Collector for Snapshot {
                     ([("outcome", "cancelled")], sql.cancelled),
                     ([("outcome", "refused")], sql.refused),
                 ],
+            )?;
+            gauge(
+                e,
+                "floe_sql_flight_statements_parked",
+                "Statements planned over Flight SQL waiting for their DoGet (dropped after [query] flight_ticket_ttl)",
+                sql.parked,
             )?;
             gauge(
                 e,

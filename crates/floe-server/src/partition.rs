@@ -17,6 +17,15 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::metrics::Traffic;
 
+/// Gives back a decompression charge when dropped.
+struct Charge<'a>(&'a DecompressionBudget, usize);
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.0.give_back(self.1);
+    }
+}
+
 /// Why [`Partition::append`] took nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -166,6 +175,9 @@ impl Partition {
         budget: &DecompressionBudget,
     ) -> Result<AppendOutcome, AppendError> {
         let (validated, checked) = self.check_records(&records, budget)?;
+        // The decompressed records are dropped when this returns (the tail keeps Arrow
+        // rows, counted by the lake's own budget): their charge goes back then.
+        let _charge = Charge(budget, checked.charged());
         let mut log = self.log.write();
         // Checked under the lock: an append racing the failure must not slip in after it.
         if let Some(why) = self.storage_failure.get() {

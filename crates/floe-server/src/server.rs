@@ -47,6 +47,7 @@ impl RunningServer {
     /// # Errors
     /// As [`run`].
     pub async fn start(config: ServerConfig) -> Result<Self> {
+        config.validate().map_err(Error::Settings)?;
         let open_files = crate::limits::raise_open_files_limit();
         let listener = TcpListener::bind(&config.kafka.listen)
             .await

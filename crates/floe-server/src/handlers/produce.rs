@@ -43,11 +43,20 @@ pub(super) async fn handle(
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let by_id = version >= 13;
     let kafka = &broker.config.kafka;
-    let budget = Arc::new(DecompressionBudget::new(
-        kafka.max_request_decompressed_bytes,
-        Some(broker.decompression.clone()),
-        timeout.min(MAX_DECOMPRESSION_WAIT),
-    ));
+    let shared = RequestShared {
+        acks,
+        timeout,
+        budget: Arc::new(DecompressionBudget::new(
+            kafka.max_request_decompressed_bytes,
+            Some(broker.decompression.clone()),
+            timeout.min(MAX_DECOMPRESSION_WAIT),
+        )),
+        // At most a few of the request's partitions check and append at once: each holds
+        // a blocking thread (and, waiting for the broker's decompression pool, up to 5 s),
+        // and a request of thousands of partitions must not take them all. Waiting for
+        // the fsync takes no slot.
+        slots: tokio::sync::Semaphore::new(APPENDS_AT_ONCE),
+    };
     let duplicates = duplicated_partitions(&req, by_id);
     if !duplicates.is_empty() {
         warn!(
@@ -158,7 +167,7 @@ pub(super) async fn handle(
         let appended = futures::future::join_all(
             pending
                 .into_iter()
-                .map(|(index, p, buf)| append(broker, index, p, buf, acks, timeout, &budget)),
+                .map(|(index, p, buf)| append(broker, index, p, buf, &shared)),
         )
         .await;
         parts.extend(appended);
@@ -182,6 +191,9 @@ pub(super) async fn handle(
             .with_throttle_time_ms(throttle_ms)
     })
 }
+
+/// Partitions of one produce request checked and appended at once.
+const APPENDS_AT_ONCE: usize = 8;
 
 /// The longest a produce request waits for room in the broker's decompression pool
 /// (less if its own timeout is shorter) before its partitions are refused as retriable.
@@ -244,18 +256,27 @@ fn prepare_batches(buf: &mut [u8]) -> Result<(), (ResponseError, String)> {
     Ok(())
 }
 
+/// What every partition of one produce request shares.
+struct RequestShared {
+    acks: i16,
+    timeout: Duration,
+    budget: Arc<DecompressionBudget>,
+    slots: tokio::sync::Semaphore,
+}
+
 async fn append(
     broker: &Arc<Broker>,
     index: i32,
     partition: Arc<Partition>,
     buf: Vec<u8>,
-    acks: i16,
-    timeout: Duration,
-    budget: &Arc<DecompressionBudget>,
+    shared: &RequestShared,
 ) -> PartitionProduceResponse {
+    let (acks, timeout) = (shared.acks, shared.timeout);
     let p = partition.clone();
-    let b = budget.clone();
+    let b = shared.budget.clone();
+    let slot = shared.slots.acquire().await;
     let result = tokio::task::spawn_blocking(move || p.append(buf, now_ms(), &b)).await;
+    drop(slot);
     let resp = PartitionProduceResponse::default()
         .with_index(index)
         .with_log_append_time_ms(-1);
