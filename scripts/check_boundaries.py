@@ -5,6 +5,7 @@ import json, subprocess, sys
 
 FORBIDDEN = {
     "floe-common": ["floe-", "tokio", "sqlx", "kafka-protocol"],
+    "floe-runtime": ["floe-", "sqlx", "kafka-protocol", "iceberg", "parquet", "datafusion"],
     "floe-kafka": ["floe-log", "floe-meta", "floe-lake", "floe-server", "sqlx", "iceberg", "parquet", "datafusion"],
     "floe-log": ["floe-kafka", "floe-meta", "floe-server", "kafka-protocol", "iceberg", "parquet", "datafusion", "sqlx", "tokio"],
     "floe-meta": ["floe-kafka", "floe-log", "floe-server", "kafka-protocol", "iceberg", "parquet", "datafusion"],

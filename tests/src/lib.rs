@@ -2,6 +2,9 @@
 //! `floe` process that can be SIGKILLed) in its own temp dir on a free port, make real
 //! librdkafka clients for it, and poll with deadlines instead of sleeping.
 
+// Tests own each task they spawn by awaiting its handle before they end.
+#![allow(clippy::disallowed_methods)]
+
 pub mod raw;
 
 use std::net::TcpStream;

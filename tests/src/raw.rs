@@ -116,10 +116,7 @@ pub fn zstd_bomb(n: usize) -> Bytes {
     }
     b.extend(enc.finish().expect("zstd"));
     b[21..23].copy_from_slice(&4i16.to_be_bytes()); // attributes: zstd
-    let len = i32::try_from(b.len() - 12).expect("zstd");
-    b[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    floe_common::batch::seal(&mut b);
     b.into()
 }
 

@@ -226,10 +226,7 @@ async fn bad_input_gets_kafka_errors_and_harms_nothing() {
 fn undecodable() -> bytes::Bytes {
     let mut bad = batch(&[b"x"], None).to_vec();
     bad.push(0);
-    let len = i32::try_from(bad.len() - 12).unwrap();
-    bad[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&bad[21..]);
-    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    floe_common::batch::seal(&mut bad);
     bad.into()
 }
 

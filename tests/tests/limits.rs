@@ -89,6 +89,21 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
     );
     let addr = broker.bootstrap();
     let before = broker.memory();
+    let http = broker.http_url();
+    // The start-up probe connected from 127.0.0.1 too: wait until the broker has seen it
+    // close, or it would hold one of the address's twenty slots.
+    eventually(
+        Duration::from_secs(20),
+        "the start-up probe's connection closed",
+        || {
+            let http = http.clone();
+            async move {
+                let (_, body) = http_get(&format!("{http}/metrics")).ok()?;
+                (Scrape::parse(&body).value("floe_connections_open", &[]) == 0.0).then_some(())
+            }
+        },
+    )
+    .await;
 
     // Twenty idle connections from one address take its share; the next is closed as
     // soon as it is accepted, well before the idle limit could close anything.
@@ -97,7 +112,6 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
         idle.push(connect_from("127.0.0.1", &addr).await);
     }
     // Connected is not accepted: wait until the broker holds all twenty.
-    let http = broker.http_url();
     eventually(
         Duration::from_secs(20),
         "twenty connections accepted",

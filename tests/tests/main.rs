@@ -1,6 +1,9 @@
 //! Floe's end-to-end tests, one module per area, built as a single test binary.
 //! Run one area with `cargo test -p floe-tests --test e2e <module>::`.
 
+// Tests own each task they spawn by awaiting its handle before they end.
+#![allow(clippy::disallowed_methods)]
+
 mod admin_cli;
 mod backup;
 mod bad_input;

@@ -1,7 +1,9 @@
 //! Shared vocabulary of Floe with no I/O: topic names, topic configuration values and the
-//! checks on them, used by the protocol handlers, the metadata store and the log alike.
+//! checks on them, and the Kafka v2 record-batch header, used by the protocol handlers,
+//! the metadata store, the log and the lake alike.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod topic;
 
 pub use topic::{

@@ -95,6 +95,9 @@ pub enum Error {
         /// The budget.
         limit: usize,
     },
+    /// A record batch's header, length or CRC is wrong.
+    #[error(transparent)]
+    Batch(#[from] floe_common::batch::BatchError),
     /// A record batch could not be decoded.
     #[error("cannot decode the record batch at byte {position}: {reason}")]
     Records {

@@ -138,6 +138,7 @@ async fn until<F: std::future::Future>(deadline: Option<Instant>, fut: F) -> Opt
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the test awaits the writer it spawns
 mod tests {
     use super::*;
 

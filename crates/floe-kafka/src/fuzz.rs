@@ -23,23 +23,22 @@ pub fn records(data: &[u8]) {
     let _ = crate::records::decode_batches(bytes.into());
 }
 
-/// Offsets inside a v2 batch: length at 8..12, CRC at 17..21, CRC covers 21..12+length.
+/// Rewrites the CRC of each batch whose length field delimits it inside `buf`.
 fn fix_crcs(buf: &mut [u8]) {
-    let mut pos = 0usize;
-    while buf.len() >= pos + 21 {
-        let len = i32::from_be_bytes([buf[pos + 8], buf[pos + 9], buf[pos + 10], buf[pos + 11]]);
+    use floe_common::batch::{compute_crc, pos, HEADER_SIZE, LOG_OVERHEAD};
+    let mut start = 0usize;
+    while buf.len() >= start + HEADER_SIZE {
+        let at = start + pos::BATCH_LENGTH;
+        let len = i32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
         let Ok(len) = usize::try_from(len) else {
             return;
         };
-        if len < 9 {
+        let end = start + LOG_OVERHEAD + len;
+        if len < HEADER_SIZE - LOG_OVERHEAD || end > buf.len() {
             return;
         }
-        let end = pos + 12 + len;
-        if end > buf.len() {
-            return;
-        }
-        let crc = crc32c::crc32c(&buf[pos + 21..end]);
-        buf[pos + 17..pos + 21].copy_from_slice(&crc.to_be_bytes());
-        pos = end;
+        let crc = compute_crc(&buf[start..end]);
+        buf[start + pos::CRC..start + pos::ATTRIBUTES].copy_from_slice(&crc.to_be_bytes());
+        start = end;
     }
 }

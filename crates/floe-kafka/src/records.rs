@@ -10,22 +10,12 @@
 //! batch is checked and decompressed once, and its records are views into those bytes.
 
 use bytes::Bytes;
+use floe_common::batch::{self, BatchHeader, Framed, HEADER_SIZE};
 use kafka_protocol::compression::{self as cmpr, Decompressor};
 
 use crate::decompression::{DecompressionBudget, Meter, Shortfall};
 use crate::request::guarded;
 use crate::{Error, Result};
-
-/// Size of the fixed v2 batch header, up to the first record.
-const HEADER_SIZE: usize = 61;
-/// Bytes before `batchLength` counts: baseOffset (8) + batchLength (4).
-const LOG_OVERHEAD: usize = 12;
-/// Attribute bits 0-2: compression codec.
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
-/// Attribute bit 3: every record's timestamp is the batch's maxTimestamp (LogAppendTime).
-pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
-/// Attribute bit 5: a control batch (transaction markers), not data.
-const ATTR_CONTROL: i16 = 0x20;
 
 /// Byte and entry counts over a run of records, for sizing buffers before copying them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -55,25 +45,17 @@ impl std::ops::AddAssign for RecordTotals {
     }
 }
 
-/// One v2 record batch: its header fields and its records, decompressed and validated.
+/// One v2 record batch: its header and its records, decompressed and validated.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    head: Head,
+    header: BatchHeader,
     records: Bytes,
     totals: RecordTotals,
 }
 
-/// The header fields a batch's records depend on.
-#[derive(Debug, Clone, Copy)]
-struct Head {
-    base_offset: i64,
-    base_timestamp: i64,
-    max_timestamp: i64,
-    attributes: i16,
-    count: usize,
-    crc: u32,
-    /// The whole batch's length in bytes, header included.
-    total: usize,
+/// Records a checked header announces (positive, or the batch was refused).
+fn count(header: &BatchHeader) -> usize {
+    usize::try_from(header.records_count).unwrap_or(0)
 }
 
 /// One record of a [`Batch`], borrowed from it.
@@ -137,7 +119,7 @@ impl<'a> Iterator for Records<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         self.left = self.left.checked_sub(1)?;
         // Validated when the batch was decoded, so this cannot fail.
-        parse_record(&mut self.buf, &self.batch.head).ok()
+        parse_record(&mut self.buf, &self.batch.header).ok()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -148,7 +130,12 @@ impl<'a> Iterator for Records<'a> {
 impl Batch {
     /// True for a control batch (transaction markers): its records are not data.
     pub fn is_control(&self) -> bool {
-        self.head.attributes & ATTR_CONTROL != 0
+        self.header.is_control()
+    }
+
+    /// The batch's header, as stored.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
     }
 
     /// Counts over the batch's records.
@@ -161,87 +148,41 @@ impl Batch {
         Records {
             batch: self,
             buf: &self.records,
-            left: self.head.count,
+            left: count(&self.header),
         }
     }
 }
 
-impl Head {
-    /// The header of the batch at the start of `buf`, which must hold all of it.
-    fn read(buf: &[u8]) -> Result<Self, String> {
-        let head: &[u8; HEADER_SIZE] = buf
-            .get(..HEADER_SIZE)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| format!("{} bytes cannot hold a batch header", buf.len()))?;
-        let length = be_i32(head, 8);
-        let total = usize::try_from(length)
-            .ok()
-            .and_then(|l| l.checked_add(LOG_OVERHEAD))
-            .filter(|&t| t >= HEADER_SIZE)
-            .ok_or_else(|| format!("batch length {length} is invalid"))?;
-        if total > buf.len() {
-            return Err(format!(
-                "batch of {total} bytes is cut short at {} bytes",
-                buf.len()
-            ));
-        }
-        let magic = head[16] as i8;
-        if magic != 2 {
-            return Err(format!("record format v{magic} is not supported (only v2)"));
-        }
-        let count = be_i32(head, 57);
-        Ok(Self {
-            base_offset: be_i64(head, 0),
-            crc: u32::from_be_bytes([head[17], head[18], head[19], head[20]]),
-            attributes: i16::from_be_bytes([head[21], head[22]]),
-            base_timestamp: be_i64(head, 27),
-            max_timestamp: be_i64(head, 35),
-            count: usize::try_from(count)
-                .map_err(|_| format!("record count {count} is negative"))?,
-            total,
-        })
-    }
-}
-
-/// Checks one batch at the start of `buf` (which holds at least all of it): CRC when
-/// asked, decompression, then every record, as Kafka's own broker does: a record must
-/// fill exactly the size it declares, and the batch must end after its last record.
+/// Checks the records of one batch, `batch` being exactly its bytes and `header` its
+/// checked header: decompression, then every record, as Kafka's own broker does: a record
+/// must fill exactly the size it declares, and the batch must end after its last record.
 /// `meter`: the draw of the batches being checked on their decompression budget; this
 /// batch's share is taken from it.
 fn check_batch(
-    buf: &[u8],
-    verify_crc: bool,
+    batch: &[u8],
+    header: &BatchHeader,
     meter: &mut Meter<'_>,
 ) -> Result<CheckedBatch, Refusal> {
-    let head = Head::read(buf)?;
-    let batch = &buf[..head.total];
-    if verify_crc {
-        let actual = crc32c::crc32c(&batch[21..]);
-        if head.crc != actual {
-            return Err(format!("CRC mismatch ({:#010x} != {actual:#010x})", head.crc).into());
-        }
-    }
-    let codec = head.attributes & ATTR_COMPRESSION_MASK;
-    let decompressed = match codec {
+    let body = &batch[HEADER_SIZE..];
+    let decompressed = match header.compression() {
         0 => None,
-        _ => Some(decompress(&batch[HEADER_SIZE..], codec, meter)?),
+        codec => Some(decompress(body, codec, meter)?),
     };
-    let records = decompressed.as_deref().unwrap_or(&batch[HEADER_SIZE..]);
+    let records = decompressed.as_deref().unwrap_or(body);
     Ok(CheckedBatch {
-        total: head.total,
-        totals: validate(records, &head)?,
+        totals: validate(records, header)?,
         decompressed,
     })
 }
 
 /// Parses every record (and header) of a batch's records section, as [`Batch::records`]
 /// will, and counts them.
-fn validate(records: &[u8], head: &Head) -> Result<RecordTotals, String> {
+fn validate(records: &[u8], header: &BatchHeader) -> Result<RecordTotals, String> {
     let mut t = RecordTotals::default();
     let mut buf = records;
-    for i in 0..head.count {
-        let r = parse_record(&mut buf, head)
-            .map_err(|e| format!("record {i} of {}: {e}", head.count))?;
+    let n = count(header);
+    for i in 0..n {
+        let r = parse_record(&mut buf, header).map_err(|e| format!("record {i} of {n}: {e}"))?;
         t.records += 1;
         t.key_bytes += r.key.map_or(0, <[u8]>::len);
         t.value_bytes += r.value.map_or(0, <[u8]>::len);
@@ -253,16 +194,15 @@ fn validate(records: &[u8], head: &Head) -> Result<RecordTotals, String> {
     }
     if !buf.is_empty() {
         return Err(format!(
-            "{} bytes follow the last of {} records",
-            buf.len(),
-            head.count
+            "{} bytes follow the last of {n} records",
+            buf.len()
         ));
     }
     Ok(t)
 }
 
 /// One record off the front of `buf`.
-fn parse_record<'a>(buf: &mut &'a [u8], head: &Head) -> Result<RecordView<'a>, String> {
+fn parse_record<'a>(buf: &mut &'a [u8], header: &BatchHeader) -> Result<RecordView<'a>, String> {
     let size = varint(buf).ok_or("record size is cut short")?;
     let size = usize::try_from(size).map_err(|_| format!("record size {size} is negative"))?;
     let (mut rec, rest) = buf
@@ -288,13 +228,13 @@ fn parse_record<'a>(buf: &mut &'a [u8], head: &Head) -> Result<RecordView<'a>, S
             rec.len()
         ));
     }
-    let timestamp = if head.attributes & ATTR_LOG_APPEND_TIME != 0 {
-        head.max_timestamp
+    let timestamp = if header.is_log_append_time() {
+        header.max_timestamp
     } else {
-        head.base_timestamp.wrapping_add(timestamp_delta)
+        header.base_timestamp.wrapping_add(timestamp_delta)
     };
     Ok(RecordView {
-        offset: head.base_offset.wrapping_add(i64::from(offset_delta)),
+        offset: header.base_offset.wrapping_add(i64::from(offset_delta)),
         timestamp,
         key,
         value,
@@ -329,17 +269,7 @@ fn nullable_bytes<'a>(buf: &mut &'a [u8], what: &str) -> Result<Option<&'a [u8]>
     Ok(Some(bytes))
 }
 
-fn be_i64(b: &[u8; HEADER_SIZE], pos: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[pos..pos + 8]);
-    i64::from_be_bytes(a)
-}
-
-fn be_i32(b: &[u8; HEADER_SIZE], pos: usize) -> i32 {
-    i32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]])
-}
-
-/// What [`check_batches`] learned about each batch, so that the same bytes can become
+/// What [`check_framed`] learned about each batch, so that the same bytes can become
 /// [`Batch`]es later without being decompressed or parsed again.
 #[derive(Debug)]
 pub struct Checked {
@@ -351,7 +281,6 @@ pub struct Checked {
 
 #[derive(Debug)]
 struct CheckedBatch {
-    total: usize,
     /// The records section, when the batch is compressed.
     decompressed: Option<Bytes>,
     totals: RecordTotals,
@@ -376,24 +305,27 @@ impl From<&str> for Refusal {
     }
 }
 
-/// Checks every batch in `batches` (one or more v2 batches, any compression) down to its
-/// records, each batch's CRC too when `verify_crc` (a caller that has just checked the
-/// CRCs passes false). Decompressed records are counted against `budget`.
+/// Checks the records of every batch of `records`, which [`batch::frame`] framed (and
+/// so checked each header and CRC, once) as `framed`. Decompressed records are counted
+/// against `budget`.
 ///
 /// # Errors
 /// [`Error::Records`] naming the first batch that does not decode and what is wrong
 /// with it, [`Error::DecompressionTooLarge`] for records that alone decompress past the
 /// budget, or [`Error::DecompressionBusy`] when the budget's room is held by others.
-pub fn check_batches(
-    batches: &[u8],
-    verify_crc: bool,
+pub fn check_framed(
+    records: &[u8],
+    framed: &Framed,
     budget: &DecompressionBudget,
 ) -> Result<Checked> {
-    let mut out = Vec::new();
-    let mut pos = 0;
+    let mut out = Vec::with_capacity(framed.batches().len());
     let mut meter = Meter::new(budget);
-    while let Some(rest) = batches.get(pos..).filter(|r| !r.is_empty()) {
-        let checked = check_batch(rest, verify_crc, &mut meter);
+    for (position, header) in framed.batches() {
+        let position = *position;
+        let checked = match records.get(position..position + header.size()) {
+            Some(batch) => check_batch(batch, header, &mut meter),
+            None => Err("the bytes are not the ones framed".into()),
+        };
         let checked = match checked {
             Ok(c) => Ok(c),
             Err(r) => {
@@ -403,19 +335,13 @@ pub fn check_batches(
                 Err(r)
             }
         };
-        let batch = checked.map_err(|r| match r {
-            Refusal::Invalid(reason) => Error::Records {
-                position: pos,
-                reason,
-            },
-            Refusal::Budget(Shortfall::TooLarge { limit }) => Error::DecompressionTooLarge {
-                position: pos,
-                limit,
-            },
+        out.push(checked.map_err(|r| match r {
+            Refusal::Invalid(reason) => Error::Records { position, reason },
+            Refusal::Budget(Shortfall::TooLarge { limit }) => {
+                Error::DecompressionTooLarge { position, limit }
+            }
             Refusal::Budget(Shortfall::Busy(why)) => Error::DecompressionBusy { why },
-        })?;
-        pos += batch.total;
-        out.push(batch);
+        })?);
     }
     Ok(Checked {
         batches: out,
@@ -429,43 +355,41 @@ impl Checked {
         self.charged
     }
 
-    /// The batches, from the bytes that were checked. Header fields are read again from
-    /// `batches`, so they may have changed in between, as an append changes the base
-    /// offset and, for LogAppendTime, the attributes, maxTimestamp and CRC; the records
-    /// must not have. Bytes that no longer match what was checked end the list early.
-    pub fn into_batches(self, batches: &Bytes) -> Vec<Batch> {
-        let mut out = Vec::with_capacity(self.batches.len());
-        let mut pos = 0;
-        for c in self.batches {
-            let Some(head) = batches
-                .get(pos..)
-                .and_then(|b| Head::read(b).ok())
-                .filter(|h| h.total == c.total)
-            else {
-                break;
-            };
-            let records = c
-                .decompressed
-                .unwrap_or_else(|| batches.slice(pos + HEADER_SIZE..pos + head.total));
-            out.push(Batch {
-                head,
-                records,
-                totals: c.totals,
-            });
-            pos += head.total;
+    /// The batches, from the bytes that were checked and the headers `framed` holds now:
+    /// an append changes the base offset and, for LogAppendTime, the attributes,
+    /// maxTimestamp and CRC (in the bytes and in `framed` alike); the records must not
+    /// change. Bytes of another length than those framed give no batches.
+    pub fn into_batches(self, bytes: &Bytes, framed: &Framed) -> Vec<Batch> {
+        if bytes.len() != framed.len() {
+            return Vec::new();
         }
-        out
+        self.batches
+            .into_iter()
+            .zip(framed.batches())
+            .map(|(c, &(start, header))| Batch {
+                header,
+                records: c
+                    .decompressed
+                    .unwrap_or_else(|| bytes.slice(start + HEADER_SIZE..start + header.size())),
+                totals: c.totals,
+            })
+            .collect()
     }
 }
 
-/// Decodes every batch in `batches` (one or more v2 batches, any compression): checks
-/// them as [`check_batches`] does, CRCs included, then hands out their records.
+/// Decodes every batch in `batches` (stored v2 batches, any compression): frames them
+/// ([`batch::frame_stored`]: lengths and CRCs), then checks and hands out their records.
 ///
 /// # Errors
-/// [`Error::Records`] naming what is wrong with the first batch that does not decode.
+/// [`Error::Batch`] for a batch whose header or CRC is wrong, [`Error::Records`] naming
+/// what is wrong with the first batch whose records do not decode.
 pub fn decode_batches(batches: Bytes) -> Result<Vec<Batch>> {
+    if batches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let framed = batch::frame_stored(&batches)?;
     let budget = DecompressionBudget::for_stored();
-    Ok(check_batches(&batches, true, &budget)?.into_batches(&batches))
+    Ok(check_framed(&batches, &framed, &budget)?.into_batches(&batches, &framed))
 }
 
 /// The records section of a compressed batch (codec 1–4), decompressed, each piece of
@@ -661,6 +585,7 @@ pub fn max_timestamp_record(batches: Bytes) -> Result<Option<(i64, i64)>> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
+    use floe_common::batch::{ATTR_CONTROL, ATTR_LOG_APPEND_TIME};
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -764,10 +689,7 @@ mod tests {
 
     /// Rewrites the batch length and CRC, as a hostile producer would after editing a batch.
     fn reseal(batch: &mut [u8]) {
-        let len = i32::try_from(batch.len() - 12).unwrap();
-        batch[8..12].copy_from_slice(&len.to_be_bytes());
-        let crc = crc32c::crc32c(&batch[21..]);
-        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch::seal(batch);
     }
 
     fn decode_err(b: Vec<u8>) -> String {
@@ -848,17 +770,23 @@ mod tests {
     fn checked_batches_read_the_rewritten_headers() {
         let mut wire = batch(&[record(b"a"), record_at(1, b"b")], Compression::Lz4);
         wire.extend(raw_batch(0, 0, 1_000, &[(0, &[("h", None)])]));
-        let checked = check_batches(&wire, true, &DecompressionBudget::for_stored()).unwrap();
+        let mut framed = batch::frame(&wire, u32::MAX).unwrap();
+        let checked = check_framed(&wire, &framed, &DecompressionBudget::for_stored()).unwrap();
         // What an append to a LogAppendTime topic at offset 100 does.
-        let second = wire.len() - raw_batch(0, 0, 1_000, &[(0, &[("h", None)])]).len();
-        for (pos, base) in [(0, 100i64), (second, 102)] {
-            wire[pos..pos + 8].copy_from_slice(&base.to_be_bytes());
-            let attributes =
-                i16::from_be_bytes([wire[pos + 21], wire[pos + 22]]) | ATTR_LOG_APPEND_TIME;
-            wire[pos + 21..pos + 23].copy_from_slice(&attributes.to_be_bytes());
-            wire[pos + 35..pos + 43].copy_from_slice(&5_000i64.to_be_bytes());
-        }
-        let batches = checked.into_batches(&Bytes::from(wire));
+        let assigned: Vec<_> = framed
+            .batches()
+            .iter()
+            .zip([100i64, 102])
+            .map(|(&(_, h), base_offset)| BatchHeader {
+                base_offset,
+                attributes: h.attributes | ATTR_LOG_APPEND_TIME,
+                max_timestamp: 5_000,
+                ..h
+            })
+            .collect();
+        framed.assign(&mut wire, &assigned);
+        let wire = Bytes::from(wire);
+        let batches = checked.into_batches(&wire, &framed);
         let got: Vec<_> = batches
             .iter()
             .flat_map(Batch::records)
@@ -872,7 +800,8 @@ mod tests {
                 (102, 5_000, b"v0".to_vec())
             ]
         );
-        assert!(check_batches(&[0u8; 70], true, &DecompressionBudget::for_stored()).is_err());
+        assert!(decode_batches(wire.slice(..wire.len() - 1)).is_err());
+        assert!(decode_batches(Bytes::from_static(&[0u8; 70])).is_err());
     }
 
     #[test]
@@ -893,7 +822,7 @@ mod tests {
 
         let mut b = good.clone();
         b[17] ^= 1;
-        assert!(decode_err(b).contains("CRC mismatch"));
+        assert!(decode_err(b).contains("crc mismatch"));
 
         let mut b = good.clone();
         b[16] = 1;
@@ -921,7 +850,7 @@ mod tests {
         let mut b = good.clone();
         b.truncate(70);
         let e = decode_err(b);
-        assert!(e.contains("cut short at 70 bytes"), "{e}");
+        assert!(e.contains("only 70 are present"), "{e}");
 
         let mut b = good.clone();
         b[65] = 0x03; // key length -2

@@ -16,8 +16,11 @@ use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Fields, SchemaRef};
 use bytes::{BufMut, Bytes, BytesMut};
+use floe_common::batch::{
+    self as kafka_batch, BatchHeader, ATTR_LOG_APPEND_TIME, HEADER_SIZE, MAGIC_V2,
+};
+use floe_kafka::records::Batch;
 pub use floe_kafka::records::RecordTotals;
-use floe_kafka::records::{Batch, ATTR_LOG_APPEND_TIME};
 
 use crate::schema::{COL_HEADERS, COL_KEY, COL_OFFSET, COL_PARTITION, COL_TIMESTAMP, COL_VALUE};
 use crate::{Error, Result};
@@ -370,7 +373,7 @@ impl<'a> Rows<'a> {
 
     /// About the encoded size of `rows`.
     fn payload_bytes(&self, rows: std::ops::Range<usize>) -> usize {
-        rows.map(|i| self.payload(i) + 24).sum::<usize>() + 61
+        rows.map(|i| self.payload(i) + 24).sum::<usize>() + HEADER_SIZE
     }
 
     /// The encoded record body of `row` (everything after its length), given the batch's
@@ -422,34 +425,37 @@ impl<'a> Rows<'a> {
         let ms = |i: usize| self.timestamps.value(i).div_euclid(1000);
         let base_ts = ms(rows.start);
         let max_ts = rows.clone().map(ms).max().unwrap_or(base_ts);
-        out.put_i64(base_offset);
-        out.put_i32(0); // batch length, set below
-        out.put_i32(0); // partition leader epoch
-        out.put_i8(2); // magic
-        out.put_u32(0); // crc, set below
-        let attributes = if log_append_time {
-            ATTR_LOG_APPEND_TIME
-        } else {
-            0
+        let header = BatchHeader {
+            base_offset,
+            batch_length: 0, // set by `seal`
+            partition_leader_epoch: 0,
+            magic: MAGIC_V2,
+            crc: 0, // set by `seal`
+            // No compression, not transactional.
+            attributes: if log_append_time {
+                ATTR_LOG_APPEND_TIME
+            } else {
+                0
+            },
+            // Offsets without a row (control records, undecodable batches) leave gaps,
+            // as compaction does in Kafka: the delta spans them, the count does not.
+            last_offset_delta: i32::try_from(last_offset - base_offset).unwrap_or(i32::MAX),
+            base_timestamp: base_ts,
+            max_timestamp: max_ts,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: i32::try_from(rows.len()).unwrap_or(i32::MAX),
         };
-        out.put_i16(attributes); // no compression, not transactional
-        out.put_i32(i32::try_from(last_offset - base_offset).unwrap_or(i32::MAX));
-        out.put_i64(base_ts);
-        out.put_i64(max_ts);
-        out.put_i64(-1); // producer id
-        out.put_i16(-1); // producer epoch
-        out.put_i32(-1); // base sequence
-        out.put_i32(i32::try_from(rows.len()).unwrap_or(i32::MAX));
+        out.put_bytes(0, HEADER_SIZE);
+        header.write_into(&mut out[start..]);
         let base = (base_offset, base_ts);
         for row in rows {
             let len = self.record(out, row, base, false);
             put_varint(out, len as i64);
             self.record(out, row, base, true);
         }
-        let batch_len = i32::try_from(out.len() - start - 12).unwrap_or(i32::MAX);
-        out[start + 8..start + 12].copy_from_slice(&batch_len.to_be_bytes());
-        let crc = crc32c::crc32c(&out[start + 21..]);
-        out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
+        kafka_batch::seal(&mut out[start..]);
     }
 }
 
@@ -681,10 +687,7 @@ mod tests {
             Compression::Lz4,
         )
         .to_vec();
-        wire[22] |= 0x08;
-        wire[35..43].copy_from_slice(&broker_ms.to_be_bytes());
-        let crc = crc32c::crc32c(&wire[21..]);
-        wire[17..21].copy_from_slice(&crc.to_be_bytes());
+        kafka_batch::set_log_append_time(&mut wire, broker_ms);
         wire.into()
     }
 

@@ -77,6 +77,19 @@ pub enum Error {
     /// Configuration that cannot work (bad URI, unknown catalog type, ...).
     #[error("lake configuration: {0}")]
     Config(String),
+    /// A task running part of the work panicked or was cancelled.
+    #[error("{what} stopped")]
+    Task {
+        /// The work.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The table is not in the state the operation needs (no snapshot, no metadata
+    /// location): another writer, or a table Floe did not make.
+    #[error("{0}")]
+    TableState(String),
     /// Someone else committed to the table between load and swap; nothing was changed.
     #[error("{0}: the table changed underneath (commit conflict); retried later")]
     Conflict(String),

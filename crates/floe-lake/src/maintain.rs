@@ -306,7 +306,10 @@ impl LakeTable {
                 read_sorted(vec![bytes], &schema).and_then(|all| rows_at_or_above(&all, &cut))
             })
             .await
-            .map_err(|e| Error::Config(format!("DeleteRecords read task failed: {e}")))??;
+            .map_err(|source| Error::Task {
+                what: "the DeleteRecords read",
+                source,
+            })??;
             let gone = f
                 .file()
                 .record_count()
@@ -359,7 +362,10 @@ impl LakeTable {
         let target = schema::arrow_schema()?;
         let rows = tokio::task::spawn_blocking(move || read_sorted(raw, &target))
             .await
-            .map_err(|e| Error::Config(format!("compaction read task failed: {e}")))??;
+            .map_err(|source| Error::Task {
+                what: "the compaction read",
+                source,
+            })??;
         self.write_files(&table, vec![rows]).await
     }
 
@@ -410,7 +416,7 @@ impl LakeTable {
         };
         let old_location = table
             .metadata_location()
-            .ok_or_else(|| Error::Config(format!("{} has no metadata location", self.ident)))?
+            .ok_or_else(|| Error::TableState(format!("{} has no metadata location", self.ident)))?
             .to_owned();
         let swapped = pointer
             .swap(&self.ident, &old_location, &new_location)
@@ -458,7 +464,7 @@ impl LakeTable {
         }
         let parent = meta
             .current_snapshot()
-            .ok_or_else(|| Error::Config(format!("{} has no snapshot", self.ident)))?;
+            .ok_or_else(|| Error::TableState(format!("{} has no snapshot", self.ident)))?;
         let io = table.file_io();
         let location = meta.location().trim_end_matches('/');
         let commit = uuid::Uuid::new_v4();
@@ -515,7 +521,7 @@ impl LakeTable {
             } else {
                 Some(own.insert(new_writer(&mut written)?))
             }
-            .ok_or_else(|| Error::Config("no manifest writer".into()))?;
+            .ok_or_else(|| Error::TableState("no manifest writer".into()))?;
             for e in manifest.entries().iter().filter(|e| e.is_alive()) {
                 let seq = e.sequence_number().unwrap_or(mf.sequence_number);
                 let file_seq = e.file_sequence_number.or(Some(seq));
@@ -607,7 +613,7 @@ impl LakeTable {
             .build();
         let old_location = table
             .metadata_location()
-            .ok_or_else(|| Error::Config(format!("{} has no metadata location", self.ident)))?;
+            .ok_or_else(|| Error::TableState(format!("{} has no metadata location", self.ident)))?;
         let new_meta = meta
             .clone()
             .into_builder(Some(old_location.to_owned()))
@@ -663,7 +669,7 @@ impl LakeTable {
         }
         let old_location = table
             .metadata_location()
-            .ok_or_else(|| Error::Config(format!("{} has no metadata location", self.ident)))?
+            .ok_or_else(|| Error::TableState(format!("{} has no metadata location", self.ident)))?
             .to_owned();
         let mut builder = meta.clone().into_builder(Some(old_location.clone()));
         for (name, id) in &plan.new_tags {

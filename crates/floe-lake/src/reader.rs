@@ -305,7 +305,8 @@ impl ReadAhead {
         self.scans
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (ahead, table) = (self.clone(), table.clone());
-        let task = tokio::spawn(async move {
+        // Owned by the scan, which the read-ahead keeps until the task finishes it.
+        let task = floe_runtime::SpawnedTask::spawn(async move {
             let result = scan_window(&table, key.1, from, to)
                 .await
                 .map(Arc::new)
@@ -314,7 +315,7 @@ impl ReadAhead {
             result
         });
         let done = async move {
-            task.await.unwrap_or_else(|e| {
+            task.join().await.unwrap_or_else(|e| {
                 Err(Arc::new(Error::Io {
                     context: "a lake-tier scan stopped".into(),
                     source: std::io::Error::other(e),

@@ -105,6 +105,8 @@ pub struct LakeTable {
     first_offsets: parking_lot::Mutex<HashMap<i32, (i64, Option<i64>)>>,
     /// Partitions whose first offset a task of [`LakeTable::learn_first_offset`] reads.
     learning: parking_lot::Mutex<HashSet<i32>>,
+    /// Those tasks; aborted with the table.
+    learners: parking_lot::Mutex<tokio::task::JoinSet<()>>,
     /// Held by whatever changes the table's metadata or deletes unreferenced files: a
     /// landing round (from writing its files to its commit) and each housekeeping commit.
     /// Housekeeping runs beside landing, so its slow parts (reading and rewriting files)
@@ -219,6 +221,7 @@ impl LakeTable {
             manifest_counts: parking_lot::Mutex::new(HashMap::new()),
             first_offsets: parking_lot::Mutex::new(HashMap::new()),
             learning: parking_lot::Mutex::new(HashSet::new()),
+            learners: parking_lot::Mutex::new(tokio::task::JoinSet::new()),
             commit_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -289,8 +292,14 @@ impl LakeTable {
         if !self.learning.lock().insert(partition) {
             return;
         }
-        let table = Arc::clone(self);
-        tokio::spawn(async move {
+        // Weak: the table owns these tasks, which must not keep it alive.
+        let table = Arc::downgrade(self);
+        let mut learners = self.learners.lock();
+        while learners.try_join_next().is_some() {}
+        learners.spawn(async move {
+            let Some(table) = table.upgrade() else {
+                return;
+            };
             if let Err(e) = table.first_offset(partition).await {
                 // The reads that need the table report the fault; this only retries.
                 debug!(table = %table.ident, partition, error = %e, "cannot read the first offset");
@@ -483,8 +492,8 @@ impl LakeTable {
         if &now != base {
             *self.landed.write() = now;
             *self.table.write() = current;
-            return Err(CommitFailure::Before(Error::Config(format!(
-                "{}: floe.offsets moved under the committer (another writer?); round retried",
+            return Err(CommitFailure::Before(Error::Conflict(format!(
+                "{} (floe.offsets moved under the committer: another writer?)",
                 self.ident
             ))));
         }

@@ -9,8 +9,8 @@
 //! Map of the crate:
 //! - [`PartitionLog`] (`log.rs`): open/recover, append with offset assignment,
 //!   reads, timestamp lookups, DeleteRecords, retention, group-commit fsync.
-//! - [`batch`]: v2 batch header parsing, validation and in-place rewrites; also
-//!   used by the server.
+//! - `floe_common::batch`: the v2 batch header, its checks and in-place rewrites,
+//!   which this crate stores batches with.
 //! - `segment.rs`: one segment file with its indexes; recovery scans.
 //! - `index.rs`: the in-memory + append-only-file sparse indexes.
 //! - `producer.rs`: idempotent producer state (sequence/epoch checks) and its snapshots.
@@ -20,7 +20,6 @@
 //! use [`PartitionLog::sync_job`] to fsync outside it.
 #![deny(missing_docs)]
 
-pub mod batch;
 mod error;
 mod fsutil;
 mod index;
@@ -30,9 +29,8 @@ mod segment;
 #[cfg(test)]
 mod testutil;
 
-pub use error::{Corruption, Error, InvalidRecordKind, Result};
+use floe_common::batch;
+
+pub use error::{Error, Result};
 pub use fsutil::write_atomic;
-pub use log::{
-    AppendOutcome, LogConfig, PageCacheShare, PartitionLog, SyncJob, TimestampType,
-    ValidatedBatches,
-};
+pub use log::{AppendOutcome, LogConfig, PageCacheShare, PartitionLog, SyncJob, TimestampType};

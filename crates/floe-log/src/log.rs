@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{self, BatchHeader, ATTR_LOG_APPEND_TIME};
+use crate::batch::{self, BatchHeader, Framed, ATTR_LOG_APPEND_TIME};
 use crate::error::{Error, Result};
 use crate::fsutil::{fsync_dir, remove_if_exists, write_atomic};
 use crate::producer::{self, ProducerStateManager, SequenceCheck, StagedProducers};
@@ -114,13 +114,6 @@ impl LogConfig {
     fn effective_segment_bytes(&self) -> u64 {
         self.segment_bytes.min(i32::MAX as u64)
     }
-}
-
-/// Batches [`PartitionLog::validate`] checked: where each starts, and its header.
-#[derive(Debug, Clone)]
-pub struct ValidatedBatches {
-    batches: Vec<(usize, BatchHeader)>,
-    len: usize,
 }
 
 /// Result of [`PartitionLog::append`].
@@ -399,55 +392,46 @@ impl PartitionLog {
     /// offsets and nothing is written (Kafka does the same; producers send one
     /// batch per partition per request).
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome> {
-        let checked = self.validate(records)?;
-        self.append_validated(records, checked, now_ms)
+        let mut framed = self.validate(records)?;
+        self.append_validated(records, &mut framed, now_ms)
     }
 
     /// The checks [`PartitionLog::append`] makes before it changes anything: framing,
-    /// magic, size limit, CRC and counts. A caller that must look at the batches first
-    /// (the broker checks their records) runs them once, outside its write lock, and
-    /// hands the result to [`PartitionLog::append_validated`].
+    /// magic, size limit, CRC and counts ([`batch::frame`] with this log's
+    /// `max_message_bytes`). A caller that must look at the batches first (the broker
+    /// decodes their records) runs them once, outside its write lock, and hands the
+    /// result to [`PartitionLog::append_validated`].
     ///
     /// # Errors
     /// As [`PartitionLog::append`]'s validation.
-    pub fn validate(&self, records: &[u8]) -> Result<ValidatedBatches> {
-        if records.len() > i32::MAX as usize {
-            return Err(Error::MessageTooLarge {
-                size: records.len(),
-                max: i32::MAX as u32,
-            });
-        }
-        Ok(ValidatedBatches {
-            batches: batch::validate_records(records, self.config.max_message_bytes)?,
-            len: records.len(),
-        })
+    pub fn validate(&self, records: &[u8]) -> Result<Framed> {
+        Ok(batch::frame(records, self.config.max_message_bytes)?)
     }
 
-    /// [`PartitionLog::append`] for batches [`PartitionLog::validate`] checked. Bytes of
-    /// another length than those checked are validated again.
+    /// [`PartitionLog::append`] for batches [`PartitionLog::validate`] framed. Bytes of
+    /// another length than those framed are framed again, not trusted. On success
+    /// `framed` holds the headers as written (offsets assigned, LogAppendTime stamped).
     ///
     /// # Errors
     /// As [`PartitionLog::append`].
     pub fn append_validated(
         &mut self,
         records: &mut [u8],
-        checked: ValidatedBatches,
+        framed: &mut Framed,
         now_ms: i64,
     ) -> Result<AppendOutcome> {
-        let batches = if checked.len == records.len() {
-            checked.batches
-        } else {
-            self.validate(records)?.batches
-        };
+        if framed.len() != records.len() {
+            *framed = self.validate(records)?;
+        }
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let base_offset = self.log_end_offset();
 
         // Assign offsets and check producer state batch by batch, staging the
         // state changes so a later rejection leaves everything untouched.
         let mut staged = StagedProducers::default();
-        let mut assigned = Vec::with_capacity(batches.len());
+        let mut assigned = Vec::with_capacity(framed.batches().len());
         let mut next = base_offset;
-        for (pos, header) in batches {
+        for &(_, header) in framed.batches() {
             let mut header = BatchHeader {
                 base_offset: next,
                 ..header
@@ -473,17 +457,11 @@ impl PartitionLog {
                 }
             }
             next = header.next_offset();
-            assigned.push((pos, header));
+            assigned.push(header);
         }
         let last_offset = next - 1;
 
-        for (pos, header) in &assigned {
-            let bytes = &mut records[*pos..*pos + header.size()];
-            batch::set_base_offset(bytes, header.base_offset);
-            if log_append_time {
-                batch::set_log_append_time(bytes, now_ms);
-            }
-        }
+        framed.assign(records, &assigned);
 
         let segment_bytes = self.config.effective_segment_bytes();
         if !self
@@ -493,7 +471,8 @@ impl PartitionLog {
             self.roll()?;
         }
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(records, &assigned, interval)?;
+        self.active_mut()
+            .append(records, framed.batches(), interval)?;
         let evicted = self
             .producers
             .commit(staged, now_ms, self.config.max_producer_ids);
@@ -856,7 +835,7 @@ fn read_log_start_offset(dir: &Path) -> Result<(Option<i64>, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{validate_batch, BatchHeader};
+    use crate::batch::{validate_batch, BatchError, BatchHeader, Corruption};
     use crate::testutil::{build_batch, split_batches, BatchSpec};
     use rand::{Rng, SeedableRng};
 
@@ -1006,8 +985,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = PartitionLog::open(dir.path(), config(1_000_000)).expect("open");
         let mut good = build_batch(&spec(3, 5));
-        let checked = log.validate(&good).expect("valid");
-        let outcome = log.append_validated(&mut good, checked, 0).expect("append");
+        let mut checked = log.validate(&good).expect("valid");
+        let outcome = log
+            .append_validated(&mut good, &mut checked, 0)
+            .expect("append");
         assert!(matches!(
             outcome,
             AppendOutcome::Appended {
@@ -1016,10 +997,10 @@ mod tests {
                 ..
             }
         ));
-        let checked = log.validate(&build_batch(&spec(3, 5))).expect("valid");
+        let mut checked = log.validate(&build_batch(&spec(3, 5))).expect("valid");
         let mut bad = build_batch(&spec(4, 5));
         bad.push(0); // another length, and a batch length that no longer matches
-        assert!(log.append_validated(&mut bad, checked, 0).is_err());
+        assert!(log.append_validated(&mut bad, &mut checked, 0).is_err());
         assert_eq!(log.log_end_offset(), 3);
     }
 
@@ -1073,17 +1054,17 @@ mod tests {
         let mut request = [good.clone(), bad].concat();
         assert!(matches!(
             log.append(&mut request, 0),
-            Err(Error::CorruptBatch {
-                kind: crate::Corruption::CrcMismatch { .. },
+            Err(Error::Batch(BatchError::Corrupt {
+                kind: Corruption::CrcMismatch { .. },
                 ..
-            })
+            }))
         ));
 
         let mut old_magic = good.clone();
         old_magic[16] = 1;
         assert!(matches!(
             log.append(&mut old_magic, 0),
-            Err(Error::UnsupportedMagic { magic: 1 })
+            Err(Error::Batch(BatchError::UnsupportedMagic { magic: 1 }))
         ));
 
         let mut big = build_batch(&BatchSpec {
@@ -1093,13 +1074,13 @@ mod tests {
         let big_len = big.len();
         assert!(matches!(
             log.append(&mut big, 0),
-            Err(Error::MessageTooLarge { size, max: 400 }) if size == big_len
+            Err(Error::Batch(BatchError::TooLarge { size, max: 400 })) if size == big_len
         ));
 
         let mut trailing = [good.clone(), vec![1, 2, 3]].concat();
         assert!(matches!(
             log.append(&mut trailing, 0),
-            Err(Error::CorruptBatch { .. })
+            Err(Error::Batch(BatchError::Corrupt { .. }))
         ));
 
         assert_eq!(log.log_end_offset(), 2);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
+use crate::batch::{self, pos, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::fsutil::remove_if_exists;
 use crate::index::{
@@ -622,8 +622,8 @@ impl Segment {
         // Trim to whole batches using each batch's length field.
         let mut end = first.size();
         while end + LOG_OVERHEAD <= buf.len() {
-            let len =
-                i32::from_be_bytes([buf[end + 8], buf[end + 9], buf[end + 10], buf[end + 11]]);
+            let at = end + pos::BATCH_LENGTH;
+            let len = i32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
             let size = usize::try_from(len).unwrap_or(0) + LOG_OVERHEAD;
             if size < HEADER_SIZE {
                 return Err(Error::CorruptSegment {

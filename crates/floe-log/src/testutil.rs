@@ -84,8 +84,7 @@ pub(crate) fn build_batch(spec: &BatchSpec) -> Vec<u8> {
     b.extend_from_slice(&spec.base_sequence.to_be_bytes());
     b.extend_from_slice(&spec.records.to_be_bytes());
     b.extend_from_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    crate::batch::seal(&mut b);
     b
 }
 

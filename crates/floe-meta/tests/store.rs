@@ -4,6 +4,9 @@
 //! `scripts/postgres.sh start DIR`); every test creates and drops its own
 //! `floe_test_<random>` database. Without the variable the Postgres tests fail,
 //! unless `FLOE_SKIP_POSTGRES=1`.
+
+// Tests own each task they spawn by awaiting its handle before they end.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -135,12 +135,29 @@ pub struct QueryEngine {
     turns: Arc<Semaphore>,
 }
 
-/// A query's answer: its schema, then its batches as they are produced.
+/// A query's answer: its schema, then its batches as they are produced. Dropping it
+/// stops the query.
 pub struct QueryStream {
     /// Columns of every batch.
     pub schema: SchemaRef,
     /// The batches; an error ends the stream.
     pub batches: mpsc::Receiver<Result<RecordBatch>>,
+    /// The task running the query, aborted with the stream.
+    _task: floe_runtime::SpawnedTask<()>,
+}
+
+/// The batches, as a stream that owns the query: the stream and the query end together,
+/// whichever ends first. (Implemented on the whole value, not by a closure over
+/// `batches`, which would capture that field alone and drop the task.)
+impl futures::Stream for QueryStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.batches.poll_recv(cx)
+    }
 }
 
 impl QueryEngine {
@@ -303,17 +320,17 @@ impl QueryEngine {
         let turn = self.turn().await?;
         let ctx = self.session()?;
         let (owned, timeout) = (sql.to_owned(), self.config.timeout);
-        let planned = runtime
-            .spawn(async move {
-                let _turn = turn;
-                match tokio::time::timeout(timeout, plan(ctx, &owned)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::Timeout(timeout)),
-                }
-            })
-            .await
-            .map_err(|e| Error::Setup(format!("the planning task failed: {e}")))
-            .and_then(|r| r);
+        let planned = floe_runtime::SpawnedTask::spawn_on(runtime.handle(), async move {
+            let _turn = turn;
+            match tokio::time::timeout(timeout, plan(ctx, &owned)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout(timeout)),
+            }
+        })
+        .join()
+        .await
+        .map_err(|e| Error::Setup(format!("the planning task failed: {e}")))
+        .and_then(|r| r);
         match planned {
             Ok((plan, task)) => Ok(Prepared {
                 schema: plan.schema(),
@@ -342,10 +359,9 @@ impl QueryEngine {
         let (tx, rx) = mpsc::channel(2);
         let (timeout, stats) = (self.config.timeout, self.stats.clone());
         let schema = prepared.schema.clone();
-        stats.running.fetch_add(1, Ordering::Relaxed);
-        runtime.spawn(async move {
+        let mut running = Running::start(stats.clone());
+        let task = floe_runtime::SpawnedTask::spawn_on(runtime.handle(), async move {
             let _turn = turn;
-            let _running = Running(stats.clone());
             let Prepared {
                 sql, plan, task, ..
             } = prepared;
@@ -357,6 +373,7 @@ impl QueryEngine {
                 },
                 () = tx.closed() => Err(Error::Cancelled),
             };
+            running.settle();
             match outcome {
                 Ok(()) => {
                     stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -373,6 +390,7 @@ impl QueryEngine {
         Ok(QueryStream {
             schema,
             batches: rx,
+            _task: task,
         })
     }
 
@@ -396,9 +414,16 @@ impl QueryEngine {
             .as_ref()
             .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
         let (tx, mut rx) = mpsc::channel(4);
-        runtime.spawn(encode(stream, format, limits, tx, self.stats.clone()));
+        let task = floe_runtime::SpawnedTask::spawn_on(
+            runtime.handle(),
+            encode(stream, format, limits, tx, self.stats.clone()),
+        );
         match rx.recv().await {
-            Some(Ok(first)) => Ok(Answer { first, rest: rx }),
+            Some(Ok(first)) => Ok(Answer {
+                first,
+                rest: rx,
+                _task: task,
+            }),
             Some(Err(e)) => Err(e),
             None => Err(Error::Setup("the answer ended before it began".into())),
         }
@@ -442,14 +467,31 @@ fn lowest_cpu_priority() {
     }
 }
 
-/// A query's answer encoded for HTTP (see [`QueryEngine::answer`]).
+/// A query's answer encoded for HTTP (see [`QueryEngine::answer`]). Dropping it stops the
+/// query.
 pub struct Answer {
     /// The head and the first rows, or the whole answer.
-    pub first: Vec<u8>,
-    /// The rest as it is produced. An error ends it, and the answer must then be cut off
-    /// (Arrow answers past their limit or failing after their first rows; a JSON answer
-    /// carries those in its last piece instead).
-    pub rest: mpsc::Receiver<Result<Vec<u8>>>,
+    first: Vec<u8>,
+    /// The rest as it is produced.
+    rest: mpsc::Receiver<Result<Vec<u8>>>,
+    /// The task encoding it, aborted with the answer.
+    _task: floe_runtime::SpawnedTask<()>,
+}
+
+impl Answer {
+    /// The pieces in order: the first, then the rest as they are produced. An error ends
+    /// it, and the answer must then be cut off (Arrow answers past their limit or failing
+    /// after their first rows; a JSON answer carries those in its last piece instead).
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<Vec<u8>>> + Send {
+        let Answer { first, rest, _task } = self;
+        futures::stream::once(async move { Ok(first) }).chain(futures::stream::unfold(
+            (rest, _task),
+            |(mut rest, task)| async move {
+                let piece = rest.recv().await?;
+                Some((piece, (rest, task)))
+            },
+        ))
+    }
 }
 
 /// Encodes `stream` piece by piece into `tx` (see [`QueryEngine::answer`]). Dropping the
@@ -530,12 +572,36 @@ async fn encode(
     let _ = tx.send(last).await;
 }
 
-/// Decrements the running count however the query ends.
-struct Running(Arc<QueryStats>);
+/// Counts a query as running from its start until it ends, however it ends. A query whose
+/// task is aborted (its stream dropped, perhaps before the task first ran) never reaches
+/// its own accounting: the guard counts it as cancelled when it is dropped unsettled.
+struct Running {
+    stats: Arc<QueryStats>,
+    settled: bool,
+}
+
+impl Running {
+    fn start(stats: Arc<QueryStats>) -> Self {
+        stats.running.fetch_add(1, Ordering::Relaxed);
+        Self {
+            stats,
+            settled: false,
+        }
+    }
+
+    /// The query's end has been counted.
+    fn settle(&mut self) {
+        self.settled = true;
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        if !self.settled {
+            self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            debug!("query cancelled: its caller went away");
+        }
     }
 }
 

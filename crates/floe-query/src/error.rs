@@ -46,8 +46,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// The topic error inside, when a topic could not be read.
+    pub fn topic_error(&self) -> Option<&crate::TopicError> {
+        match self {
+            Self::DataFusion(e) => match e.find_root() {
+                DataFusionError::External(inner) => inner.downcast_ref::<crate::TopicError>(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// True when the user's SQL, or a table it names, is at fault rather than the server.
     pub fn is_user_error(&self) -> bool {
+        if let Some(e) = self.topic_error() {
+            return matches!(
+                e,
+                crate::TopicError::Unknown(_) | crate::TopicError::LakeOff(_)
+            );
+        }
         match self {
             Self::DataFusion(e) => matches!(
                 e.find_root(),
@@ -76,6 +93,11 @@ impl Error {
     /// Which kind of failure this is for a client: every surface (HTTP, Flight SQL) maps
     /// the kind to its own status in one place.
     pub fn kind(&self) -> ErrorKind {
+        if let Some(crate::TopicError::TableNotOpen { .. } | crate::TopicError::ShuttingDown) =
+            self.topic_error()
+        {
+            return ErrorKind::Unavailable;
+        }
         match self {
             Self::Timeout(_) => ErrorKind::Timeout,
             Self::Cancelled => ErrorKind::Cancelled,
@@ -93,6 +115,9 @@ pub enum ErrorKind {
     User,
     /// Too many queries run now: retry later.
     Busy,
+    /// What the query reads is not available now (a table not open yet, the broker
+    /// stopping): retry later.
+    Unavailable,
     /// The query ran past its time limit.
     Timeout,
     /// The caller went away.
@@ -103,3 +128,37 @@ pub enum ErrorKind {
 
 /// Shorthand.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TopicError;
+
+    /// As DataFusion hands a provider's error back: external, under a context.
+    fn through_datafusion(e: TopicError) -> Error {
+        Error::DataFusion(DataFusionError::Context(
+            "scanning".into(),
+            Box::new(DataFusionError::External(Box::new(e))),
+        ))
+    }
+
+    #[test]
+    fn topic_errors_keep_their_kind_through_datafusion() {
+        let kind = |e| through_datafusion(e).kind();
+        assert_eq!(kind(TopicError::Unknown("t".into())), ErrorKind::User);
+        assert_eq!(kind(TopicError::LakeOff("t".into())), ErrorKind::User);
+        assert_eq!(
+            kind(TopicError::TableNotOpen {
+                topic: "t".into(),
+                last_error: Some("catalog down".into()),
+            }),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(kind(TopicError::ShuttingDown), ErrorKind::Unavailable);
+        let e = through_datafusion(TopicError::TableNotOpen {
+            topic: "t".into(),
+            last_error: Some("catalog down".into()),
+        });
+        assert!(e.to_string().contains("catalog down"), "{e}");
+    }
+}

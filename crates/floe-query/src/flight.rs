@@ -142,7 +142,7 @@ pub fn status(e: &Error) -> Status {
     let message = e.to_string();
     match e.kind() {
         ErrorKind::User => Status::invalid_argument(message),
-        ErrorKind::Busy => Status::unavailable(message),
+        ErrorKind::Busy | ErrorKind::Unavailable => Status::unavailable(message),
         ErrorKind::Timeout => Status::deadline_exceeded(message),
         ErrorKind::Cancelled => Status::cancelled(message),
         ErrorKind::Internal => Status::internal(message),
@@ -204,8 +204,7 @@ impl FlightSqlService for FlightSql {
         self.count_parked();
         let stream = self.engine.start(statement).await.map_err(|e| status(&e))?;
         let schema = wire_schema(stream.schema.clone());
-        let batches =
-            tokio_stream(stream.batches).map_err(|e| FlightError::Tonic(Box::new(status(&e))));
+        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(status(&e))));
         let out: DoGetStream = Box::pin(
             FlightDataEncoderBuilder::new()
                 .with_schema(Arc::new(schema))
@@ -228,12 +227,6 @@ fn wire_schema(
         .build(futures::stream::empty())
         .known_schema();
     known.unwrap_or(schema).as_ref().clone()
-}
-
-fn tokio_stream<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Serves Flight SQL on `listener` until `shutdown` is cancelled.

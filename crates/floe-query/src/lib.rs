@@ -28,7 +28,7 @@ pub use engine::{
     Answer, Prepared, QueryConfig, QueryEngine, QueryLimits, QueryStats, QueryStream, CATALOG,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use source::{GroupOffset, PartitionInfo, TopicView, Topics};
+pub use source::{GroupOffset, PartitionInfo, TopicError, TopicView, Topics};
 
 /// The Arrow crates this one builds on, for callers that print or encode answers.
 pub use datafusion::arrow;

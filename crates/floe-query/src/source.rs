@@ -18,20 +18,43 @@ pub trait Topics: Send + Sync + 'static {
     /// missing from both.
     ///
     /// # Errors
-    /// A message for the user: unknown topic, lake off, table not open.
-    async fn view(&self, topic: &str) -> Result<TopicView, String>;
+    /// [`TopicError`]: unknown topic, lake off, table not open, shutting down.
+    async fn view(&self, topic: &str) -> Result<TopicView, TopicError>;
 
     /// The topic's table only (time travel and metadata tables).
     ///
     /// # Errors
     /// As [`Topics::view`].
-    async fn table(&self, topic: &str) -> Result<Table, String>;
+    async fn table(&self, topic: &str) -> Result<Table, TopicError>;
 
     /// Log start, high watermark and landed offset of every partition.
     async fn partitions(&self) -> Vec<PartitionInfo>;
 
     /// Committed offsets of every consumer group.
     async fn group_offsets(&self) -> Vec<GroupOffset>;
+}
+
+/// Why a topic cannot be read now. Travels through DataFusion as an external error and is
+/// found again by [`crate::Error::kind`], so each surface answers with its own status.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// No such topic.
+    #[error("topic {0} does not exist")]
+    Unknown(String),
+    /// The lake is off: topics have no table and no tails.
+    #[error("topic {0} is not landed in the lake ([lake] enabled = false), so SQL cannot read it")]
+    LakeOff(String),
+    /// The topic's table could not be opened yet (catalog or storage down, name taken).
+    #[error("the Iceberg table of topic {topic} is not open yet{}; retry shortly", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    TableNotOpen {
+        /// The topic.
+        topic: String,
+        /// The last error opening it, if one was seen.
+        last_error: Option<String>,
+    },
+    /// The broker is stopping.
+    #[error("the broker is shutting down")]
+    ShuttingDown,
 }
 
 /// A topic's rows at one moment: the table's current snapshot plus what is not landed.

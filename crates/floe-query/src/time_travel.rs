@@ -197,7 +197,7 @@ impl TableProvider for AtVersion {
             .source
             .table(&self.topic)
             .await
-            .map_err(DataFusionError::Plan)?;
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let id = self.snapshot_id(&table)?;
         crate::lake_scan::plan(&table, id, &self.schema, projection, filters, state).await
     }
@@ -294,7 +294,7 @@ impl TableProvider for MetadataTable {
             .source
             .table(&self.topic)
             .await
-            .map_err(DataFusionError::Plan)?;
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let batch = match self.kind {
             MetadataKind::Snapshots => snapshots(&table, &self.schema)?,
             MetadataKind::History => history(&table, &self.schema)?,

@@ -99,7 +99,7 @@ impl TableProvider for TopicTable {
             .source
             .view(&self.name)
             .await
-            .map_err(DataFusionError::Plan)?;
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let mut landed = BTreeMap::new();
         if let Some(table) = view.table {

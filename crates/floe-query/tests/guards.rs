@@ -21,11 +21,11 @@ impl Topics for NoTopics {
     fn names(&self) -> Vec<String> {
         Vec::new()
     }
-    async fn view(&self, topic: &str) -> Result<TopicView, String> {
-        Err(format!("topic {topic} does not exist"))
+    async fn view(&self, topic: &str) -> Result<TopicView, floe_query::TopicError> {
+        Err(floe_query::TopicError::Unknown(topic.to_owned()))
     }
-    async fn table(&self, topic: &str) -> Result<iceberg::table::Table, String> {
-        Err(format!("topic {topic} does not exist"))
+    async fn table(&self, topic: &str) -> Result<iceberg::table::Table, floe_query::TopicError> {
+        Err(floe_query::TopicError::Unknown(topic.to_owned()))
     }
     async fn partitions(&self) -> Vec<PartitionInfo> {
         Vec::new()

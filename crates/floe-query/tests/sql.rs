@@ -74,9 +74,9 @@ impl Topics for Fixture {
     fn names(&self) -> Vec<String> {
         vec!["orders".into()]
     }
-    async fn view(&self, topic: &str) -> Result<TopicView, String> {
+    async fn view(&self, topic: &str) -> Result<TopicView, floe_query::TopicError> {
         if topic != "orders" {
-            return Err(format!("topic {topic} does not exist"));
+            return Err(floe_query::TopicError::Unknown(topic.to_owned()));
         }
         let tails = self
             .tails
@@ -89,9 +89,9 @@ impl Topics for Fixture {
             tails,
         })
     }
-    async fn table(&self, topic: &str) -> Result<iceberg::table::Table, String> {
+    async fn table(&self, topic: &str) -> Result<iceberg::table::Table, floe_query::TopicError> {
         if topic != "orders" {
-            return Err(format!("topic {topic} does not exist"));
+            return Err(floe_query::TopicError::Unknown(topic.to_owned()));
         }
         Ok(self.table.table())
     }

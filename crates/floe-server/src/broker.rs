@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use floe_common::{validate_topic_name, TimestampType, TopicConfig};
+use floe_common::{now_ms, validate_topic_name, TimestampType, TopicConfig};
 use floe_log::{LogConfig, PageCacheShare};
 use floe_meta::{MetaStore, TopicRecord};
 use parking_lot::RwLock;
@@ -224,7 +224,7 @@ impl Broker {
             }
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))?;
+        .map_err(Error::Task)?;
         let records = broker.meta.list_topics().await?;
         crate::data_dir::check(
             &broker.config.data_dir,
@@ -237,7 +237,7 @@ impl Broker {
             let kept = record.clone();
             let opened = tokio::task::spawn_blocking(move || b.open_topic(&record, true))
                 .await
-                .map_err(|e| Error::Task(e.to_string()))?;
+                .map_err(Error::Task)?;
             let topic = match opened {
                 Ok(t) => t,
                 Err(e) => {
@@ -307,7 +307,7 @@ impl Broker {
             Ok::<_, Error>(())
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(Error::Task)?
     }
 
     /// Clamps committed consumer offsets past their partition's log end, which a crash
@@ -541,7 +541,7 @@ impl Broker {
             b.open_topic(&rec, false)
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+        .map_err(Error::Task)??;
         match self.meta.create_topic(&record).await {
             Ok(()) => {}
             Err(floe_meta::Error::TopicExists { name }) => return Err(TopicError::Exists(name)),
@@ -634,7 +634,7 @@ impl Broker {
             let trash = self.deleted_dir().join(record.topic_id.to_string());
             tokio::task::spawn_blocking(move || remove_topic_dir(&dir, &trash))
                 .await
-                .map_err(|e| Error::Task(e.to_string()))??;
+                .map_err(Error::Task)??;
             info!(topic = %name, "deleted offline topic");
             return Ok(record.topic_id);
         }
@@ -649,7 +649,7 @@ impl Broker {
         let id = live.id;
         tokio::task::spawn_blocking(move || mark_deleted(&dir, id))
             .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+            .map_err(Error::Task)??;
         // The mark stays if the store fails: its answer may be lost after the row went.
         // The next start looks at the store and finishes the deletion, or takes the mark
         // off.
@@ -671,7 +671,7 @@ impl Broker {
         let trash = self.deleted_dir().join(topic.id.to_string());
         tokio::task::spawn_blocking(move || remove_topic_dir(&dir, &trash))
             .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+            .map_err(Error::Task)??;
         info!(topic = %name, "deleted topic");
         Ok(topic.id)
     }
@@ -711,7 +711,7 @@ impl Broker {
                 .collect::<Result<Vec<_>>>()
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+        .map_err(Error::Task)??;
         self.meta
             .set_partition_count(name, count)
             .await
@@ -850,8 +850,6 @@ fn ignore_not_found(e: std::io::Error) -> std::io::Result<()> {
         Err(e)
     }
 }
-
-pub use floe_common::now_ms;
 
 #[cfg(test)]
 mod tests {

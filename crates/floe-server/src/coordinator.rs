@@ -33,8 +33,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::broker::now_ms;
 use crate::config::GroupConfig;
+use floe_common::now_ms;
 
 /// Group states, named as Kafka reports them in DescribeGroups/ListGroups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -71,9 +71,24 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A blocking task panicked or was cancelled.
-    #[error("background task failed: {0}")]
-    Task(String),
+    /// A task panicked or was cancelled.
+    #[error("a background task stopped")]
+    Task(#[from] tokio::task::JoinError),
+    /// An Iceberg table could not be opened or a round could not land.
+    #[error(transparent)]
+    Table(#[from] floe_lake::Error),
+    /// The WAL could not be read back into a partition's tail when its table opened.
+    #[error("re-reading the WAL of {topic} into the tail")]
+    TailRebuild {
+        /// The topic.
+        topic: String,
+        /// Cause.
+        #[source]
+        source: floe_log::Error,
+    },
+    /// The SQL engine could not start.
+    #[error("starting SQL")]
+    Query(#[from] floe_query::Error),
 }
 
 /// Result with the server's [`Error`].

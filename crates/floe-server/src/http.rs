@@ -124,15 +124,9 @@ async fn sql(
         answer::Format::ArrowStream => answer::ARROW_STREAM,
         answer::Format::Json => "application/json",
     };
-    let floe_query::Answer { first, rest } = answer;
-    let rest = futures::stream::unfold(rest, |mut rest| async move {
-        let piece = rest.recv().await?;
-        Some((
-            piece.map_err(|e| std::io::Error::other(e.to_string())),
-            rest,
-        ))
-    });
-    let body = futures::stream::once(async move { Ok(first) }).chain(rest);
+    let body = answer
+        .into_stream()
+        .map(|piece| piece.map_err(std::io::Error::other));
     (
         [(axum::http::header::CONTENT_TYPE, content_type)],
         axum::body::Body::from_stream(body),
@@ -165,7 +159,9 @@ pub(crate) fn sql_statement(content_type: &str, body: &[u8]) -> Result<String, S
 fn sql_status(e: &floe_query::Error) -> StatusCode {
     match e.kind() {
         floe_query::ErrorKind::User => StatusCode::BAD_REQUEST,
-        floe_query::ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        floe_query::ErrorKind::Busy | floe_query::ErrorKind::Unavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         floe_query::ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         floe_query::ErrorKind::Cancelled | floe_query::ErrorKind::Internal => {
             StatusCode::INTERNAL_SERVER_ERROR

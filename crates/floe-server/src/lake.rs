@@ -15,12 +15,13 @@ use iceberg::Catalog;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use crate::broker::{now_ms, Broker, Topic};
+use crate::broker::{Broker, Topic};
 use crate::config::{LakeConfig, ServerConfig};
 use crate::error::{Error, Result};
 use crate::metrics::{CommitBytes, CommitFiles, CommitSeconds, HistogramData};
+use floe_common::now_ms;
 
 /// The lake side of the broker.
 pub struct LakeService {
@@ -435,18 +436,18 @@ pub async fn run_committer(broker: Arc<Broker>, topic: Arc<Topic>) {
 
 /// The housekeeping pass running beside a topic's rounds, if any.
 #[derive(Default)]
-struct Housekeeper(Option<tokio::task::JoinHandle<()>>);
+struct Housekeeper(Option<floe_runtime::SpawnedTask<()>>);
 
 impl Housekeeper {
     fn idle(&self) -> bool {
         self.0
             .as_ref()
-            .is_none_or(tokio::task::JoinHandle::is_finished)
+            .is_none_or(floe_runtime::SpawnedTask::is_finished)
     }
 
     fn start(&mut self, lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<TopicLake>) {
         let (lake, topic, state) = (lake.clone(), topic.clone(), state.clone());
-        self.0 = Some(tokio::spawn(async move {
+        self.0 = Some(floe_runtime::SpawnedTask::spawn(async move {
             housekeep(&lake, &topic, &state).await;
         }));
     }
@@ -455,8 +456,7 @@ impl Housekeeper {
     /// crash-safe, so stopping it anywhere is too.
     async fn stop(&mut self) {
         if let Some(task) = self.0.take() {
-            task.abort();
-            let _ = task.await;
+            task.stop().await;
         }
     }
 }
@@ -522,7 +522,7 @@ async fn sleep_or_stop(state: &TopicLake, d: Duration) -> bool {
 
 /// Counts a failed round and keeps its message, causes included, for metrics; returns
 /// the message for the log line.
-fn record_failure(state: &TopicLake, e: &floe_lake::Error) -> String {
+fn record_failure(state: &TopicLake, e: &Error) -> String {
     let message = describe(e);
     let mut s = state.stats.lock();
     s.failures += 1;
@@ -552,7 +552,7 @@ async fn open_table(
     lake: &Arc<LakeService>,
     topic: &Arc<Topic>,
     state: &Arc<TopicLake>,
-) -> floe_lake::Result<()> {
+) -> Result<()> {
     let catalog = lake.catalog().await?;
     let by = match topic.config.read().lake_partition_by {
         floe_common::LakePartitionBy::Day => TimePartitioning::Day,
@@ -573,32 +573,19 @@ async fn open_table(
     table.clean_orphans(&lake.store).await?;
     let partitions = topic.partitions.read().clone();
     let t = table.clone();
-    let rebuilt = tokio::task::spawn_blocking(move || {
+    // Without the rebuilt tail the next round would publish offsets across a gap: keep
+    // the table closed and let the committer retry with backoff.
+    tokio::task::spawn_blocking(move || {
         for p in &partitions {
             p.rebuild_tail(t.landed(p.index))?;
         }
         Ok::<_, floe_log::Error>(())
     })
-    .await;
-    // Without the rebuilt tail the next round would publish offsets across a gap: keep
-    // the table closed and let the committer retry with backoff.
-    match rebuilt {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            error!(topic = %topic.name, error = %e, "cannot re-read the WAL into the tail");
-            return Err(floe_lake::Error::Config(format!(
-                "re-reading the WAL of {} into the tail: {e}",
-                topic.name
-            )));
-        }
-        Err(e) => {
-            error!(topic = %topic.name, error = %e, "tail rebuild task failed");
-            return Err(floe_lake::Error::Config(format!(
-                "tail rebuild task of {} failed: {e}",
-                topic.name
-            )));
-        }
-    }
+    .await?
+    .map_err(|source| Error::TailRebuild {
+        topic: topic.name.to_string(),
+        source,
+    })?;
     let landed: Vec<(i32, i64)> = topic
         .partitions
         .read()
@@ -626,11 +613,7 @@ fn learn_table_starts(topic: &Topic, table: &Arc<LakeTable>) {
 
 /// One round: lands every partition's tail up to its durable offset. With `all`, up to
 /// the log end (shutdown, after the final fsync).
-async fn land_round(
-    topic: &Arc<Topic>,
-    state: &Arc<TopicLake>,
-    all: bool,
-) -> floe_lake::Result<()> {
+async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> Result<()> {
     let Some(table) = state.table() else {
         return Ok(());
     };
@@ -651,9 +634,8 @@ async fn land_round(
     // Parquet encoding is CPU work: keep it off the runtime's worker threads.
     let handle = tokio::runtime::Handle::current();
     let t = table.clone();
-    let outcome = tokio::task::spawn_blocking(move || handle.block_on(t.land(&tails, &limits)))
-        .await
-        .map_err(|e| floe_lake::Error::Config(format!("landing task failed: {e}")))??;
+    let outcome =
+        tokio::task::spawn_blocking(move || handle.block_on(t.land(&tails, &limits))).await??;
     if let Some(stats) = outcome {
         let took = started.elapsed();
         let landed: Vec<_> = partitions

@@ -259,21 +259,6 @@ impl std::ops::AddAssign for TrafficTotals {
     }
 }
 
-/// Records in consecutive v2 batches (from each header's record count; a truncated or
-/// unparseable tail is not counted).
-pub fn count_records(mut batches: &[u8]) -> u64 {
-    let mut n = 0;
-    while let Ok(h) = floe_log::batch::BatchHeader::parse(batches) {
-        let size = h.size();
-        if size == 0 || size > batches.len() {
-            break;
-        }
-        n += u64::try_from(h.records_count).unwrap_or(0);
-        batches = &batches[size..];
-    }
-    n
-}
-
 /// Bucket bounds of a [`HistogramData`], fixed per kind of observation.
 pub trait Buckets: std::fmt::Debug + Clone + Default {
     /// Upper bounds, ascending; +Inf is implied.
@@ -963,11 +948,6 @@ impl Collector for Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-
     use super::*;
 
     /// The value of the sample whose line starts with `series ` (name and labels as
@@ -976,54 +956,6 @@ mod tests {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .and_then(|v| v.split(' ').next()?.parse().ok())
-    }
-
-    fn batches(counts: &[usize]) -> Vec<u8> {
-        let mut buf = BytesMut::new();
-        let mut offset = 0;
-        for &n in counts {
-            let records: Vec<Record> = (0..n)
-                .map(|_| {
-                    offset += 1;
-                    Record {
-                        transactional: false,
-                        control: false,
-                        partition_leader_epoch: 0,
-                        producer_id: -1,
-                        producer_epoch: -1,
-                        timestamp_type: TimestampType::Creation,
-                        offset: offset - 1,
-                        sequence: -1,
-                        timestamp: 0,
-                        key: None,
-                        value: Some(bytes::Bytes::from_static(b"v")),
-                        headers: Default::default(),
-                        delete_horizon: false,
-                    }
-                })
-                .collect();
-            let opts = RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            };
-            RecordBatchEncoder::encode(&mut buf, &records, &opts).expect("encode");
-        }
-        buf.to_vec()
-    }
-
-    #[test]
-    fn counts_records_across_batches_and_stops_at_a_cut() {
-        let b = batches(&[3, 5]);
-        assert_eq!(count_records(&b), 8);
-        // The encoder may split records into several batches; cut inside the second one.
-        let first = floe_log::batch::BatchHeader::parse(&b).expect("header");
-        let cut = &b[..first.size() + 20];
-        assert_eq!(
-            count_records(cut),
-            u64::try_from(first.records_count).expect("count"),
-            "a cut batch is not counted"
-        );
-        assert_eq!(count_records(&[]), 0);
     }
 
     #[test]

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use floe_common::batch::{self, Framed};
 use floe_kafka::decompression::DecompressionBudget;
-use floe_kafka::records::{check_batches, Batch, Checked};
+use floe_kafka::records::{check_framed, Batch, Checked};
 use floe_kafka::ResponseError;
 use floe_lake::convert::{batches_to_arrow, kafka_to_arrow};
 use floe_lake::{TailBatch, TailBuffer};
-use floe_log::{AppendOutcome, LogConfig, PartitionLog, ValidatedBatches};
+use floe_log::{AppendOutcome, LogConfig, PartitionLog};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
@@ -29,9 +30,21 @@ impl Drop for Charge<'_> {
 /// Why [`Partition::append`] took nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    /// The log refused the batches (or their records do not decode).
+    /// The log refused the batches (framing, CRC, counts, size, producer state) or could
+    /// not write them.
     #[error(transparent)]
     Log(#[from] floe_log::Error),
+    /// The records inside a batch do not decode.
+    #[error("cannot decode the record batch at byte {position}: {reason}")]
+    Records {
+        /// Where the batch starts in the produced bytes.
+        position: usize,
+        /// What is wrong, from the record decoder.
+        reason: String,
+    },
+    /// A transactional batch: Floe has no transaction coordinator yet.
+    #[error("transactional batches are not supported")]
+    Transactional,
     /// Decompressing the records needs memory others hold now: retriable.
     #[error("{0}")]
     DecompressionBusy(&'static str),
@@ -174,7 +187,7 @@ impl Partition {
         now_ms: i64,
         budget: &DecompressionBudget,
     ) -> Result<AppendOutcome, AppendError> {
-        let (validated, checked) = self.check_records(&records, budget)?;
+        let (mut framed, checked) = self.check_records(&mut records, budget)?;
         // The decompressed records are dropped when this returns (the tail keeps Arrow
         // rows, counted by the lake's own budget): their charge goes back then.
         let _charge = Charge(budget, checked.charged());
@@ -188,7 +201,7 @@ impl Partition {
             }
             .into());
         }
-        let outcome = match log.append_validated(&mut records, validated, now_ms) {
+        let outcome = match log.append_validated(&mut records, &mut framed, now_ms) {
             Ok(o) => o,
             Err(e) => {
                 if matches!(e, floe_log::Error::Io { .. }) {
@@ -222,45 +235,46 @@ impl Partition {
         ) = (&self.tail, &outcome)
         {
             // Decoded outside the log lock; the tail puts concurrent appends in order.
-            // The append rewrote only header fields (offsets, LogAppendTime), which the
-            // checked batches read again.
+            // The append rewrote only header fields (offsets, LogAppendTime), in the bytes
+            // and in `framed` alike.
             let bytes = Bytes::from(records);
-            let batches = checked.into_batches(&bytes);
+            let batches = checked.into_batches(&bytes, &framed);
             self.push_tail(tail, *base_offset, *last_offset + 1, bytes, Some(batches));
         }
         Ok(outcome)
     }
 
-    /// The records of a produce must decode, as Kafka's broker requires; with the lake
-    /// on, their offsets could otherwise never land. They are checked before anything is
-    /// written, and refused with INVALID_RECORD. The log's own framing and CRC checks run
-    /// first (once: the append takes their result), so that their errors keep their
-    /// codes; the decompressed records are kept for the tail.
+    /// One pass over produced batches before anything is written: the log's framing
+    /// (lengths, magic, size limit, CRC, counts; each header parsed once), the policy on
+    /// what this broker takes (no transactions), the leader epoch stamped, then the
+    /// records, which must decode as Kafka's broker requires (with the lake on, their
+    /// offsets could otherwise never land). The decompressed records are kept for the
+    /// tail, the headers for the append.
     fn check_records(
         &self,
-        records: &[u8],
+        records: &mut [u8],
         budget: &DecompressionBudget,
-    ) -> Result<(ValidatedBatches, Checked), AppendError> {
-        let validated = self.log.read().validate(records)?;
-        let checked = check_batches(records, false, budget).map_err(|e| match e {
-            floe_kafka::Error::Records { position, reason } => {
-                AppendError::Log(floe_log::Error::InvalidRecord {
-                    position,
-                    kind: floe_log::InvalidRecordKind::Records { reason },
-                })
-            }
+    ) -> Result<(Framed, Checked), AppendError> {
+        let mut framed = self.log.read().validate(records)?;
+        if framed.batches().iter().any(|(_, h)| h.is_transactional()) {
+            return Err(AppendError::Transactional);
+        }
+        // One broker leads every partition, in epoch 0.
+        framed.set_leader_epoch(records, 0);
+        let checked = check_framed(records, &framed, budget).map_err(|e| match e {
             floe_kafka::Error::DecompressionBusy { why } => AppendError::DecompressionBusy(why),
             floe_kafka::Error::DecompressionTooLarge { limit, .. } => {
                 AppendError::DecompressionTooLarge { limit }
             }
-            other => AppendError::Log(floe_log::Error::InvalidRecord {
+            floe_kafka::Error::Records { position, reason } => {
+                AppendError::Records { position, reason }
+            }
+            other => AppendError::Records {
                 position: 0,
-                kind: floe_log::InvalidRecordKind::Records {
-                    reason: other.to_string(),
-                },
-            }),
+                reason: other.to_string(),
+            },
         })?;
-        Ok((validated, checked))
+        Ok((framed, checked))
     }
 
     fn push_tail(
@@ -326,7 +340,7 @@ impl Partition {
             if chunk.is_empty() {
                 break;
             }
-            let (first, next) = batch_span(&chunk).unwrap_or((offset, end));
+            let (first, next) = batch::span(&chunk).unwrap_or((offset, end));
             self.push_tail(tail, first, next, chunk, None);
             offset = next.max(offset + 1);
         }
@@ -450,18 +464,4 @@ impl Partition {
 /// An empty batch of `schema` (placeholder for offsets that cannot be decoded).
 fn arrow_array_empty(schema: &arrow_schema::SchemaRef) -> arrow_array::RecordBatch {
     arrow_array::RecordBatch::new_empty(schema.clone())
-}
-
-/// (first offset, one past the last) of consecutive v2 batches.
-fn batch_span(batches: &[u8]) -> Option<(i64, i64)> {
-    let mut pos = 0;
-    let mut first = None;
-    let mut next = None;
-    while pos < batches.len() {
-        let h = floe_log::batch::BatchHeader::parse(&batches[pos..]).ok()?;
-        first.get_or_insert(h.base_offset);
-        next = Some(h.last_offset() + 1);
-        pos += h.size().max(1);
-    }
-    Some((first?, next?))
 }

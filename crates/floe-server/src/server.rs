@@ -151,7 +151,7 @@ impl RunningServer {
             Ok::<_, Error>(())
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+        .map_err(Error::Task)??;
         // Committers stopped with the cancel; land what is buffered in one last round
         // (everything is fsynced now), within what is left of the deadline.
         self.broker.committers.close();

@@ -4,12 +4,14 @@
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use floe_query::{GroupOffset, PartitionInfo, QueryConfig, QueryEngine, TopicView, Topics};
+use floe_query::{
+    GroupOffset, PartitionInfo, QueryConfig, QueryEngine, TopicError, TopicView, Topics,
+};
 use futures::StreamExt;
 use iceberg::table::Table;
 
 use crate::broker::{Broker, Topic};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Partition starts `system.partitions` reads at once.
 const PARTITION_STARTS_AT_ONCE: usize = 16;
@@ -38,8 +40,7 @@ pub fn start_engine(broker: &Arc<Broker>) -> Result<Arc<QueryEngine>> {
         },
     };
     let topics = Arc::new(BrokerTopics(Arc::downgrade(broker)));
-    let engine =
-        Arc::new(QueryEngine::new(config, topics).map_err(|e| Error::Task(e.to_string()))?);
+    let engine = Arc::new(QueryEngine::new(config, topics)?);
     let _ = broker.query.set(engine.clone());
     Ok(engine)
 }
@@ -48,34 +49,26 @@ pub fn start_engine(broker: &Arc<Broker>) -> Result<Arc<QueryEngine>> {
 pub struct BrokerTopics(Weak<Broker>);
 
 impl BrokerTopics {
-    fn broker(&self) -> Result<Arc<Broker>, String> {
-        self.0
-            .upgrade()
-            .ok_or_else(|| "the broker is shutting down".to_owned())
+    fn broker(&self) -> Result<Arc<Broker>, TopicError> {
+        self.0.upgrade().ok_or(TopicError::ShuttingDown)
     }
 
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, String> {
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         self.broker()?
             .topic(name)
-            .ok_or_else(|| format!("topic {name} does not exist"))
+            .ok_or_else(|| TopicError::Unknown(name.to_owned()))
     }
 
-    fn lake_table(&self, topic: &Topic) -> Result<Table, String> {
+    fn lake_table(&self, topic: &Topic) -> Result<Table, TopicError> {
         let Some(lake) = &topic.lake else {
-            return Err(format!(
-                "topic {} is not landed in the lake ([lake] enabled = false), so SQL cannot read it",
-                topic.name
-            ));
+            return Err(TopicError::LakeOff(topic.name.to_string()));
         };
-        lake.table().map(|t| t.table()).ok_or_else(|| {
-            let why = lake.stats.lock().last_error.clone();
-            format!(
-                "the Iceberg table of topic {} is not open yet{}; retry shortly",
-                topic.name,
-                why.map(|e| format!(" (last error: {e})"))
-                    .unwrap_or_default()
-            )
-        })
+        lake.table()
+            .map(|t| t.table())
+            .ok_or_else(|| TopicError::TableNotOpen {
+                topic: topic.name.to_string(),
+                last_error: lake.stats.lock().last_error.clone(),
+            })
     }
 }
 
@@ -87,13 +80,13 @@ impl Topics for BrokerTopics {
             .unwrap_or_default()
     }
 
-    async fn view(&self, name: &str) -> Result<TopicView, String> {
+    async fn view(&self, name: &str) -> Result<TopicView, TopicError> {
         let topic = self.topic(name)?;
         // Tails first, then the table: see `Topics::view`.
         let mut tails = Vec::new();
         for p in topic.partitions.read().iter() {
             let Some(tail) = p.tail() else {
-                return Err(format!("topic {name} has no tail buffers (lake off)"));
+                return Err(TopicError::LakeOff(name.to_owned()));
             };
             tails.push((
                 p.index,
@@ -107,7 +100,7 @@ impl Topics for BrokerTopics {
         })
     }
 
-    async fn table(&self, name: &str) -> Result<Table, String> {
+    async fn table(&self, name: &str) -> Result<Table, TopicError> {
         let topic = self.topic(name)?;
         self.lake_table(&topic)
     }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::config::FsyncPolicy;
+use floe_common::now_ms;
 
 /// Fsyncs dirty partitions: every interval, or whenever a producer waits (`always`).
 pub async fn run_syncer(broker: Arc<Broker>) {

@@ -21,7 +21,6 @@ use tracing::debug;
 use super::log_error_code;
 use super::offsets::known_log_start;
 use crate::broker::Broker;
-use crate::metrics::count_records;
 use crate::partition::Partition;
 
 struct Want {
@@ -170,8 +169,10 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
     for (want, data) in wants.iter().zip(results) {
         if let (Ok(p), Some(records)) = (&want.target, &data.records) {
             if !records.is_empty() {
-                p.traffic
-                    .fetched(count_records(records), records.len() as u64);
+                p.traffic.fetched(
+                    floe_common::batch::count_records(records),
+                    records.len() as u64,
+                );
             }
         }
         topics[want.topic_idx].partitions.push(data);
@@ -232,10 +233,7 @@ async fn from_lake(
             // The reader skips offsets without rows. Below the table's first offset
             // (the table's retention removed them) Kafka answers OFFSET_OUT_OF_RANGE, so
             // that consumers apply their auto.offset.reset rather than skip silently.
-            let first = records
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(i64::from_be_bytes);
+            let first = floe_common::batch::span(&records).map(|(first, _)| first);
             if first.is_some_and(|f| f > want.fetch_offset)
                 && below_table_start(&table, partition, want.fetch_offset).await
             {

@@ -33,8 +33,9 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::{code, sb, tn};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::coordinator::{GroupState, JoinParams};
+use floe_common::now_ms;
 
 fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())

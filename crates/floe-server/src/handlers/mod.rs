@@ -126,12 +126,18 @@ pub(crate) fn code(e: Option<ResponseError>) -> i16 {
 /// Maps a log error to the Kafka error code Apache Kafka returns for the same condition.
 /// Exhaustive on purpose: a new variant must be given a code before it compiles.
 pub(crate) fn log_error_code(e: &floe_log::Error) -> ResponseError {
+    use floe_common::batch::BatchError;
     use floe_log::Error as E;
     match e {
-        E::CorruptBatch { .. } => ResponseError::CorruptMessage,
-        E::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
-        E::InvalidRecord { .. } => ResponseError::InvalidRecord,
-        E::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        E::Batch(b) => match b {
+            // A v0/v1 message set does not frame as v2 batches: corrupt, as Produce
+            // has always answered here.
+            BatchError::Corrupt { .. } | BatchError::UnsupportedMagic { .. } => {
+                ResponseError::CorruptMessage
+            }
+            BatchError::Invalid { .. } => ResponseError::InvalidRecord,
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        },
         E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         E::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         E::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,

@@ -19,10 +19,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tracing::warn;
 
 use super::{code, log_error_code, sb};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::config::FsyncPolicy;
 use crate::limits::Limit;
 use crate::partition::{AppendError, Partition};
+use floe_common::now_ms;
 
 fn refused(index: i32, e: ResponseError, msg: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -126,16 +127,7 @@ pub(super) async fn handle(
                 ));
                 continue;
             };
-            let mut buf = records.to_vec();
-            match prepare_batches(&mut buf) {
-                Ok(()) => {}
-                Err((e, msg)) => {
-                    warn!(topic = %topic.name, partition = pd.index, error = %msg, "produce refused");
-                    parts.push(refuse(e, Some(msg)));
-                    continue;
-                }
-            }
-            pending.push((pd.index, partition, buf));
+            pending.push((pd.index, partition, records.to_vec()));
         }
         if !pending.is_empty() {
             if let Some(lake) = &broker.lake {
@@ -230,32 +222,6 @@ fn duplicated_partitions(req: &ProduceRequest, by_id: bool) -> HashMap<(TopicKey
     counts
 }
 
-/// Checks what the log does not (transactions) and stamps the leader epoch (always 0 on a
-/// single broker) into each batch header, which is outside the CRC.
-fn prepare_batches(buf: &mut [u8]) -> Result<(), (ResponseError, String)> {
-    let mut pos = 0;
-    while pos < buf.len() {
-        let header = floe_log::batch::BatchHeader::parse(&buf[pos..])
-            .map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
-        if header.is_transactional() {
-            return Err((
-                ResponseError::InvalidTxnState,
-                "transactional batches are not supported".into(),
-            ));
-        }
-        let size = header.size();
-        if size == 0 || pos + size > buf.len() {
-            return Err((
-                ResponseError::CorruptMessage,
-                "batch length runs past the records".into(),
-            ));
-        }
-        buf[pos + 12..pos + 16].copy_from_slice(&0i32.to_be_bytes());
-        pos += size;
-    }
-    Ok(())
-}
-
 /// What every partition of one produce request shares.
 struct RequestShared {
     acks: i16,
@@ -285,6 +251,8 @@ async fn append(
         Ok(Err(e)) => {
             let err = match &e {
                 AppendError::Log(e) => log_error_code(e),
+                AppendError::Records { .. } => ResponseError::InvalidRecord,
+                AppendError::Transactional => ResponseError::InvalidTxnState,
                 AppendError::DecompressionBusy(_) => ResponseError::RequestTimedOut,
                 AppendError::DecompressionTooLarge { .. } => ResponseError::InvalidRecord,
             };
