@@ -47,8 +47,8 @@ fi
 
 echo "== image: the Dockerfile's runtime stage around $FLOE_BIN"
 mkdir "$work/ctx"
-# As the build stage does: without the line tables, symbols kept.
-objcopy --strip-debug "$FLOE_BIN" "$work/ctx/floe"
+# The release profile strips the binary, as the build stage builds it.
+cp "$FLOE_BIN" "$work/ctx/floe"
 {
   sed -n '/^ARG /p' deploy/Dockerfile
   echo 'FROM debian:${DEBIAN_RELEASE}-slim AS build'
