@@ -18,69 +18,7 @@ use crate::coordinator::GroupCoordinator;
 use crate::error::{Error, Result};
 use crate::lake::{LakeService, TopicLake};
 use crate::partition::Partition;
-
-/// A topic and its partitions.
-pub struct Topic {
-    /// Name.
-    pub name: Arc<str>,
-    /// Topic id (KIP-516), stable for the topic's life.
-    pub id: Uuid,
-    /// Typed configuration: broker defaults plus `overrides`.
-    pub config: RwLock<TopicConfig>,
-    /// Configs set on the topic itself (DescribeConfigs reports them as dynamic).
-    pub overrides: RwLock<BTreeMap<String, String>>,
-    /// Partitions by index.
-    pub partitions: RwLock<Vec<Arc<Partition>>>,
-    /// Landing state, when the lake is on.
-    pub lake: Option<Arc<TopicLake>>,
-}
-
-impl Topic {
-    /// Partition `index`, if it exists.
-    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.read().get(i).cloned())
-    }
-
-    /// Number of partitions.
-    pub fn partition_count(&self) -> i32 {
-        self.partitions.read().len() as i32
-    }
-
-    /// Offsets at or above this must stay in partition `index`'s local log, because the
-    /// lake has not landed them: `i64::MAX` without a lake, `i64::MIN` while the table is
-    /// not open (nothing is known to have landed).
-    pub fn keep_from(&self, index: i32) -> i64 {
-        match &self.lake {
-            Some(lake) => lake.landed(index).unwrap_or(i64::MIN),
-            None => i64::MAX,
-        }
-    }
-
-    /// The DeleteRecords floor of `partition`: no Kafka read gets an offset below it,
-    /// from the local log or the table. The local log's, or the table's if that is
-    /// higher (the local log lost its files after the table removed the rows).
-    pub fn deleted_before(&self, partition: &Partition) -> i64 {
-        let table = self
-            .lake
-            .as_ref()
-            .and_then(|l| l.table())
-            .map_or(0, |t| t.deleted_before(partition.index));
-        partition.deleted_before().max(table)
-    }
-
-    /// The local DeleteRecords floors of the partitions that have one, for the table's
-    /// housekeeping to apply.
-    pub fn deleted_floors(&self) -> BTreeMap<i32, i64> {
-        self.partitions
-            .read()
-            .iter()
-            .map(|p| (p.index, p.deleted_before()))
-            .filter(|&(_, floor)| floor > 0)
-            .collect()
-    }
-}
+pub use crate::topic::Topic;
 
 /// Why a topic operation was refused; handlers map each to a Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +74,7 @@ pub struct Broker {
     /// Committer tasks (one per topic), awaited at shutdown.
     pub committers: tokio_util::task::TaskTracker,
     /// Prometheus series (`GET /metrics`).
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::telemetry::Metrics,
     /// The SQL engine, once started (needs the broker, so it is set after opening).
     pub query: std::sync::OnceLock<Arc<floe_query::QueryEngine>>,
     /// Each partition's part of `[log] page_cache_bytes`, held by every log.
@@ -185,7 +123,7 @@ impl Broker {
         };
         let meta = MetaStore::connect(&url).await?;
         let topic_defaults = config.topic_defaults()?;
-        let metrics = crate::metrics::Metrics::new();
+        let metrics = crate::telemetry::Metrics::new();
         let groups = GroupCoordinator::new(
             config.groups.clone(),
             meta.clone(),
@@ -316,21 +254,14 @@ impl Broker {
     /// and skip them unawares. Partitions whose log was lost and waits for the table are
     /// left alone (their end is not known yet). Best effort: a store failure is logged.
     async fn clamp_committed_offsets(&self) {
-        let groups = match self.meta.list_offset_groups().await {
+        let groups = match self.groups.all_committed_offsets().await {
             Ok(g) => g,
             Err(e) => {
                 warn!(error = %e, "cannot check committed offsets against the log ends");
                 return;
             }
         };
-        for group in groups {
-            let offsets = match self.meta.fetch_offsets(&group).await {
-                Ok(o) => o,
-                Err(e) => {
-                    warn!(%group, error = %e, "cannot check committed offsets against the log ends");
-                    continue;
-                }
-            };
+        for (group, offsets) in groups {
             let clamped: Vec<floe_meta::CommittedOffset> = offsets
                 .into_iter()
                 .filter_map(|mut o| {
@@ -382,8 +313,10 @@ impl Broker {
 
     fn start_committer(self: &Arc<Self>, topic: &Arc<Topic>) {
         if topic.lake.is_some() {
-            self.committers
-                .spawn(crate::lake::run_committer(self.clone(), topic.clone()));
+            if let Some(lake) = &self.lake {
+                self.committers
+                    .spawn(crate::committer::run_committer(lake.clone(), topic.clone()));
+            }
         }
     }
 

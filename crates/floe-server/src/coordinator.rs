@@ -995,6 +995,23 @@ impl GroupCoordinator {
             .collect()
     }
 
+    /// Every group's committed offsets, read from the metadata store: the one reading of
+    /// them all, for consumer lag (metrics, `system.consumer_groups`), the clamp after
+    /// recovery, and expiry.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn all_committed_offsets(
+        &self,
+    ) -> Result<Vec<(String, Vec<floe_meta::CommittedOffset>)>, floe_meta::Error> {
+        let mut out = Vec::new();
+        for group in self.meta.list_offset_groups().await? {
+            let offsets = self.meta.fetch_offsets(&group).await?;
+            out.push((group, offsets));
+        }
+        Ok(out)
+    }
+
     /// One expiry pass: deletes expired committed offsets (see `expired_offsets`), then
     /// forgets empty groups that have no offsets left (Kafka turns them Dead).
     async fn expire_offsets_once(&self, now_ms: i64) -> Result<(), floe_meta::Error> {
@@ -1002,8 +1019,7 @@ impl GroupCoordinator {
             i64::try_from(self.config.offsets_retention.as_millis()).unwrap_or(i64::MAX);
         let mut with_offsets = HashSet::new();
         let mut emptied = HashSet::new();
-        for group in self.meta.list_offset_groups().await? {
-            let offsets = self.meta.fetch_offsets(&group).await?;
+        for (group, offsets) in self.all_committed_offsets().await? {
             let expired = self.expired_offsets(&group, &offsets, now_ms, retention_ms);
             let deleted = self.meta.expire_offsets(&group, &expired).await?;
             if deleted > 0 {

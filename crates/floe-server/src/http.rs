@@ -250,7 +250,7 @@ fn namespace(ns: &str) -> Result<NamespaceIdent, Response> {
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> Response {
-    match broker.metrics.render(&broker).await {
+    match crate::metrics::render(&broker.metrics, &broker).await {
         Ok(body) => (
             [(
                 axum::http::header::CONTENT_TYPE,

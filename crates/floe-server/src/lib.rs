@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod broker;
+pub mod committer;
 pub mod config;
 mod connection;
 pub mod coordinator;
@@ -25,6 +26,8 @@ pub mod partition;
 pub mod server;
 pub mod sql;
 mod tasks;
+pub mod telemetry;
+pub mod topic;
 
 pub use config::ServerConfig;
 pub use error::{Error, Result};

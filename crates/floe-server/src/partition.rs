@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::metrics::Traffic;
+use crate::telemetry::Traffic;
 
 /// Gives back a decompression charge when dropped.
 struct Charge<'a>(&'a DecompressionBudget, usize);

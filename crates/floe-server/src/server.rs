@@ -156,7 +156,7 @@ impl RunningServer {
         // (everything is fsynced now), within what is left of the deadline.
         self.broker.committers.close();
         let _ = tokio::time::timeout_at(end, self.broker.committers.wait()).await;
-        if tokio::time::timeout_at(end, crate::lake::final_rounds(&self.broker))
+        if tokio::time::timeout_at(end, crate::committer::final_rounds(self.broker.topics()))
             .await
             .is_err()
         {

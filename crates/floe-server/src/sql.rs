@@ -130,7 +130,7 @@ impl Topics for BrokerTopics {
                 PartitionInfo {
                     topic: topic.name.to_string(),
                     partition: p.index,
-                    log_start_offset: crate::handlers::log_start(&topic, &p, start).await,
+                    log_start_offset: topic.log_start(&p, start).await,
                     high_watermark: end,
                     landed_offset: landed,
                 }
@@ -141,11 +141,25 @@ impl Topics for BrokerTopics {
     }
 
     async fn group_offsets(&self) -> Vec<GroupOffset> {
-        match self.broker() {
-            Ok(b) => crate::metrics::committed_offsets(&b)
-                .await
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
+        let Ok(broker) = self.broker() else {
+            return Vec::new();
+        };
+        match broker.groups.all_committed_offsets().await {
+            Ok(groups) => groups
+                .into_iter()
+                .flat_map(|(group, offsets)| {
+                    offsets.into_iter().map(move |o| GroupOffset {
+                        group: group.clone(),
+                        topic: o.topic,
+                        partition: o.partition,
+                        committed_offset: o.offset,
+                    })
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "system.consumer_groups: cannot read committed offsets");
+                Vec::new()
+            }
         }
     }
 }

@@ -31,7 +31,9 @@ pub async fn run_syncer(broker: Arc<Broker>) {
         // interval the round that check woke landed little, and the rest of a burst
         // waited for the next commit interval.
         for topic in broker.topics() {
-            crate::lake::maybe_wake(&broker, &topic);
+            if let Some(lake) = &broker.lake {
+                crate::committer::maybe_wake(lake, &topic);
+            }
         }
     }
 }

@@ -19,7 +19,6 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::log_error_code;
-use super::offsets::known_log_start;
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -163,7 +162,10 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
             if data.error_code == ResponseError::OffsetOutOfRange.code() {
                 from_lake(broker, want, data, &mut budget).await;
             }
-            data.log_start_offset = known_log_start(broker, partition, data.log_start_offset);
+            data.log_start_offset = match broker.topic(&partition.topic) {
+                Some(topic) => topic.known_log_start(partition, data.log_start_offset),
+                None => data.log_start_offset,
+            };
         }
     }
     for (want, data) in wants.iter().zip(results) {

@@ -21,7 +21,6 @@ mod offsets;
 mod produce;
 
 pub use api_versions::api_versions_response;
-pub(crate) use offsets::log_start;
 
 /// Handles one request. `None` means no response is sent (Produce with `acks=0`).
 pub async fn dispatch(

@@ -21,11 +21,11 @@ use kafka_protocol::messages::{
 use tracing::{info, warn};
 
 use super::log_error_code;
-use crate::broker::{Broker, Topic};
+use crate::broker::Broker;
 use crate::partition::Partition;
+use crate::topic::EARLIEST;
 
 const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
@@ -60,11 +60,8 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             }
-            let lake_answer = match topic.as_ref().and_then(|t| {
-                let table = t.lake.clone().and_then(|l| l.table())?;
-                Some((table, t.deleted_before(&partition)))
-            }) {
-                Some((table, floor)) => lake_lookup(&table, &partition, floor, p.timestamp).await,
+            let lake_answer = match &topic {
+                Some(t) => t.offset_in_lake(&partition, p.timestamp).await,
                 None => None,
             };
             let found = match lake_answer {
@@ -101,64 +98,6 @@ pub(super) async fn list_offsets(
         );
     }
     ListOffsetsResponse::default().with_topics(topics)
-}
-
-/// ListOffsets on data that only the lake still has: the earliest offset, and the first
-/// record at or after a timestamp when it lies below the local log start, never below
-/// the DeleteRecords `floor`. None: ask the local log.
-async fn lake_lookup(
-    table: &floe_lake::LakeTable,
-    partition: &Partition,
-    floor: i64,
-    ts: i64,
-) -> Option<(i64, i64)> {
-    let (start, _) = partition.offsets();
-    if !table_below_local(table, partition.index, floor, start) {
-        return None;
-    }
-    let result = match ts {
-        EARLIEST => table
-            .first_offset(partition.index)
-            .await
-            .map(|first| start_in_table(first, floor, start).map(|f| (f, -1))),
-        ts if ts >= 0 => {
-            let landed = table.landed(partition.index);
-            floe_lake::reader::offset_for_timestamp(
-                &table.table(),
-                partition.index,
-                ts,
-                floor..landed.min(start),
-            )
-            .await
-        }
-        _ => Ok(None),
-    };
-    match result {
-        Ok(found) => found,
-        Err(e) => {
-            warn!(topic = %partition.topic, partition = partition.index, error = %e, "lake-tier offset lookup failed; answering from the local log");
-            None
-        }
-    }
-}
-
-/// Whether the table may hold readable offsets below the local log start. Not when the
-/// local log still starts at 0, nothing landed, or DeleteRecords moved the start past
-/// the table's offsets: the local log then has every readable offset itself.
-fn table_below_local(
-    table: &floe_lake::LakeTable,
-    partition: i32,
-    floor: i64,
-    local_start: i64,
-) -> bool {
-    local_start > 0 && floor < local_start && table.landed(partition) > 0
-}
-
-/// The partition's start from the table's first offset (`first`), if it lies below the
-/// local log start. Rows below the DeleteRecords floor may stay in the table until
-/// housekeeping removes them, but are not readable.
-fn start_in_table(first: Option<i64>, floor: i64, local_start: i64) -> Option<i64> {
-    first.map(|f| f.max(floor)).filter(|f| *f < local_start)
 }
 
 /// (offset, timestamp) for a ListOffsets query; -1/-1 when no record qualifies.
@@ -275,7 +214,7 @@ pub(super) async fn delete_records(
             parts.push(match result {
                 Ok(Ok(local_start)) => {
                     let low = match &topic {
-                        Some(t) => log_start(t, &partition, local_start).await,
+                        Some(t) => t.log_start(&partition, local_start).await,
                         None => local_start,
                     };
                     if let Some(lake) = topic.as_ref().and_then(|t| t.lake.as_ref()) {
@@ -300,46 +239,6 @@ pub(super) async fn delete_records(
         );
     }
     DeleteRecordsResponse::default().with_topics(topics)
-}
-
-/// The partition's log start as Kafka clients see it: below the local log start when the
-/// table holds older offsets, never below the DeleteRecords floor.
-pub(crate) async fn log_start(topic: &Topic, partition: &Partition, local_start: i64) -> i64 {
-    let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
-        return local_start;
-    };
-    let floor = topic.deleted_before(partition);
-    lake_lookup(&table, partition, floor, EARLIEST)
-        .await
-        .map_or(local_start, |(offset, _)| offset)
-}
-
-/// [`log_start`] without reading files, for Fetch answers. librdkafka takes the last
-/// one it got as the beginning (a seek to it, `auto.offset.reset=earliest`) without
-/// asking ListOffsets, so when the oldest offsets are only in the table it must be the
-/// table's start. If that is not known without reading files, -1 ("unknown": the client
-/// asks ListOffsets), and it is read in the background for later answers.
-pub(super) fn known_log_start(broker: &Broker, partition: &Partition, local_start: i64) -> i64 {
-    if local_start <= 0 {
-        return local_start;
-    }
-    let Some(topic) = broker.topic(&partition.topic) else {
-        return local_start;
-    };
-    let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
-        return local_start;
-    };
-    let floor = topic.deleted_before(partition);
-    if !table_below_local(&table, partition.index, floor, local_start) {
-        return local_start;
-    }
-    match table.known_first_offset(partition.index) {
-        Some(first) => start_in_table(first, floor, local_start).unwrap_or(local_start),
-        None => {
-            table.learn_first_offset(partition.index);
-            -1
-        }
-    }
 }
 
 pub(super) async fn init_producer_id(
