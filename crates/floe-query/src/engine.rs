@@ -124,7 +124,9 @@ pub struct QueryEngine {
     config: QueryConfig,
     source: Source,
     schema: SchemaRef,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Query threads at the lowest CPU priority: they take only the CPU that Kafka
+    /// requests and landing rounds leave.
+    runtime: floe_runtime::BackgroundRuntime,
     stats: Arc<QueryStats>,
     /// Parquet footers and page indexes of local data files, shared by every session
     /// (data files never change: a rewrite makes new ones).
@@ -166,15 +168,13 @@ impl QueryEngine {
     /// # Errors
     /// The query runtime cannot start, or the topic table schema cannot be built.
     pub fn new(config: QueryConfig, topics: Arc<dyn Topics>) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads.max(1))
-            .thread_name("floe-query")
-            // Plans are trees walked recursively; a long statement makes a deep one.
-            .thread_stack_size(QUERY_STACK_BYTES)
-            .on_thread_start(lowest_cpu_priority)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Setup(format!("query runtime: {e}")))?;
+        // Plans are trees walked recursively; a long statement makes a deep one.
+        let runtime = floe_runtime::BackgroundRuntime::new(
+            "floe-query",
+            config.threads,
+            Some(QUERY_STACK_BYTES),
+        )
+        .map_err(|e| Error::Setup(format!("query runtime: {e}")))?;
         let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
             GreedyMemoryPool::new(config.limits.memory_limit),
             NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
@@ -186,7 +186,7 @@ impl QueryEngine {
             config,
             source: Source(topics),
             schema,
-            runtime: Some(runtime),
+            runtime,
             stats: Arc::new(QueryStats::default()),
             parquet_metadata: Arc::new(DefaultFilesMetadataCache::new(PARQUET_METADATA_BYTES)),
             pool,
@@ -305,10 +305,7 @@ impl QueryEngine {
     /// # Errors
     /// As [`Self::execute`], for what planning finds.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
+        let runtime = self.runtime.handle();
         let max = self.config.limits.max_sql_bytes;
         if sql.len() > max {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -320,7 +317,7 @@ impl QueryEngine {
         let turn = self.turn().await?;
         let ctx = self.session()?;
         let (owned, timeout) = (sql.to_owned(), self.config.timeout);
-        let planned = floe_runtime::SpawnedTask::spawn_on(runtime.handle(), async move {
+        let planned = floe_runtime::SpawnedTask::spawn_on(runtime, async move {
             let _turn = turn;
             match tokio::time::timeout(timeout, plan(ctx, &owned)).await {
                 Ok(r) => r,
@@ -351,16 +348,13 @@ impl QueryEngine {
     /// # Errors
     /// [`Error::Busy`] when no turn comes within `queue_wait`.
     pub async fn start(&self, prepared: Prepared) -> Result<QueryStream> {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
+        let runtime = self.runtime.handle();
         let turn = self.turn().await?;
         let (tx, rx) = mpsc::channel(2);
         let (timeout, stats) = (self.config.timeout, self.stats.clone());
         let schema = prepared.schema.clone();
         let mut running = Running::start(stats.clone());
-        let task = floe_runtime::SpawnedTask::spawn_on(runtime.handle(), async move {
+        let task = floe_runtime::SpawnedTask::spawn_on(runtime, async move {
             let _turn = turn;
             let Prepared {
                 sql, plan, task, ..
@@ -409,13 +403,10 @@ impl QueryEngine {
         limits: crate::answer::AnswerLimits,
     ) -> Result<Answer> {
         let stream = self.execute(sql).await?;
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Setup("the query engine is shut down".into()))?;
+        let runtime = self.runtime.handle();
         let (tx, mut rx) = mpsc::channel(4);
         let task = floe_runtime::SpawnedTask::spawn_on(
-            runtime.handle(),
+            runtime,
             encode(stream, format, limits, tx, self.stats.clone()),
         );
         match rx.recv().await {
@@ -443,29 +434,10 @@ impl QueryEngine {
     }
 }
 
-impl Drop for QueryEngine {
-    fn drop(&mut self) {
-        // Dropping a runtime from async code panics; this never blocks.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 /// Stack of the query runtime's threads: DataFusion walks plans recursively, and a
 /// statement of `max_sql_bytes` can nest thousands of levels (a chain of `UNION ALL` or
 /// of CTEs).
 const QUERY_STACK_BYTES: usize = 64 << 20;
-
-/// Runs the calling thread at the lowest CPU priority (nice 19): query threads then take
-/// only the CPU that Kafka requests and landing rounds leave. Best effort: a failure is
-/// logged and the thread runs at the normal priority.
-fn lowest_cpu_priority() {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
-        tracing::debug!(error = %e, "cannot lower the priority of a query thread");
-    }
-}
 
 /// A query's answer encoded for HTTP (see [`QueryEngine::answer`]). Dropping it stops the
 /// query.

@@ -7,13 +7,17 @@
 //! keeps running after its owner is gone, holding memory and files, with nobody to see its
 //! error.
 //!
+//! [`BackgroundRuntime`] is a runtime of its own for CPU-heavy background work (SQL
+//! queries, landing rounds) whose threads run at the lowest CPU priority, so that the
+//! Kafka request path preempts them.
+//!
 //! This is a crate of its own because `floe-common`, where shared helpers live, must
 //! stay free of the async runtime (`floe-log` depends on it and runs no runtime).
 #![deny(missing_docs)]
 
 use std::future::Future;
 
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, Runtime};
 use tokio::task::{JoinError, JoinHandle};
 
 /// A task that is aborted when this handle is dropped.
@@ -89,6 +93,64 @@ impl<T> Drop for SpawnedTask<T> {
     }
 }
 
+/// A tokio runtime for CPU-heavy background work. Every thread it starts, workers and
+/// blocking threads alike, runs at the lowest CPU priority (nice 19): on a busy machine
+/// the scheduler then gives the Kafka request path, on the main runtime, the CPU first,
+/// instead of slicing it evenly with the background work. Dropping it shuts it down
+/// without waiting (dropping a runtime from async code would panic otherwise).
+#[derive(Debug)]
+pub struct BackgroundRuntime {
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl BackgroundRuntime {
+    /// Starts `workers` worker threads (at least one) named `name`, with stacks of
+    /// `stack_bytes` when given.
+    ///
+    /// # Errors
+    /// The threads cannot be started.
+    pub fn new(name: &str, workers: usize, stack_bytes: Option<usize>) -> std::io::Result<Self> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder
+            .worker_threads(workers.max(1))
+            .thread_name(name)
+            .on_thread_start(lowest_cpu_priority)
+            .enable_all();
+        if let Some(bytes) = stack_bytes {
+            builder.thread_stack_size(bytes);
+        }
+        let runtime = builder.build()?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    /// Where to spawn (see [`SpawnedTask::spawn_on`]).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for BackgroundRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread to nice 19. Best effort: a thread that cannot be lowered
+/// runs at the normal priority, which is only slower for the request path.
+fn lowest_cpu_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!(error = %e, "cannot lower the priority of a background thread");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +177,17 @@ mod tests {
         }
         let task = SpawnedTask::spawn(async { 41 + 1 });
         assert_eq!(task.join().await.expect("result"), 42);
+    }
+
+    #[tokio::test]
+    async fn background_threads_run_at_the_lowest_priority() {
+        fn nice() -> i32 {
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("priority")
+        }
+        let rt = BackgroundRuntime::new("floe-test-bg", 1, None).expect("runtime");
+        let worker = SpawnedTask::spawn_on(rt.handle(), async { nice() });
+        assert_eq!(worker.join().await.expect("worker"), 19);
+        let blocking = rt.handle().spawn_blocking(nice);
+        assert_eq!(blocking.await.expect("blocking thread"), 19);
     }
 }

@@ -359,6 +359,7 @@ impl Broker {
         name: &Arc<str>,
         index: i32,
         config: &TopicConfig,
+        lake: Option<&Arc<TopicLake>>,
         existing: bool,
     ) -> Result<Arc<Partition>> {
         let dir = self.topic_dir(name).join(index.to_string());
@@ -372,6 +373,7 @@ impl Broker {
             dir,
             self.log_config(config),
             tail,
+            lake.cloned(),
             existing,
         )?))
     }
@@ -380,8 +382,9 @@ impl Broker {
     fn open_topic(&self, record: &TopicRecord, existing: bool) -> Result<Arc<Topic>> {
         let config = TopicConfig::resolve(&self.topic_defaults, &record.configs)?;
         let name: Arc<str> = Arc::from(record.name.as_str());
+        let lake = self.lake.as_ref().map(|_| TopicLake::new(&self.shutdown));
         let partitions = (0..record.partitions)
-            .map(|i| self.open_partition(&name, i, &config, existing))
+            .map(|i| self.open_partition(&name, i, &config, lake.as_ref(), existing))
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(Topic {
             name,
@@ -389,7 +392,7 @@ impl Broker {
             config: RwLock::new(config),
             overrides: RwLock::new(record.configs.clone()),
             partitions: RwLock::new(partitions),
-            lake: self.lake.as_ref().map(|_| TopicLake::new(&self.shutdown)),
+            lake,
         }))
     }
 
@@ -638,9 +641,10 @@ impl Broker {
         let config = topic.config.read().clone();
         let b = self.clone();
         let name_arc = topic.name.clone();
+        let lake = topic.lake.clone();
         let new = tokio::task::spawn_blocking(move || {
             (current..count)
-                .map(|i| b.open_partition(&name_arc, i, &config, false))
+                .map(|i| b.open_partition(&name_arc, i, &config, lake.as_ref(), false))
                 .collect::<Result<Vec<_>>>()
         })
         .await

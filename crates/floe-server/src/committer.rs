@@ -50,7 +50,7 @@ pub async fn run_committer(lake: Arc<LakeService>, topic: Arc<Topic>) {
             _ = tokio::time::sleep(lake.commit_interval(&topic.config.read())) => {}
             _ = state.wake.notified() => {}
         }
-        match land_round(&topic, &state, false).await {
+        match land_round(&lake, &topic, &state, false).await {
             Ok(()) => {
                 backoff = Duration::from_millis(200);
                 let asked = state
@@ -99,7 +99,9 @@ impl Housekeeper {
 
     fn start(&mut self, lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<TopicLake>) {
         let (lake, topic, state) = (lake.clone(), topic.clone(), state.clone());
-        self.0 = Some(floe_runtime::SpawnedTask::spawn(async move {
+        // On the landing runtime: compaction encodes Parquet as rounds do.
+        let landing = lake.landing.handle().clone();
+        self.0 = Some(floe_runtime::SpawnedTask::spawn_on(&landing, async move {
             housekeep(&lake, &topic, &state).await;
         }));
     }
@@ -140,7 +142,7 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
     };
     if let Ok(report) = &outcome {
         if report.expired_rows > 0 || report.purged_rows > 0 {
-            learn_table_starts(topic, &table);
+            topic.learn_table_starts();
         }
     }
     let mut h = state.housekeeping.lock();
@@ -246,26 +248,19 @@ async fn open_table(
         .collect();
     info!(topic = %topic.name, table = %table.ident(), ?landed, "landing resumes");
     state.stats.lock().partition_landed.extend(landed);
-    learn_table_starts(topic, &table);
+    topic.learn_table_starts();
     *state.table.write() = Some(table);
     Ok(())
 }
 
-/// Reads, in the background, the table's first offset of every partition whose oldest
-/// offsets only the table holds. Fetch answers carry it as the log start without reading
-/// files, and answer -1 ("ask ListOffsets") while it is not known: after the table opens
-/// and after housekeeping removed rows, it is read now rather than at the next Fetch.
-fn learn_table_starts(topic: &Topic, table: &Arc<LakeTable>) {
-    for p in topic.partitions.read().iter() {
-        if p.offsets().0 > 0 && table.landed(p.index) > 0 {
-            table.learn_first_offset(p.index);
-        }
-    }
-}
-
 /// One round: lands every partition's tail up to its durable offset. With `all`, up to
 /// the log end (shutdown, after the final fsync).
-async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> Result<()> {
+async fn land_round(
+    lake: &LakeService,
+    topic: &Arc<Topic>,
+    state: &Arc<TopicLake>,
+    all: bool,
+) -> Result<()> {
     let Some(table) = state.table() else {
         return Ok(());
     };
@@ -283,11 +278,15 @@ async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> Re
     }
     let before: Vec<i64> = partitions.iter().map(|p| table.landed(p.index)).collect();
     let started = Instant::now();
-    // Parquet encoding is CPU work: keep it off the runtime's worker threads.
-    let handle = tokio::runtime::Handle::current();
+    // Parquet encoding is CPU work: off the broker's runtime, on a blocking thread of the
+    // landing runtime (lowest CPU priority), where the round's further lanes go too.
+    let landing = lake.landing.handle().clone();
     let t = table.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || handle.block_on(t.land(&tails, &limits))).await??;
+    let outcome = lake
+        .landing
+        .handle()
+        .spawn_blocking(move || landing.block_on(t.land(&tails, &limits)))
+        .await??;
     if let Some(stats) = outcome {
         let took = started.elapsed();
         let landed: Vec<_> = partitions
@@ -314,7 +313,7 @@ async fn land_round(topic: &Arc<Topic>, state: &Arc<TopicLake>, all: bool) -> Re
 }
 
 /// The last round of every topic at shutdown (after the final fsync).
-pub async fn final_rounds(topics: Vec<Arc<Topic>>) {
+pub async fn final_rounds(lake: &LakeService, topics: Vec<Arc<Topic>>) {
     for topic in topics {
         let Some(state) = topic.lake.clone() else {
             continue;
@@ -322,7 +321,7 @@ pub async fn final_rounds(topics: Vec<Arc<Topic>>) {
         if state.table().is_none() {
             continue;
         }
-        match land_round(&topic, &state, true).await {
+        match land_round(lake, &topic, &state, true).await {
             Ok(()) => {}
             Err(e) => {
                 warn!(topic = %topic.name, error = %e, "final landing round failed; the WAL keeps the data for the next start")

@@ -37,6 +37,11 @@ pub struct LakeService {
     pub store: WarehouseStore,
     /// Rows lake-tier Fetches read ahead, for the consumers' next Fetches.
     pub read_ahead: Arc<floe_lake::ReadAhead>,
+    /// Where landing rounds and housekeeping run: threads at the lowest CPU priority, so
+    /// that Parquet encoding takes only the CPU that acknowledging produce requests
+    /// leaves (on the runtime's blocking pool, a round's encoding was sliced evenly with
+    /// appends and stretched the p99 acknowledgement at 5,000 msg/s to 5.5-7.3 ms).
+    pub landing: floe_runtime::BackgroundRuntime,
     catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
     pointer: tokio::sync::Mutex<Option<MetadataPointer>>,
 }
@@ -122,6 +127,8 @@ impl LakeService {
         };
         let store = WarehouseStore::new(&options).map_err(|e| bad(e.to_string()))?;
         let schema = floe_lake::schema::arrow_schema().map_err(|e| bad(e.to_string()))?;
+        let landing = floe_runtime::BackgroundRuntime::new("floe-landing", 1, None)
+            .map_err(|e| bad(format!("the landing runtime cannot start: {e}")))?;
         Ok(Some(Arc::new(Self {
             config: lake.clone(),
             options,
@@ -130,6 +137,7 @@ impl LakeService {
             schema,
             store,
             read_ahead: Arc::new(floe_lake::ReadAhead::new(lake.read_ahead_bytes)),
+            landing,
             catalog: tokio::sync::Mutex::new(None),
             pointer: tokio::sync::Mutex::new(None),
         })))

@@ -27,6 +27,7 @@ pub mod server;
 pub mod sql;
 mod tasks;
 pub mod telemetry;
+mod tiered;
 pub mod topic;
 
 pub use config::ServerConfig;

@@ -16,6 +16,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::lake::TopicLake;
 use crate::telemetry::Traffic;
 
 /// Gives back a decompression charge when dropped.
@@ -73,6 +74,10 @@ pub struct Partition {
     synced: watch::Sender<i64>,
     /// Unlanded rows as Arrow, when the lake is on.
     tail: Option<Arc<TailBuffer>>,
+    /// The topic's landing state, when the lake is on: the partition's view of its table
+    /// (landed offsets, first offset, DeleteRecords floor, lake-tier reads), which the
+    /// rules in `tiered.rs` combine with the local log.
+    pub(crate) lake: Option<Arc<TopicLake>>,
     schema: arrow_schema::SchemaRef,
     /// Records and bytes produced to and fetched from this partition, for metrics.
     pub traffic: Traffic,
@@ -97,6 +102,7 @@ impl Partition {
         dir: PathBuf,
         config: LogConfig,
         tail: Option<(Arc<floe_lake::TailBudget>, arrow_schema::SchemaRef)>,
+        lake: Option<Arc<TopicLake>>,
         existing: bool,
     ) -> Result<Self> {
         let log = PartitionLog::open(&dir, config).map_err(|source| Error::Log {
@@ -127,6 +133,7 @@ impl Partition {
             end: watch::channel(end).0,
             synced: watch::channel(synced).0,
             tail,
+            lake,
             awaiting_lake: AtomicBool::new(awaiting_lake),
             storage_failure: OnceLock::new(),
             schema,
@@ -375,18 +382,23 @@ impl Partition {
         self.log.read().batch_with_max_timestamp()
     }
 
-    /// The DeleteRecords floor of the local log (see [`floe_log::PartitionLog::deleted_before`]).
-    pub fn deleted_before(&self) -> i64 {
+    /// The DeleteRecords floor of the local log (see [`floe_log::PartitionLog::deleted_before`]);
+    /// [`Self::deleted_before`] is the partition's.
+    pub fn local_deleted_before(&self) -> i64 {
         self.log.read().deleted_before()
     }
 
-    /// DeleteRecords.
-    pub fn delete_records_before(&self, offset: i64, keep_from: i64) -> floe_log::Result<i64> {
+    /// DeleteRecords below `offset`; segments the table lacks stay on disk until they
+    /// land. Returns the new local log start. Blocking.
+    pub fn delete_records_before(&self, offset: i64) -> floe_log::Result<i64> {
+        let keep_from = self.keep_from();
         self.log.write().delete_records_before(offset, keep_from)
     }
 
-    /// Retention by time and size; returns segments deleted.
-    pub fn apply_retention(&self, now_ms: i64, keep_from: i64) -> floe_log::Result<usize> {
+    /// Retention by time and size; a segment goes only once the table holds all of it.
+    /// Returns segments deleted. Blocking.
+    pub fn apply_retention(&self, now_ms: i64) -> floe_log::Result<usize> {
+        let keep_from = self.keep_from();
         self.log.write().apply_retention(now_ms, keep_from)
     }
 

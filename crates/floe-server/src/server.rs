@@ -156,11 +156,11 @@ impl RunningServer {
         // (everything is fsynced now), within what is left of the deadline.
         self.broker.committers.close();
         let _ = tokio::time::timeout_at(end, self.broker.committers.wait()).await;
-        if tokio::time::timeout_at(end, crate::committer::final_rounds(self.broker.topics()))
-            .await
-            .is_err()
-        {
-            warn!("the final landing round did not finish within the deadline; the WAL keeps the data");
+        if let Some(lake) = &self.broker.lake {
+            let rounds = crate::committer::final_rounds(lake, self.broker.topics());
+            if tokio::time::timeout_at(end, rounds).await.is_err() {
+                warn!("the final landing round did not finish within the deadline; the WAL keeps the data");
+            }
         }
         self.broker.meta.close().await;
         info!("stopped");

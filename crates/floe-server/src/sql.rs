@@ -130,7 +130,7 @@ impl Topics for BrokerTopics {
                 PartitionInfo {
                     topic: topic.name.to_string(),
                     partition: p.index,
-                    log_start_offset: topic.log_start(&p, start).await,
+                    log_start_offset: p.log_start(start).await,
                     high_watermark: end,
                     landed_offset: landed,
                 }

@@ -66,24 +66,17 @@ pub async fn run_retention(broker: Arc<Broker>) {
             _ = broker.shutdown.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
-        // With a lake, a segment may go only once the table holds all of it.
         let partitions: Vec<_> = broker
             .topics()
             .into_iter()
-            .flat_map(|t| {
-                let parts = t.partitions.read().clone();
-                parts.into_iter().map(move |p| {
-                    let keep_from = t.keep_from(p.index);
-                    (p, keep_from)
-                })
-            })
+            .flat_map(|t| t.partitions.read().clone())
             .collect();
         let producer_ttl =
             i64::try_from(broker.config.log.producer_id_expiration.as_millis()).unwrap_or(i64::MAX);
         let r = tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            for (p, keep_from) in partitions {
-                match p.apply_retention(now, keep_from) {
+            for p in partitions {
+                match p.apply_retention(now) {
                     Ok(0) => {}
                     Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
                     Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),

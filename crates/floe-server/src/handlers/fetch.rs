@@ -21,6 +21,7 @@ use tracing::debug;
 use super::log_error_code;
 use crate::broker::Broker;
 use crate::partition::Partition;
+use crate::tiered::LakeRecords;
 
 struct Want {
     topic_idx: usize,
@@ -162,10 +163,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
             if data.error_code == ResponseError::OffsetOutOfRange.code() {
                 from_lake(broker, want, data, &mut budget).await;
             }
-            data.log_start_offset = match broker.topic(&partition.topic) {
-                Some(topic) => topic.known_log_start(partition, data.log_start_offset),
-                None => data.log_start_offset,
-            };
+            data.log_start_offset = partition.known_log_start(data.log_start_offset);
         }
     }
     for (want, data) in wants.iter().zip(results) {
@@ -191,24 +189,10 @@ async fn from_lake(
     budget: &mut ResponseBudget,
 ) {
     let Ok(partition) = &want.target else { return };
-    let (start, _) = partition.offsets();
-    if want.fetch_offset < 0 || want.fetch_offset >= start {
-        return;
-    }
     let Some(lake) = &broker.lake else { return };
-    let Some(topic) = broker.topic(&partition.topic) else {
+    let Some(read) = partition.lake_read(&lake.read_ahead, want.fetch_offset) else {
         return;
     };
-    // DeleteRecords removed these: the table may still hold them until housekeeping
-    // rewrites its files, but no consumer gets them.
-    if want.fetch_offset < topic.deleted_before(partition) {
-        return;
-    }
-    let Some(table) = topic.lake.clone().and_then(|l| l.table()) else {
-        return;
-    };
-    // Offsets the local log still has are served from it on the next fetch.
-    let end = table.landed(partition.index).min(start);
     // The offset is readable; the response may have no room left for it.
     let nothing = |data: &mut PartitionData| {
         data.error_code = 0;
@@ -217,52 +201,19 @@ async fn from_lake(
     let Some(limit) = budget.limit(want.max_bytes) else {
         return nothing(data);
     };
-    match floe_lake::reader::fetch(
-        &table.table(),
-        &lake.read_ahead,
-        partition.index,
-        want.fetch_offset,
-        end,
-        limit,
-        partition.log_append_time(),
-    )
-    .await
+    match read
+        .records(limit, |len| budget.take(len, want.max_bytes))
+        .await
     {
-        Ok(Some((records, _next))) => {
-            if !budget.take(records.len(), want.max_bytes) {
-                return nothing(data);
-            }
-            // The reader skips offsets without rows. Below the table's first offset
-            // (the table's retention removed them) Kafka answers OFFSET_OUT_OF_RANGE, so
-            // that consumers apply their auto.offset.reset rather than skip silently.
-            let first = floe_common::batch::span(&records).map(|(first, _)| first);
-            if first.is_some_and(|f| f > want.fetch_offset)
-                && below_table_start(&table, partition, want.fetch_offset).await
-            {
-                return;
-            }
+        Ok(LakeRecords::Records(records)) => {
             data.error_code = 0;
             data.records = Some(records);
         }
-        Ok(None) => {}
+        Ok(LakeRecords::NoRoom) => nothing(data),
+        Ok(LakeRecords::Nothing | LakeRecords::BelowStart) => {}
         Err(e) => {
             tracing::warn!(topic = %partition.topic, partition = partition.index, offset = want.fetch_offset, error = %e, "lake-tier read failed");
             data.error_code = ResponseError::KafkaStorageError.code();
-        }
-    }
-}
-
-/// Whether `offset` lies below the first offset of the partition in the table.
-async fn below_table_start(
-    table: &floe_lake::LakeTable,
-    partition: &Partition,
-    offset: i64,
-) -> bool {
-    match table.first_offset(partition.index).await {
-        Ok(first) => first.is_some_and(|f| offset < f),
-        Err(e) => {
-            tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot read the table's first offset");
-            false
         }
     }
 }

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::log_error_code;
 use crate::broker::Broker;
 use crate::partition::Partition;
-use crate::topic::EARLIEST;
+use crate::tiered::EARLIEST;
 
 const LATEST: i64 = -1;
 const MAX_TIMESTAMP: i64 = -3;
@@ -60,10 +60,7 @@ pub(super) async fn list_offsets(
                 );
                 continue;
             }
-            let lake_answer = match &topic {
-                Some(t) => t.offset_in_lake(&partition, p.timestamp).await,
-                None => None,
-            };
+            let lake_answer = partition.offset_in_lake(p.timestamp).await;
             let found = match lake_answer {
                 Some(answer) => Ok(Ok(answer)),
                 None => {
@@ -203,21 +200,13 @@ pub(super) async fn delete_records(
             } else {
                 p.offset
             };
-            // With a lake, segments the table lacks stay on disk until they land.
-            let keep_from = topic
-                .as_ref()
-                .map_or(i64::MAX, |t| t.keep_from(p.partition_index));
             let part = partition.clone();
             let result =
-                tokio::task::spawn_blocking(move || part.delete_records_before(offset, keep_from))
-                    .await;
+                tokio::task::spawn_blocking(move || part.delete_records_before(offset)).await;
             parts.push(match result {
                 Ok(Ok(local_start)) => {
-                    let low = match &topic {
-                        Some(t) => t.log_start(&partition, local_start).await,
-                        None => local_start,
-                    };
-                    if let Some(lake) = topic.as_ref().and_then(|t| t.lake.as_ref()) {
+                    let low = partition.log_start(local_start).await;
+                    if let Some(lake) = &partition.lake {
                         // The table still holds the rows: remove them soon, not at the
                         // next interval.
                         lake.request_housekeeping();
