@@ -248,8 +248,9 @@ async fn open_table(
         .collect();
     info!(topic = %topic.name, table = %table.ident(), ?landed, "landing resumes");
     state.stats.lock().partition_landed.extend(landed);
-    topic.learn_table_starts();
     *state.table.write() = Some(table);
+    // Once the table is the topic's (the partitions read it through the topic's state).
+    topic.learn_table_starts();
     Ok(())
 }
 
