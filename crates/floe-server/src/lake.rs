@@ -38,9 +38,9 @@ pub struct LakeService {
     /// Rows lake-tier Fetches read ahead, for the consumers' next Fetches.
     pub read_ahead: Arc<floe_lake::ReadAhead>,
     /// Where landing rounds and housekeeping run: threads at the lowest CPU priority, so
-    /// that Parquet encoding takes only the CPU that acknowledging produce requests
-    /// leaves (on the runtime's blocking pool, a round's encoding was sliced evenly with
-    /// appends and stretched the p99 acknowledgement at 5,000 msg/s to 5.5-7.3 ms).
+    /// that Parquet encoding takes only the CPU that Kafka requests leave. (Before
+    /// 2026-12-07 rounds ran on the broker's blocking pool at the appends' priority; the
+    /// acknowledgement latency measured with each is in docs/benchmarks.md.)
     pub landing: floe_runtime::BackgroundRuntime,
     catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
     pointer: tokio::sync::Mutex<Option<MetadataPointer>>,
