@@ -59,6 +59,18 @@ fn refusals(http: &str, limit: &str) -> f64 {
     Scrape::parse(&body).value("floe_limit_refusals_total", &[("limit", limit)])
 }
 
+/// Waits (at most 20 s) until `floe_connections_open` on the broker's `/metrics` is `ok`.
+async fn open_connections_reach(http: &str, what: &str, ok: fn(f64) -> bool) {
+    eventually(Duration::from_secs(20), what, || {
+        let http = http.to_owned();
+        async move {
+            let (_, body) = http_get(&format!("{http}/metrics")).ok()?;
+            ok(Scrape::parse(&body).value("floe_connections_open", &[])).then_some(())
+        }
+    })
+    .await;
+}
+
 /// A real client produces and reads back on `bootstrap`: others are served as before.
 async fn a_client_is_served(bootstrap: &str, topic: &str) {
     let p = producer(bootstrap, &[]);
@@ -92,17 +104,9 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
     let http = broker.http_url();
     // The start-up probe connected from 127.0.0.1 too: wait until the broker has seen it
     // close, or it would hold one of the address's twenty slots.
-    eventually(
-        Duration::from_secs(20),
-        "the start-up probe's connection closed",
-        || {
-            let http = http.clone();
-            async move {
-                let (_, body) = http_get(&format!("{http}/metrics")).ok()?;
-                (Scrape::parse(&body).value("floe_connections_open", &[]) == 0.0).then_some(())
-            }
-        },
-    )
+    open_connections_reach(&http, "the start-up probe's connection closed", |n| {
+        n == 0.0
+    })
     .await;
 
     // Twenty idle connections from one address take its share; the next is closed as
@@ -112,18 +116,7 @@ async fn connections_are_capped_per_address_and_closed_when_idle_or_stalled() {
         idle.push(connect_from("127.0.0.1", &addr).await);
     }
     // Connected is not accepted: wait until the broker holds all twenty.
-    eventually(
-        Duration::from_secs(20),
-        "twenty connections accepted",
-        || {
-            let http = http.clone();
-            async move {
-                let (_, body) = http_get(&format!("{http}/metrics")).ok()?;
-                (Scrape::parse(&body).value("floe_connections_open", &[]) >= 20.0).then_some(())
-            }
-        },
-    )
-    .await;
+    open_connections_reach(&http, "twenty connections accepted", |n| n >= 20.0).await;
     let started = Instant::now();
     let mut over = connect_from("127.0.0.1", &addr).await;
     assert!(
