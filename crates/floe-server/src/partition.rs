@@ -262,7 +262,9 @@ impl Partition {
         records: &mut [u8],
         budget: &DecompressionBudget,
     ) -> Result<(Framed, Checked), AppendError> {
-        let mut framed = self.log.read().validate(records)?;
+        // Framed outside the log's lock (the CRC reads every byte), as `validate` would.
+        let max = self.log.read().config().max_message_bytes;
+        let mut framed = batch::frame(records, max).map_err(floe_log::Error::from)?;
         if framed.batches().iter().any(|(_, h)| h.is_transactional()) {
             return Err(AppendError::Transactional);
         }
