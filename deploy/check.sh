@@ -92,15 +92,15 @@ if [ -n "$out" ]; then echo "$out"; exit 1; fi
 # A broker started with a deploy config must come up and answer /ready.
 serve_and_probe() {
   local what=$1; shift
-  local kafka http flight
-  read -r kafka http flight < <(python3 -c 'import socket
-ss=[socket.socket() for _ in range(3)]
+  local kafka http flight registry
+  read -r kafka http flight registry < <(python3 -c 'import socket
+ss=[socket.socket() for _ in range(4)]
 [s.bind(("127.0.0.1",0)) for s in ss]
 print(*[s.getsockname()[1] for s in ss])')
   mkdir -p "$work/$what"
   "$FLOE_BIN" serve "$@" --data-dir "$work/$what/data" \
     --kafka-listen "127.0.0.1:$kafka" --http-listen "127.0.0.1:$http" \
-    --flight-listen "127.0.0.1:$flight" --lake-warehouse "file:$work/$what/warehouse" \
+    --flight-listen "127.0.0.1:$flight" --registry-listen "127.0.0.1:$registry" --lake-warehouse "file:$work/$what/warehouse" \
     >"$work/$what/log" 2>&1 &
   pid=$!
   for _ in $(seq 1 150); do

@@ -40,7 +40,7 @@ start_broker() {
     hport=$(free_port)
     mkdir -p "$dir"
     FLOE_LOG=${FLOE_LOG:-warn} "$BIN/floe" serve --data-dir "$dir" --kafka-listen "127.0.0.1:$port" \
-        --http-listen "127.0.0.1:$hport" --fsync 50ms "$@" >"$WORK/$name.log" 2>&1 &
+        --http-listen "127.0.0.1:$hport" --registry-listen 127.0.0.1:0 --fsync 50ms "$@" >"$WORK/$name.log" 2>&1 &
     BROKER_PID=$!
     BROKER_HTTP=127.0.0.1:$hport
     BROKER_PIDS+=("$BROKER_PID")

@@ -28,6 +28,10 @@ fi
 
 # 2. Python client for the cross-language test.
 python3 -c "import kafka" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "kafka-python==2.2.*"
+# confluent-kafka with its schema-registry serializers (Avro, Protobuf, JSON Schema): the
+# registry test's client (tests/tests/schema_registry.rs).
+python3 -c "import confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf, confluent_kafka.schema_registry.json_schema" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check "confluent-kafka[avro,json,protobuf,schemaregistry]==2.*"
 # PyIceberg reads topic tables through Floe's REST catalog; jsonschema + PyYAML check the
 # REST answers against the Iceberg OpenAPI spec.
 python3 -c "import pyiceberg, pyarrow, yaml, jsonschema, referencing" 2>/dev/null \

@@ -123,6 +123,7 @@ impl TestBroker {
         config.kafka.listen = format!("127.0.0.1:{}", free_port());
         config.http.listen = "127.0.0.1:0".into();
         config.query.flight_listen = "127.0.0.1:0".into();
+        config.registry.listen = "127.0.0.1:0".into();
         f(&mut config);
         // free_port() releases the port before the broker binds it, so another test's
         // ephemeral bind can take it first: retry with a fresh port a few times.
@@ -151,6 +152,16 @@ impl TestBroker {
             .as_ref()
             .and_then(|s| s.http_addr)
             .expect("HTTP is on");
+        format!("http://{addr}")
+    }
+
+    /// Base URL of the schema registry (`http://127.0.0.1:port`).
+    pub fn registry_url(&self) -> String {
+        let addr = self
+            .server
+            .as_ref()
+            .and_then(|s| s.registry_addr)
+            .expect("the registry is on");
         format!("http://{addr}")
     }
 
@@ -269,6 +280,11 @@ pub fn flight_port(kafka_port: u16) -> u16 {
     paired_port(kafka_port, 1)
 }
 
+/// The schema registry port of a spawned broker, chosen once per Kafka port.
+pub fn registry_port(kafka_port: u16) -> u16 {
+    paired_port(kafka_port, 2)
+}
+
 fn paired_port(kafka_port: u16, which: u8) -> u16 {
     static PORTS: std::sync::Mutex<Vec<(u16, u8, u16)>> = std::sync::Mutex::new(Vec::new());
     let mut ports = PORTS.lock().expect("ports");
@@ -331,6 +347,8 @@ impl BrokerProcess {
             .arg(format!("127.0.0.1:{}", http_port(port)))
             .arg("--flight-listen")
             .arg(format!("127.0.0.1:{}", flight_port(port)))
+            .arg("--registry-listen")
+            .arg(format!("127.0.0.1:{}", registry_port(port)))
             .args(extra)
             .env(
                 "FLOE_LOG",
@@ -364,6 +382,11 @@ impl BrokerProcess {
     /// Base URL of the HTTP listener (`http://127.0.0.1:port`).
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}", http_port(self.port))
+    }
+
+    /// Base URL of the schema registry (`http://127.0.0.1:port`).
+    pub fn registry_url(&self) -> String {
+        format!("http://127.0.0.1:{}", registry_port(self.port))
     }
 
     /// URL of the Flight SQL listener (`grpc://127.0.0.1:port`).

@@ -22,6 +22,7 @@ mod metrics;
 mod python_client;
 mod quickstart;
 mod replay;
+mod schema_registry;
 mod shutdown;
 mod spark;
 mod sql;

@@ -46,7 +46,7 @@ fn squeeze(s: &str) -> String {
 #[test]
 fn the_user_guide_quickstart_runs_as_written() {
     let blocks = blocks(GUIDE);
-    let (kafka, http, flight) = (free_port(), free_port(), free_port());
+    let (kafka, http, flight, registry) = (free_port(), free_port(), free_port(), free_port());
     let jar = floe_tests::spark::iceberg_jar();
     let mut script =
         String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
@@ -105,6 +105,7 @@ fn the_user_guide_quickstart_runs_as_written() {
         .env("FLOE_KAFKA_LISTEN", format!("127.0.0.1:{kafka}"))
         .env("FLOE_HTTP_LISTEN", format!("127.0.0.1:{http}"))
         .env("FLOE_FLIGHT_LISTEN", format!("127.0.0.1:{flight}"))
+        .env("FLOE_REGISTRY_LISTEN", format!("127.0.0.1:{registry}"))
         .env("FLOE_SQL_URL", format!("grpc://127.0.0.1:{flight}"))
         .env("FLOE_LOG", "warn")
         .stdin(Stdio::null())

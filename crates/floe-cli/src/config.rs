@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Arrow Flight SQL listen address [default: 0.0.0.0:50051].
     #[arg(long, env = "FLOE_FLIGHT_LISTEN")]
     pub flight_listen: Option<String>,
+    /// Schema registry (Confluent REST API) listen address [default: 0.0.0.0:8081].
+    #[arg(long, env = "FLOE_REGISTRY_LISTEN")]
+    pub registry_listen: Option<String>,
     /// Land topics into Iceberg tables [default: true].
     #[arg(long, env = "FLOE_LAKE_ENABLED")]
     pub lake_enabled: Option<bool>,
@@ -142,6 +145,9 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     }
     if let Some(v) = &args.flight_listen {
         cfg.query.flight_listen = v.clone();
+    }
+    if let Some(v) = &args.registry_listen {
+        cfg.registry.listen = v.clone();
     }
     if let Some(v) = args.lake_enabled {
         cfg.lake.enabled = v;

@@ -6,6 +6,8 @@
 //! - [`MetaStore`]: the handle (cheap to clone). [`MetaStore::connect`] takes a
 //!   URL, opens a pool and runs the schema migrations for that backend.
 //! - [`TopicRecord`], [`CommittedOffset`]: the rows the server reads and writes.
+//! - [`StoredSchema`], [`SubjectVersion`], [`RegistrySetting`]: the schema registry's
+//!   rows (`floe-registry` holds its rules; this crate only stores them).
 //! - [`Backend`]: SQLite (default, one file) or PostgreSQL (shared between brokers).
 //! - [`MetaStoreOptions`]: pool size and deadlines.
 //! - [`Error`] / [`Result`]: the single error type; every database error names
@@ -40,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod registry;
 mod store;
 mod url;
 
@@ -48,6 +51,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use error::{BoxError, Error, Result};
+pub use registry::{RegistrySetting, StoredSchema, SubjectVersion};
 pub use store::MetaStore;
 pub use url::redact_url;
 

@@ -22,11 +22,11 @@ const OFFSET_ROWS_PER_INSERT: usize = 100;
 /// Handle to the metadata database. Cheap to clone (shares one pool).
 #[derive(Clone)]
 pub struct MetaStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    pool: AnyPool,
+pub(crate) struct Inner {
+    pub(crate) pool: AnyPool,
     backend: Backend,
     /// Store URL with the password removed.
     url: String,
@@ -507,7 +507,11 @@ impl MetaStore {
     // ---- helpers ---------------------------------------------------------
 
     /// Runs one public operation under the operation deadline.
-    async fn run<T>(&self, op: &'static str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn run<T>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let after = self.inner.op_timeout;
         match tokio::time::timeout(after, fut).await {
             Ok(Ok(value)) => Ok(value),
@@ -526,7 +530,7 @@ impl MetaStore {
     }
 
     /// Error mapper for driver errors of operation `op`.
-    fn db(&self, op: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    pub(crate) fn db(&self, op: &'static str) -> impl Fn(sqlx::Error) -> Error {
         let acquire_timeout = self.inner.acquire_timeout;
         move |source| Error::db(op, acquire_timeout, source)
     }

@@ -125,6 +125,7 @@ on_both_backends!(
     delete_topic_removes_offsets,
     producer_ids_never_overlap,
     persistence_across_reconnect,
+    registry_ids_versions_and_deletes,
 );
 
 fn topic(name: &str, partitions: i32) -> TopicRecord {
@@ -570,5 +571,125 @@ fn with_database_replaces_path() {
     assert_eq!(
         with_database("postgres://h:1?sslmode=disable", "x"),
         "postgres://h:1/x?sslmode=disable"
+    );
+}
+
+/// The schema registry's rows: one global id per fingerprint across subjects, versions
+/// from 1 that keep counting past soft deletes, hard deletes that drop orphaned schemas,
+/// settings per subject and global.
+async fn registry_ids_versions_and_deletes(ctx: Ctx) {
+    use floe_meta::RegistrySetting;
+    let store = ctx.connect().await;
+    let (a, v1) = store
+        .registry_register("orders-value", "AVRO", "\"long\"", "[]", "fp-a")
+        .await
+        .unwrap();
+    assert_eq!((a, v1), (1, 1));
+    let (b, v2) = store
+        .registry_register("orders-value", "AVRO", "\"int\"", "[]", "fp-b")
+        .await
+        .unwrap();
+    assert_eq!((b, v2), (2, 2));
+    // The same schema under another subject keeps its id.
+    let (same, v) = store
+        .registry_register("other-value", "AVRO", "\"long\"", "[]", "fp-a")
+        .await
+        .unwrap();
+    assert_eq!((same, v), (a, 1));
+    assert_eq!(store.registry_schema_id("fp-b").await.unwrap(), Some(b));
+    assert_eq!(
+        store.registry_schema(b).await.unwrap().unwrap().schema,
+        "\"int\""
+    );
+
+    assert_eq!(
+        store
+            .registry_soft_delete("orders-value", Some(2))
+            .await
+            .unwrap(),
+        1
+    );
+    let (_, v3) = store
+        .registry_register("orders-value", "AVRO", "\"string\"", "[]", "fp-c")
+        .await
+        .unwrap();
+    assert_eq!(v3, 3, "versions keep counting past a soft delete");
+    let versions = store.registry_versions(Some("orders-value")).await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.deleted))
+            .collect::<Vec<_>>(),
+        vec![(1, false), (2, true), (3, false)]
+    );
+    assert_eq!(
+        store
+            .registry_hard_delete("orders-value", Some(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.registry_schema(b).await.unwrap(),
+        None,
+        "orphaned schema removed"
+    );
+    assert_eq!(
+        store
+            .registry_hard_delete("orders-value", Some(3))
+            .await
+            .unwrap(),
+        0,
+        "live versions stay"
+    );
+
+    assert_eq!(
+        store
+            .registry_setting("", RegistrySetting::Compatibility)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .registry_set_setting("", RegistrySetting::Compatibility, Some("FULL"))
+        .await
+        .unwrap();
+    store
+        .registry_set_setting("orders-value", RegistrySetting::Mode, Some("READONLY"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .registry_setting("", RegistrySetting::Compatibility)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("FULL")
+    );
+    assert_eq!(
+        store
+            .registry_setting("orders-value", RegistrySetting::Compatibility)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .registry_setting("orders-value", RegistrySetting::Mode)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("READONLY")
+    );
+    store
+        .registry_set_setting("orders-value", RegistrySetting::Mode, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .registry_setting("orders-value", RegistrySetting::Mode)
+            .await
+            .unwrap(),
+        None
     );
 }

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// SQL: the Flight SQL listener and the limits of each query.
     pub query: QuerySection,
+    /// The schema registry (Confluent REST API).
+    pub registry: RegistryConfig,
     /// How long a SIGTERM may take in all: draining connections, fsyncing the WAL and
     /// the last landing round. Past it the broker exits anyway; the WAL keeps what did
     /// not land.
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             lake: LakeConfig::default(),
             http: HttpConfig::default(),
             query: QuerySection::default(),
+            registry: RegistryConfig::default(),
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -462,6 +465,26 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             listen: "0.0.0.0:8181".into(),
+        }
+    }
+}
+
+/// The schema registry's listener: Confluent's REST API on the port Confluent and
+/// Redpanda use, stored in the metadata store.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Serve the schema registry at all.
+    pub enabled: bool,
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:8081".into(),
         }
     }
 }

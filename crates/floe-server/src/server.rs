@@ -23,6 +23,8 @@ pub struct RunningServer {
     pub http_addr: Option<SocketAddr>,
     /// Address the Flight SQL listener is bound to, if SQL is on.
     pub flight_addr: Option<SocketAddr>,
+    /// Address the schema registry is bound to, if it is on.
+    pub registry_addr: Option<SocketAddr>,
     /// Shared broker state (tests inspect it).
     pub broker: Arc<Broker>,
     cancel: CancellationToken,
@@ -88,6 +90,20 @@ impl RunningServer {
             None
         };
         let flight_addr = flight.as_ref().and_then(|l| l.local_addr().ok());
+        let registry = if config.registry.enabled {
+            let addr = &config.registry.listen;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        addr: addr.clone(),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let registry_addr = registry.as_ref().and_then(|l| l.local_addr().ok());
         let cancel = CancellationToken::new();
         let broker = Broker::open(config, (host.clone(), port), cancel.clone()).await?;
         let mut tasks = JoinSet::new();
@@ -104,6 +120,13 @@ impl RunningServer {
         if let Some(listener) = http {
             tasks.spawn(crate::http::serve(broker.clone(), listener));
         }
+        if let Some(listener) = registry {
+            if let Some(addr) = registry_addr {
+                info!(listen = %addr, "schema registry (Confluent REST API) is serving");
+            }
+            let registry = Arc::new(floe_registry::Registry::new(broker.meta.clone()));
+            tasks.spawn(floe_registry::serve(registry, listener, cancel.clone()));
+        }
         tasks.spawn(accept_loop(broker.clone(), listener));
         tasks.spawn(crate::tasks::run_syncer(broker.clone()));
         tasks.spawn(crate::tasks::run_retention(broker.clone()));
@@ -114,6 +137,7 @@ impl RunningServer {
             kafka_addr,
             http_addr,
             flight_addr,
+            registry_addr,
             broker,
             cancel,
             tasks,
