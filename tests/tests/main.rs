@@ -27,3 +27,4 @@ mod shutdown;
 mod spark;
 mod sql;
 mod sql_limits;
+mod typed_tables;

@@ -7,7 +7,8 @@ pub mod batch;
 pub mod topic;
 
 pub use topic::{
-    validate_topic_name, CleanupPolicy, ConfigError, LakePartitionBy, TimestampType, TopicConfig,
+    validate_topic_name, CleanupPolicy, ConfigError, LakePartitionBy, SchemaMode, TimestampType,
+    TopicConfig,
 };
 
 /// Milliseconds since the Unix epoch on the system clock (0 if the clock reads before

@@ -46,6 +46,32 @@ pub enum LakePartitionBy {
     Hour,
 }
 
+/// How a record's key or value lands in the topic's table (`lake.key.schema`,
+/// `lake.value.schema`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaMode {
+    /// The bytes as produced, in the `key`/`value` binary column only (the default).
+    #[default]
+    Raw,
+    /// Confluent's wire format: magic byte 0, a 4-byte big-endian schema id, then the
+    /// payload; decoded with that id's schema from the registry.
+    Wire,
+    /// No prefix: decoded with the latest version of the subject (`lake.*.subject`),
+    /// for producers that do not use a registry serializer.
+    Latest,
+}
+
+impl SchemaMode {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaMode::Raw => "raw",
+            SchemaMode::Wire => "wire",
+            SchemaMode::Latest => "latest",
+        }
+    }
+}
+
 /// The typed configuration of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -78,9 +104,38 @@ pub struct TopicConfig {
     /// `lake.snapshot.retention.ms`: how long old table snapshots stay (time travel
     /// window) before they expire and the files only they reference are deleted.
     pub lake_snapshot_retention_ms: i64,
+    /// `lake.key.schema`: how keys land.
+    pub lake_key_schema: SchemaMode,
+    /// `lake.key.subject`: the registry subject of keys; empty means `<topic>-key`
+    /// (Confluent's TopicNameStrategy).
+    pub lake_key_subject: String,
+    /// `lake.value.schema`: how values land.
+    pub lake_value_schema: SchemaMode,
+    /// `lake.value.subject`: the registry subject of values; empty means `<topic>-value`.
+    pub lake_value_subject: String,
 }
 
 impl TopicConfig {
+    /// The registry subject of the keys (`key`) or values of `topic`: the configured
+    /// one, or Confluent's TopicNameStrategy (`<topic>-key`, `<topic>-value`).
+    pub fn subject(&self, topic: &str, key: bool) -> String {
+        let (configured, suffix) = if key {
+            (&self.lake_key_subject, "key")
+        } else {
+            (&self.lake_value_subject, "value")
+        };
+        if configured.is_empty() {
+            format!("{topic}-{suffix}")
+        } else {
+            configured.clone()
+        }
+    }
+
+    /// Whether the key or the value lands typed.
+    pub fn is_typed(&self) -> bool {
+        self.lake_key_schema != SchemaMode::Raw || self.lake_value_schema != SchemaMode::Raw
+    }
+
     /// The retention the local log applies when a lake holds the data: the `local.*`
     /// settings, falling back to the topic's retention (Kafka tiered storage's `-2`).
     pub fn effective_local_retention(&self) -> (i64, i64) {
@@ -108,6 +163,10 @@ impl Default for TopicConfig {
             lake_commit_interval_ms: -1,
             lake_commit_bytes: -1,
             lake_snapshot_retention_ms: 7 * 24 * 3600 * 1000,
+            lake_key_schema: SchemaMode::Raw,
+            lake_key_subject: String::new(),
+            lake_value_schema: SchemaMode::Raw,
+            lake_value_subject: String::new(),
         }
     }
 }
@@ -155,6 +214,22 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     (
         "lake.snapshot.retention.ms",
         "how long table snapshots stay for time travel before they expire, in ms (>= 0)",
+    ),
+    (
+        "lake.key.schema",
+        "how keys land: raw (bytes), wire (Confluent wire format, schema id in each record) or latest (the subject's latest schema)",
+    ),
+    (
+        "lake.key.subject",
+        "registry subject of the keys; empty = <topic>-key",
+    ),
+    (
+        "lake.value.schema",
+        "how values land: raw (bytes), wire (Confluent wire format, schema id in each record) or latest (the subject's latest schema)",
+    ),
+    (
+        "lake.value.subject",
+        "registry subject of the values; empty = <topic>-value",
     ),
 ];
 
@@ -239,6 +314,31 @@ impl TopicConfig {
                 self.lake_commit_bytes = v;
             }
             "lake.snapshot.retention.ms" => self.lake_snapshot_retention_ms = int(0)?,
+            "lake.key.schema" | "lake.value.schema" => {
+                let mode = match value {
+                    "raw" => SchemaMode::Raw,
+                    "wire" => SchemaMode::Wire,
+                    "latest" => SchemaMode::Latest,
+                    _ => return Err(err("expected raw, wire or latest")),
+                };
+                if key == "lake.key.schema" {
+                    self.lake_key_schema = mode;
+                } else {
+                    self.lake_value_schema = mode;
+                }
+            }
+            "lake.key.subject" | "lake.value.subject" => {
+                if value.len() > 255 || value.chars().any(char::is_control) {
+                    return Err(err(
+                        "a subject is at most 255 characters, none of them control characters",
+                    ));
+                }
+                if key == "lake.key.subject" {
+                    self.lake_key_subject = value.to_string();
+                } else {
+                    self.lake_value_subject = value.to_string();
+                }
+            }
             _ => return Err(err("unknown topic config")),
         }
         Ok(())
@@ -282,6 +382,13 @@ impl TopicConfig {
                 "lake.snapshot.retention.ms",
                 self.lake_snapshot_retention_ms.to_string(),
             ),
+            ("lake.key.schema", self.lake_key_schema.as_str().to_string()),
+            ("lake.key.subject", self.lake_key_subject.clone()),
+            (
+                "lake.value.schema",
+                self.lake_value_schema.as_str().to_string(),
+            ),
+            ("lake.value.subject", self.lake_value_subject.clone()),
         ]
     }
 }
@@ -371,5 +478,32 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn schema_bindings_default_to_raw_and_topic_name_strategy() {
+        let mut c = TopicConfig::default();
+        assert!(!c.is_typed());
+        assert_eq!(c.subject("orders", false), "orders-value");
+        assert_eq!(c.subject("orders", true), "orders-key");
+        c.set("lake.value.schema", "wire").unwrap();
+        c.set("lake.key.subject", "shop.Key").unwrap();
+        assert!(c.is_typed());
+        assert_eq!(c.lake_value_schema, SchemaMode::Wire);
+        assert_eq!(c.subject("orders", true), "shop.Key");
+        assert!(c.set("lake.value.schema", "avro").is_err());
+        assert!(c.set("lake.value.subject", "a\nb").is_err());
+        let described: Vec<_> = c
+            .entries()
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("schema"))
+            .collect();
+        assert_eq!(
+            described,
+            vec![
+                ("lake.key.schema", "raw".to_string()),
+                ("lake.value.schema", "wire".to_string())
+            ]
+        );
     }
 }

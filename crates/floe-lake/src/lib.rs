@@ -17,6 +17,7 @@ pub mod snapshots;
 pub mod storage;
 pub mod table;
 pub mod tail;
+pub mod typed;
 
 pub use catalog::{open_catalog, CatalogKind, LakeOptions, WarehouseStore};
 pub use error::{Error, Result};

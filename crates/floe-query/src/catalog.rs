@@ -69,9 +69,15 @@ impl SchemaProvider for TopicSchema {
         if !self.table_exist(name) {
             return Ok(None);
         }
+        // A table with typed columns (docs/schema-registry.md) shows them; before its
+        // first round, or if it cannot be read, the columns every topic has.
+        let schema = match self.source.table_schema(name).await {
+            Some(lake) => crate::lake_scan::query_schema(&lake),
+            None => self.schema.clone(),
+        };
         Ok(Some(Arc::new(TopicTable::new(
             name.to_owned(),
-            self.schema.clone(),
+            schema,
             self.source.clone(),
         ))))
     }

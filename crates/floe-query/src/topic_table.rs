@@ -48,6 +48,18 @@ impl fmt::Debug for Source {
     }
 }
 
+impl Source {
+    /// The Arrow schema of the topic's table as it is now (typed columns included), or
+    /// None when the table cannot be read.
+    pub(crate) async fn table_schema(
+        &self,
+        topic: &str,
+    ) -> Option<datafusion::arrow::datatypes::Schema> {
+        let table = self.0.table(topic).await.ok()?;
+        iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema()).ok()
+    }
+}
+
 impl std::ops::Deref for Source {
     type Target = dyn Topics;
     fn deref(&self) -> &Self::Target {

@@ -151,6 +151,30 @@ impl Registry {
         Ok((stored, ty, refs))
     }
 
+    /// The schema with global id `id` and the texts of what it references (dependencies
+    /// first), as typed landing decodes with them; None when there is no such id.
+    pub async fn resolved(&self, id: i64) -> Result<Option<(SchemaType, String, Vec<String>)>> {
+        let Some(stored) = self.store.registry_schema(id).await? else {
+            return Ok(None);
+        };
+        let (ty, refs) = decode_row(&stored)?;
+        let deps = self.dependencies(&refs, 0).await?;
+        Ok(Some((
+            ty,
+            stored.schema,
+            deps.into_iter().map(|d| d.text).collect(),
+        )))
+    }
+
+    /// The global id of the latest live version of `subject`, if it has one.
+    pub async fn latest_id(&self, subject: &str) -> Result<Option<i64>> {
+        match self.find_version(subject, VersionSpec::Latest, false).await {
+            Ok(v) => Ok(Some(v.schema_id)),
+            Err(Error::SubjectNotFound(_) | Error::VersionNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The (subject, version) pairs that hold schema `id`.
     pub async fn id_versions(&self, id: i64, deleted: bool) -> Result<Vec<(String, i64)>> {
         self.schema(id).await?;

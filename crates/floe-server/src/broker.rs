@@ -52,6 +52,8 @@ pub struct Broker {
     pub config: ServerConfig,
     /// Metadata store.
     pub meta: MetaStore,
+    /// The schema registry (its HTTP API and typed landing read it).
+    pub registry: Arc<floe_registry::Registry>,
     /// Topic defaults (from the `[log]` section).
     pub topic_defaults: TopicConfig,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -130,9 +132,14 @@ impl Broker {
             shutdown.clone(),
             metrics.refusals.clone(),
         );
-        let lake = LakeService::new(&config)?;
+        let registry = Arc::new(floe_registry::Registry::new(meta.clone()));
+        let lake = LakeService::new(
+            &config,
+            Arc::new(crate::schemas::RegistrySchemas(registry.clone())),
+        )?;
         let broker = Arc::new(Self {
             lake,
+            registry,
             committers: tokio_util::task::TaskTracker::new(),
             metrics,
             query: std::sync::OnceLock::new(),

@@ -281,12 +281,13 @@ async fn land_round(
     let started = Instant::now();
     // Parquet encoding is CPU work: off the broker's runtime, on a blocking thread of the
     // landing runtime (lowest CPU priority), where the round's further lanes go too.
+    let typed = state.typed_for(&topic.name, &topic.config.read(), &lake.schemas);
     let landing = lake.landing.handle().clone();
     let t = table.clone();
     let outcome = lake
         .landing
         .handle()
-        .spawn_blocking(move || landing.block_on(t.land(&tails, &limits)))
+        .spawn_blocking(move || landing.block_on(t.land_typed(&tails, &limits, typed.as_deref())))
         .await??;
     if let Some(stats) = outcome {
         let took = started.elapsed();

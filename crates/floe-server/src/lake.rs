@@ -42,6 +42,8 @@ pub struct LakeService {
     /// 2026-12-07 rounds ran on the broker's blocking pool at the appends' priority; the
     /// acknowledgement latency measured with each is in docs/benchmarks.md.)
     pub landing: floe_runtime::BackgroundRuntime,
+    /// Where typed landing reads schemas: the broker's registry.
+    pub schemas: Arc<dyn floe_lake::typed::Schemas>,
     catalog: tokio::sync::Mutex<Option<Arc<dyn Catalog>>>,
     pointer: tokio::sync::Mutex<Option<MetadataPointer>>,
 }
@@ -52,7 +54,10 @@ impl LakeService {
     ///
     /// # Errors
     /// [`Error::Config`] for settings that can never work.
-    pub fn new(config: &ServerConfig) -> Result<Option<Arc<Self>>> {
+    pub fn new(
+        config: &ServerConfig,
+        schemas: Arc<dyn floe_lake::typed::Schemas>,
+    ) -> Result<Option<Arc<Self>>> {
         let lake = &config.lake;
         if !lake.enabled {
             return Ok(None);
@@ -138,6 +143,7 @@ impl LakeService {
             store,
             read_ahead: Arc::new(floe_lake::ReadAhead::new(lake.read_ahead_bytes)),
             landing,
+            schemas,
             catalog: tokio::sync::Mutex::new(None),
             pointer: tokio::sync::Mutex::new(None),
         })))
@@ -248,6 +254,9 @@ pub struct TopicLake {
     /// What the last housekeeping pass did and whether it failed.
     pub housekeeping: Mutex<HousekeepingStats>,
     pub(crate) housekeep_now: std::sync::atomic::AtomicBool,
+    /// Typed landing, while the topic's key or value is bound to a schema (rebuilt when
+    /// the binding changes).
+    pub typed: Mutex<Option<Arc<floe_lake::typed::TypedLanding>>>,
 }
 
 /// Housekeeping outcomes of one topic.
@@ -337,6 +346,34 @@ impl LakeStats {
 }
 
 impl TopicLake {
+    /// The typed landing for the topic's current bindings (`lake.key.schema`,
+    /// `lake.value.schema`), None when both are raw.
+    pub fn typed_for(
+        &self,
+        topic: &str,
+        config: &TopicConfig,
+        schemas: &Arc<dyn floe_lake::typed::Schemas>,
+    ) -> Option<Arc<floe_lake::typed::TypedLanding>> {
+        use floe_common::SchemaMode;
+        use floe_lake::typed::{Binding, TypedLanding};
+        let binding = |mode: SchemaMode, key: bool| {
+            (mode != SchemaMode::Raw).then(|| Binding {
+                mode,
+                subject: config.subject(topic, key),
+            })
+        };
+        let key = binding(config.lake_key_schema, true);
+        let value = binding(config.lake_value_schema, false);
+        let mut typed = self.typed.lock();
+        match typed.as_ref() {
+            Some(t) if t.binds(key.as_ref(), value.as_ref()) => Some(t.clone()),
+            _ => {
+                *typed = TypedLanding::new(key, value, schemas.clone());
+                typed.clone()
+            }
+        }
+    }
+
     /// New state for a topic.
     pub fn new(parent: &CancellationToken) -> Arc<Self> {
         Arc::new(Self {
@@ -346,6 +383,7 @@ impl TopicLake {
             stats: Mutex::new(LakeStats::default()),
             housekeeping: Mutex::new(HousekeepingStats::default()),
             housekeep_now: std::sync::atomic::AtomicBool::new(false),
+            typed: Mutex::new(None),
         })
     }
 

@@ -23,6 +23,7 @@ pub mod lake;
 pub mod limits;
 pub mod metrics;
 pub mod partition;
+mod schemas;
 pub mod server;
 pub mod sql;
 mod tasks;

@@ -124,8 +124,11 @@ impl RunningServer {
             if let Some(addr) = registry_addr {
                 info!(listen = %addr, "schema registry (Confluent REST API) is serving");
             }
-            let registry = Arc::new(floe_registry::Registry::new(broker.meta.clone()));
-            tasks.spawn(floe_registry::serve(registry, listener, cancel.clone()));
+            tasks.spawn(floe_registry::serve(
+                broker.registry.clone(),
+                listener,
+                cancel.clone(),
+            ));
         }
         tasks.spawn(accept_loop(broker.clone(), listener));
         tasks.spawn(crate::tasks::run_syncer(broker.clone()));

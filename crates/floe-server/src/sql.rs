@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
+use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use floe_query::{
     GroupOffset, PartitionInfo, QueryConfig, QueryEngine, TopicError, TopicView, Topics,
@@ -72,6 +73,55 @@ impl BrokerTopics {
     }
 }
 
+/// The tails' batches (the raw layout) in the layout of the topic's table: with typed
+/// columns decoded with the schemas of the last landing round when the topic lands
+/// typed, null when it did once. A batch that cannot be laid out (which would be a bug)
+/// is left out with a log line rather than failing the query.
+fn in_table_layout(
+    topic: &Topic,
+    table: &Table,
+    tails: Vec<(i32, Vec<RecordBatch>)>,
+) -> Vec<(i32, Vec<RecordBatch>)> {
+    let schema = table.metadata().current_schema();
+    if !schema
+        .as_struct()
+        .fields()
+        .iter()
+        .any(|f| floe_lake::typed::is_typed_column(&f.name))
+    {
+        return tails;
+    }
+    let target = match iceberg::arrow::schema_to_arrow_schema(schema) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::warn!(topic = %topic.name, error = %e, "the table's schema has no Arrow form");
+            return tails;
+        }
+    };
+    let plan = topic
+        .lake
+        .as_ref()
+        .and_then(|l| l.typed.lock().clone())
+        .map(|t| t.last_plan())
+        .unwrap_or_default();
+    tails
+        .into_iter()
+        .map(|(p, batches)| {
+            let batches = batches
+                .iter()
+                .filter_map(|b| match plan.apply(b, &target) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(topic = %topic.name, partition = p, error = %e, "tail rows left out of a query");
+                        None
+                    }
+                })
+                .collect();
+            (p, batches)
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Topics for BrokerTopics {
     fn names(&self) -> Vec<String> {
@@ -94,6 +144,7 @@ impl Topics for BrokerTopics {
             ));
         }
         let table = self.lake_table(&topic)?;
+        let tails = in_table_layout(&topic, &table, tails);
         Ok(TopicView {
             table: Some(table),
             tails,

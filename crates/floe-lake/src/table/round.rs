@@ -66,6 +66,23 @@ impl LakeTable {
         tails: &[Arc<TailBuffer>],
         limits: &[i64],
     ) -> Result<Option<RoundStats>> {
+        self.land_typed(tails, limits, None).await
+    }
+
+    /// [`Self::land`] for a topic whose keys or values land typed as well
+    /// ([`crate::typed`]): the round reads the schemas it needs, adds the columns a new
+    /// schema version brings to the table (a schema-only commit before the data's), and
+    /// writes the typed columns beside the raw ones.
+    ///
+    /// # Errors
+    /// As [`Self::land`], and a failed schema change. A record that does not decode is
+    /// no error: it lands with `typed_error` set.
+    pub async fn land_typed(
+        &self,
+        tails: &[Arc<TailBuffer>],
+        limits: &[i64],
+        typed: Option<&crate::typed::TypedLanding>,
+    ) -> Result<Option<RoundStats>> {
         let started = Instant::now();
         let _turn = self.commit_lock.lock().await;
         let base = self.landed.read().clone();
@@ -86,7 +103,15 @@ impl LakeTable {
             return Ok(None);
         }
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let plan = match typed {
+            Some(t) if !batches.is_empty() => Some(t.plan(&batches).await),
+            _ => None,
+        };
+        if let Some(plan) = &plan {
+            self.evolve(plan).await?;
+        }
         let table = self.table();
+        let batches = self.to_table_layout(&table, batches, plan.as_ref())?;
         let writing = Instant::now();
         let files = if batches.is_empty() {
             // Only control records moved the offsets: commit the summary alone.
@@ -148,6 +173,56 @@ impl LakeTable {
     }
 
     /// Commits one append snapshot on top of `base`.
+    /// Adds the columns `plan` needs that the table lacks, in a commit of its own (it
+    /// changes no offsets, so a crash after it only leaves the columns there).
+    async fn evolve(&self, plan: &crate::typed::Plan) -> Result<()> {
+        let table = self.table();
+        let adds = plan.additions(table.metadata().current_schema());
+        if adds.is_empty() {
+            return Ok(());
+        }
+        let count = adds.len();
+        let tx = Transaction::new(&table);
+        let mut action = tx.update_schema();
+        for add in adds {
+            action = action.add_column(add);
+        }
+        let tx = action
+            .apply(tx)
+            .map_err(Error::iceberg("preparing the schema change"))?;
+        let updated = tx
+            .commit(self.catalog.as_ref())
+            .await
+            .map_err(Error::iceberg(format!(
+                "adding typed columns to {}",
+                self.ident
+            )))?;
+        tracing::info!(table = %self.ident, schema_id = updated.metadata().current_schema_id(), columns_added = count, "table schema evolved");
+        *self.table.write() = updated;
+        Ok(())
+    }
+
+    /// The round's batches in the table's current layout: typed columns decoded with
+    /// `plan`, columns the batches lack (the topic was typed once) null.
+    fn to_table_layout(
+        &self,
+        table: &Table,
+        batches: Vec<arrow_array::RecordBatch>,
+        plan: Option<&crate::typed::Plan>,
+    ) -> Result<Vec<arrow_array::RecordBatch>> {
+        let target = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
+                .map_err(Error::iceberg("converting the table schema to Arrow"))?,
+        );
+        batches
+            .iter()
+            .map(|b| match plan {
+                Some(p) => p.apply(b, &target),
+                None => crate::typed::conform(b, &target),
+            })
+            .collect()
+    }
+
     async fn commit(
         &self,
         table: &Table,

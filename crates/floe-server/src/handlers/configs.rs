@@ -48,7 +48,12 @@ fn config_type(key: &str) -> i8 {
         | "offsets.retention.minutes"
         | "producer.id.expiration.ms" => TYPE_INT,
         "cleanup.policy" => TYPE_LIST,
-        "message.timestamp.type" | "lake.partition.by" => TYPE_STRING,
+        "message.timestamp.type"
+        | "lake.partition.by"
+        | "lake.key.schema"
+        | "lake.key.subject"
+        | "lake.value.schema"
+        | "lake.value.subject" => TYPE_STRING,
         "auto.create.topics.enable" => TYPE_BOOLEAN,
         _ => TYPE_LONG,
     }
@@ -330,7 +335,8 @@ mod tests {
             "lake.commit.interval.ms" | "lake.commit.bytes" | "lake.snapshot.retention.ms" => {
                 TYPE_LONG
             }
-            "lake.partition.by" => TYPE_STRING,
+            "lake.partition.by" | "lake.key.schema" | "lake.key.subject" | "lake.value.schema"
+            | "lake.value.subject" => TYPE_STRING,
             other => panic!("topic key {other} has no expected type here"),
         };
         for (key, _) in TOPIC_CONFIG_KEYS {

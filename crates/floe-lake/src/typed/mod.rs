@@ -1,0 +1,519 @@
+//! Typed columns: a topic bound to a schema (`lake.value.schema`, `lake.key.schema`)
+//! lands its values (keys) decoded into a `value_typed` (`key_typed`) column beside the
+//! bytes as produced, which stay in `value` (`key`) so that Kafka reads of the table are
+//! byte for byte what was produced. A record that does not decode lands with the typed
+//! column null and the reason in `typed_error`; nothing is dropped and landing never
+//! stops for it.
+//!
+//! Avro is decoded here with the Apache Avro crate: each record with its writer's schema
+//! (Confluent wire format: magic byte 0, the schema id big-endian, the payload) resolved
+//! to the subject's latest version, whose Iceberg type (`mapping.rs`) is the column's. A
+//! new version that adds fields adds them to the table in the round that first lands it
+//! (`additions`). Protobuf and JSON Schema subjects are not decoded yet: their records
+//! land with `typed_error` saying so.
+
+pub mod arrow;
+pub mod mapping;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use apache_avro::Schema as Avro;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BinaryArray, LargeBinaryArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Schema as ArrowSchema};
+use floe_common::SchemaMode;
+use iceberg::spec::{Schema as IcebergSchema, Type};
+use iceberg::transaction::AddColumn;
+use parking_lot::Mutex;
+
+use crate::schema::{COL_KEY, COL_VALUE};
+
+/// The column holding decoded values.
+pub const COL_VALUE_TYPED: &str = "value_typed";
+/// The column holding decoded keys.
+pub const COL_KEY_TYPED: &str = "key_typed";
+/// Why a record's key or value did not decode (null when both did).
+pub const COL_TYPED_ERROR: &str = "typed_error";
+
+/// Confluent's wire-format magic byte.
+const MAGIC: u8 = 0;
+/// Largest single allocation the Avro decoder may make for one record (a length read
+/// from a record cannot make it reserve more).
+const MAX_AVRO_ALLOCATION: usize = 64 << 20;
+
+/// A schema as the registry holds it.
+#[derive(Debug, Clone)]
+pub struct RegisteredSchema {
+    /// Global id.
+    pub id: i64,
+    /// `AVRO`, `PROTOBUF` or `JSON`.
+    pub schema_type: String,
+    /// Its text.
+    pub text: String,
+    /// The texts of the schemas it references, dependencies first.
+    pub references: Vec<String>,
+}
+
+/// Where typed landing finds schemas: the broker's registry.
+#[async_trait::async_trait]
+pub trait Schemas: Send + Sync + std::fmt::Debug {
+    /// The schema with global id `id`.
+    async fn by_id(&self, id: i64) -> Result<Option<RegisteredSchema>, String>;
+    /// The latest live version of `subject`.
+    async fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, String>;
+}
+
+/// How one side (key or value) of a topic's records lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Wire (schema id in each record) or latest (no prefix).
+    pub mode: SchemaMode,
+    /// The registry subject.
+    pub subject: String,
+}
+
+/// A parsed Avro schema with its Iceberg type.
+#[derive(Debug)]
+struct Parsed {
+    id: i64,
+    schema: Avro,
+    named: Vec<Avro>,
+    /// The column type, or why the schema has none.
+    ty: Result<Type, String>,
+}
+
+/// One side's reader for a round: the latest schema, and the writers' schemas by id.
+#[derive(Debug, Clone)]
+struct SidePlan {
+    reader: Arc<Parsed>,
+    writers: HashMap<i64, Option<Arc<Parsed>>>,
+    mode: SchemaMode,
+}
+
+/// What a round (or a query over the tail) decodes with.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    value: Option<Result<SidePlan, String>>,
+    key: Option<Result<SidePlan, String>>,
+}
+
+/// A topic's typed landing: its bindings and the schemas it has parsed.
+#[derive(Debug)]
+pub struct TypedLanding {
+    key: Option<Binding>,
+    value: Option<Binding>,
+    schemas: Arc<dyn Schemas>,
+    parsed: Mutex<HashMap<i64, Arc<Parsed>>>,
+    /// The plan of the last round, for queries over the tail.
+    last: Mutex<Plan>,
+}
+
+impl TypedLanding {
+    /// Typed landing for the given bindings (None: that side stays bytes only); None
+    /// when neither side is bound.
+    pub fn new(
+        key: Option<Binding>,
+        value: Option<Binding>,
+        schemas: Arc<dyn Schemas>,
+    ) -> Option<Arc<Self>> {
+        if key.is_none() && value.is_none() {
+            return None;
+        }
+        apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
+        Some(Arc::new(Self {
+            key,
+            value,
+            schemas,
+            parsed: Mutex::new(HashMap::new()),
+            last: Mutex::new(Plan::default()),
+        }))
+    }
+
+    /// Whether these are the bindings it was made for.
+    pub fn binds(&self, key: Option<&Binding>, value: Option<&Binding>) -> bool {
+        self.key.as_ref() == key && self.value.as_ref() == value
+    }
+
+    /// Reads the schemas a round needs: each side's latest version and, in wire mode,
+    /// the writers' schemas of the ids in `batches`.
+    pub async fn plan(&self, batches: &[RecordBatch]) -> Plan {
+        let plan = Plan {
+            value: match &self.value {
+                Some(b) => Some(self.side(b, batches, COL_VALUE).await),
+                None => None,
+            },
+            key: match &self.key {
+                Some(b) => Some(self.side(b, batches, COL_KEY).await),
+                None => None,
+            },
+        };
+        *self.last.lock() = plan.clone();
+        plan
+    }
+
+    /// The plan of the last round (queries decode the tail with it, without reading the
+    /// registry).
+    pub fn last_plan(&self) -> Plan {
+        self.last.lock().clone()
+    }
+
+    async fn side(
+        &self,
+        b: &Binding,
+        batches: &[RecordBatch],
+        column: &str,
+    ) -> Result<SidePlan, String> {
+        let latest = self
+            .schemas
+            .latest(&b.subject)
+            .await?
+            .ok_or_else(|| format!("subject {:?} has no schema", b.subject))?;
+        let reader = self.parse(latest)?;
+        let mut writers = HashMap::new();
+        if b.mode == SchemaMode::Wire {
+            for id in wire_ids(batches, column) {
+                if id == reader.id {
+                    writers.insert(id, Some(reader.clone()));
+                    continue;
+                }
+                let cached = self.parsed.lock().get(&id).cloned();
+                let found = match cached {
+                    Some(p) => Some(p),
+                    None => match self.schemas.by_id(id).await? {
+                        Some(s) => Some(self.parse(s)?),
+                        None => None,
+                    },
+                };
+                writers.insert(id, found);
+            }
+        }
+        Ok(SidePlan {
+            reader,
+            writers,
+            mode: b.mode,
+        })
+    }
+
+    fn parse(&self, s: RegisteredSchema) -> Result<Arc<Parsed>, String> {
+        if let Some(p) = self.parsed.lock().get(&s.id) {
+            return Ok(p.clone());
+        }
+        if s.schema_type != "AVRO" {
+            return Err(format!(
+                "schema {} is {}: only Avro subjects land typed so far",
+                s.id, s.schema_type
+            ));
+        }
+        let (schema, named) = if s.references.is_empty() {
+            (
+                Avro::parse_str(&s.text).map_err(|e| e.to_string())?,
+                Vec::new(),
+            )
+        } else {
+            Avro::parse_str_with_list(&s.text, &s.references).map_err(|e| e.to_string())?
+        };
+        let ty = mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string());
+        let parsed = Arc::new(Parsed {
+            id: s.id,
+            schema,
+            named,
+            ty,
+        });
+        self.parsed.lock().insert(s.id, parsed.clone());
+        Ok(parsed)
+    }
+}
+
+impl Plan {
+    /// The columns the table lacks for this plan: a typed column per bound side (or the
+    /// fields a newer schema adds to it) and `typed_error`.
+    pub fn additions(&self, table: &IcebergSchema) -> Vec<AddColumn> {
+        let mut adds = Vec::new();
+        for (side, name) in [(&self.value, COL_VALUE_TYPED), (&self.key, COL_KEY_TYPED)] {
+            let Some(Ok(plan)) = side else { continue };
+            let Ok(ty) = &plan.reader.ty else { continue };
+            match table.field_by_name(name) {
+                None => adds.push(AddColumn::optional(name, ty.clone())),
+                Some(existing) => missing_fields(&existing.field_type, ty, name, &mut adds),
+            }
+        }
+        if (self.value.is_some() || self.key.is_some())
+            && table.field_by_name(COL_TYPED_ERROR).is_none()
+        {
+            adds.push(AddColumn::optional(
+                COL_TYPED_ERROR,
+                Type::Primitive(iceberg::spec::PrimitiveType::String),
+            ));
+        }
+        adds
+    }
+
+    /// `batch` (the raw layout) as a batch of `target` (the table's Arrow schema): the
+    /// raw columns as they are, the typed columns decoded, columns it does not know null.
+    ///
+    /// # Errors
+    /// A raw column that does not fit the target's type.
+    pub fn apply(
+        &self,
+        batch: &RecordBatch,
+        target: &Arc<ArrowSchema>,
+    ) -> crate::Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let mut errors: Vec<Option<String>> = vec![None; rows];
+        // A bound side whose schema gave the table no column (not Avro, or no column
+        // type): its records still get the reason.
+        for (plan, name, raw, side) in [
+            (&self.value, COL_VALUE_TYPED, COL_VALUE, "value"),
+            (&self.key, COL_KEY_TYPED, COL_KEY, "key"),
+        ] {
+            if plan.is_some() && target.field_with_name(name).is_err() {
+                decode_side(plan.as_ref(), batch, raw, &DataType::Null, side, &mut errors);
+            }
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+        for field in target.fields() {
+            let name = field.name().as_str();
+            let column = if let Some(c) = batch.column_by_name(name) {
+                c.clone()
+            } else if name == COL_VALUE_TYPED {
+                decode_side(
+                    self.value.as_ref(),
+                    batch,
+                    COL_VALUE,
+                    field.data_type(),
+                    "value",
+                    &mut errors,
+                )
+            } else if name == COL_KEY_TYPED {
+                decode_side(
+                    self.key.as_ref(),
+                    batch,
+                    COL_KEY,
+                    field.data_type(),
+                    "key",
+                    &mut errors,
+                )
+            } else {
+                arrow::nulls_of(field.data_type(), rows)
+            };
+            columns.push(column);
+        }
+        if let Some(i) = target
+            .fields()
+            .iter()
+            .position(|f| f.name() == COL_TYPED_ERROR)
+        {
+            columns[i] = Arc::new(StringArray::from(errors));
+        }
+        RecordBatch::try_new(target.clone(), columns)
+            .map_err(|e| crate::Error::Encode(format!("typed columns: {e}")))
+    }
+}
+
+/// `batch` with the columns of `target` it lacks added as nulls: a table that has typed
+/// columns (the topic was bound once) still takes raw rows.
+///
+/// # Errors
+/// A column that does not fit the target's type.
+pub fn conform(batch: &RecordBatch, target: &Arc<ArrowSchema>) -> crate::Result<RecordBatch> {
+    if batch.schema().fields() == target.fields() {
+        return Ok(batch.clone());
+    }
+    Plan::default().apply(batch, target)
+}
+
+/// The fields of `new` (a struct) that `existing` lacks, as additions under `parent`.
+/// Only struct fields are added; a field whose type changed stays as it is (the record's
+/// value must still fit it, or the record lands untyped with the reason).
+fn missing_fields(existing: &Type, new: &Type, parent: &str, adds: &mut Vec<AddColumn>) {
+    let (Type::Struct(old), Type::Struct(new)) = (existing, new) else {
+        return;
+    };
+    for f in new.fields() {
+        match old.field_by_name(&f.name) {
+            None => adds.push(
+                AddColumn::builder()
+                    .parent(parent.to_string())
+                    .name(f.name.clone())
+                    .field_type(f.field_type.as_ref().clone())
+                    .build(),
+            ),
+            Some(o) => missing_fields(
+                &o.field_type,
+                &f.field_type,
+                &format!("{parent}.{}", f.name),
+                adds,
+            ),
+        }
+    }
+}
+
+/// The schema ids of the wire-format records in `column`.
+fn wire_ids(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = Vec::new();
+    for b in batches {
+        let Some(col) = b.column_by_name(column) else {
+            continue;
+        };
+        for_each_bytes(col, |bytes| {
+            if let Some(Ok(id)) = bytes.map(wire_prefix) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        });
+    }
+    ids
+}
+
+/// The schema id of a wire-format record.
+fn wire_prefix(bytes: &[u8]) -> Result<i64, String> {
+    match bytes {
+        [MAGIC, a, b, c, d, ..] => Ok(i64::from(u32::from_be_bytes([*a, *b, *c, *d]))),
+        [] => Err("empty, not the wire format".into()),
+        [m, ..] if *m != MAGIC => Err(format!(
+            "starts with {m:#04x}, not the wire format's magic byte 0"
+        )),
+        _ => Err("shorter than the wire format's 5-byte prefix".into()),
+    }
+}
+
+fn for_each_bytes(col: &ArrayRef, mut f: impl FnMut(Option<&[u8]>)) {
+    match col.data_type() {
+        DataType::Binary => {
+            let a: &BinaryArray = col.as_binary();
+            (0..a.len()).for_each(|i| f(a.is_valid(i).then(|| a.value(i))));
+        }
+        DataType::LargeBinary => {
+            let a: &LargeBinaryArray = col.as_binary();
+            (0..a.len()).for_each(|i| f(a.is_valid(i).then(|| a.value(i))));
+        }
+        DataType::BinaryView => {
+            let a = col.as_binary_view();
+            (0..a.len()).for_each(|i| f(a.is_valid(i).then(|| a.value(i))));
+        }
+        _ => (0..col.len()).for_each(|_| f(None)),
+    }
+}
+
+/// The typed column of one side, decoding each record; reasons go to `errors`.
+fn decode_side(
+    plan: Option<&Result<SidePlan, String>>,
+    batch: &RecordBatch,
+    column: &str,
+    ty: &DataType,
+    side: &str,
+    errors: &mut [Option<String>],
+) -> ArrayRef {
+    let rows = batch.num_rows();
+    let Some(plan) = plan else {
+        return arrow::nulls_of(ty, rows);
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            for err in errors.iter_mut() {
+                note(err, side, e);
+            }
+            return arrow::nulls_of(ty, rows);
+        }
+    };
+    if let Err(e) = &plan.reader.ty {
+        for err in errors.iter_mut() {
+            note(
+                err,
+                side,
+                &format!("schema {} has no column type: {e}", plan.reader.id),
+            );
+        }
+        return arrow::nulls_of(ty, rows);
+    }
+    let Some(col) = batch.column_by_name(column) else {
+        return arrow::nulls_of(ty, rows);
+    };
+    let mut values: Vec<Option<apache_avro::types::Value>> = Vec::with_capacity(rows);
+    let mut row = 0;
+    for_each_bytes(col, |bytes| {
+        let v = match bytes {
+            None => None,
+            Some(b) => match decode_one(plan, b) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    note(&mut errors[row], side, &e);
+                    None
+                }
+            },
+        };
+        values.push(v);
+        row += 1;
+    });
+    let refs: Vec<Option<&apache_avro::types::Value>> = values.iter().map(Option::as_ref).collect();
+    match arrow::build(ty, &refs) {
+        Ok(a) => a,
+        Err(_) => {
+            // Some value does not fit the column (its type changed in a way the table
+            // did not follow): find which, land the others.
+            let mut kept = refs.clone();
+            for (i, v) in refs.iter().enumerate() {
+                if let Some(v) = v {
+                    if let Err(e) = arrow::build(ty, &[Some(v)]) {
+                        note(&mut errors[i], side, &e);
+                        kept[i] = None;
+                    }
+                }
+            }
+            arrow::build(ty, &kept).unwrap_or_else(|_| arrow::nulls_of(ty, rows))
+        }
+    }
+}
+
+fn note(slot: &mut Option<String>, side: &str, reason: &str) {
+    let text = format!("{side}: {reason}");
+    match slot {
+        Some(s) => {
+            s.push_str("; ");
+            s.push_str(&text);
+        }
+        None => *slot = Some(text),
+    }
+}
+
+/// One record's value, resolved to the reader's schema.
+fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value, String> {
+    let (writer, mut payload) = match plan.mode {
+        SchemaMode::Wire => {
+            let id = wire_prefix(bytes)?;
+            let writer = plan
+                .writers
+                .get(&id)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| format!("unknown schema id {id}"))?;
+            (writer, &bytes[5..])
+        }
+        _ => (plan.reader.clone(), bytes),
+    };
+    let reader = &plan.reader;
+    let value = apache_avro::from_avro_datum_reader_schemata(
+        &writer.schema,
+        writer.named.iter().collect(),
+        &mut payload,
+        Some(&reader.schema),
+        reader.named.iter().collect(),
+    )
+    .map_err(|e| format!("does not decode with schema {}: {e}", writer.id))?;
+    if !payload.is_empty() {
+        return Err(format!(
+            "{} bytes left over after decoding with schema {}",
+            payload.len(),
+            writer.id
+        ));
+    }
+    Ok(value)
+}
+
+/// Whether a field is one of the typed layout's (not the raw six).
+pub fn is_typed_column(name: &str) -> bool {
+    matches!(name, COL_VALUE_TYPED | COL_KEY_TYPED | COL_TYPED_ERROR)
+}

@@ -1,0 +1,114 @@
+//! Typed tables: a topic bound to its registry subject (`lake.value.schema=wire`) lands
+//! confluent-kafka's Avro records as a `value_typed` column beside the bytes, evolves the
+//! table when the producer's schema gains a field, keeps a record that does not decode
+//! (with the reason), and SQL and PyIceberg read the columns (tests/python/typed_topic.py).
+
+use std::time::Duration;
+
+use floe_tests::lake::fast_lake;
+use floe_tests::{eventually, TestBroker};
+use serde_json::{json, Value};
+
+fn python(args: Vec<String>) -> Value {
+    let script = floe_tests::package_path("python/typed_topic.py");
+    let out = std::process::Command::new("timeout")
+        .args(["300", "python3"])
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "typed_topic.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
+}
+
+async fn try_sql(http: &str, q: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{http}/v1/sql"))
+        .header("accept", "application/json")
+        .body(q.to_owned())
+        .send()
+        .await
+        .expect("POST /v1/sql");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("JSON"))
+}
+
+async fn sql(http: &str, q: &str) -> Value {
+    let (status, v) = try_sql(http, q).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_decode() {
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, r, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    let n = 50;
+    let produced = tokio::task::spawn_blocking(move || {
+        python(vec!["produce".into(), b, r, "orders".into(), n.to_string()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(produced["versions"], json!([1, 2]));
+
+    // Every record lands; SQL reads the typed fields of both schema versions.
+    let q = "SELECT count(*) AS c, count(value_typed.id) AS typed, sum(value_typed.amount) AS s, \
+             count(value_typed.note) AS notes, count(typed_error) AS errors, \
+             max(value_typed.placed) AS last_placed FROM kafka.orders";
+    let expected_sum: f64 = (0..2 * n).map(|i| 1.5 * f64::from(i)).sum();
+    let row = eventually(Duration::from_secs(60), "typed rows in SQL", || {
+        let http = http.clone();
+        async move {
+            // Until the first round adds the typed columns, the query names unknown ones.
+            let (status, v) = try_sql(&http, q).await;
+            if status != 200 {
+                return None;
+            }
+            let row = v["rows"][0].clone();
+            (row["c"] == json!(2 * n + 1)
+                && row["typed"] == json!(2 * n)
+                && row["notes"] == json!(n))
+            .then_some(row)
+        }
+    })
+    .await;
+    assert_eq!(row["s"].as_f64(), Some(expected_sum));
+    assert_eq!(row["errors"], json!(1));
+    let bad = sql(
+        &http,
+        "SELECT \"offset\", typed_error, value FROM kafka.orders WHERE typed_error IS NOT NULL",
+    )
+    .await;
+    assert_eq!(bad["rows"][0]["offset"], json!(n), "{bad}");
+    let reason = bad["rows"][0]["typed_error"].as_str().unwrap();
+    assert!(reason.contains("wire format"), "{reason}");
+    let nested = sql(
+        &http,
+        "SELECT value_typed.item AS item, array_length(value_typed.tags) AS tags FROM kafka.orders \
+         WHERE value_typed.id = 7",
+    )
+    .await;
+    assert_eq!(nested["rows"][0], json!({"item": "item-7", "tags": 1}));
+
+    // PyIceberg, through the REST catalog, reads the same columns from the files.
+    let http2 = broker.http_url();
+    let read =
+        tokio::task::spawn_blocking(move || python(vec!["read".into(), http2, "orders".into()]))
+            .await
+            .unwrap();
+    assert_eq!(read["rows"], json!(2 * n + 1), "{read}");
+    assert_eq!(read["decoded"], json!(2 * n));
+    assert_eq!(read["amount_sum"].as_f64(), Some(expected_sum));
+    assert_eq!(read["notes"], json!(n));
+    assert_eq!(read["errors"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        read["fields"],
+        json!(["id", "item", "amount", "tags", "placed", "note"])
+    );
+    broker.stop().await;
+}
