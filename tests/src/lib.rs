@@ -22,6 +22,7 @@ use rdkafka::ClientConfig;
 
 pub use rdkafka;
 
+pub mod avro;
 pub mod fuzz;
 pub mod lake;
 pub mod proxy;

@@ -1,7 +1,8 @@
 //! Spark 3.5 with Iceberg 1.10's REST catalog client and Hadoop file IO reads a topic's
 //! table from the default local warehouse through Floe's REST catalog, with the shipped
 //! `catalog/spark-3.5-iceberg-1.10.conf`: every landed record once, with its key, value,
-//! timestamp and headers, and the snapshots metadata table.
+//! timestamp and headers, the snapshots metadata table, and a typed topic's Avro fields
+//! as `value_typed` columns (docs/schema-registry.md).
 
 use floe_tests::lake::*;
 use floe_tests::spark::spark_sql;
@@ -19,6 +20,29 @@ async fn spark_reads_a_topic_table_through_the_rest_catalog() {
     produce_range(&b, "clicks", 2, 200..300, ts0).await;
     wait_landed(&broker, "clicks", &[150, 150]).await;
 
+    // A typed topic: Avro values in the wire format, as a Confluent serializer writes them.
+    create_topic(&b, "orders", 1, &[("lake.value.schema", "wire")]).await;
+    let schema_json = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"item","type":"string"},{"name":"amount","type":"double"}]}"#;
+    let id = floe_tests::avro::register(&broker.registry_url(), "orders-value", schema_json).await;
+    let schema = apache_avro::Schema::parse_str(schema_json).unwrap();
+    let p = producer(&b, &[]);
+    for i in 0..20i64 {
+        use apache_avro::types::Value;
+        let value = Value::Record(vec![
+            ("id".into(), Value::Long(i)),
+            ("item".into(), Value::String(format!("item-{i}"))),
+            ("amount".into(), Value::Double(i as f64 * 0.5)),
+        ]);
+        let bytes = floe_tests::avro::wire(id, &schema, value);
+        p.send(
+            rdkafka::producer::FutureRecord::<(), [u8]>::to("orders").payload(&bytes),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    wait_landed(&broker, "orders", &[20]).await;
+
     let http = broker.http_url();
     let sql = "SELECT to_json(named_struct(\
                  'partition', partition, 'offset', `offset`, \
@@ -26,7 +50,9 @@ async fn spark_reads_a_topic_table_through_the_rest_catalog() {
                  'timestamp_ms', unix_millis(`timestamp`), \
                  'headers', transform(headers, h -> array(h.key, CAST(h.value AS STRING))))) \
                FROM floe.kafka.clicks ORDER BY partition, `offset`; \
-               SELECT concat('snapshots=', count(*)) FROM floe.kafka.clicks.snapshots";
+               SELECT concat('snapshots=', count(*)) FROM floe.kafka.clicks.snapshots; \
+               SELECT concat('typed=', count(value_typed.id), ',', sum(value_typed.amount), ',', \
+                 max(value_typed.item)) FROM floe.kafka.orders";
     let lines = tokio::task::spawn_blocking(move || spark_sql(&http, sql))
         .await
         .expect("join");
@@ -43,5 +69,7 @@ async fn spark_reads_a_topic_table_through_the_rest_catalog() {
             .is_some_and(|n| n >= 2),
         "{lines:?}"
     );
+    let typed = lines.iter().find_map(|l| l.strip_prefix("typed="));
+    assert_eq!(typed, Some("20,95.0,item-9"), "{lines:?}");
     broker.stop().await;
 }

@@ -95,6 +95,41 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
     .await;
     assert_eq!(nested["rows"][0], json!({"item": "item-7", "tags": 1}));
 
+    // A version the table cannot take is refused at registration, even where the
+    // format's own rule (here NONE) would let it through.
+    let registry = broker.registry_url();
+    let http_client = reqwest::Client::new();
+    let put = http_client
+        .put(format!("{registry}/config/orders-value"))
+        .body(r#"{"compatibility":"NONE"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let retyped = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"amount","type":"string"}]}"#;
+    let refused = http_client
+        .post(format!("{registry}/subjects/orders-value/versions"))
+        .body(json!({ "schema": retyped }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+    let body: Value = refused.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("value_typed.amount is double in the table"),
+        "{message}"
+    );
+    // A version that only adds a field is fine.
+    let added = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"amount","type":"double"},{"name":"coupon","type":["null","string"],"default":null}]}"#;
+    let ok = http_client
+        .post(format!("{registry}/subjects/orders-value/versions"))
+        .body(json!({ "schema": added }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+
     // PyIceberg, through the REST catalog, reads the same columns from the files.
     let http2 = broker.http_url();
     let read =

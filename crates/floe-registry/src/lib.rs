@@ -25,4 +25,4 @@ pub mod schema;
 
 pub use error::{Error, Result};
 pub use http::serve;
-pub use registry::{Mode, Registered, Registry, SchemaRequest, VersionSpec};
+pub use registry::{Guard, Mode, Registered, Registry, SchemaRequest, VersionSpec};

@@ -80,9 +80,25 @@ struct Candidate {
     fingerprint: String,
 }
 
+/// What else must accept a new version before it is stored: the broker's typed tables,
+/// which refuse a version their table cannot take (beyond the format's own rule).
+#[async_trait::async_trait]
+pub trait Guard: Send + Sync {
+    /// Why `subject` may not take this schema (`references`: the texts it references,
+    /// dependencies first), or Ok.
+    async fn check(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+        references: &[String],
+    ) -> std::result::Result<(), String>;
+}
+
 /// The schema registry.
 pub struct Registry {
     store: MetaStore,
+    guard: std::sync::OnceLock<std::sync::Arc<dyn Guard>>,
     /// One registration at a time on this broker: the compatibility check and the
     /// insert must see the same history. (Several brokers on one Postgres: the store's
     /// primary key on (subject, version) keeps versions unique; the check may then race.)
@@ -94,8 +110,14 @@ impl Registry {
     pub fn new(store: MetaStore) -> Self {
         Self {
             store,
+            guard: std::sync::OnceLock::new(),
             register: Mutex::new(()),
         }
+    }
+
+    /// Installs the [`Guard`] (once; a second call is ignored).
+    pub fn set_guard(&self, guard: std::sync::Arc<dyn Guard>) {
+        let _ = self.guard.set(guard);
     }
 
     /// Subjects with a live version (with `deleted`, soft-deleted ones too), sorted,
@@ -234,6 +256,24 @@ impl Registry {
                 subject: subject.into(),
                 messages,
             });
+        }
+        if let Some(guard) = self.guard.get() {
+            let deps: Vec<String> = self
+                .dependencies(&candidate.refs, 0)
+                .await?
+                .into_iter()
+                .map(|d| d.text)
+                .collect();
+            if let Err(why) = guard
+                .check(subject, candidate.ty, &candidate.stored, &deps)
+                .await
+            {
+                info!(subject, reason = %why, "schema refused by a typed table");
+                return Err(Error::Incompatible {
+                    subject: subject.into(),
+                    messages: vec![why],
+                });
+            }
         }
         let refs =
             serde_json::to_string(&candidate.refs).map_err(|e| Error::Corrupt(e.to_string()))?;

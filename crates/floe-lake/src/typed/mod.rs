@@ -268,7 +268,14 @@ impl Plan {
             (&self.key, COL_KEY_TYPED, COL_KEY, "key"),
         ] {
             if plan.is_some() && target.field_with_name(name).is_err() {
-                decode_side(plan.as_ref(), batch, raw, &DataType::Null, side, &mut errors);
+                decode_side(
+                    plan.as_ref(),
+                    batch,
+                    raw,
+                    &DataType::Null,
+                    side,
+                    &mut errors,
+                );
             }
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
@@ -346,6 +353,76 @@ fn missing_fields(existing: &Type, new: &Type, parent: &str, adds: &mut Vec<AddC
                 adds,
             ),
         }
+    }
+}
+
+/// The column type an Avro schema (with its references' texts) gives a typed table.
+///
+/// # Errors
+/// The schema does not parse, or has no Iceberg type (see [`mapping`]).
+pub fn avro_column_type(text: &str, references: &[String]) -> Result<Type, String> {
+    let (schema, named) = if references.is_empty() {
+        (
+            Avro::parse_str(text).map_err(|e| e.to_string())?,
+            Vec::new(),
+        )
+    } else {
+        Avro::parse_str_with_list(text, references).map_err(|e| e.to_string())?
+    };
+    mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string())
+}
+
+/// Why a table whose typed column is `existing` cannot take values of type `new`: a
+/// field both have whose type differs (the table keeps a field's type; Iceberg's type
+/// promotions are not applied). Fields only one of them has are fine: new ones are added,
+/// dropped ones stay null.
+pub fn unfit_changes(existing: &Type, new: &Type, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    unfit(existing, new, path, &mut out);
+    out
+}
+
+fn unfit(existing: &Type, new: &Type, path: &str, out: &mut Vec<String>) {
+    match (existing, new) {
+        (Type::Struct(old), Type::Struct(new)) => {
+            for f in new.fields() {
+                if let Some(o) = old.field_by_name(&f.name) {
+                    unfit(
+                        &o.field_type,
+                        &f.field_type,
+                        &format!("{path}.{}", f.name),
+                        out,
+                    );
+                }
+            }
+        }
+        (Type::List(old), Type::List(new)) => unfit(
+            &old.element_field.field_type,
+            &new.element_field.field_type,
+            &format!("{path}[]"),
+            out,
+        ),
+        (Type::Map(old), Type::Map(new)) => unfit(
+            &old.value_field.field_type,
+            &new.value_field.field_type,
+            &format!("{path}{{}}"),
+            out,
+        ),
+        (Type::Primitive(a), Type::Primitive(b)) if a == b => {}
+        (a, b) => out.push(format!(
+            "{path} is {} in the table and would become {}",
+            kind(a),
+            kind(b)
+        )),
+    }
+}
+
+fn kind(t: &Type) -> String {
+    match t {
+        Type::Primitive(p) => p.to_string(),
+        Type::Struct(_) => "a struct".into(),
+        Type::List(_) => "a list".into(),
+        Type::Map(_) => "a map".into(),
     }
 }
 
