@@ -5,6 +5,9 @@ Usage:
   typed_topic.py produce BOOTSTRAP REGISTRY_URL TOPIC N
       creates TOPIC with lake.value.schema=wire, produces N records with schema v1,
       one record that is not Avro, then N records with v2 (adds an optional "note").
+  typed_topic.py produce-json BOOTSTRAP REGISTRY_URL TOPIC N
+      creates TOPIC with lake.value.schema=wire and produces N records with
+      confluent-kafka's JSONSerializer.
   typed_topic.py read HTTP_URL TOPIC
       reads kafka.TOPIC through the REST catalog; prints the typed column's sums.
 Prints one JSON line.
@@ -60,6 +63,42 @@ def produce(bootstrap, registry, topic, n):
     print(json.dumps({"produced": 2 * n + 1, "versions": sr.get_versions(f"{topic}-value")}))
 
 
+CLICK = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Click",
+    "type": "object",
+    "properties": {
+        "page": {"type": "string"},
+        "ms": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "ref": {"type": ["string", "null"]},
+    },
+    "required": ["page", "ms", "at"],
+}
+
+
+def produce_json(bootstrap, registry, topic, n):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"lake.value.schema": "wire"})])[topic].result(30)
+    sr = SchemaRegistryClient({"url": registry})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    serialize = JSONSerializer(json.dumps(CLICK), sr)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(n):
+        rec = {"page": f"/p/{i % 5}", "ms": i, "at": f"2026-12-07T06:00:{i % 60:02d}Z"}
+        if i % 2:
+            rec["ref"] = "search"
+        p.produce(topic, value=serialize(rec, ctx))
+    assert p.flush(30) == 0
+    print(json.dumps({"produced": n}))
+
+
 def read(http, topic):
     from pyiceberg.catalog.rest import RestCatalog
 
@@ -81,5 +120,7 @@ def read(http, topic):
 if __name__ == "__main__":
     if sys.argv[1] == "produce":
         produce(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif sys.argv[1] == "produce-json":
+        produce_json(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:
         read(sys.argv[2], sys.argv[3])

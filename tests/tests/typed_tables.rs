@@ -95,6 +95,23 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
     .await;
     assert_eq!(nested["rows"][0], json!({"item": "item-7", "tags": 1}));
 
+    // The dead letter is counted.
+    let metrics = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("floe_lake_typed_errors_total{topic=\"orders\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("typed_errors"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
     // A version the table cannot take is refused at registration, even where the
     // format's own rule (here NONE) would let it through.
     let registry = broker.registry_url();
@@ -144,6 +161,38 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
     assert_eq!(
         read["fields"],
         json!(["id", "item", "amount", "tags", "placed", "note"])
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_records_land_as_typed_columns() {
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, r, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    let n = 40;
+    tokio::task::spawn_blocking(move || {
+        python(vec!["produce-json".into(), b, r, "clicks".into(), n.to_string()])
+    })
+    .await
+    .unwrap();
+    let q = "SELECT count(*) AS c, sum(value_typed.ms) AS ms, count(value_typed.\"ref\") AS refs, \
+             count(DISTINCT value_typed.page) AS pages, min(value_typed.at) AS first, \
+             count(typed_error) AS errors FROM kafka.clicks";
+    let row = eventually(Duration::from_secs(60), "typed JSON rows in SQL", || {
+        let http = http.clone();
+        async move {
+            let (status, v) = try_sql(&http, q).await;
+            (status == 200 && v["rows"][0]["c"] == json!(n)).then(|| v["rows"][0].clone())
+        }
+    })
+    .await;
+    assert_eq!(row["ms"], json!((0..n).sum::<i32>()), "{row}");
+    assert_eq!(row["refs"], json!(n / 2));
+    assert_eq!(row["pages"], json!(5));
+    assert_eq!(row["errors"], json!(0));
+    assert!(
+        row["first"].as_str().unwrap().starts_with("2026-12-07T06:00:00"),
+        "{row}"
     );
     broker.stop().await;
 }

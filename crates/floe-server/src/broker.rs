@@ -161,11 +161,6 @@ impl Broker {
             ),
             config,
         });
-        broker
-            .registry
-            .set_guard(Arc::new(crate::schemas::TableGuard(Arc::downgrade(
-                &broker,
-            ))));
         // Directories of topics whose removal did not finish before the last stop.
         let deleted = broker.deleted_dir();
         tokio::task::spawn_blocking(move || {

@@ -289,6 +289,8 @@ pub struct LakeStats {
     pub failures: u64,
     /// Rows landed.
     pub rows: u64,
+    /// Rows landed whose typed key or value did not decode (`typed_error` set).
+    pub typed_errors: u64,
     /// Data files written.
     pub files: u64,
     /// Parquet bytes written.
@@ -328,6 +330,7 @@ impl LakeStats {
         let now = now_ms();
         self.commits += 1;
         self.rows += round.rows;
+        self.typed_errors += round.typed_errors;
         self.files += round.files as u64;
         self.bytes += round.bytes;
         self.last_commit_ms = Some(now);

@@ -30,6 +30,7 @@ mod tasks;
 pub mod telemetry;
 mod tiered;
 pub mod topic;
+mod typed_guard;
 
 pub use config::ServerConfig;
 pub use error::{Error, Result};

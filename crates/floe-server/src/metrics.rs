@@ -566,6 +566,13 @@ impl Collector for Snapshot {
         )?;
         counters(
             e,
+            "floe_lake_typed_errors",
+            "Rows landed whose typed key or value did not decode: the dead letters, with typed_error set",
+            self.lake_topics()
+                .map(|(t, l)| (topic_label(t), l.stats.typed_errors)),
+        )?;
+        counters(
+            e,
             "floe_lake_files",
             "Data files written by committed rounds",
             self.lake_topics()

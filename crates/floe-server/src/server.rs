@@ -106,6 +106,11 @@ impl RunningServer {
         let registry_addr = registry.as_ref().and_then(|l| l.local_addr().ok());
         let cancel = CancellationToken::new();
         let broker = Broker::open(config, (host.clone(), port), cancel.clone()).await?;
+        broker
+            .registry
+            .set_guard(Arc::new(crate::typed_guard::TableGuard(Arc::downgrade(
+                &broker,
+            ))));
         let mut tasks = JoinSet::new();
         if let Some(listener) = flight {
             let engine = crate::sql::start_engine(&broker)?;

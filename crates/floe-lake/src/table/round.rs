@@ -40,6 +40,8 @@ pub struct RoundStats {
     /// Of `duration`, the time spent encoding and writing the data files (the rest is
     /// waiting for the commit turn, the manifests and the catalog).
     pub write_duration: std::time::Duration,
+    /// Rows whose typed key or value did not decode (they landed with `typed_error`).
+    pub typed_errors: u64,
 }
 
 impl LakeTable {
@@ -112,6 +114,7 @@ impl LakeTable {
         }
         let table = self.table();
         let batches = self.to_table_layout(&table, batches, plan.as_ref())?;
+        let typed_errors = crate::typed::error_count(&batches);
         let writing = Instant::now();
         let files = if batches.is_empty() {
             // Only control records moved the offsets: commit the summary alone.
@@ -169,6 +172,7 @@ impl LakeTable {
             bytes,
             duration: started.elapsed(),
             write_duration,
+            typed_errors,
         }))
     }
 

@@ -9,10 +9,12 @@
 //! (Confluent wire format: magic byte 0, the schema id big-endian, the payload) resolved
 //! to the subject's latest version, whose Iceberg type (`mapping.rs`) is the column's. A
 //! new version that adds fields adds them to the table in the round that first lands it
-//! (`additions`). Protobuf and JSON Schema subjects are not decoded yet: their records
-//! land with `typed_error` saying so.
+//! (`additions`). JSON Schema subjects land the same way (`json.rs`: the record's JSON
+//! read into the column of the latest version's type). Protobuf subjects are not decoded
+//! yet: their records land with `typed_error` saying so.
 
 pub mod arrow;
+pub mod json;
 pub mod mapping;
 
 use std::collections::HashMap;
@@ -73,14 +75,22 @@ pub struct Binding {
     pub subject: String,
 }
 
-/// A parsed Avro schema with its Iceberg type.
+/// A parsed schema with its Iceberg type.
 #[derive(Debug)]
 struct Parsed {
     id: i64,
-    schema: Avro,
-    named: Vec<Avro>,
+    format: Format,
     /// The column type, or why the schema has none.
     ty: Result<Type, String>,
+}
+
+/// How records of a schema are read.
+#[derive(Debug)]
+enum Format {
+    /// Avro binary, with the schema and the named types its references define.
+    Avro { schema: Avro, named: Vec<Avro> },
+    /// JSON text, read into the reader's column type.
+    Json,
 }
 
 /// One side's reader for a round: the latest schema, and the writers' schemas by id.
@@ -199,25 +209,27 @@ impl TypedLanding {
         if let Some(p) = self.parsed.lock().get(&s.id) {
             return Ok(p.clone());
         }
-        if s.schema_type != "AVRO" {
-            return Err(format!(
-                "schema {} is {}: only Avro subjects land typed so far",
-                s.id, s.schema_type
-            ));
-        }
-        let (schema, named) = if s.references.is_empty() {
-            (
-                Avro::parse_str(&s.text).map_err(|e| e.to_string())?,
-                Vec::new(),
-            )
-        } else {
-            Avro::parse_str_with_list(&s.text, &s.references).map_err(|e| e.to_string())?
+        let (format, ty) = match s.schema_type.as_str() {
+            "AVRO" => {
+                let (schema, named) = parse_avro(&s.text, &s.references)?;
+                let ty = mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string());
+                (Format::Avro { schema, named }, ty)
+            }
+            "JSON" => {
+                let schema: serde_json::Value =
+                    serde_json::from_str(&s.text).map_err(|e| e.to_string())?;
+                (Format::Json, json::iceberg_type(&schema))
+            }
+            other => {
+                return Err(format!(
+                    "schema {} is {other}: only Avro and JSON Schema subjects land typed so far",
+                    s.id
+                ))
+            }
         };
-        let ty = mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string());
         let parsed = Arc::new(Parsed {
             id: s.id,
-            schema,
-            named,
+            format,
             ty,
         });
         self.parsed.lock().insert(s.id, parsed.clone());
@@ -356,20 +368,38 @@ fn missing_fields(existing: &Type, new: &Type, parent: &str, adds: &mut Vec<AddC
     }
 }
 
-/// The column type an Avro schema (with its references' texts) gives a typed table.
+/// The column type a schema (`AVRO` or `JSON`, with its references' texts) gives a
+/// typed table.
 ///
 /// # Errors
-/// The schema does not parse, or has no Iceberg type (see [`mapping`]).
-pub fn avro_column_type(text: &str, references: &[String]) -> Result<Type, String> {
-    let (schema, named) = if references.is_empty() {
-        (
+/// The schema does not parse, has no Iceberg type (see [`mapping`], [`json`]), or is of
+/// a format that does not land typed.
+pub fn column_type(schema_type: &str, text: &str, references: &[String]) -> Result<Type, String> {
+    match schema_type {
+        "AVRO" => {
+            let (schema, named) = parse_avro(text, references)?;
+            mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string())
+        }
+        "JSON" => {
+            let schema: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| e.to_string())?;
+            json::iceberg_type(&schema)
+        }
+        other => Err(format!(
+            "{other} subjects do not land typed yet, only Avro and JSON Schema"
+        )),
+    }
+}
+
+fn parse_avro(text: &str, references: &[String]) -> Result<(Avro, Vec<Avro>), String> {
+    if references.is_empty() {
+        Ok((
             Avro::parse_str(text).map_err(|e| e.to_string())?,
             Vec::new(),
-        )
+        ))
     } else {
-        Avro::parse_str_with_list(text, references).map_err(|e| e.to_string())?
-    };
-    mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string())
+        Avro::parse_str_with_list(text, references).map_err(|e| e.to_string())
+    }
 }
 
 /// Why a table whose typed column is `existing` cannot take values of type `new`: a
@@ -572,12 +602,25 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
         _ => (plan.reader.clone(), bytes),
     };
     let reader = &plan.reader;
+    let (
+        Format::Avro {
+            schema: writer_schema,
+            named: writer_named,
+        },
+        Format::Avro {
+            schema: reader_schema,
+            named: reader_named,
+        },
+    ) = (&writer.format, &reader.format)
+    else {
+        return decode_json(plan, &writer, payload);
+    };
     let value = apache_avro::from_avro_datum_reader_schemata(
-        &writer.schema,
-        writer.named.iter().collect(),
+        writer_schema,
+        writer_named.iter().collect(),
         &mut payload,
-        Some(&reader.schema),
-        reader.named.iter().collect(),
+        Some(reader_schema),
+        reader_named.iter().collect(),
     )
     .map_err(|e| format!("does not decode with schema {}: {e}", writer.id))?;
     if !payload.is_empty() {
@@ -588,6 +631,40 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
         ));
     }
     Ok(value)
+}
+
+/// A JSON record read into the reader's column type.
+fn decode_json(
+    plan: &SidePlan,
+    writer: &Parsed,
+    payload: &[u8],
+) -> Result<apache_avro::types::Value, String> {
+    if !matches!(
+        (&writer.format, &plan.reader.format),
+        (Format::Json, Format::Json)
+    ) {
+        return Err(format!(
+            "schema {} and the subject's latest, {}, are of different formats",
+            writer.id, plan.reader.id
+        ));
+    }
+    let ty = plan
+        .reader
+        .ty
+        .as_ref()
+        .map_err(|e| format!("schema {} has no column type: {e}", plan.reader.id))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    json::to_value(&value, ty)
+}
+
+/// Rows of `batches` with a `typed_error`.
+pub fn error_count(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name(COL_TYPED_ERROR))
+        .map(|c| (c.len() - c.null_count()) as u64)
+        .sum()
 }
 
 /// Whether a field is one of the typed layout's (not the raw six).

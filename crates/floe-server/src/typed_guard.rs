@@ -1,0 +1,73 @@
+//! Typed tables as the registry asks them whether they can take a new version
+//! ([`floe_registry::Guard`]): installed by the server once the broker is open.
+
+use std::sync::Weak;
+
+use floe_common::SchemaMode;
+use floe_registry::schema::SchemaType;
+
+use crate::broker::Broker;
+
+/// Refuses a version that a typed table bound to the subject cannot take: one whose
+/// schema has no column type, is Protobuf (which does not land typed yet), or
+/// changes the type of a field the table has.
+pub struct TableGuard(pub Weak<Broker>);
+
+#[async_trait::async_trait]
+impl floe_registry::Guard for TableGuard {
+    async fn check(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+        references: &[String],
+    ) -> Result<(), String> {
+        let Some(broker) = self.0.upgrade() else {
+            return Ok(());
+        };
+        for topic in broker.topics() {
+            let config = topic.config.read().clone();
+            for (key, mode, column) in [
+                (
+                    true,
+                    config.lake_key_schema,
+                    floe_lake::typed::COL_KEY_TYPED,
+                ),
+                (
+                    false,
+                    config.lake_value_schema,
+                    floe_lake::typed::COL_VALUE_TYPED,
+                ),
+            ] {
+                if mode == SchemaMode::Raw || config.subject(&topic.name, key) != subject {
+                    continue;
+                }
+                let refuse = |why: String| {
+                    Err(format!(
+                        "topic {} lands this subject as typed columns (lake.{}.schema={}) and its table cannot take this version: {why}",
+                        topic.name,
+                        if key { "key" } else { "value" },
+                        mode.as_str()
+                    ))
+                };
+                let new =
+                    match floe_lake::typed::column_type(schema_type.as_str(), schema, references) {
+                        Ok(t) => t,
+                        Err(e) => return refuse(e),
+                    };
+                let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
+                    continue;
+                };
+                let table = table.table();
+                let Some(existing) = table.metadata().current_schema().field_by_name(column) else {
+                    continue;
+                };
+                let unfit = floe_lake::typed::unfit_changes(&existing.field_type, &new, column);
+                if !unfit.is_empty() {
+                    return refuse(unfit.join("; "));
+                }
+            }
+        }
+        Ok(())
+    }
+}
