@@ -171,7 +171,13 @@ async fn json_schema_records_land_as_typed_columns() {
     let (b, r, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
     let n = 40;
     tokio::task::spawn_blocking(move || {
-        python(vec!["produce-json".into(), b, r, "clicks".into(), n.to_string()])
+        python(vec![
+            "produce-json".into(),
+            b,
+            r,
+            "clicks".into(),
+            n.to_string(),
+        ])
     })
     .await
     .unwrap();
@@ -191,7 +197,10 @@ async fn json_schema_records_land_as_typed_columns() {
     assert_eq!(row["pages"], json!(5));
     assert_eq!(row["errors"], json!(0));
     assert!(
-        row["first"].as_str().unwrap().starts_with("2026-12-07T06:00:00"),
+        row["first"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-07T06:00:00"),
         "{row}"
     );
     broker.stop().await;
