@@ -9,8 +9,8 @@
 //!   build to CI).
 //! - Ports: the broker is given free ports through its `FLOE_*_LISTEN` variables (tests
 //!   listen on 127.0.0.1 only), `floe sql` its address through `FLOE_SQL_URL`, and
-//!   `localhost:9092` / `localhost:8181` in commands and in `catalog/` files are
-//!   rewritten to those ports. Spark's web UI is off (it would listen on every interface).
+//!   `localhost:9092` / `localhost:8181` / `localhost:8081` in commands and in `catalog/`
+//!   files are rewritten to those ports. Spark's web UI is off (it would listen on every interface).
 //! - Spark's `--packages …` (Maven Central, unreachable here) becomes `--jars` with the
 //!   same Iceberg runtime jar from `scripts/spark-setup.sh`.
 //! - The working directory is a fresh temporary folder with a copy of `catalog/`.
@@ -63,6 +63,7 @@ fn the_user_guide_quickstart_runs_as_written() {
                 let body = body
                     .replace("localhost:9092", &format!("127.0.0.1:{kafka}"))
                     .replace("localhost:8181", &format!("127.0.0.1:{http}"))
+                    .replace("localhost:8081", &format!("127.0.0.1:{registry}"))
                     .replace(
                         "--packages org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.2",
                         &format!("--jars {}", jar.display()),

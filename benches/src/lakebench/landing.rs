@@ -11,6 +11,12 @@
 //!    split by time partition, iceberg-rust's Parquet writer, manifests, the catalog
 //!    commit in SQLite).
 //!
+//! With `--values avro` the values are ~`--record-size`-byte Avro events in Confluent's
+//! wire format (`avro.rs`), and a second table bound to their schema lands the same
+//! batches typed (`LakeTable::land_typed`: decode every record, build `value_typed`,
+//! write it beside the bytes) right after the raw round (**typed**): its CPU per MiB
+//! against the raw landing's, and its Parquet bytes against the raw table's.
+//!
 //! Both write their files into the same directory tree and keep them, so both pay the
 //! same page-cache cost for their output.
 //!
@@ -74,6 +80,10 @@ pub struct LandingArgs {
     /// repeated; Parquet's dictionary encoding makes that unrealistically cheap).
     #[arg(long, default_value = "json", value_parser = payload::parse_kind)]
     pub payload: PayloadKind,
+    /// Values: "raw" (`--payload`), or "avro" (Avro events in the wire format, landed a
+    /// second time into a typed table).
+    #[arg(long, default_value = "raw", value_parser = ["raw", "avro"])]
+    pub values: String,
     /// Parquet compression of the table and of the plain baseline (`[lake] compression`).
     #[arg(long, default_value = "zstd", value_parser = ["zstd", "snappy", "lz4", "none"])]
     pub compression: String,
@@ -116,6 +126,9 @@ struct Totals {
     decode: Cost,
     plain: Cost,
     land: Cost,
+    typed: Cost,
+    typed_bytes: u64,
+    typed_errors: u64,
     records: u64,
     payload_bytes: u64,
     kafka_bytes: u64,
@@ -162,21 +175,46 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         target_file_size: 128 << 20,
         write_threads: args.write_threads.max(1),
     };
-    let table = rt.block_on(async {
+    let avro = args.values == "avro";
+    let (table, typed_table) = rt.block_on(async {
         let catalog = open_catalog(&opts).await?;
         let store = floe_lake::WarehouseStore::new(&opts)?;
-        // Any fixed id: the bench's table is created fresh and never shared.
-        let topic_id = "00000000-0000-0000-0000-00000000be0c";
-        LakeTable::open(
-            catalog,
+        // Any fixed ids: the bench's tables are created fresh and never shared.
+        let table = LakeTable::open(
+            catalog.clone(),
             &opts,
             &store,
             "bench",
-            topic_id,
+            "00000000-0000-0000-0000-00000000be0c",
             TimePartitioning::Day,
         )
-        .await
+        .await?;
+        let typed = if avro {
+            Some(
+                LakeTable::open(
+                    catalog,
+                    &opts,
+                    &store,
+                    "bench_typed",
+                    "00000000-0000-0000-0000-00000000be0d",
+                    TimePartitioning::Day,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok::<_, floe_lake::Error>((table, typed))
     })?;
+    let events = if avro {
+        Some(super::avro::Events::new(args.record_size)?)
+    } else {
+        None
+    };
+    let typed_landing = super::avro::typed_landing();
+    let typed_tails: Vec<Arc<TailBuffer>> = (0..args.partitions)
+        .map(|_| Arc::new(TailBuffer::new(0, TailBudget::new(usize::MAX / 2))))
+        .collect();
     let schema = floe_lake::schema::arrow_schema()?;
     let payloads = Payloads::new(args.payload, args.record_size);
     let budget = TailBudget::new(usize::MAX / 2);
@@ -203,7 +241,14 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
             &mut totals
         };
         // 1. Kafka batches (the producer's work, not measured).
-        let kafka = make_round(args, &payloads, per_round, &mut next, &mut seq)?;
+        let kafka = make_round(
+            args,
+            &payloads,
+            events.as_ref(),
+            per_round,
+            &mut next,
+            &mut seq,
+        )?;
         t.kafka_bytes += kafka.iter().map(|(_, _, _, b)| b.len() as u64).sum::<u64>();
         t.records += per_round;
         t.payload_bytes += per_round * record_bytes;
@@ -241,6 +286,11 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         // the next round reuse their page-cache pages, which on this kind of VM is far
         // cheaper than touching new memory, and favour the baseline.
         // 4. Landing.
+        if typed_table.is_some() {
+            for (p, batch) in &decoded {
+                typed_tails[*p as usize].push(batch.clone());
+            }
+        }
         for (p, batch) in decoded {
             tails[p as usize].push(batch);
         }
@@ -253,6 +303,18 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         t.round_walls.push(w0.elapsed());
         t.land_bytes += stats.bytes;
         t.land_files += stats.files as u64;
+        // 5. The same batches into the typed table.
+        if let Some(typed_table) = &typed_table {
+            let limits: Vec<i64> = typed_tails.iter().map(|t| t.range().1).collect();
+            let stats = t
+                .typed
+                .measure(|| {
+                    rt.block_on(typed_table.land_typed(&typed_tails, &limits, Some(&typed_landing)))
+                })?
+                .context("typed round had nothing to land")?;
+            t.typed_bytes += stats.bytes;
+            t.typed_errors += stats.typed_errors;
+        }
         t.rounds += 1;
     }
     drop(rt);
@@ -296,6 +358,7 @@ fn write_plain(
 fn make_round(
     args: &LandingArgs,
     payloads: &Payloads,
+    events: Option<&super::avro::Events>,
     records: u64,
     next: &mut [i64],
     seq: &mut u64,
@@ -318,7 +381,11 @@ fn make_round(
             let recs: Vec<Record> = (*next..*next + n)
                 .map(|offset| {
                     *seq += 1;
-                    Record {
+                    let value = match events {
+                        Some(e) => e.get(*seq)?,
+                        None => payloads.get(*seq),
+                    };
+                    Ok(Record {
                         transactional: false,
                         control: false,
                         partition_leader_epoch: 0,
@@ -329,12 +396,12 @@ fn make_round(
                         sequence: -1,
                         timestamp: NOON + i64::try_from(*seq).unwrap_or(0),
                         key: key.clone(),
-                        value: Some(Bytes::from(payloads.get(*seq))),
+                        value: Some(Bytes::from(value)),
                         headers: Default::default(),
                         delete_horizon: false,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<anyhow::Result<_>>()?;
             let mut buf = BytesMut::new();
             RecordBatchEncoder::encode(&mut buf, &recs, &opts)
                 .map_err(|e| anyhow::anyhow!("encoding a Kafka batch: {e:?}"))?;
@@ -401,6 +468,16 @@ fn report(args: &LandingArgs, t: &Totals, process_cpu_pct: f64) {
         t.plain_bytes as f64 / MIB,
         t.payload_bytes as f64 / (t.land_bytes.max(1)) as f64
     ));
+    if args.values == "avro" {
+        s.push_str(&line("typed landing (land_typed, Avro)", &t.typed));
+        s.push_str(&format!(
+            "  typed landing CPU / raw landing CPU = {:.2}; typed Parquet {:.1} MiB = {:.2} x the raw table's; {} records did not decode\n",
+            t.typed.cpu.as_secs_f64() / t.land.cpu.as_secs_f64().max(1e-9),
+            t.typed_bytes as f64 / MIB,
+            t.typed_bytes as f64 / t.land_bytes.max(1) as f64,
+            t.typed_errors
+        ));
+    }
     if !args.json {
         print!("{s}");
         return;
@@ -446,6 +523,11 @@ fn report(args: &LandingArgs, t: &Totals, process_cpu_pct: f64) {
             t.payload_bytes as f64 / (t.land_bytes.max(1)) as f64,
         )
         .num("client_cpu_pct", process_cpu_pct)
+        .str("values", &args.values)
+        .num("typed_cpu_s", secs(t.typed.cpu))
+        .num("typed_mib_per_cpu_s", t.typed.mib_per_cpu_sec(mib))
+        .int("typed_bytes", t.typed_bytes)
+        .int("typed_errors", t.typed_errors)
         .finish();
     println!("{out}");
 }

@@ -12,6 +12,7 @@
 //!
 //! Both print a human summary, or one JSON line on stdout with `--json`.
 
+mod avro;
 mod freshness;
 mod http;
 mod landing;
