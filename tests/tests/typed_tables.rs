@@ -137,15 +137,58 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
         message.contains("value_typed.amount is double in the table"),
         "{message}"
     );
-    // A version that only adds a field is fine.
+    // A version that only adds a field is fine, and its records add the column.
+    let before = sql(
+        &http,
+        "SELECT snapshot_id FROM topic_snapshots('orders') ORDER BY committed_at DESC LIMIT 1",
+    )
+    .await["rows"][0]["snapshot_id"]
+        .clone();
     let added = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"amount","type":"double"},{"name":"coupon","type":["null","string"],"default":null}]}"#;
-    let ok = http_client
-        .post(format!("{registry}/subjects/orders-value/versions"))
-        .body(json!({ "schema": added }).to_string())
-        .send()
+    let v3 = floe_tests::avro::register(&registry, "orders-value", added).await;
+    let schema = apache_avro::Schema::parse_str(added).unwrap();
+    let p = floe_tests::producer(&broker.bootstrap(), &[]);
+    for i in 0..5i64 {
+        use apache_avro::types::Value as A;
+        let value = A::Record(vec![
+            ("id".into(), A::Long(1000 + i)),
+            ("amount".into(), A::Double(1.0)),
+            (
+                "coupon".into(),
+                A::Union(1, Box::new(A::String(format!("c{i}")))),
+            ),
+        ]);
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("orders")
+                .payload(&floe_tests::avro::wire(v3, &schema, value)),
+            Duration::from_secs(10),
+        )
         .await
-        .unwrap();
-    assert_eq!(ok.status().as_u16(), 200);
+        .expect("produced");
+    }
+    let q3 = "SELECT count(value_typed.coupon) AS coupons, count(*) AS c FROM kafka.orders";
+    eventually(Duration::from_secs(60), "the new field's rows", || {
+        let http = http.clone();
+        async move {
+            let (status, v) = try_sql(&http, q3).await;
+            (status == 200 && v["rows"][0]["coupons"] == json!(5)).then_some(())
+        }
+    })
+    .await;
+    // The snapshot before the new version: its rows, read with today's columns.
+    let old = sql(
+        &http,
+        &format!(
+            "SELECT count(*) AS c, count(value_typed.coupon) AS coupons, count(value_typed.note) AS notes \
+             FROM topic_at('orders', {before})"
+        ),
+    )
+    .await;
+    assert_eq!(
+        old["rows"][0],
+        json!({"c": 2 * n + 1, "coupons": 0, "notes": n}),
+        "{old}"
+    );
 
     // PyIceberg, through the REST catalog, reads the same columns from the files.
     let http2 = broker.http_url();
@@ -153,14 +196,14 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
         tokio::task::spawn_blocking(move || python(vec!["read".into(), http2, "orders".into()]))
             .await
             .unwrap();
-    assert_eq!(read["rows"], json!(2 * n + 1), "{read}");
-    assert_eq!(read["decoded"], json!(2 * n));
-    assert_eq!(read["amount_sum"].as_f64(), Some(expected_sum));
+    assert_eq!(read["rows"], json!(2 * n + 1 + 5), "{read}");
+    assert_eq!(read["decoded"], json!(2 * n + 5));
+    assert_eq!(read["amount_sum"].as_f64(), Some(expected_sum + 5.0));
     assert_eq!(read["notes"], json!(n));
     assert_eq!(read["errors"].as_array().map(Vec::len), Some(1));
     assert_eq!(
         read["fields"],
-        json!(["id", "item", "amount", "tags", "placed", "note"])
+        json!(["id", "item", "amount", "tags", "placed", "note", "coupon"])
     );
     broker.stop().await;
 }

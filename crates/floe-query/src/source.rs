@@ -27,6 +27,13 @@ pub trait Topics: Send + Sync + 'static {
     /// As [`Topics::view`].
     async fn table(&self, topic: &str) -> Result<Table, TopicError>;
 
+    /// The topic's table as it is now, if it is open, without waiting: table functions
+    /// (`topic_at`) are planned synchronously and take their columns from it. None keeps
+    /// the columns every topic has.
+    fn table_now(&self, _topic: &str) -> Option<Table> {
+        None
+    }
+
     /// Log start, high watermark and landed offset of every partition.
     async fn partitions(&self) -> Vec<PartitionInfo>;
 

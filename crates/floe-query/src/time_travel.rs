@@ -76,9 +76,21 @@ impl TableFunctionImpl for TopicAt {
                 )
             }
         };
+        // The table's current columns, typed ones included: an older snapshot's files
+        // read with the columns they lack as nulls (docs/sql.md, time travel).
+        let schema = self
+            .source
+            .table_now(&topic)
+            .and_then(|t| {
+                iceberg::arrow::schema_to_arrow_schema(t.metadata().current_schema()).ok()
+            })
+            .map_or_else(
+                || self.schema.clone(),
+                |lake| crate::lake_scan::query_schema(&lake),
+            );
         Ok(Arc::new(AtVersion {
             source: self.source.clone(),
-            schema: self.schema.clone(),
+            schema,
             topic,
             version,
         }))

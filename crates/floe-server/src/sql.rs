@@ -156,6 +156,11 @@ impl Topics for BrokerTopics {
         self.lake_table(&topic)
     }
 
+    fn table_now(&self, name: &str) -> Option<Table> {
+        let topic = self.topic(name).ok()?;
+        self.lake_table(&topic).ok()
+    }
+
     async fn partitions(&self) -> Vec<PartitionInfo> {
         let Ok(broker) = self.broker() else {
             return Vec::new();
