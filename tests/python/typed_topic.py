@@ -8,6 +8,9 @@ Usage:
   typed_topic.py produce-json BOOTSTRAP REGISTRY_URL TOPIC N
       creates TOPIC with lake.value.schema=wire and produces N records with
       confluent-kafka's JSONSerializer.
+  typed_topic.py produce-proto BOOTSTRAP REGISTRY_URL TOPIC N
+      creates TOPIC with lake.value.schema=wire and produces N records with
+      confluent-kafka's ProtobufSerializer (a message type built from a descriptor).
   typed_topic.py read HTTP_URL TOPIC
       reads kafka.TOPIC through the REST catalog; prints the typed column's sums.
 Prints one JSON line.
@@ -99,6 +102,43 @@ def produce_json(bootstrap, registry, topic, n):
     print(json.dumps({"produced": n}))
 
 
+def produce_proto(bootstrap, registry, topic, n):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import timestamp_pb2
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"lake.value.schema": "wire"})])[topic].result(30)
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    F = descriptor_pb2.FieldDescriptorProto
+    fdp = descriptor_pb2.FileDescriptorProto(name="shop/payment.proto", package="shop", syntax="proto3")
+    fdp.dependency.append("google/protobuf/timestamp.proto")
+    line = fdp.message_type.add(name="Payment")
+    line.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    line.field.add(name="method", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    line.field.add(name="cents", number=3, type=F.TYPE_UINT32, label=F.LABEL_OPTIONAL)
+    line.field.add(name="tags", number=4, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+    line.field.add(name="at", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                   type_name=".google.protobuf.Timestamp")
+    pool.Add(fdp)
+    Payment = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Payment"))
+    sr = SchemaRegistryClient({"url": registry})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    serialize = ProtobufSerializer(Payment, sr, {"use.deprecated.format": False})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(n):
+        m = Payment(id=i, method=["card", "cash"][i % 2], cents=100 * i, tags=["t"] * (i % 3))
+        m.at.seconds = 1_796_623_200 + i
+        p.produce(topic, value=serialize(m, ctx))
+    assert p.flush(30) == 0
+    print(json.dumps({"produced": n}))
+
+
 def read(http, topic):
     from pyiceberg.catalog.rest import RestCatalog
 
@@ -120,6 +160,8 @@ def read(http, topic):
 if __name__ == "__main__":
     if sys.argv[1] == "produce":
         produce(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif sys.argv[1] == "produce-proto":
+        produce_proto(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif sys.argv[1] == "produce-json":
         produce_json(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     else:

@@ -248,3 +248,111 @@ async fn json_schema_records_land_as_typed_columns() {
     );
     broker.stop().await;
 }
+
+/// `lake.value.schema=latest`: values without the wire format's prefix, as producers
+/// without a registry serializer write them, decoded with the subject's latest version
+/// (here a named subject, `lake.value.subject`); a value written for the wire format is
+/// then a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprefixed_values_land_with_the_latest_schema_of_a_named_subject() {
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, http) = (broker.bootstrap(), broker.http_url());
+    floe_tests::create_topic(
+        &b,
+        "readings",
+        1,
+        &[
+            ("lake.value.schema", "latest"),
+            ("lake.value.subject", "sensors.Reading"),
+        ],
+    )
+    .await;
+    let text = r#"{"type":"record","name":"Reading","fields":[{"name":"sensor","type":"string"},{"name":"celsius","type":"float"}]}"#;
+    let id = floe_tests::avro::register(&broker.registry_url(), "sensors.Reading", text).await;
+    let schema = apache_avro::Schema::parse_str(text).unwrap();
+    let p = floe_tests::producer(&b, &[]);
+    for i in 0..10 {
+        use apache_avro::types::Value as A;
+        let value = A::Record(vec![
+            ("sensor".into(), A::String(format!("s{}", i % 2))),
+            ("celsius".into(), A::Float(20.0 + i as f32)),
+        ]);
+        let bytes = if i == 9 {
+            floe_tests::avro::wire(id, &schema, value)
+        } else {
+            apache_avro::to_avro_datum(&schema, value).unwrap()
+        };
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("readings").payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    let q = "SELECT count(value_typed.sensor) AS typed, sum(value_typed.celsius) AS celsius, \
+             count(typed_error) AS errors FROM kafka.readings";
+    let row = eventually(Duration::from_secs(60), "unprefixed rows typed", || {
+        let http = http.clone();
+        async move {
+            let (status, v) = try_sql(&http, q).await;
+            (status == 200 && v["rows"][0]["typed"] == json!(9)).then(|| v["rows"][0].clone())
+        }
+    })
+    .await;
+    assert_eq!(
+        row["celsius"].as_f64(),
+        Some((0..9).map(|i| 20.0 + f64::from(i)).sum())
+    );
+    assert_eq!(
+        row["errors"],
+        json!(1),
+        "the prefixed record does not decode as plain Avro"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_records_land_as_typed_columns() {
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, r, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    let n = 30;
+    tokio::task::spawn_blocking(move || {
+        python(vec![
+            "produce-proto".into(),
+            b,
+            r,
+            "payments".into(),
+            n.to_string(),
+        ])
+    })
+    .await
+    .unwrap();
+    let q = "SELECT count(*) AS c, sum(value_typed.cents) AS cents, \
+             count(*) FILTER (WHERE value_typed.method = 'card') AS cards, \
+             sum(array_length(value_typed.tags)) AS tags, min(value_typed.at) AS first, \
+             count(typed_error) AS errors FROM kafka.payments";
+    let row = eventually(
+        Duration::from_secs(60),
+        "typed Protobuf rows in SQL",
+        || {
+            let http = http.clone();
+            async move {
+                let (status, v) = try_sql(&http, q).await;
+                (status == 200 && v["rows"][0]["c"] == json!(n)).then(|| v["rows"][0].clone())
+            }
+        },
+    )
+    .await;
+    assert_eq!(row["errors"], json!(0), "{row}");
+    assert_eq!(row["cents"], json!(100 * (0..n).sum::<i32>()));
+    assert_eq!(row["cards"], json!(n / 2));
+    assert_eq!(row["tags"], json!((0..n).map(|i| i % 3).sum::<i32>()));
+    assert!(
+        row["first"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-12-07T06:00:00"),
+        "{row}"
+    );
+    broker.stop().await;
+}

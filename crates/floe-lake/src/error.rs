@@ -48,6 +48,12 @@ pub enum Error {
     /// Re-encoding rows as Kafka record batches failed.
     #[error("encoding record batches: {0}")]
     Encode(String),
+    /// The schema registry could not be read for a typed round (the round is retried).
+    #[error("reading the schema registry for typed columns: {0}")]
+    Registry(String),
+    /// A round's batches could not be laid out as the typed table's columns.
+    #[error("laying out typed columns: {0}")]
+    Typed(String),
     /// Object-store listing or deletion (orphan clean-up) failed.
     #[error("{context}: {source}")]
     Storage {

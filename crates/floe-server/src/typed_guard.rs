@@ -9,7 +9,7 @@ use floe_registry::schema::SchemaType;
 use crate::broker::Broker;
 
 /// Refuses a version that a typed table bound to the subject cannot take: one whose
-/// schema has no column type, is Protobuf (which does not land typed yet), or
+/// schema has no column type (see floe-lake's `typed` mappings), or
 /// changes the type of a field the table has.
 pub struct TableGuard(pub Weak<Broker>);
 

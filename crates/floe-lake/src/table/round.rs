@@ -106,7 +106,9 @@ impl LakeTable {
         }
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let plan = match typed {
-            Some(t) if !batches.is_empty() => Some(t.plan(&batches).await),
+            Some(t) if !batches.is_empty() => {
+                Some(t.plan(&batches).await.map_err(Error::Registry)?)
+            }
             _ => None,
         };
         if let Some(plan) = &plan {

@@ -10,12 +10,13 @@
 //! to the subject's latest version, whose Iceberg type (`mapping.rs`) is the column's. A
 //! new version that adds fields adds them to the table in the round that first lands it
 //! (`additions`). JSON Schema subjects land the same way (`json.rs`: the record's JSON
-//! read into the column of the latest version's type). Protobuf subjects are not decoded
-//! yet: their records land with `typed_error` saying so.
+//! read into the column of the latest version's type), and Protobuf subjects
+//! (`protobuf.rs`: the file's first message, decoded with `prost-reflect`).
 
 pub mod arrow;
 pub mod json;
 pub mod mapping;
+pub mod protobuf;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +92,8 @@ enum Format {
     Avro { schema: Avro, named: Vec<Avro> },
     /// JSON text, read into the reader's column type.
     Json,
+    /// Protobuf, with the writer's descriptors.
+    Protobuf(protobuf::Proto),
 }
 
 /// One side's reader for a round: the latest schema, and the writers' schemas by id.
@@ -147,19 +150,25 @@ impl TypedLanding {
 
     /// Reads the schemas a round needs: each side's latest version and, in wire mode,
     /// the writers' schemas of the ids in `batches`.
-    pub async fn plan(&self, batches: &[RecordBatch]) -> Plan {
+    ///
+    /// # Errors
+    /// The registry could not be read (the metadata store is down): the round fails and
+    /// is tried again, rather than landing the records untyped for good. A subject with
+    /// no schema, or a schema with no column type, is no error: the plan says why, and
+    /// the records land with that reason.
+    pub async fn plan(&self, batches: &[RecordBatch]) -> Result<Plan, String> {
         let plan = Plan {
             value: match &self.value {
-                Some(b) => Some(self.side(b, batches, COL_VALUE).await),
+                Some(b) => Some(self.side(b, batches, COL_VALUE).await?),
                 None => None,
             },
             key: match &self.key {
-                Some(b) => Some(self.side(b, batches, COL_KEY).await),
+                Some(b) => Some(self.side(b, batches, COL_KEY).await?),
                 None => None,
             },
         };
         *self.last.lock() = plan.clone();
-        plan
+        Ok(plan)
     }
 
     /// The plan of the last round (queries decode the tail with it, without reading the
@@ -173,13 +182,14 @@ impl TypedLanding {
         b: &Binding,
         batches: &[RecordBatch],
         column: &str,
-    ) -> Result<SidePlan, String> {
-        let latest = self
-            .schemas
-            .latest(&b.subject)
-            .await?
-            .ok_or_else(|| format!("subject {:?} has no schema", b.subject))?;
-        let reader = self.parse(latest)?;
+    ) -> Result<Result<SidePlan, String>, String> {
+        let Some(latest) = self.schemas.latest(&b.subject).await? else {
+            return Ok(Err(format!("subject {:?} has no schema", b.subject)));
+        };
+        let reader = match self.parse(latest) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
         let mut writers = HashMap::new();
         if b.mode == SchemaMode::Wire {
             for id in wire_ids(batches, column) {
@@ -190,19 +200,21 @@ impl TypedLanding {
                 let cached = self.parsed.lock().get(&id).cloned();
                 let found = match cached {
                     Some(p) => Some(p),
+                    // A schema that does not parse is as unknown as a missing one: its
+                    // records land with the reason.
                     None => match self.schemas.by_id(id).await? {
-                        Some(s) => Some(self.parse(s)?),
+                        Some(s) => self.parse(s).ok(),
                         None => None,
                     },
                 };
                 writers.insert(id, found);
             }
         }
-        Ok(SidePlan {
+        Ok(Ok(SidePlan {
             reader,
             writers,
             mode: b.mode,
-        })
+        }))
     }
 
     fn parse(&self, s: RegisteredSchema) -> Result<Arc<Parsed>, String> {
@@ -220,12 +232,12 @@ impl TypedLanding {
                     serde_json::from_str(&s.text).map_err(|e| e.to_string())?;
                 (Format::Json, json::iceberg_type(&schema))
             }
-            other => {
-                return Err(format!(
-                    "schema {} is {other}: only Avro and JSON Schema subjects land typed so far",
-                    s.id
-                ))
+            "PROTOBUF" => {
+                let proto = protobuf::parse(&s.text)?;
+                let ty = protobuf::iceberg_type(&proto);
+                (Format::Protobuf(proto), ty)
             }
+            other => return Err(format!("schema {} is of unknown type {other}", s.id)),
         };
         let parsed = Arc::new(Parsed {
             id: s.id,
@@ -326,7 +338,7 @@ impl Plan {
             columns[i] = Arc::new(StringArray::from(errors));
         }
         RecordBatch::try_new(target.clone(), columns)
-            .map_err(|e| crate::Error::Encode(format!("typed columns: {e}")))
+            .map_err(|e| crate::Error::Typed(e.to_string()))
     }
 }
 
@@ -385,9 +397,8 @@ pub fn column_type(schema_type: &str, text: &str, references: &[String]) -> Resu
                 serde_json::from_str(text).map_err(|e| e.to_string())?;
             json::iceberg_type(&schema)
         }
-        other => Err(format!(
-            "{other} subjects do not land typed yet, only Avro and JSON Schema"
-        )),
+        "PROTOBUF" => protobuf::iceberg_type(&protobuf::parse(text)?),
+        other => Err(format!("unknown schema type {other}")),
     }
 }
 
@@ -613,14 +624,24 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
         },
     ) = (&writer.format, &reader.format)
     else {
+        if let Format::Protobuf(proto) = &writer.format {
+            return protobuf::decode(proto, payload, plan.mode == SchemaMode::Wire);
+        }
         return decode_json(plan, &writer, payload);
     };
+    // Written with the latest version itself (the common case): nothing to resolve, and
+    // resolving would copy every value once more.
+    let resolve = (writer.id != reader.id).then_some(reader_schema);
     let value = apache_avro::from_avro_datum_reader_schemata(
         writer_schema,
         writer_named.iter().collect(),
         &mut payload,
-        Some(reader_schema),
-        reader_named.iter().collect(),
+        resolve,
+        if resolve.is_some() {
+            reader_named.iter().collect()
+        } else {
+            Vec::new()
+        },
     )
     .map_err(|e| format!("does not decode with schema {}: {e}", writer.id))?;
     if !payload.is_empty() {

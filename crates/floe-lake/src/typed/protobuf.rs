@@ -1,0 +1,426 @@
+//! Protobuf subjects as typed columns. A schema is `.proto` text (parsed by
+//! `protox-parse`) or a base64 `FileDescriptorProto` (what confluent-kafka's Python
+//! serializer registers); `prost-reflect` resolves it against the well-known types and
+//! decodes records. The column is the file's first message; records name their message
+//! by Confluent's message indexes after the schema id. Frozen by the tests below;
+//! docs/schema-registry.md has the table.
+//!
+//! Refused, and why: imports other than `google/protobuf/*` (references between
+//! Protobuf subjects are not resolved for typed landing yet), a message that contains
+//! itself (Iceberg has no recursive types), a file without messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use apache_avro::types::Value as Avro;
+use base64::Engine;
+use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, StructType, Type};
+use prost::Message as _;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
+};
+use prost_types::FileDescriptorProto;
+
+/// The deepest nesting mapped.
+const MAX_DEPTH: usize = 32;
+
+/// A parsed Protobuf schema: its pool and the message its records carry by default.
+#[derive(Debug)]
+pub struct Proto {
+    file: String,
+    pool: DescriptorPool,
+    /// The file's first message: the column's type.
+    first: MessageDescriptor,
+}
+
+/// Parses a schema as the registry stores it.
+///
+/// # Errors
+/// A readable reason.
+pub fn parse(text: &str) -> Result<Proto, String> {
+    let trimmed = text.trim();
+    let mut file = if trimmed.contains(['{', ';']) {
+        protox_parse::parse("schema.proto", trimmed).map_err(|e| e.to_string())?
+    } else {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(trimmed)
+            .map_err(|e| format!("neither .proto text nor a base64 descriptor: {e}"))?;
+        FileDescriptorProto::decode(bytes.as_slice())
+            .map_err(|e| format!("not a serialized FileDescriptorProto: {e}"))?
+    };
+    if let Some(import) = file
+        .dependency
+        .iter()
+        .find(|d| !d.starts_with("google/protobuf/"))
+    {
+        return Err(format!(
+            "imports {import:?}: only google/protobuf imports are resolved for typed columns so far"
+        ));
+    }
+    let name = file.name.clone().unwrap_or_else(|| "schema.proto".into());
+    file.name = Some(name.clone());
+    let mut pool = DescriptorPool::global();
+    pool.add_file_descriptor_proto(file)
+        .map_err(|e| format!("does not resolve: {e}"))?;
+    let first = pool
+        .get_file_by_name(&name)
+        .and_then(|f| f.messages().next())
+        .ok_or("the file has no message")?;
+    Ok(Proto {
+        file: name,
+        pool,
+        first,
+    })
+}
+
+/// The column type: the first message's.
+///
+/// # Errors
+/// A recursive message, or nesting deeper than 32 levels.
+pub fn iceberg_type(proto: &Proto) -> Result<Type, String> {
+    message_type(&proto.first, &mut Vec::new(), 0)
+}
+
+fn message_type(
+    m: &MessageDescriptor,
+    ancestry: &mut Vec<String>,
+    depth: usize,
+) -> Result<Type, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "{}: nested deeper than {MAX_DEPTH} levels",
+            m.full_name()
+        ));
+    }
+    if let Some(t) = well_known(m.full_name()) {
+        return Ok(t);
+    }
+    if ancestry.iter().any(|a| a == m.full_name()) {
+        return Err(format!(
+            "message {} contains itself; Iceberg tables have no recursive types",
+            m.full_name()
+        ));
+    }
+    ancestry.push(m.full_name().to_string());
+    let mut fields = Vec::new();
+    for f in m.fields() {
+        let ty = if f.is_map() {
+            let Kind::Message(entry) = f.kind() else {
+                return Err(format!("map field {} without an entry message", f.name()));
+            };
+            let value = kind_type(&entry.map_entry_value_field().kind(), ancestry, depth)?;
+            Type::Map(MapType::new(
+                Arc::new(NestedField::map_key_element(
+                    0,
+                    Type::Primitive(PrimitiveType::String),
+                )),
+                Arc::new(NestedField::map_value_element(0, value, false)),
+            ))
+        } else if f.is_list() {
+            let element = kind_type(&f.kind(), ancestry, depth)?;
+            Type::List(ListType::new(Arc::new(NestedField::list_element(
+                0, element, false,
+            ))))
+        } else {
+            kind_type(&f.kind(), ancestry, depth)?
+        };
+        fields.push(Arc::new(NestedField::optional(0, f.name().to_string(), ty)));
+    }
+    ancestry.pop();
+    Ok(Type::Struct(StructType::new(fields)))
+}
+
+fn kind_type(k: &Kind, ancestry: &mut Vec<String>, depth: usize) -> Result<Type, String> {
+    let p = |t| Ok(Type::Primitive(t));
+    match k {
+        Kind::Double => p(PrimitiveType::Double),
+        Kind::Float => p(PrimitiveType::Float),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => p(PrimitiveType::Int),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint32 | Kind::Fixed32 => {
+            p(PrimitiveType::Long)
+        }
+        Kind::Uint64 | Kind::Fixed64 => p(PrimitiveType::Long),
+        Kind::Bool => p(PrimitiveType::Boolean),
+        Kind::String | Kind::Enum(_) => p(PrimitiveType::String),
+        Kind::Bytes => p(PrimitiveType::Binary),
+        Kind::Message(m) => message_type(m, ancestry, depth + 1),
+    }
+}
+
+/// Well-known types that are a value rather than a struct.
+fn well_known(name: &str) -> Option<Type> {
+    let p = |t| Some(Type::Primitive(t));
+    match name {
+        "google.protobuf.Timestamp" => p(PrimitiveType::Timestamptz),
+        "google.protobuf.Duration"
+        | "google.protobuf.Int64Value"
+        | "google.protobuf.UInt64Value"
+        | "google.protobuf.UInt32Value" => p(PrimitiveType::Long),
+        "google.protobuf.DoubleValue" => p(PrimitiveType::Double),
+        "google.protobuf.FloatValue" => p(PrimitiveType::Float),
+        "google.protobuf.Int32Value" => p(PrimitiveType::Int),
+        "google.protobuf.BoolValue" => p(PrimitiveType::Boolean),
+        "google.protobuf.StringValue" => p(PrimitiveType::String),
+        "google.protobuf.BytesValue" => p(PrimitiveType::Binary),
+        _ => None,
+    }
+}
+
+/// Decodes one record. In the wire format the payload starts with Confluent's message
+/// indexes (a zig-zag varint count, then the indexes; `0` alone means the first
+/// message); only the first message lands in the column.
+///
+/// # Errors
+/// A readable reason.
+pub fn decode(proto: &Proto, mut payload: &[u8], wire: bool) -> Result<Avro, String> {
+    let message = if wire {
+        let indexes = message_indexes(&mut payload)?;
+        let m = pick(proto, &indexes)?;
+        if m.full_name() != proto.first.full_name() {
+            return Err(format!(
+                "message {} is not the schema's first message, {}, which the column holds",
+                m.full_name(),
+                proto.first.full_name()
+            ));
+        }
+        m
+    } else {
+        proto.first.clone()
+    };
+    let msg =
+        DynamicMessage::decode(message, payload).map_err(|e| format!("does not decode: {e}"))?;
+    to_value(&msg)
+}
+
+fn message_indexes(payload: &mut &[u8]) -> Result<Vec<i64>, String> {
+    let count = zigzag(payload)?;
+    if count == 0 {
+        return Ok(vec![0]);
+    }
+    if !(0..=64).contains(&count) {
+        return Err(format!("{count} message indexes"));
+    }
+    (0..count).map(|_| zigzag(payload)).collect()
+}
+
+fn zigzag(buf: &mut &[u8]) -> Result<i64, String> {
+    let raw = prost::encoding::decode_varint(buf).map_err(|e| format!("message indexes: {e}"))?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+fn pick(proto: &Proto, indexes: &[i64]) -> Result<MessageDescriptor, String> {
+    let file = proto
+        .pool
+        .get_file_by_name(&proto.file)
+        .ok_or("the schema's file is gone from its pool")?;
+    let at = |i: i64, n: usize| usize::try_from(i).ok().filter(|i| *i < n);
+    let mut iter = indexes.iter();
+    let first = iter.next().copied().unwrap_or(0);
+    let top: Vec<MessageDescriptor> = file.messages().collect();
+    let mut m = at(first, top.len())
+        .and_then(|i| top.get(i).cloned())
+        .ok_or_else(|| format!("message index {first} is not in the schema"))?;
+    for &i in iter {
+        let nested: Vec<MessageDescriptor> = m.child_messages().collect();
+        m = at(i, nested.len())
+            .and_then(|i| nested.get(i).cloned())
+            .ok_or_else(|| format!("nested message index {i} is not in the schema"))?;
+    }
+    Ok(m)
+}
+
+/// A decoded message as the values the Arrow builder takes, field by field by name:
+/// fields without presence (proto3 scalars, lists, maps) with their value or default,
+/// fields with presence (messages, oneof members, `optional`) null when unset.
+fn to_value(msg: &DynamicMessage) -> Result<Avro, String> {
+    if let Some(v) = well_known_value(msg)? {
+        return Ok(v);
+    }
+    let mut pairs = Vec::new();
+    for f in msg.descriptor().fields() {
+        if f.supports_presence() && !msg.has_field(&f) {
+            continue;
+        }
+        let v = msg.get_field(&f);
+        let kind = f.kind();
+        let value = match v.as_ref() {
+            Value::List(items) => Avro::Array(
+                items
+                    .iter()
+                    .map(|i| scalar(i, &kind))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Map(entries) => {
+                let Kind::Message(entry) = &kind else {
+                    return Err(format!("map field {} without an entry message", f.name()));
+                };
+                let vk = entry.map_entry_value_field().kind();
+                let mut out = HashMap::with_capacity(entries.len());
+                for (k, v) in entries {
+                    out.insert(map_key(k), scalar(v, &vk)?);
+                }
+                Avro::Map(out)
+            }
+            other => scalar(other, &kind)?,
+        };
+        pairs.push((f.name().to_string(), value));
+    }
+    Ok(Avro::Record(pairs))
+}
+
+fn map_key(k: &MapKey) -> String {
+    match k {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(i) => i.to_string(),
+        MapKey::I64(i) => i.to_string(),
+        MapKey::U32(i) => i.to_string(),
+        MapKey::U64(i) => i.to_string(),
+        MapKey::String(s) => s.clone(),
+    }
+}
+
+fn scalar(v: &Value, kind: &Kind) -> Result<Avro, String> {
+    Ok(match v {
+        Value::Bool(b) => Avro::Boolean(*b),
+        Value::I32(i) => Avro::Int(*i),
+        Value::I64(i) => Avro::Long(*i),
+        Value::U32(u) => Avro::Long(i64::from(*u)),
+        Value::U64(u) => {
+            Avro::Long(i64::try_from(*u).map_err(|_| format!("{u} does not fit the long column"))?)
+        }
+        Value::F32(f) => Avro::Float(*f),
+        Value::F64(f) => Avro::Double(*f),
+        Value::String(s) => Avro::String(s.clone()),
+        Value::Bytes(b) => Avro::Bytes(b.to_vec()),
+        Value::EnumNumber(n) => Avro::String(match kind {
+            Kind::Enum(e) => e
+                .get_value(*n)
+                .map_or_else(|| n.to_string(), |v| v.name().to_string()),
+            _ => n.to_string(),
+        }),
+        Value::Message(m) => to_value(m)?,
+        Value::List(_) | Value::Map(_) => return Err("a nested list or map".into()),
+    })
+}
+
+fn well_known_value(msg: &DynamicMessage) -> Result<Option<Avro>, String> {
+    let name = msg.descriptor().full_name().to_string();
+    let field = |n: &str| {
+        msg.descriptor()
+            .get_field_by_name(n)
+            .map(|f| msg.get_field(&f).into_owned())
+    };
+    let int = |v: Option<Value>| match v {
+        Some(Value::I64(i)) => i,
+        Some(Value::I32(i)) => i64::from(i),
+        _ => 0,
+    };
+    Ok(Some(match name.as_str() {
+        "google.protobuf.Timestamp" => {
+            let (s, n) = (int(field("seconds")), int(field("nanos")));
+            Avro::TimestampMicros(
+                s.checked_mul(1_000_000)
+                    .and_then(|us| us.checked_add(n / 1000))
+                    .ok_or("timestamp out of range")?,
+            )
+        }
+        "google.protobuf.Duration" => {
+            let (s, n) = (int(field("seconds")), int(field("nanos")));
+            Avro::Long(
+                s.checked_mul(1_000_000)
+                    .and_then(|us| us.checked_add(n / 1000))
+                    .ok_or("duration out of range")?,
+            )
+        }
+        n if well_known(n).is_some() => {
+            let f = msg
+                .descriptor()
+                .get_field_by_name("value")
+                .ok_or("a wrapper without its value field")?;
+            scalar(&msg.get_field(&f), &f.kind())?
+        }
+        _ => return Ok(None),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(t: &Type) -> String {
+        match t {
+            Type::Primitive(p) => p.to_string(),
+            Type::Struct(s) => format!(
+                "struct<{}>",
+                s.fields()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name, render(&f.field_type)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Type::List(l) => format!("list<{}>", render(&l.element_field.field_type)),
+            Type::Map(m) => format!("map<string, {}>", render(&m.value_field.field_type)),
+        }
+    }
+
+    /// The Protobuf mapping, frozen like the Avro one.
+    #[test]
+    fn the_protobuf_to_iceberg_mapping_is_frozen() {
+        let text = r#"
+            syntax = "proto3";
+            package shop;
+            import "google/protobuf/timestamp.proto";
+            import "google/protobuf/wrappers.proto";
+            enum Kind { KIND_UNSPECIFIED = 0; RETAIL = 1; }
+            message Order {
+              int32 a = 1; int64 b = 2; uint32 c = 3; uint64 d = 4; sint32 e = 5;
+              fixed64 f = 6; float g = 7; double h = 8; bool i = 9; string j = 10;
+              bytes k = 11; Kind kind = 12; repeated string tags = 13;
+              map<string, double> prices = 14; Line line = 15;
+              google.protobuf.Timestamp at = 16; google.protobuf.StringValue note = 17;
+              oneof pay { string card = 18; string cash = 19; }
+              message Line { string sku = 1; }
+            }"#;
+        let p = parse(text).unwrap();
+        assert_eq!(
+            render(&iceberg_type(&p).unwrap()),
+            "struct<a: int, b: long, c: long, d: long, e: int, f: long, g: float, h: double, \
+             i: boolean, j: string, k: binary, kind: string, tags: list<string>, \
+             prices: map<string, double>, line: struct<sku: string>, at: timestamptz, \
+             note: string, card: string, cash: string>"
+        );
+        assert!(parse("syntax = \"proto3\"; message N { N next = 1; }")
+            .and_then(|p| iceberg_type(&p))
+            .is_err());
+        assert!(
+            parse("syntax = \"proto3\"; import \"other.proto\"; message A { int32 x = 1; }")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn records_decode_with_their_message_indexes() {
+        let p = parse("syntax = \"proto3\"; message A { int64 id = 1; string s = 2; } message B { int32 x = 1; }").unwrap();
+        let mut msg = DynamicMessage::new(p.first.clone());
+        msg.set_field_by_name("id", Value::I64(7));
+        let body = msg.encode_to_vec();
+        let mut wire = vec![0u8];
+        wire.extend(&body);
+        let Avro::Record(pairs) = decode(&p, &wire, true).unwrap() else {
+            panic!("a record")
+        };
+        assert_eq!(
+            pairs,
+            vec![
+                ("id".into(), Avro::Long(7)),
+                ("s".into(), Avro::String(String::new()))
+            ]
+        );
+        // Indexes [1]: message B, which is not the column's.
+        let mut other = vec![2u8, 2u8];
+        other.extend(&body);
+        assert!(decode(&p, &other, true)
+            .unwrap_err()
+            .contains("not the schema's first message"));
+    }
+}
