@@ -62,6 +62,14 @@ impl LakeService {
         if !lake.enabled {
             return Ok(None);
         }
+        // Before any manifest is read: the limit is fixed by the crate's first decode.
+        let limit = floe_lake::typed::limit_avro_allocations();
+        if limit != floe_lake::typed::MAX_AVRO_ALLOCATION {
+            tracing::warn!(
+                limit,
+                "the Avro decoder's allocation limit was set before the lake started"
+            );
+        }
         let bad = Error::Lake;
         let data_dir = std::path::absolute(&config.data_dir).map_err(|source| Error::Io {
             op: "resolve data directory",

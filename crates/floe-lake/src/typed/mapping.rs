@@ -87,6 +87,8 @@ impl Mapper<'_> {
             Avro::Double => p(PrimitiveType::Double),
             Avro::Bytes => p(PrimitiveType::Binary),
             Avro::String | Avro::Enum(_) | Avro::Uuid => p(PrimitiveType::String),
+            // Zero-size values would let a record claim any number of them in a few bytes.
+            Avro::Fixed(f) if f.size == 0 => Err(refuse("fixed(0) holds nothing")),
             Avro::Fixed(f) => p(PrimitiveType::Fixed(f.size as u64)),
             Avro::Decimal(d) => {
                 if d.precision > 38 {
@@ -143,6 +145,12 @@ impl Mapper<'_> {
     }
 
     fn record(&mut self, r: &RecordSchema, path: &str, depth: usize) -> Result<Type, Refused> {
+        if r.fields.is_empty() {
+            return Err(Refused {
+                path: path.to_string(),
+                reason: "a record without fields has no column type".into(),
+            });
+        }
         self.ancestry.push(r.name.clone());
         let mut fields = Vec::with_capacity(r.fields.len());
         for f in &r.fields {
@@ -291,6 +299,18 @@ mod tests {
                 "struct<a?: int, n?: struct<b?: string>>",
             ),
             (r#""null""#, "refused: $: a bare null has no column type"),
+            (
+                r#"{"type":"array","items":"null"}"#,
+                "refused: $[]: a bare null has no column type",
+            ),
+            (
+                r#"{"type":"record","name":"E","fields":[]}"#,
+                "refused: $: a record without fields has no column type",
+            ),
+            (
+                r#"{"type":"fixed","name":"Z","size":0}"#,
+                "refused: $: fixed(0) holds nothing",
+            ),
             (
                 r#"{"type":"long","logicalType":"timestamp-nanos"}"#,
                 "refused: $: nanosecond timestamps need Iceberg format v3",

@@ -41,9 +41,23 @@ pub const COL_TYPED_ERROR: &str = "typed_error";
 
 /// Confluent's wire-format magic byte.
 const MAGIC: u8 = 0;
-/// Largest single allocation the Avro decoder may make for one record (a length read
-/// from a record cannot make it reserve more).
-const MAX_AVRO_ALLOCATION: usize = 64 << 20;
+/// The most the Avro decoder takes a length read from data to be: bytes of a string or
+/// of `bytes`, items of an array block (it reserves that many values, about 50 bytes
+/// each, before reading them), and an Iceberg manifest's file block. One process-wide
+/// setting of the apache-avro crate, fixed by its first use: [`limit_avro_allocations`]
+/// runs when the lake starts, before any manifest is read. So a string or bytes field
+/// above 16 MiB does not land typed (its record is a dead letter); a record claiming
+/// millions of items cannot make landing reserve more than ~1 GiB of address space, and
+/// every item takes at least a byte of the record (the mapping refuses zero-size types),
+/// so it cannot fill it.
+pub const MAX_AVRO_ALLOCATION: usize = 16 << 20;
+
+/// Fixes the apache-avro crate's allocation limit at [`MAX_AVRO_ALLOCATION`] (the
+/// default, 512 MiB, would let one record claim an array of 512 Mi items). Returns the
+/// limit in force: another value when something decoded Avro first.
+pub fn limit_avro_allocations() -> usize {
+    apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION)
+}
 
 /// A schema as the registry holds it.
 #[derive(Debug, Clone)]
@@ -133,7 +147,7 @@ impl TypedLanding {
         if key.is_none() && value.is_none() {
             return None;
         }
-        apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
+        limit_avro_allocations();
         Some(Arc::new(Self {
             key,
             value,
@@ -613,6 +627,11 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
         _ => (plan.reader.clone(), bytes),
     };
     let reader = &plan.reader;
+    // Decoding follows the writer's schema: one with a type the mapping refuses (a
+    // zero-size array item, say) is not decoded at all.
+    if let Err(e) = &writer.ty {
+        return Err(format!("schema {} has no column type: {e}", writer.id));
+    }
     let (
         Format::Avro {
             schema: writer_schema,
