@@ -76,33 +76,13 @@ impl RunningServer {
         };
         let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
         // SQL reads the lake's tables and tails: without the lake there is nothing to query.
-        let flight = if config.query.enabled && config.lake.enabled {
-            let addr = &config.query.flight_listen;
-            Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: addr.clone(),
-                        source,
-                    })?,
-            )
-        } else {
-            None
-        };
+        let flight = bind_if(
+            config.query.enabled && config.lake.enabled,
+            &config.query.flight_listen,
+        )
+        .await?;
         let flight_addr = flight.as_ref().and_then(|l| l.local_addr().ok());
-        let registry = if config.registry.enabled {
-            let addr = &config.registry.listen;
-            Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: addr.clone(),
-                        source,
-                    })?,
-            )
-        } else {
-            None
-        };
+        let registry = bind_if(config.registry.enabled, &config.registry.listen).await?;
         let registry_addr = registry.as_ref().and_then(|l| l.local_addr().ok());
         let cancel = CancellationToken::new();
         let broker = Broker::open(config, (host.clone(), port), cancel.clone()).await?;
@@ -198,6 +178,20 @@ impl RunningServer {
         info!("stopped");
         Ok(())
     }
+}
+
+/// A listener on `addr` when `on`.
+async fn bind_if(on: bool, addr: &str) -> Result<Option<TcpListener>> {
+    if !on {
+        return Ok(None);
+    }
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {

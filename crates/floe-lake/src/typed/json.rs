@@ -229,23 +229,8 @@ fn describe(t: &Type) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::typed::render;
     use serde_json::json;
-
-    fn render(t: &Type) -> String {
-        match t {
-            Type::Primitive(p) => p.to_string(),
-            Type::Struct(s) => format!(
-                "struct<{}>",
-                s.fields()
-                    .iter()
-                    .map(|f| format!("{}: {}", f.name, render(&f.field_type)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Type::List(l) => format!("list<{}>", render(&l.element_field.field_type)),
-            Type::Map(m) => format!("map<string, {}>", render(&m.value_field.field_type)),
-        }
-    }
 
     /// The JSON Schema mapping, frozen like the Avro one.
     #[test]
@@ -275,7 +260,7 @@ mod tests {
             (
                 json!({"type": "object", "properties": {"b": {"type": "string"}, "a": {"$ref": "#/definitions/A"}},
                        "definitions": {"A": {"type": "object", "properties": {"x": {"type": "integer"}}}}}),
-                "struct<a: struct<x: long>, b: string>",
+                "struct<a?: struct<x?: long>, b?: string>",
             ),
         ];
         for (schema, expected) in cases {

@@ -207,31 +207,7 @@ pub fn member_name(i: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Iceberg's own Display leaves out field names; this shows every name and whether
-    /// it is optional (`?`).
-    fn render(t: &Type) -> String {
-        match t {
-            Type::Primitive(p) => p.to_string(),
-            Type::Struct(s) => {
-                let fields: Vec<String> = s
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        let opt = if f.required { "" } else { "?" };
-                        format!("{}{opt}: {}", f.name, render(&f.field_type))
-                    })
-                    .collect();
-                format!("struct<{}>", fields.join(", "))
-            }
-            Type::List(l) => format!("list<{}>", render(&l.element_field.field_type)),
-            Type::Map(m) => format!(
-                "map<{}, {}>",
-                render(&m.key_field.field_type),
-                render(&m.value_field.field_type)
-            ),
-        }
-    }
+    use crate::typed::render;
 
     fn mapped(json: &str) -> String {
         let schema = Avro::parse_str(json).unwrap();

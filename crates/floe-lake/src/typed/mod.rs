@@ -711,3 +711,29 @@ pub fn error_count(batches: &[RecordBatch]) -> u64 {
 pub fn is_typed_column(name: &str) -> bool {
     matches!(name, COL_VALUE_TYPED | COL_KEY_TYPED | COL_TYPED_ERROR)
 }
+
+/// An Iceberg type with every field's name and whether it is optional (`?`): Iceberg's
+/// own `Display` leaves names out. For the frozen-mapping tests of each format.
+#[cfg(test)]
+pub(crate) fn render(t: &Type) -> String {
+    match t {
+        Type::Primitive(p) => p.to_string(),
+        Type::Struct(s) => {
+            let fields: Vec<String> = s
+                .fields()
+                .iter()
+                .map(|f| {
+                    let opt = if f.required { "" } else { "?" };
+                    format!("{}{opt}: {}", f.name, render(&f.field_type))
+                })
+                .collect();
+            format!("struct<{}>", fields.join(", "))
+        }
+        Type::List(l) => format!("list<{}>", render(&l.element_field.field_type)),
+        Type::Map(m) => format!(
+            "map<{}, {}>",
+            render(&m.key_field.field_type),
+            render(&m.value_field.field_type)
+        ),
+    }
+}

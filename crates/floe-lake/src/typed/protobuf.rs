@@ -346,22 +346,7 @@ fn well_known_value(msg: &DynamicMessage) -> Result<Option<Avro>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn render(t: &Type) -> String {
-        match t {
-            Type::Primitive(p) => p.to_string(),
-            Type::Struct(s) => format!(
-                "struct<{}>",
-                s.fields()
-                    .iter()
-                    .map(|f| format!("{}: {}", f.name, render(&f.field_type)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Type::List(l) => format!("list<{}>", render(&l.element_field.field_type)),
-            Type::Map(m) => format!("map<string, {}>", render(&m.value_field.field_type)),
-        }
-    }
+    use crate::typed::render;
 
     /// The Protobuf mapping, frozen like the Avro one.
     #[test]
@@ -384,10 +369,10 @@ mod tests {
         let p = parse(text).unwrap();
         assert_eq!(
             render(&iceberg_type(&p).unwrap()),
-            "struct<a: int, b: long, c: long, d: long, e: int, f: long, g: float, h: double, \
-             i: boolean, j: string, k: binary, kind: string, tags: list<string>, \
-             prices: map<string, double>, line: struct<sku: string>, at: timestamptz, \
-             note: string, card: string, cash: string>"
+            "struct<a?: int, b?: long, c?: long, d?: long, e?: int, f?: long, g?: float, \
+             h?: double, i?: boolean, j?: string, k?: binary, kind?: string, \
+             tags?: list<string>, prices?: map<string, double>, line?: struct<sku?: string>, \
+             at?: timestamptz, note?: string, card?: string, cash?: string>"
         );
         assert!(parse("syntax = \"proto3\"; message N { N next = 1; }")
             .and_then(|p| iceberg_type(&p))
