@@ -299,8 +299,8 @@ impl Plan {
     ) -> crate::Result<RecordBatch> {
         let rows = batch.num_rows();
         let mut errors: Vec<Option<String>> = vec![None; rows];
-        // A bound side whose schema gave the table no column (not Avro, or no column
-        // type): its records still get the reason.
+        // A bound side whose schema gave the table no column (it did not parse, or has
+        // no column type): its records still get the reason.
         for (plan, name, raw, side) in [
             (&self.value, COL_VALUE_TYPED, COL_VALUE, "value"),
             (&self.key, COL_KEY_TYPED, COL_KEY, "key"),
