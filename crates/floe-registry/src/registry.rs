@@ -319,7 +319,7 @@ impl Registry {
         let candidate = self.candidate(req).await?;
         match self.matching(&history, &candidate, deleted).await? {
             Some(found) => self.registered(found).await,
-            None => Err(Error::SchemaNotFound(String::new())),
+            None => Err(Error::SchemaNotFound(format!("under subject {subject:?}"))),
         }
     }
 
