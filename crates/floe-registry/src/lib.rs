@@ -19,7 +19,7 @@ pub mod compat;
 mod error;
 pub mod http;
 mod json_schema;
-mod protobuf;
+pub mod protobuf;
 mod registry;
 pub mod schema;
 

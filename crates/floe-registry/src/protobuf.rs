@@ -16,19 +16,28 @@ use crate::schema::Dependency;
 /// which every Protobuf serializer has built in.
 const BUILT_IN_IMPORTS: [&str; 2] = ["google/protobuf/", "confluent/"];
 
+/// A schema as the registry stores it, `.proto` text or a base64 `FileDescriptorProto`,
+/// as a descriptor (type names as the text wrote them). Its imports are not checked: see
+/// [`parse`]. Typed landing reads Protobuf schemas with it too.
+///
+/// # Errors
+/// Neither form parses.
+pub fn descriptor(text: &str) -> Result<FileDescriptorProto, String> {
+    let trimmed = text.trim();
+    if trimmed.contains(['{', ';']) {
+        return protox_parse::parse("schema.proto", trimmed).map_err(|e| e.to_string());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(trimmed)
+        .map_err(|e| format!("neither .proto text nor a base64 descriptor: {e}"))?;
+    FileDescriptorProto::decode(bytes.as_slice())
+        .map_err(|e| format!("not a serialized FileDescriptorProto: {e}"))
+}
+
 /// Parses a `.proto` file or a base64 `FileDescriptorProto`; every import must be a
 /// reference (by its import path) or built in.
 pub fn parse(text: &str, deps: &[Dependency]) -> Result<FileDescriptorProto, String> {
-    let trimmed = text.trim();
-    let file = if !trimmed.contains(['{', ';']) {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(trimmed)
-            .map_err(|e| format!("neither .proto text nor a base64 descriptor: {e}"))?;
-        FileDescriptorProto::decode(bytes.as_slice())
-            .map_err(|e| format!("not a serialized FileDescriptorProto: {e}"))?
-    } else {
-        protox_parse::parse("schema.proto", trimmed).map_err(|e| e.to_string())?
-    };
+    let file = descriptor(text)?;
     for import in &file.dependency {
         let known = BUILT_IN_IMPORTS.iter().any(|p| import.starts_with(p))
             || deps.iter().any(|d| &d.name == import);
@@ -43,10 +52,7 @@ pub fn parse(text: &str, deps: &[Dependency]) -> Result<FileDescriptorProto, Str
 /// confluent-kafka's Python deserializer asks for); a descriptor stays as it is. Type
 /// names stay as the text wrote them: protobuf runtimes resolve them when they load it.
 pub fn serialized(text: &str) -> Result<String, String> {
-    let file = parse(text, &[]).or_else(|_| {
-        // References are not needed to encode: parse again without the import check.
-        protox_parse::parse("schema.proto", text.trim()).map_err(|e| e.to_string())
-    })?;
+    let file = descriptor(text)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec()))
 }
 

@@ -1,6 +1,6 @@
-//! Protobuf subjects as typed columns. A schema is `.proto` text (parsed by
-//! `protox-parse`) or a base64 `FileDescriptorProto` (what confluent-kafka's Python
-//! serializer registers); `prost-reflect` resolves it against the well-known types and
+//! Protobuf subjects as typed columns. A schema is `.proto` text or a base64
+//! `FileDescriptorProto`, read as the registry reads it
+//! (`floe_registry::protobuf::descriptor`); `prost-reflect` resolves it against the well-known types and
 //! decodes records. The column is the file's first message; records name their message
 //! by Confluent's message indexes after the schema id. Frozen by the tests below;
 //! docs/schema-registry.md has the table.
@@ -13,13 +13,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use apache_avro::types::Value as Avro;
-use base64::Engine;
 use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, StructType, Type};
-use prost::Message as _;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
 };
-use prost_types::FileDescriptorProto;
 
 /// The deepest nesting mapped.
 const MAX_DEPTH: usize = 32;
@@ -38,16 +35,7 @@ pub struct Proto {
 /// # Errors
 /// A readable reason.
 pub fn parse(text: &str) -> Result<Proto, String> {
-    let trimmed = text.trim();
-    let mut file = if trimmed.contains(['{', ';']) {
-        protox_parse::parse("schema.proto", trimmed).map_err(|e| e.to_string())?
-    } else {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(trimmed)
-            .map_err(|e| format!("neither .proto text nor a base64 descriptor: {e}"))?;
-        FileDescriptorProto::decode(bytes.as_slice())
-            .map_err(|e| format!("not a serialized FileDescriptorProto: {e}"))?
-    };
+    let mut file = floe_registry::protobuf::descriptor(text)?;
     if let Some(import) = file
         .dependency
         .iter()
@@ -347,6 +335,7 @@ fn well_known_value(msg: &DynamicMessage) -> Result<Option<Avro>, String> {
 mod tests {
     use super::*;
     use crate::typed::render;
+    use prost::Message as _;
 
     /// The Protobuf mapping, frozen like the Avro one.
     #[test]
