@@ -154,3 +154,27 @@ pub async fn produce(s: &mut TcpStream, topic: &str, records: Bytes) -> (i16, i6
     let p = &resp.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
+
+/// Fetch v4 of partition 0 of `topic` from `offset`: the records bytes as stored (the
+/// batches with their headers, as the broker keeps them).
+pub async fn fetch_records(s: &mut TcpStream, topic: &str, offset: i64) -> Bytes {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(16 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(16 << 20)])]);
+    let mut body = roundtrip(s, &frame(ApiKey::Fetch, 4, &req), ApiKey::Fetch, 4)
+        .await
+        .expect("fetch response");
+    let resp = FetchResponse::decode(&mut body, 4).unwrap();
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0, "fetch error");
+    p.records.clone().unwrap_or_default()
+}

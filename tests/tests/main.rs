@@ -27,4 +27,5 @@ mod shutdown;
 mod spark;
 mod sql;
 mod sql_limits;
+mod topic_configs;
 mod typed_tables;

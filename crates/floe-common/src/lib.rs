@@ -4,11 +4,12 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod config_defs;
 pub mod topic;
 
 pub use topic::{
-    validate_topic_name, CleanupPolicy, ConfigError, LakePartitionBy, SchemaMode, TimestampType,
-    TopicConfig,
+    validate_topic_name, CleanupPolicy, CompressionType, ConfigError, LakePartitionBy, SchemaMode,
+    TimestampType, TopicConfig,
 };
 
 /// Milliseconds since the Unix epoch on the system clock (0 if the clock reads before

@@ -3,8 +3,11 @@
 //! Kafka keeps topic configs as string overrides on top of broker defaults; so does Floe.
 //! [`TopicConfig::resolve`] turns defaults plus overrides into typed values and refuses
 //! unknown keys and bad values with a message that names the key and what is allowed.
+//! Which keys exist, their types and their valid values are in [`crate::config_defs`].
 
 use std::collections::BTreeMap;
+
+use crate::config_defs::{self, ConfigType, Effect, TOPIC_CONFIGS};
 
 /// A topic config key or value that Floe does not accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +75,50 @@ impl SchemaMode {
     }
 }
 
+/// The codec batches are stored with (`compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionType {
+    /// Whatever the producer used (the default): batches are stored as produced.
+    #[default]
+    Producer,
+    /// No compression.
+    Uncompressed,
+    /// gzip.
+    Gzip,
+    /// snappy (xerial framing, as Kafka writes it).
+    Snappy,
+    /// lz4 frames.
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl CompressionType {
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Uncompressed => "uncompressed",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+        }
+    }
+
+    /// The codec id in a v2 batch's attributes, unless batches keep the producer's.
+    pub fn codec(self) -> Option<i16> {
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(0),
+            CompressionType::Gzip => Some(1),
+            CompressionType::Snappy => Some(2),
+            CompressionType::Lz4 => Some(3),
+            CompressionType::Zstd => Some(4),
+        }
+    }
+}
+
 /// The typed configuration of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
@@ -113,6 +160,27 @@ pub struct TopicConfig {
     pub lake_value_schema: SchemaMode,
     /// `lake.value.subject`: the registry subject of values; empty means `<topic>-value`.
     pub lake_value_subject: String,
+    /// `compression.type`.
+    pub compression: CompressionType,
+    /// `compression.gzip.level` (-1: the codec's default).
+    pub compression_gzip_level: i32,
+    /// `compression.lz4.level`.
+    pub compression_lz4_level: i32,
+    /// `compression.zstd.level`.
+    pub compression_zstd_level: i32,
+    /// `message.timestamp.before.max.ms`: CreateTime records older than the broker's
+    /// clock by more than this are refused.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: CreateTime records newer than the broker's
+    /// clock by more than this are refused.
+    pub timestamp_after_max_ms: i64,
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: i32,
+    /// `segment.ms`: the active segment rolls once its first append is this old.
+    pub segment_ms: i64,
+    /// Kafka configs that have no effect in Floe ([`Effect::None`]), as set (trimmed;
+    /// booleans in lower case), so that they are reported back as given.
+    pub inert: BTreeMap<&'static str, String>,
 }
 
 impl TopicConfig {
@@ -167,71 +235,18 @@ impl Default for TopicConfig {
             lake_key_subject: String::new(),
             lake_value_schema: SchemaMode::Raw,
             lake_value_subject: String::new(),
+            compression: CompressionType::Producer,
+            compression_gzip_level: -1,
+            compression_lz4_level: 9,
+            compression_zstd_level: 3,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            index_interval_bytes: 4096,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            inert: BTreeMap::new(),
         }
     }
 }
-
-/// The topic config keys Floe understands, with their documentation.
-pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
-    (
-        "retention.ms",
-        "how long to keep data, in ms; -1 keeps it forever",
-    ),
-    (
-        "retention.bytes",
-        "per-partition size bound in bytes; -1 is unlimited",
-    ),
-    (
-        "segment.bytes",
-        "segment file size at which the log rolls (>= 1024)",
-    ),
-    (
-        "max.message.bytes",
-        "largest record batch accepted, in bytes (>= 0)",
-    ),
-    ("message.timestamp.type", "CreateTime or LogAppendTime"),
-    ("cleanup.policy", "delete (compaction is not supported)"),
-    (
-        "local.retention.ms",
-        "how long the local log keeps data already landed in the lake, in ms; -2 = retention.ms, -1 forever",
-    ),
-    (
-        "local.retention.bytes",
-        "local per-partition size bound for data already landed; -2 = retention.bytes, -1 unlimited",
-    ),
-    (
-        "lake.partition.by",
-        "time partitioning of the topic's Iceberg table: day or hour (fixed when the table is created)",
-    ),
-    (
-        "lake.commit.interval.ms",
-        "how often the topic lands a round into its table, in ms (>= 10); -1 = the broker's [lake] commit_interval",
-    ),
-    (
-        "lake.commit.bytes",
-        "the topic lands a round early once this many bytes of rows wait in its tails (>= 1); -1 = the broker's [lake] commit_bytes",
-    ),
-    (
-        "lake.snapshot.retention.ms",
-        "how long table snapshots stay for time travel before they expire, in ms (>= 0)",
-    ),
-    (
-        "lake.key.schema",
-        "how keys land: raw (bytes), wire (Confluent wire format, schema id in each record) or latest (the subject's latest schema)",
-    ),
-    (
-        "lake.key.subject",
-        "registry subject of the keys; empty = <topic>-key",
-    ),
-    (
-        "lake.value.schema",
-        "how values land: raw (bytes), wire (Confluent wire format, schema id in each record) or latest (the subject's latest schema)",
-    ),
-    (
-        "lake.value.subject",
-        "registry subject of the values; empty = <topic>-value",
-    ),
-];
 
 impl TopicConfig {
     /// Applies string overrides on top of `defaults`.
@@ -246,6 +261,7 @@ impl TopicConfig {
         for (k, v) in overrides {
             c.set(k, v)?;
         }
+        c.check_together()?;
         Ok(c)
     }
 
@@ -259,67 +275,76 @@ impl TopicConfig {
             value: value.to_string(),
             reason: reason.to_string(),
         };
-        let int = |min: i64| -> Result<i64, ConfigError> {
-            let v: i64 = value
-                .trim()
-                .parse()
-                .map_err(|_| err("expected an integer"))?;
-            if v < min {
-                return Err(err(&format!("must be at least {min}")));
-            }
-            Ok(v)
-        };
+        let def = config_defs::topic_config(key).ok_or_else(|| err("unknown topic config"))?;
+        def.check(value).map_err(|reason| err(&reason))?;
+        // Checked: the numbers below parse and lie in their range.
+        let long = || value.trim().parse::<i64>().unwrap_or_default();
+        let int = || value.trim().parse::<i32>().unwrap_or_default();
         match key {
-            "retention.ms" => self.retention_ms = int(-1)?,
-            "retention.bytes" => self.retention_bytes = int(-1)?,
-            "segment.bytes" => self.segment_bytes = int(1024)?,
-            "max.message.bytes" => {
-                self.max_message_bytes =
-                    i32::try_from(int(0)?).map_err(|_| err("must fit in a 32-bit integer"))?
-            }
+            "retention.ms" => self.retention_ms = long(),
+            "retention.bytes" => self.retention_bytes = long(),
+            "segment.bytes" => self.segment_bytes = long(),
+            "segment.ms" => self.segment_ms = long(),
+            "index.interval.bytes" => self.index_interval_bytes = int(),
+            "max.message.bytes" => self.max_message_bytes = int(),
             "message.timestamp.type" => {
-                self.timestamp_type = match value {
-                    "CreateTime" => TimestampType::CreateTime,
-                    "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => return Err(err("expected CreateTime or LogAppendTime")),
+                self.timestamp_type = if value == "LogAppendTime" {
+                    TimestampType::LogAppendTime
+                } else {
+                    TimestampType::CreateTime
                 }
             }
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms = long(),
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = long(),
             "cleanup.policy" => {
-                if value != "delete" {
+                let policies: Vec<&str> = config_defs::list(value).collect();
+                if policies.contains(&"compact") || policies.is_empty() {
                     return Err(err("only 'delete' is supported"));
                 }
                 self.cleanup_policy = CleanupPolicy::Delete;
             }
-            "local.retention.ms" => self.local_retention_ms = int(-2)?,
-            "local.retention.bytes" => self.local_retention_bytes = int(-2)?,
+            "compression.type" => {
+                self.compression = match value {
+                    "uncompressed" => CompressionType::Uncompressed,
+                    "gzip" => CompressionType::Gzip,
+                    "snappy" => CompressionType::Snappy,
+                    "lz4" => CompressionType::Lz4,
+                    "zstd" => CompressionType::Zstd,
+                    _ => CompressionType::Producer,
+                }
+            }
+            "compression.gzip.level" => self.compression_gzip_level = int(),
+            "compression.lz4.level" => self.compression_lz4_level = int(),
+            "compression.zstd.level" => self.compression_zstd_level = int(),
+            "local.retention.ms" => self.local_retention_ms = long(),
+            "local.retention.bytes" => self.local_retention_bytes = long(),
             "lake.partition.by" => {
-                self.lake_partition_by = match value {
-                    "day" => LakePartitionBy::Day,
-                    "hour" => LakePartitionBy::Hour,
-                    _ => return Err(err("expected day or hour")),
+                self.lake_partition_by = if value == "hour" {
+                    LakePartitionBy::Hour
+                } else {
+                    LakePartitionBy::Day
                 }
             }
             "lake.commit.interval.ms" => {
-                let v = int(-1)?;
+                let v = long();
                 if (0..10).contains(&v) {
                     return Err(err("must be -1 or at least 10"));
                 }
                 self.lake_commit_interval_ms = v;
             }
             "lake.commit.bytes" => {
-                let v = int(-1)?;
+                let v = long();
                 if v == 0 {
                     return Err(err("must be -1 or at least 1"));
                 }
                 self.lake_commit_bytes = v;
             }
-            "lake.snapshot.retention.ms" => self.lake_snapshot_retention_ms = int(0)?,
+            "lake.snapshot.retention.ms" => self.lake_snapshot_retention_ms = long(),
             "lake.key.schema" | "lake.value.schema" => {
                 let mode = match value {
-                    "raw" => SchemaMode::Raw,
                     "wire" => SchemaMode::Wire,
                     "latest" => SchemaMode::Latest,
-                    _ => return Err(err("expected raw, wire or latest")),
+                    _ => SchemaMode::Raw,
                 };
                 if key == "lake.key.schema" {
                     self.lake_key_schema = mode;
@@ -327,69 +352,101 @@ impl TopicConfig {
                     self.lake_value_schema = mode;
                 }
             }
-            "lake.key.subject" | "lake.value.subject" => {
-                if value.len() > 255 || value.chars().any(char::is_control) {
-                    return Err(err(
-                        "a subject is at most 255 characters, none of them control characters",
-                    ));
-                }
-                if key == "lake.key.subject" {
-                    self.lake_key_subject = value.to_string();
+            "lake.key.subject" => self.lake_key_subject = value.to_string(),
+            "lake.value.subject" => self.lake_value_subject = value.to_string(),
+            _ => {
+                debug_assert!(
+                    matches!(def.effect, Effect::None(_)),
+                    "{key} is applied but has no field"
+                );
+                let v = match def.kind {
+                    ConfigType::Boolean => value.trim().to_ascii_lowercase(),
+                    ConfigType::String => value.to_string(),
+                    _ => value.trim().to_string(),
+                };
+                // The default is not kept, so that equal settings compare equal.
+                if v == def.default {
+                    self.inert.remove(def.name);
                 } else {
-                    self.lake_value_subject = value.to_string();
+                    self.inert.insert(def.name, v);
                 }
             }
-            _ => return Err(err("unknown topic config")),
         }
         Ok(())
     }
 
-    /// Every key with its current value, in [`TOPIC_CONFIG_KEYS`] order (DescribeConfigs).
+    /// Checks what no single key can: Kafka's `min.compaction.lag.ms` ≤
+    /// `max.compaction.lag.ms`.
+    fn check_together(&self) -> Result<(), ConfigError> {
+        let lag = |k: &str| {
+            self.inert
+                .get(k)
+                .and_then(|v| v.parse::<i64>().ok())
+                .or_else(|| config_defs::topic_config(k).and_then(|d| d.default.parse().ok()))
+                .unwrap_or_default()
+        };
+        let (min, max) = (lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"));
+        if min > max {
+            return Err(ConfigError {
+                key: "min.compaction.lag.ms".into(),
+                value: min.to_string(),
+                reason: format!("must not exceed max.compaction.lag.ms ({max})"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every key with its current value, in [`TOPIC_CONFIGS`] order (DescribeConfigs).
     pub fn entries(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("retention.ms", self.retention_ms.to_string()),
-            ("retention.bytes", self.retention_bytes.to_string()),
-            ("segment.bytes", self.segment_bytes.to_string()),
-            ("max.message.bytes", self.max_message_bytes.to_string()),
-            (
-                "message.timestamp.type",
-                match self.timestamp_type {
-                    TimestampType::CreateTime => "CreateTime",
-                    TimestampType::LogAppendTime => "LogAppendTime",
-                }
-                .to_string(),
-            ),
-            ("cleanup.policy", "delete".to_string()),
-            ("local.retention.ms", self.local_retention_ms.to_string()),
-            (
-                "local.retention.bytes",
-                self.local_retention_bytes.to_string(),
-            ),
-            (
-                "lake.partition.by",
-                match self.lake_partition_by {
-                    LakePartitionBy::Day => "day",
-                    LakePartitionBy::Hour => "hour",
-                }
-                .to_string(),
-            ),
-            (
-                "lake.commit.interval.ms",
-                self.lake_commit_interval_ms.to_string(),
-            ),
-            ("lake.commit.bytes", self.lake_commit_bytes.to_string()),
-            (
-                "lake.snapshot.retention.ms",
-                self.lake_snapshot_retention_ms.to_string(),
-            ),
-            ("lake.key.schema", self.lake_key_schema.as_str().to_string()),
-            ("lake.key.subject", self.lake_key_subject.clone()),
-            (
-                "lake.value.schema",
-                self.lake_value_schema.as_str().to_string(),
-            ),
-            ("lake.value.subject", self.lake_value_subject.clone()),
-        ]
+        TOPIC_CONFIGS
+            .iter()
+            .map(|d| (d.name, self.value(d.name).unwrap_or_default()))
+            .collect()
+    }
+
+    /// The current value of topic config `key`, as DescribeConfigs reports it; `None` for
+    /// a key that does not exist.
+    pub fn value(&self, key: &str) -> Option<String> {
+        let def = config_defs::topic_config(key)?;
+        Some(match key {
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.type" => match self.timestamp_type {
+                TimestampType::CreateTime => "CreateTime",
+                TimestampType::LogAppendTime => "LogAppendTime",
+            }
+            .to_string(),
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms.to_string(),
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms.to_string(),
+            "cleanup.policy" => "delete".to_string(),
+            "compression.type" => self.compression.as_str().to_string(),
+            "compression.gzip.level" => self.compression_gzip_level.to_string(),
+            "compression.lz4.level" => self.compression_lz4_level.to_string(),
+            "compression.zstd.level" => self.compression_zstd_level.to_string(),
+            "local.retention.ms" => self.local_retention_ms.to_string(),
+            "local.retention.bytes" => self.local_retention_bytes.to_string(),
+            "lake.partition.by" => match self.lake_partition_by {
+                LakePartitionBy::Day => "day",
+                LakePartitionBy::Hour => "hour",
+            }
+            .to_string(),
+            "lake.commit.interval.ms" => self.lake_commit_interval_ms.to_string(),
+            "lake.commit.bytes" => self.lake_commit_bytes.to_string(),
+            "lake.snapshot.retention.ms" => self.lake_snapshot_retention_ms.to_string(),
+            "lake.key.schema" => self.lake_key_schema.as_str().to_string(),
+            "lake.key.subject" => self.lake_key_subject.clone(),
+            "lake.value.schema" => self.lake_value_schema.as_str().to_string(),
+            "lake.value.subject" => self.lake_value_subject.clone(),
+            _ => self
+                .inert
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| def.default.to_string()),
+        })
     }
 }
 

@@ -15,6 +15,7 @@
 //!   decompressing produced records draws on.
 #![deny(missing_docs)]
 
+pub mod compression;
 pub mod decompression;
 pub mod error;
 pub mod frame;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use floe_common::batch::{self, BatchHeader, Framed, HEADER_SIZE};
 use kafka_protocol::compression::{self as cmpr, Decompressor};
 
+use crate::compression::Codec;
 use crate::decompression::{DecompressionBudget, Meter, Shortfall};
 use crate::request::guarded;
 use crate::{Error, Result};
@@ -169,20 +170,35 @@ fn check_batch(
         codec => Some(decompress(body, codec, meter)?),
     };
     let records = decompressed.as_deref().unwrap_or(body);
+    let (totals, timestamps) = validate(records, header)?;
     Ok(CheckedBatch {
-        totals: validate(records, header)?,
+        totals,
+        timestamps,
         decompressed,
     })
 }
 
 /// Parses every record (and header) of a batch's records section, as [`Batch::records`]
-/// will, and counts them.
-fn validate(records: &[u8], header: &BatchHeader) -> Result<RecordTotals, String> {
+/// will, and counts them; also finds the earliest and latest record timestamps.
+#[allow(clippy::type_complexity)]
+fn validate(
+    records: &[u8],
+    header: &BatchHeader,
+) -> Result<(RecordTotals, Option<[(i64, usize); 2]>), String> {
     let mut t = RecordTotals::default();
+    let mut range: Option<[(i64, usize); 2]> = None;
     let mut buf = records;
     let n = count(header);
     for i in 0..n {
         let r = parse_record(&mut buf, header).map_err(|e| format!("record {i} of {n}: {e}"))?;
+        let ts = r.timestamp;
+        range = Some(match range {
+            None => [(ts, i), (ts, i)],
+            Some([lo, hi]) => [
+                if ts < lo.0 { (ts, i) } else { lo },
+                if ts > hi.0 { (ts, i) } else { hi },
+            ],
+        });
         t.records += 1;
         t.key_bytes += r.key.map_or(0, <[u8]>::len);
         t.value_bytes += r.value.map_or(0, <[u8]>::len);
@@ -198,7 +214,7 @@ fn validate(records: &[u8], header: &BatchHeader) -> Result<RecordTotals, String
             buf.len()
         ));
     }
-    Ok(t)
+    Ok((t, range))
 }
 
 /// One record off the front of `buf`.
@@ -284,6 +300,20 @@ struct CheckedBatch {
     /// The records section, when the batch is compressed.
     decompressed: Option<Bytes>,
     totals: RecordTotals,
+    /// The earliest and the latest record timestamp, each with its record's index in
+    /// the batch (`None` for a batch without records).
+    timestamps: Option<[(i64, usize); 2]>,
+}
+
+/// A record whose timestamp a topic's `message.timestamp.*.max.ms` refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampOutOfRange {
+    /// The batch's index among those produced.
+    pub batch: usize,
+    /// The record's index within its batch (KIP-467's `batch_index`).
+    pub record: usize,
+    /// Its timestamp.
+    pub timestamp: i64,
 }
 
 /// Why a batch was not taken: its bytes, or the memory to decompress them.
@@ -350,6 +380,93 @@ pub fn check_framed(
 }
 
 impl Checked {
+    /// The first record, by batch, whose timestamp lies before `earliest` or after
+    /// `latest` (Kafka's `message.timestamp.before/after.max.ms` around the broker's
+    /// clock). Control batches are not checked.
+    pub fn timestamp_outside(
+        &self,
+        framed: &Framed,
+        earliest: i64,
+        latest: i64,
+    ) -> Option<TimestampOutOfRange> {
+        self.batches
+            .iter()
+            .zip(framed.batches())
+            .enumerate()
+            .filter(|(_, (_, (_, h)))| !h.is_control())
+            .find_map(|(batch, (c, _))| {
+                let [lo, hi] = c.timestamps?;
+                let (timestamp, record) = if lo.0 < earliest {
+                    lo
+                } else if hi.0 > latest {
+                    hi
+                } else {
+                    return None;
+                };
+                Some(TimestampOutOfRange {
+                    batch,
+                    record,
+                    timestamp,
+                })
+            })
+    }
+
+    /// Rewrites the data batches of `records` (framed as `framed`) that are not
+    /// compressed with `codec` into batches that are, as Kafka's broker does for a
+    /// topic whose `compression.type` is not `producer`: same header fields (offsets,
+    /// timestamps, producer id and sequence, leader epoch), the codec bits, length and
+    /// CRC new. Returns the new bytes and their framing (checked against
+    /// `max_batch_bytes` again, as Kafka checks the recompressed size), or `None` when
+    /// every batch already uses the codec. The records each batch holds stay as they
+    /// are, so [`Checked::into_batches`] hands out the same records after it.
+    ///
+    /// # Errors
+    /// [`Error::Records`] when the codec fails, [`Error::Batch`] when a recompressed
+    /// batch is larger than `max_batch_bytes`.
+    pub fn recompress(
+        &mut self,
+        records: &[u8],
+        framed: &Framed,
+        codec: Codec,
+        max_batch_bytes: u32,
+    ) -> Result<Option<(Vec<u8>, Framed)>> {
+        let stays = |h: &BatchHeader| h.is_control() || h.compression() == codec.id();
+        if framed.batches().iter().all(|(_, h)| stays(h)) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for (checked, &(position, header)) in self.batches.iter_mut().zip(framed.batches()) {
+            let batch = records
+                .get(position..position + header.size())
+                .ok_or_else(|| Error::Records {
+                    position,
+                    reason: "the bytes are not the ones framed".into(),
+                })?;
+            if stays(&header) {
+                out.extend_from_slice(batch);
+                continue;
+            }
+            let body: Bytes = match checked.decompressed.take() {
+                Some(d) => d,
+                None => Bytes::copy_from_slice(&batch[HEADER_SIZE..]),
+            };
+            let compressed = codec
+                .compress(&body)
+                .map_err(|reason| Error::Records { position, reason })?;
+            let start = out.len();
+            let mut h = header;
+            h.attributes = (h.attributes & !batch::ATTR_COMPRESSION_MASK) | codec.id();
+            out.resize(start + HEADER_SIZE, 0);
+            h.write_into(&mut out[start..]);
+            out.extend_from_slice(&compressed);
+            batch::seal(&mut out[start..]);
+            // Uncompressed now: the records are read from the new bytes in place.
+            checked.decompressed = (codec != Codec::None).then_some(body);
+        }
+        let framed = batch::frame(&out, max_batch_bytes)?;
+        Ok(Some((out, framed)))
+    }
+
     /// Bytes the decompression of these batches took from its budget.
     pub fn charged(&self) -> usize {
         self.charged

@@ -50,6 +50,10 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// CreateTime or LogAppendTime (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
+    /// Roll the active segment at the first append once its first append is this many
+    /// ms old (`segment.ms`, default 7 days), measured on the broker's clock. `None`
+    /// never rolls by time.
+    pub segment_ms: Option<i64>,
     /// After each fsync, drop the active segment's pages from the OS page cache except
     /// the newest [`PageCacheShare`] bytes (see [`SyncJob::run`]). `None` leaves the
     /// page cache to the OS, as Kafka does.
@@ -102,6 +106,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            segment_ms: Some(7 * 24 * 60 * 60 * 1000),
             page_cache: None,
             max_producer_ids: 10_000,
         }
@@ -213,6 +218,10 @@ pub struct PartitionLog {
     synced_offset: i64,
     /// `open` found no segment and created the log empty.
     created_empty: bool,
+    /// The broker's clock at the active segment's first append (`segment.ms` counts
+    /// from it); `None` while the active segment is empty. A log reopened with a
+    /// non-empty active segment counts from the open.
+    active_since_ms: Option<i64>,
 }
 
 /// Parses `{base:020}.log`-style names.
@@ -302,6 +311,10 @@ impl PartitionLog {
             log_end_offset = log_end,
             "opened partition log"
         );
+        let active_since_ms = segments
+            .last()
+            .is_some_and(|s| !s.is_empty())
+            .then_some(now_ms);
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -311,6 +324,7 @@ impl PartitionLog {
             producers,
             synced_offset: log_end,
             created_empty,
+            active_since_ms,
         })
     }
 
@@ -348,6 +362,7 @@ impl PartitionLog {
         // Above every existing segment's base, so the file name is new.
         self.segments.push(Segment::create(&self.dir, offset)?);
         fsync_dir(&self.dir)?;
+        self.active_since_ms = None;
         self.log_start_offset = offset;
         self.persist_log_start_offset()?;
         self.producers = ProducerStateManager::default();
@@ -464,15 +479,21 @@ impl PartitionLog {
         framed.assign(records, &assigned);
 
         let segment_bytes = self.config.effective_segment_bytes();
-        if !self
-            .active()
-            .fits(records.len() as u64, last_offset, segment_bytes)
+        let aged = match (self.config.segment_ms, self.active_since_ms) {
+            (Some(limit), Some(since)) => now_ms.saturating_sub(since) >= limit,
+            _ => false,
+        };
+        if aged
+            || !self
+                .active()
+                .fits(records.len() as u64, last_offset, segment_bytes)
         {
             self.roll()?;
         }
         let interval = self.config.index_interval_bytes;
         self.active_mut()
             .append(records, framed.batches(), interval)?;
+        self.active_since_ms.get_or_insert(now_ms);
         let evicted = self
             .producers
             .commit(staged, now_ms, self.config.max_producer_ids);
@@ -496,6 +517,7 @@ impl PartitionLog {
         let segment = Segment::create(&self.dir, base)?;
         fsync_dir(&self.dir)?;
         self.segments.push(segment);
+        self.active_since_ms = None;
         // Everything before the new segment was fsynced by `seal`.
         self.synced_offset = self.synced_offset.max(base);
         tracing::info!(dir = %self.dir.display(), base_offset = base, "rolled new log segment");
@@ -937,6 +959,35 @@ mod tests {
         let log = PartitionLog::open(dir.path(), config(1_000)).expect("reopen");
         assert_eq!(open_files_under(dir.path()), 3);
         assert_eq!(read_all(&log), all);
+    }
+
+    #[test]
+    fn segment_ms_rolls_the_active_segment_by_age() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            segment_ms: Some(1_000),
+            ..config(1 << 20)
+        };
+        let mut log = PartitionLog::open(dir.path(), cfg).expect("open");
+        let at = |log: &mut PartitionLog, now: i64| {
+            let mut b = build_batch(&spec(1, now));
+            log.append(&mut b, now).expect("append");
+            log.segment_count()
+        };
+        assert_eq!(at(&mut log, 10_000), 1);
+        assert_eq!(at(&mut log, 10_999), 1, "younger than segment.ms");
+        assert_eq!(at(&mut log, 11_000), 2, "segment.ms after the first append");
+        assert_eq!(
+            at(&mut log, 11_500),
+            2,
+            "the new segment counts from its own first append"
+        );
+        assert_eq!(at(&mut log, 12_000), 3);
+        log.set_config(LogConfig {
+            segment_ms: None,
+            ..config(1 << 20)
+        });
+        assert_eq!(at(&mut log, 99_000), 3, "no segment.ms, no roll by time");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::ServerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{Error, Result};
 use crate::lake::{LakeService, TopicLake};
-use crate::partition::Partition;
+use crate::partition::{Partition, ProducePolicy};
 pub use crate::topic::Topic;
 
 /// Why a topic operation was refused; handlers map each to a Kafka error code.
@@ -347,7 +347,8 @@ impl Broker {
         };
         LogConfig {
             segment_bytes: c.segment_bytes.max(1024) as u64,
-            index_interval_bytes: self.config.log.index_interval_bytes,
+            segment_ms: Some(c.segment_ms),
+            index_interval_bytes: u32::try_from(c.index_interval_bytes).unwrap_or(0),
             retention_ms: (retention_ms >= 0).then_some(retention_ms),
             retention_bytes: (retention_bytes >= 0).then_some(retention_bytes as u64),
             max_message_bytes: c.max_message_bytes.max(0) as u32,
@@ -374,7 +375,7 @@ impl Broker {
             .lake
             .as_ref()
             .map(|l| (l.budget.clone(), l.schema.clone()));
-        Ok(Arc::new(Partition::open(
+        let partition = Partition::open(
             name.clone(),
             index,
             dir,
@@ -382,7 +383,9 @@ impl Broker {
             tail,
             lake.cloned(),
             existing,
-        )?))
+        )?;
+        partition.set_config(self.log_config(config), ProducePolicy::for_topic(config));
+        Ok(Arc::new(partition))
     }
 
     /// `existing`: as for [`Self::open_partition`].
@@ -685,8 +688,9 @@ impl Broker {
             .await
             .map_err(Error::from)?;
         let log_config = self.log_config(&config);
+        let policy = ProducePolicy::for_topic(&config);
         for p in topic.partitions.read().iter() {
-            p.set_config(log_config.clone());
+            p.set_config(log_config.clone(), policy);
         }
         *topic.config.write() = config;
         *topic.overrides.write() = overrides;

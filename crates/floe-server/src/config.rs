@@ -517,6 +517,10 @@ impl ServerConfig {
         t.set("retention.bytes", &self.log.retention_bytes.to_string())?;
         t.set("max.message.bytes", &self.log.max_message_bytes.to_string())?;
         t.set("message.timestamp.type", &self.log.message_timestamp_type)?;
+        t.set(
+            "index.interval.bytes",
+            &self.log.index_interval_bytes.to_string(),
+        )?;
         Ok(t)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use floe_common::batch::{self, Framed};
+use floe_kafka::compression::Codec;
 use floe_kafka::decompression::DecompressionBudget;
 use floe_kafka::records::{check_framed, Batch, Checked};
 use floe_kafka::ResponseError;
@@ -42,6 +43,19 @@ pub enum AppendError {
         position: usize,
         /// What is wrong, from the record decoder.
         reason: String,
+    },
+    /// A record's CreateTime lies outside `message.timestamp.before/after.max.ms` of the
+    /// broker's clock.
+    #[error("record {record} of batch {batch} has timestamp {timestamp}, outside the topic's message.timestamp.before.max.ms / after.max.ms of the broker's time {now}")]
+    Timestamp {
+        /// The batch's index in the request's records.
+        batch: usize,
+        /// The record's index in its batch.
+        record: usize,
+        /// Its timestamp.
+        timestamp: i64,
+        /// The broker's clock.
+        now: i64,
     },
     /// A transactional batch: Floe has no transaction coordinator yet.
     #[error("transactional batches are not supported")]
@@ -90,6 +104,34 @@ pub struct Partition {
     /// disk: the partition goes offline (KAFKA_STORAGE_ERROR) until a restart recovers
     /// the log from what is on disk, as Kafka takes a failed log directory offline.
     storage_failure: OnceLock<String>,
+    /// What the topic's configs ask of produced batches beyond the log's own checks.
+    policy: RwLock<ProducePolicy>,
+}
+
+/// What a topic's configs ask of produced batches beyond what the log checks: Kafka's
+/// `LogValidator` steps that need the records decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducePolicy {
+    /// `compression.type`, unless it is `producer`: batches in another codec are
+    /// recompressed before they are written.
+    pub codec: Option<Codec>,
+    /// `message.timestamp.before.max.ms` and `after.max.ms`, for CreateTime topics
+    /// (LogAppendTime replaces the timestamps, so Kafka does not check them).
+    pub timestamps: Option<(i64, i64)>,
+}
+
+impl ProducePolicy {
+    /// The policy `config` describes.
+    pub fn for_topic(config: &floe_common::TopicConfig) -> Self {
+        Self {
+            codec: Codec::for_topic(config),
+            timestamps: (config.timestamp_type == floe_common::TimestampType::CreateTime)
+                .then_some((
+                    config.timestamp_before_max_ms,
+                    config.timestamp_after_max_ms,
+                )),
+        }
+    }
 }
 
 impl Partition {
@@ -136,6 +178,7 @@ impl Partition {
             lake,
             awaiting_lake: AtomicBool::new(awaiting_lake),
             storage_failure: OnceLock::new(),
+            policy: RwLock::new(ProducePolicy::default()),
             schema,
             traffic: Traffic::default(),
         })
@@ -194,7 +237,7 @@ impl Partition {
         now_ms: i64,
         budget: &DecompressionBudget,
     ) -> Result<AppendOutcome, AppendError> {
-        let (mut framed, checked) = self.check_records(&mut records, budget)?;
+        let (mut framed, checked) = self.check_records(&mut records, now_ms, budget)?;
         // The decompressed records are dropped when this returns (the tail keeps Arrow
         // rows, counted by the lake's own budget): their charge goes back then.
         let _charge = Charge(budget, checked.charged());
@@ -259,7 +302,8 @@ impl Partition {
     /// tail, the headers for the append.
     fn check_records(
         &self,
-        records: &mut [u8],
+        records: &mut Vec<u8>,
+        now_ms: i64,
         budget: &DecompressionBudget,
     ) -> Result<(Framed, Checked), AppendError> {
         // Framed outside the log's lock (the CRC reads every byte), as `validate` would.
@@ -283,6 +327,38 @@ impl Partition {
                 reason: other.to_string(),
             },
         })?;
+        let policy = *self.policy.read();
+        if let Some((before, after)) = policy.timestamps {
+            let earliest = now_ms.saturating_sub(before);
+            let latest = now_ms.saturating_add(after);
+            if let Some(bad) = checked.timestamp_outside(&framed, earliest, latest) {
+                return Err(AppendError::Timestamp {
+                    batch: bad.batch,
+                    record: bad.record,
+                    timestamp: bad.timestamp,
+                    now: now_ms,
+                });
+            }
+        }
+        let mut checked = checked;
+        if let Some(codec) = policy.codec {
+            // Recompressed after the checks, before the append assigns offsets: the
+            // log stores, serves and lands the topic's codec.
+            let recompressed =
+                checked
+                    .recompress(records, &framed, codec, max)
+                    .map_err(|e| match e {
+                        floe_kafka::Error::Batch(b) => AppendError::Log(b.into()),
+                        other => AppendError::Records {
+                            position: 0,
+                            reason: other.to_string(),
+                        },
+                    })?;
+            if let Some((bytes, new_framing)) = recompressed {
+                *records = bytes;
+                framed = new_framing;
+            }
+        }
         Ok((framed, checked))
     }
 
@@ -411,8 +487,9 @@ impl Partition {
     }
 
     /// New topic configuration.
-    pub fn set_config(&self, config: LogConfig) {
+    pub fn set_config(&self, config: LogConfig, policy: ProducePolicy) {
         self.log.write().set_config(config);
+        *self.policy.write() = policy;
     }
 
     /// Fsyncs what is not yet durable (blocking; the lock is not held during the fsync).

@@ -79,21 +79,19 @@ pub(super) async fn create_topics(
                     .with_replication_factor(1)
                     .with_topic_id(id);
                 if version >= 5 {
-                    let cfg = broker
-                        .topic(&name)
-                        .map(|t| t.config.read().clone())
-                        .unwrap_or_else(|| broker.topic_defaults.clone());
-                    r.configs = Some(
-                        cfg.entries()
-                            .into_iter()
-                            .map(|(k, v)| {
-                                CreatableTopicConfigs::default()
-                                    .with_name(sb(k))
-                                    .with_value(Some(sb(&v)))
-                                    .with_config_source(5)
-                            })
-                            .collect(),
-                    );
+                    if let Some(topic) = broker.topic(&name) {
+                        r.configs = Some(
+                            super::configs::topic_entries(broker, &topic)
+                                .into_iter()
+                                .map(|e| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(sb(&e.name))
+                                        .with_value(Some(sb(&e.value)))
+                                        .with_config_source(e.source)
+                                })
+                                .collect(),
+                        );
+                    }
                 }
                 r
             }

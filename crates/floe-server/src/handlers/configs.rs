@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use floe_common::topic::TOPIC_CONFIG_KEYS;
+use floe_common::config_defs::{self, ConfigDef, ConfigType, Effect, TOPIC_CONFIGS};
 use floe_kafka::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as AlterResult;
 use kafka_protocol::messages::describe_configs_response::{
@@ -28,35 +28,87 @@ const BROKER: i8 = 4;
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
-// Config types (v3+).
-const TYPE_BOOLEAN: i8 = 1;
-const TYPE_STRING: i8 = 2;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
 
-/// The type Kafka declares for a topic config or for its broker-level name (`log.` and
-/// the topic key), so that clients that parse by type (the Java AdminClient's
-/// `ConfigEntry.type()`) see what they would see from Kafka.
+/// Broker configs that are not a topic config's synonym, with their Kafka types.
+const BROKER_ONLY: &[(&str, ConfigType)] = &[
+    ("auto.create.topics.enable", ConfigType::Boolean),
+    ("num.partitions", ConfigType::Int),
+    ("socket.request.max.bytes", ConfigType::Int),
+    ("offsets.retention.minutes", ConfigType::Int),
+    ("producer.id.expiration.ms", ConfigType::Int),
+];
+
+/// The type Kafka declares for a topic config or a broker config, so that clients that
+/// parse by type (the Java AdminClient's `ConfigEntry.type()`) see what Kafka shows.
 fn config_type(key: &str) -> i8 {
-    match key.strip_prefix("log.").unwrap_or(key) {
-        "max.message.bytes"
-        | "message.max.bytes"
-        | "segment.bytes"
-        | "num.partitions"
-        | "socket.request.max.bytes"
-        | "offsets.retention.minutes"
-        | "producer.id.expiration.ms" => TYPE_INT,
-        "cleanup.policy" => TYPE_LIST,
-        "message.timestamp.type"
-        | "lake.partition.by"
-        | "lake.key.schema"
-        | "lake.key.subject"
-        | "lake.value.schema"
-        | "lake.value.subject" => TYPE_STRING,
-        "auto.create.topics.enable" => TYPE_BOOLEAN,
-        _ => TYPE_LONG,
+    config_defs::topic_config(key)
+        .or_else(|| config_defs::by_broker_name(key))
+        .map(|d| d.kind)
+        .or_else(|| BROKER_ONLY.iter().find(|(k, _)| *k == key).map(|(_, t)| *t))
+        .unwrap_or(ConfigType::String)
+        .code()
+}
+
+/// A described config: name, value, source, and the synonyms Kafka lists with it (the
+/// topic override, the broker's setting, the default), most specific first.
+pub(super) struct Described {
+    pub(super) name: String,
+    pub(super) value: String,
+    pub(super) source: i8,
+    synonyms: Vec<(String, String, i8)>,
+    doc: Option<String>,
+}
+
+fn documentation(d: &ConfigDef) -> String {
+    match d.effect {
+        Effect::Applied => d.doc.to_string(),
+        Effect::None(why) => format!("{} (no effect in Floe: {why})", d.doc),
     }
+}
+
+/// Where the broker's default for topic config `d` comes from, with its value: `floe.toml`
+/// when it differs from Kafka's default (Floe cannot tell a value set to the default
+/// from one left out), else Kafka's default.
+fn broker_default(broker: &Broker, d: &ConfigDef) -> (String, i8) {
+    let value = broker.topic_defaults.value(d.name).unwrap_or_default();
+    let source = if value != d.default {
+        STATIC_BROKER_CONFIG
+    } else {
+        DEFAULT_CONFIG
+    };
+    (value, source)
+}
+
+pub(super) fn topic_entries(broker: &Broker, topic: &crate::topic::Topic) -> Vec<Described> {
+    let overrides = topic.overrides.read().clone();
+    let config = topic.config.read().clone();
+    TOPIC_CONFIGS
+        .iter()
+        .map(|d| {
+            let value = config.value(d.name).unwrap_or_default();
+            let (broker_value, broker_source) = broker_default(broker, d);
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(d.name) {
+                synonyms.push((d.name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
+            }
+            let synonym_name = d.broker_name.unwrap_or(d.name);
+            if broker_source == STATIC_BROKER_CONFIG {
+                synonyms.push((synonym_name.to_string(), broker_value, STATIC_BROKER_CONFIG));
+            }
+            synonyms.push((
+                synonym_name.to_string(),
+                d.default.to_string(),
+                DEFAULT_CONFIG,
+            ));
+            Described {
+                name: d.name.to_string(),
+                value,
+                source: synonyms[0].2,
+                synonyms,
+                doc: Some(documentation(d)),
+            }
+        })
+        .collect()
 }
 
 pub(super) fn describe(
@@ -76,7 +128,7 @@ pub(super) fn describe(
                     .as_ref()
                     .is_none_or(|keys| keys.iter().any(|w| w.as_str() == k))
             };
-            let entries: Vec<(String, String, i8)> = match res.resource_type {
+            let entries = match res.resource_type {
                 TOPIC => match broker.topic(&res.resource_name) {
                     None => {
                         return base
@@ -86,23 +138,7 @@ pub(super) fn describe(
                                 res.resource_name.as_str()
                             ))))
                     }
-                    Some(topic) => {
-                        let overrides = topic.overrides.read().clone();
-                        topic
-                            .config
-                            .read()
-                            .entries()
-                            .into_iter()
-                            .map(|(k, v)| {
-                                let src = if overrides.contains_key(k) {
-                                    DYNAMIC_TOPIC_CONFIG
-                                } else {
-                                    DEFAULT_CONFIG
-                                };
-                                (k.to_string(), v, src)
-                            })
-                            .collect()
-                    }
+                    Some(topic) => topic_entries(broker, &topic),
                 },
                 BROKER => broker_entries(broker),
                 other => {
@@ -115,29 +151,32 @@ pub(super) fn describe(
             };
             let configs = entries
                 .into_iter()
-                .filter(|(k, _, _)| wanted(k))
-                .map(|(k, v, src)| {
-                    let mut e = DescribeConfigsResourceResult::default()
-                        .with_name(sb(&k))
-                        .with_value(Some(sb(&v)))
+                .filter(|e| wanted(&e.name))
+                .map(|e| {
+                    let mut c = DescribeConfigsResourceResult::default()
+                        .with_name(sb(&e.name))
+                        .with_value(Some(sb(&e.value)))
                         .with_read_only(res.resource_type == BROKER)
-                        .with_config_source(src);
+                        .with_config_source(e.source);
                     if version >= 3 {
-                        e.config_type = config_type(&k);
+                        c.config_type = config_type(&e.name);
                         if req.include_documentation {
-                            e.documentation = TOPIC_CONFIG_KEYS
-                                .iter()
-                                .find(|(n, _)| *n == k)
-                                .map(|(_, d)| StrBytes::from_static_str(d));
+                            c.documentation = e.doc.as_deref().map(sb);
                         }
                     }
                     if req.include_synonyms {
-                        e.synonyms = vec![DescribeConfigsSynonym::default()
-                            .with_name(sb(&k))
-                            .with_value(Some(sb(&v)))
-                            .with_source(src)];
+                        c.synonyms = e
+                            .synonyms
+                            .iter()
+                            .map(|(name, value, source)| {
+                                DescribeConfigsSynonym::default()
+                                    .with_name(sb(name))
+                                    .with_value(Some(sb(value)))
+                                    .with_source(*source)
+                            })
+                            .collect();
                     }
-                    e
+                    c
                 })
                 .collect();
             base.with_configs(configs)
@@ -146,49 +185,54 @@ pub(super) fn describe(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn broker_entries(broker: &Broker) -> Vec<(String, String, i8)> {
+/// The broker resource: every topic config's broker-level synonym, then the broker's
+/// own settings Kafka clients ask about. Read-only.
+fn broker_entries(broker: &Broker) -> Vec<Described> {
     let c = &broker.config;
-    let mut v: Vec<(String, String, i8)> = broker
-        .topic_defaults
-        .entries()
-        .into_iter()
-        .map(|(k, val)| {
-            (
-                // Kafka's broker-level names for the topic defaults.
-                if k == "max.message.bytes" {
-                    "message.max.bytes".to_string()
-                } else {
-                    format!("log.{k}")
-                },
-                val,
-                STATIC_BROKER_CONFIG,
-            )
+    let mut v: Vec<Described> = TOPIC_CONFIGS
+        .iter()
+        .filter_map(|d| {
+            let name = d.broker_name?;
+            let (value, source) = broker_default(broker, d);
+            let mut synonyms = vec![(name.to_string(), value.clone(), source)];
+            if source != DEFAULT_CONFIG {
+                synonyms.push((name.to_string(), d.default.to_string(), DEFAULT_CONFIG));
+            }
+            Some(Described {
+                name: name.to_string(),
+                value,
+                source,
+                synonyms,
+                doc: Some(documentation(d)),
+            })
         })
         .collect();
-    v.push((
-        "auto.create.topics.enable".into(),
+    let own = |name: &str, value: String| Described {
+        name: name.to_string(),
+        synonyms: vec![(name.to_string(), value.clone(), STATIC_BROKER_CONFIG)],
+        value,
+        source: STATIC_BROKER_CONFIG,
+        doc: None,
+    };
+    v.push(own(
+        "auto.create.topics.enable",
         c.kafka.auto_create_topics.to_string(),
-        STATIC_BROKER_CONFIG,
     ));
-    v.push((
-        "num.partitions".into(),
+    v.push(own(
+        "num.partitions",
         c.kafka.default_partitions.to_string(),
-        STATIC_BROKER_CONFIG,
     ));
-    v.push((
-        "socket.request.max.bytes".into(),
+    v.push(own(
+        "socket.request.max.bytes",
         c.kafka.max_request_bytes.to_string(),
-        STATIC_BROKER_CONFIG,
     ));
-    v.push((
-        "offsets.retention.minutes".into(),
+    v.push(own(
+        "offsets.retention.minutes",
         (c.groups.offsets_retention.as_secs() / 60).to_string(),
-        STATIC_BROKER_CONFIG,
     ));
-    v.push((
-        "producer.id.expiration.ms".into(),
+    v.push(own(
+        "producer.id.expiration.ms",
         c.log.producer_id_expiration.as_millis().to_string(),
-        STATIC_BROKER_CONFIG,
     ));
     v
 }
@@ -320,42 +364,30 @@ pub(super) async fn incremental_alter(
 mod tests {
     use super::*;
 
-    /// Kafka's declared types (`TopicConfig`/`LogConfig`, `ServerConfigs`) for every key
-    /// DescribeConfigs returns, topic and broker alike.
+    /// Kafka's declared types (`LogConfig`, `ServerConfigs`) for keys DescribeConfigs
+    /// returns, topic and broker alike.
     #[test]
-    fn every_described_key_has_kafkas_type() {
-        let kafka = |key: &str| match key {
-            "retention.ms" | "retention.bytes" | "local.retention.ms" | "local.retention.bytes" => {
-                TYPE_LONG
-            }
-            "segment.bytes" | "max.message.bytes" => TYPE_INT,
-            "cleanup.policy" => TYPE_LIST,
-            "message.timestamp.type" => TYPE_STRING,
-            // Floe's own keys: milliseconds and bytes as longs, a transform name as a string.
-            "lake.commit.interval.ms" | "lake.commit.bytes" | "lake.snapshot.retention.ms" => {
-                TYPE_LONG
-            }
-            "lake.partition.by" | "lake.key.schema" | "lake.key.subject" | "lake.value.schema"
-            | "lake.value.subject" => TYPE_STRING,
-            other => panic!("topic key {other} has no expected type here"),
-        };
-        for (key, _) in TOPIC_CONFIG_KEYS {
-            assert_eq!(config_type(key), kafka(key), "{key}");
-            let broker_name = if *key == "max.message.bytes" {
-                "message.max.bytes".to_string()
-            } else {
-                format!("log.{key}")
-            };
-            assert_eq!(config_type(&broker_name), kafka(key), "{broker_name}");
-        }
+    fn described_keys_have_kafkas_types() {
         for (key, expected) in [
-            ("auto.create.topics.enable", TYPE_BOOLEAN),
-            ("num.partitions", TYPE_INT),
-            ("socket.request.max.bytes", TYPE_INT),
-            ("offsets.retention.minutes", TYPE_INT),
-            ("producer.id.expiration.ms", TYPE_INT),
+            ("retention.ms", ConfigType::Long),
+            ("log.retention.ms", ConfigType::Long),
+            ("segment.bytes", ConfigType::Int),
+            ("message.max.bytes", ConfigType::Int),
+            ("cleanup.policy", ConfigType::List),
+            ("log.cleanup.policy", ConfigType::List),
+            ("compression.type", ConfigType::String),
+            ("min.cleanable.dirty.ratio", ConfigType::Double),
+            ("log.cleaner.min.cleanable.ratio", ConfigType::Double),
+            ("preallocate", ConfigType::Boolean),
+            ("log.roll.ms", ConfigType::Long),
+            ("lake.value.schema", ConfigType::String),
+            ("auto.create.topics.enable", ConfigType::Boolean),
+            ("num.partitions", ConfigType::Int),
+            ("socket.request.max.bytes", ConfigType::Int),
+            ("offsets.retention.minutes", ConfigType::Int),
+            ("producer.id.expiration.ms", ConfigType::Int),
         ] {
-            assert_eq!(config_type(key), expected, "{key}");
+            assert_eq!(config_type(key), expected.code(), "{key}");
         }
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use floe_kafka::decompression::DecompressionBudget;
 use floe_kafka::ResponseError;
 use floe_log::AppendOutcome;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tracing::warn;
 
@@ -252,6 +254,7 @@ async fn append(
             let err = match &e {
                 AppendError::Log(e) => log_error_code(e),
                 AppendError::Records { .. } => ResponseError::InvalidRecord,
+                AppendError::Timestamp { .. } => ResponseError::InvalidTimestamp,
                 AppendError::Transactional => ResponseError::InvalidTxnState,
                 AppendError::DecompressionBusy(_) => ResponseError::RequestTimedOut,
                 AppendError::DecompressionTooLarge { .. } => ResponseError::InvalidRecord,
@@ -263,11 +266,18 @@ async fn append(
                 broker.metrics.refusals.count(Limit::Decompression);
             }
             warn!(topic = %partition.topic, partition = index, error = %e, code = err.code(), "produce refused");
-            return resp
+            let mut refused = resp
                 .with_error_code(err.code())
                 .with_base_offset(-1)
                 .with_log_start_offset(-1)
                 .with_error_message(Some(sb(&e.to_string())));
+            // KIP-467: name the record that failed (clients report it per record).
+            if let AppendError::Timestamp { record, .. } = &e {
+                refused.record_errors = vec![BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i32::try_from(*record).unwrap_or(i32::MAX))
+                    .with_batch_index_error_message(Some(sb(&e.to_string())))];
+            }
+            return refused;
         }
         Err(e) => {
             warn!(topic = %partition.topic, partition = index, error = %e, "append task failed");
