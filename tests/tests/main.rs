@@ -7,6 +7,7 @@
 mod admin_cli;
 mod backup;
 mod bad_input;
+mod consumer_protocol;
 mod crash;
 mod durability;
 mod fuzz;

@@ -163,6 +163,8 @@ fn decode_body<B: ByteBuf>(key: ApiKey, buf: &mut B, version: i16) -> anyhow::Re
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         OffsetDelete => OffsetDeleteRequest,
         DescribeCluster => DescribeClusterRequest,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
+        ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
         DescribeTopicPartitions => DescribeTopicPartitionsRequest,
     }
 }

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::config::ServerConfig;
+use crate::consumer_groups::ConsumerGroups;
 use crate::coordinator::GroupCoordinator;
 use crate::error::{Error, Result};
 use crate::lake::{LakeService, TopicLake};
@@ -63,8 +64,10 @@ pub struct Broker {
     /// Serialises topic creation and deletion against each other.
     admin: tokio::sync::Mutex<()>,
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
-    /// Consumer groups.
+    /// Consumer groups of the classic protocol.
     pub groups: GroupCoordinator,
+    /// Consumer groups of the KIP-848 protocol.
+    pub consumer_groups: ConsumerGroups,
     /// Host and port clients are told to connect to.
     pub advertised: (String, i32),
     /// Cancelled when the server shuts down; long polls end early.
@@ -132,6 +135,11 @@ impl Broker {
             shutdown.clone(),
             metrics.refusals.clone(),
         );
+        let consumer_groups = ConsumerGroups::new(
+            config.groups.consumer_session_timeout,
+            config.groups.consumer_heartbeat_interval,
+            config.groups.max_members_per_group,
+        );
         let registry = Arc::new(floe_registry::Registry::new(meta.clone()));
         let lake = LakeService::new(
             &config,
@@ -150,6 +158,7 @@ impl Broker {
             admin: tokio::sync::Mutex::new(()),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             groups,
+            consumer_groups,
             advertised,
             shutdown,
             sync_wanted: tokio::sync::Notify::new(),

@@ -258,6 +258,14 @@ pub struct GroupConfig {
     /// Bytes of protocol metadata one member may send in JoinGroup, and of assignment one
     /// member may get in SyncGroup.
     pub max_member_metadata_bytes: usize,
+    /// Consumer-protocol (KIP-848) groups: how long a member may go without a heartbeat
+    /// before it is removed (Kafka's `group.consumer.session.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub consumer_session_timeout: Duration,
+    /// Consumer-protocol groups: how often members heartbeat (Kafka's
+    /// `group.consumer.heartbeat.interval.ms`; told to each member).
+    #[serde(with = "humantime_serde")]
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupConfig {
@@ -272,6 +280,8 @@ impl Default for GroupConfig {
             max_groups: 10_000,
             max_members_per_group: 1_000,
             max_member_metadata_bytes: 1 << 20,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval: Duration::from_secs(5),
         }
     }
 }

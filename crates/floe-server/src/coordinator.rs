@@ -138,8 +138,8 @@ pub struct MemberDescription {
 /// A group as DescribeGroups shows it.
 #[derive(Debug, Clone)]
 pub struct GroupDescription {
-    /// State.
-    pub state: GroupState,
+    /// State, as Kafka names it (`Dead` for a group the broker does not know).
+    pub state: &'static str,
     /// Protocol type.
     pub protocol_type: String,
     /// Chosen assignor.
@@ -879,20 +879,30 @@ impl GroupCoordinator {
         None
     }
 
-    /// DescribeGroups for one group (an unknown group is described as Empty, like Kafka's
-    /// "Dead" group with no members but without inventing a state clients do not expect).
+    /// Whether `group` has members in the classic protocol.
+    pub fn has_members(&self, group: &str) -> bool {
+        self.groups
+            .lock()
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// DescribeGroups for one group. A group known only by its committed offsets is
+    /// Empty; one the broker does not know at all is Dead, with no error, as Kafka
+    /// answers it.
     pub fn describe(&self, group: &str) -> GroupDescription {
         let groups = self.groups.lock();
         let Some(g) = groups.get(group) else {
+            let known = self.offset_groups.lock().contains(group);
             return GroupDescription {
-                state: GroupState::Empty,
+                state: if known { "Empty" } else { "Dead" },
                 protocol_type: String::new(),
                 protocol_name: String::new(),
                 members: Vec::new(),
             };
         };
         GroupDescription {
-            state: g.state,
+            state: g.state.as_str(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol_name: if g.state == GroupState::Stable {
                 g.protocol_name.clone().unwrap_or_default()

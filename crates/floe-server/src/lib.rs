@@ -9,10 +9,12 @@
 //! - [`metrics`]: the Prometheus series served on `GET /metrics`.
 #![deny(missing_docs)]
 
+pub mod assignor;
 pub mod broker;
 pub mod committer;
 pub mod config;
 mod connection;
+pub mod consumer_groups;
 pub mod coordinator;
 pub mod data_dir;
 pub mod error;

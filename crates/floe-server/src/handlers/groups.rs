@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::{code, sb, tn};
 use crate::broker::Broker;
-use crate::coordinator::{GroupState, JoinParams};
+use crate::coordinator::JoinParams;
 use floe_common::now_ms;
 
 fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
@@ -48,6 +48,14 @@ pub(super) async fn join(
     client_id: &str,
     client_host: &str,
 ) -> JoinGroupResponse {
+    if super::consumer_groups::is_consumer_group(broker, &req.group_id) {
+        warn!(group = %req.group_id.as_str(), "JoinGroup refused: the group uses the consumer protocol");
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::InconsistentGroupProtocol.code())
+            .with_generation_id(-1)
+            .with_protocol_name((version < 7).then(|| sb("")))
+            .with_member_id(req.member_id);
+    }
     let params = JoinParams {
         group: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -181,12 +189,23 @@ pub(super) async fn offset_commit(
 ) -> OffsetCommitResponse {
     let by_id = version >= 10;
     let group_err = broker.groups.admit(&req.group_id).err().or_else(|| {
-        broker.groups.validate_commit(
-            &req.group_id,
-            req.generation_id_or_member_epoch,
-            &req.member_id,
-            req.group_instance_id.as_deref(),
-        )
+        // A consumer-protocol group checks the member's epoch; a classic one its
+        // generation.
+        broker
+            .consumer_groups
+            .validate_commit(
+                &req.group_id,
+                &req.member_id,
+                req.generation_id_or_member_epoch,
+            )
+            .unwrap_or_else(|| {
+                broker.groups.validate_commit(
+                    &req.group_id,
+                    req.generation_id_or_member_epoch,
+                    &req.member_id,
+                    req.group_instance_id.as_deref(),
+                )
+            })
     });
     let now = now_ms();
     let mut to_store = Vec::new();
@@ -407,18 +426,22 @@ pub(super) async fn offset_fetch(
 }
 
 pub(super) async fn list(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGroupsResponse {
-    let mut groups: HashMap<String, (String, GroupState)> = broker
+    // (protocol type, state, group type) by group id.
+    let mut groups: HashMap<String, (String, &'static str, &'static str)> = broker
         .groups
         .list()
         .into_iter()
-        .map(|(g, t, s)| (g, (t, s)))
+        .map(|(g, t, s)| (g, (t, s.as_str(), "classic")))
         .collect();
+    for (g, state) in broker.consumer_groups.list() {
+        groups.insert(g, ("consumer".to_string(), state, "consumer"));
+    }
     match broker.meta.list_offset_groups().await {
         Ok(stored) => {
             for g in stored {
                 groups
                     .entry(g)
-                    .or_insert_with(|| ("consumer".to_string(), GroupState::Empty));
+                    .or_insert_with(|| ("consumer".to_string(), "Empty", "classic"));
             }
         }
         Err(e) => warn!(error = %e, "cannot list groups with committed offsets"),
@@ -426,20 +449,20 @@ pub(super) async fn list(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGr
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut listed: Vec<ListedGroup> = groups
         .into_iter()
-        .filter(|(_, (_, s))| states.is_empty() || states.contains(&s.as_str().to_lowercase()))
-        .filter(|_| {
+        .filter(|(_, (_, s, _))| states.is_empty() || states.contains(&s.to_lowercase()))
+        .filter(|(_, (_, _, kind))| {
             req.types_filter.is_empty()
                 || req
                     .types_filter
                     .iter()
-                    .any(|t| t.eq_ignore_ascii_case("classic"))
+                    .any(|t| t.eq_ignore_ascii_case(kind))
         })
-        .map(|(g, (t, s))| {
+        .map(|(g, (t, s, kind))| {
             ListedGroup::default()
                 .with_group_id(GroupId(sb(&g)))
                 .with_protocol_type(sb(&t))
-                .with_group_state(sb(s.as_str()))
-                .with_group_type(sb("classic"))
+                .with_group_state(sb(s))
+                .with_group_type(sb(kind))
         })
         .collect();
     listed.sort_by(|a, b| a.group_id.as_str().cmp(b.group_id.as_str()));
@@ -451,6 +474,9 @@ pub(super) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
         .groups
         .into_iter()
         .map(|g| {
+            if let Some(described) = describe_consumer_group(broker, &g) {
+                return described;
+            }
             let d = broker.groups.describe(&g);
             let members = d
                 .members
@@ -467,7 +493,7 @@ pub(super) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
                 .collect();
             DescribedGroup::default()
                 .with_group_id(g)
-                .with_group_state(sb(d.state.as_str()))
+                .with_group_state(sb(d.state))
                 .with_protocol_type(sb(&d.protocol_type))
                 .with_protocol_data(sb(&d.protocol_name))
                 .with_members(members)
@@ -476,10 +502,39 @@ pub(super) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
+/// DescribeGroups of a consumer-protocol group, for tools that only speak the classic
+/// API: its state and members, without the classic protocol's metadata and assignment
+/// bytes (ConsumerGroupDescribe has those).
+fn describe_consumer_group(broker: &Broker, group: &GroupId) -> Option<DescribedGroup> {
+    broker.consumer_groups.with(group, |g| {
+        let members = g
+            .members
+            .iter()
+            .map(|(id, m)| {
+                DescribedGroupMember::default()
+                    .with_member_id(sb(id))
+                    .with_group_instance_id(m.instance_id.as_deref().map(sb))
+                    .with_client_id(sb(&m.client_id))
+                    .with_client_host(sb(&m.client_host))
+            })
+            .collect();
+        DescribedGroup::default()
+            .with_group_id(group.clone())
+            .with_group_state(sb(g.state()))
+            .with_protocol_type(sb("consumer"))
+            .with_protocol_data(sb(g.assignor()))
+            .with_members(members)
+    })
+}
+
 pub(super) async fn delete(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in req.groups_names {
-        let e = match broker.groups.delete(&g) {
+        let deleted = broker
+            .consumer_groups
+            .delete(&g)
+            .and_then(|consumer| broker.groups.delete(&g).map(|classic| consumer || classic));
+        let e = match deleted {
             Err(e) => Some(e),
             // A group is known by its members (in memory) or its committed offsets.
             Ok(in_memory) => match broker.meta.delete_group_offsets(&g).await {

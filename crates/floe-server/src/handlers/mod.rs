@@ -14,6 +14,7 @@ use crate::broker::Broker;
 mod admin;
 mod api_versions;
 mod configs;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod metadata;
@@ -83,6 +84,12 @@ pub async fn dispatch(
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups::join(broker, r, v, &client_id, client_host).await)
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_groups::heartbeat(broker, r, v, &client_id, client_host),
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_groups::describe(broker, r))
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(broker, r, v).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),

@@ -1,0 +1,891 @@
+//! The KIP-848 consumer-group protocol (ConsumerGroupHeartbeat, ConsumerGroupDescribe):
+//! the broker assigns partitions itself and hands each member its share through its
+//! heartbeats, with no group-wide barrier (`group.protocol=consumer` in librdkafka ≥ 2.6
+//! and Kafka 4 Java clients). It runs beside the classic protocol
+//! ([`crate::coordinator`]); a group id belongs to one of them at a time, and both keep
+//! committed offsets in the same store.
+//!
+//! Epochs, as in Kafka's `GroupMetadataManager`:
+//!
+//! - the **group epoch** goes up whenever what the assignment depends on changes (a
+//!   member joins or leaves, a subscription or a subscribed topic's partition count
+//!   changes);
+//! - the **target assignment** is recomputed by the assignor ([`crate::assignor`]) when
+//!   it is older than the group epoch;
+//! - each member's **epoch** reaches the target's once it has given up ("revoked") the
+//!   partitions it must lose. A partition is handed to its new owner only after the old
+//!   owner has reported it revoked, so no partition ever has two owners.
+//!
+//! Members that stop heartbeating for the session timeout, or that do not revoke within
+//! their rebalance timeout, are removed; expiry runs whenever the group is touched (every
+//! live member heartbeats at least every heartbeat interval).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use floe_kafka::ResponseError;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use tracing::info;
+use uuid::Uuid;
+
+use crate::assignor::{self, MemberSpec, TopicPartition, ASSIGNORS};
+
+/// Finds a topic's id and partition count by name.
+pub type Lookup<'a> = dyn Fn(&str) -> Option<(Uuid, i32)> + 'a;
+
+/// One member of a consumer group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its epoch: the target epoch it has converged to (0 before the first answer).
+    pub epoch: i32,
+    /// The epoch before the last bump: a heartbeat with it is still accepted (its answer
+    /// may have been lost), as Kafka accepts it.
+    previous_epoch: i32,
+    /// `group.instance.id` for static members.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Client id and host, for describe.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub subscribed: BTreeSet<String>,
+    /// Subscribed topic regular expression (matched against whole topic names).
+    pub regex: Option<TopicRegex>,
+    /// The topics the regex matched when last resolved (part of the subscription).
+    pub matched: BTreeSet<String>,
+    /// Server assignor it asked for.
+    pub assignor: Option<String>,
+    /// Partitions the member owns now, as far as the broker has handed them out.
+    pub assigned: BTreeSet<TopicPartition>,
+    /// Partitions it must revoke before it moves on.
+    pub revoking: BTreeSet<TopicPartition>,
+    /// What the member was last told (to answer only changes).
+    sent: Option<BTreeSet<TopicPartition>>,
+    rebalance_timeout: Duration,
+    session_deadline: Instant,
+    revoke_deadline: Option<Instant>,
+}
+
+impl Member {
+    /// The topics it subscribes to: by name, and those its regex matched.
+    pub fn topics(&self) -> impl Iterator<Item = &String> {
+        self.subscribed.iter().chain(self.matched.iter())
+    }
+}
+
+/// A subscription's topic regex, matched against whole topic names (as Kafka's
+/// `Pattern.matches`). The `regex` crate matches in linear time, and compiling is
+/// bounded, so a client's pattern cannot stall the broker.
+#[derive(Debug, Clone)]
+pub struct TopicRegex(regex::Regex);
+
+impl TopicRegex {
+    /// Compiles `pattern`.
+    ///
+    /// # Errors
+    /// Why the pattern is refused.
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        if pattern.len() > 4096 {
+            return Err(format!(
+                "the regex is {} bytes; at most 4096",
+                pattern.len()
+            ));
+        }
+        regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map(TopicRegex)
+            .map_err(|e| format!("invalid regex {pattern:?}: {e}"))
+    }
+
+    /// The pattern as the client sent it.
+    pub fn as_str(&self) -> &str {
+        let s = self.0.as_str();
+        s.strip_prefix("^(?:")
+            .and_then(|s| s.strip_suffix(")$"))
+            .unwrap_or(s)
+    }
+
+    fn matches(&self, topic: &str) -> bool {
+        self.0.is_match(topic)
+    }
+}
+
+impl PartialEq for TopicRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// A consumer group of the KIP-848 protocol.
+#[derive(Debug, Default)]
+pub struct Group {
+    /// The group epoch.
+    pub epoch: i32,
+    /// The epoch of the current target assignment.
+    pub assignment_epoch: i32,
+    /// Members by id.
+    pub members: BTreeMap<String, Member>,
+    /// Target assignment by member id.
+    pub target: BTreeMap<String, BTreeSet<TopicPartition>>,
+    /// Partition counts of the subscribed topics when the target was computed.
+    topics_seen: BTreeMap<Uuid, i32>,
+}
+
+impl Group {
+    /// Kafka's state names: Empty, Assigning (target older than the group epoch),
+    /// Reconciling (members still moving to the target), Stable.
+    pub fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.assignment_epoch < self.epoch {
+            "Assigning"
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || !m.revoking.is_empty())
+        {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// The assignor the group uses: the one its members ask for (the first member's, in
+    /// id order), or the default.
+    pub fn assignor(&self) -> &str {
+        self.members
+            .values()
+            .find_map(|m| m.assignor.as_deref())
+            .unwrap_or(ASSIGNORS[0])
+    }
+
+    fn remove(&mut self, member: &str, why: &str, group: &str) {
+        if self.members.remove(member).is_some() {
+            self.target.remove(member);
+            self.epoch += 1;
+            info!(
+                group,
+                member,
+                why,
+                epoch = self.epoch,
+                "consumer group member removed"
+            );
+        }
+    }
+
+    fn expire(&mut self, group: &str, now: Instant) {
+        let expired: Vec<(String, &'static str)> = self
+            .members
+            .iter()
+            .filter_map(|(id, m)| {
+                if now >= m.session_deadline {
+                    Some((id.clone(), "session timed out"))
+                } else if m.revoke_deadline.is_some_and(|d| now >= d) {
+                    Some((id.clone(), "did not revoke within its rebalance timeout"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in expired {
+            self.remove(&id, why, group);
+        }
+    }
+
+    /// The subscribed topics that exist, by name, with id and partition count.
+    fn subscribed_topics(&self, lookup: &Lookup<'_>) -> BTreeMap<String, (Uuid, i32)> {
+        self.members
+            .values()
+            .flat_map(Member::topics)
+            .filter_map(|t| lookup(t).map(|found| (t.clone(), found)))
+            .collect()
+    }
+
+    /// Sets `member`'s regex matches among `topics` into its subscription; true when
+    /// that changed it.
+    fn resolve_regex(&mut self, member: &str, topics: &[String]) -> bool {
+        let Some(m) = self.members.get_mut(member) else {
+            return false;
+        };
+        let Some(re) = &m.regex else {
+            return false;
+        };
+        let matched: BTreeSet<String> = topics.iter().filter(|t| re.matches(t)).cloned().collect();
+        if matched == m.matched {
+            return false;
+        }
+        m.matched = matched;
+        true
+    }
+
+    /// Recomputes the target when the group epoch moved past it.
+    fn update_target(&mut self, lookup: &Lookup<'_>) {
+        if self.assignment_epoch >= self.epoch {
+            return;
+        }
+        let topics = self.subscribed_topics(lookup);
+        let partitions: BTreeMap<Uuid, i32> = topics.values().copied().collect();
+        let empty = BTreeSet::new();
+        let specs: Vec<MemberSpec<'_>> = self
+            .members
+            .iter()
+            .map(|(id, m)| MemberSpec {
+                id,
+                topics: m
+                    .topics()
+                    .filter_map(|t| topics.get(t).map(|(id, _)| *id))
+                    .collect(),
+                previous: self.target.get(id).unwrap_or(&empty),
+            })
+            .collect();
+        let target = assignor::assign(self.assignor(), &specs, &partitions);
+        self.target = target;
+        self.topics_seen = partitions;
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Moves `member` towards its target (see the module docs): partitions it must lose
+    /// are asked back first; once it has reported them revoked, it gets the target
+    /// partitions no other member still holds, and the target's epoch.
+    fn reconcile(&mut self, member: &str, owned: Option<&BTreeSet<TopicPartition>>, now: Instant) {
+        let target = self.target.get(member).cloned().unwrap_or_default();
+        let held_by_others: BTreeSet<TopicPartition> = self
+            .members
+            .iter()
+            .filter(|(id, _)| id.as_str() != member)
+            .flat_map(|(_, m)| m.assigned.iter().copied())
+            .collect();
+        let assignment_epoch = self.assignment_epoch;
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
+        let losing: BTreeSet<TopicPartition> = m.assigned.difference(&target).copied().collect();
+        if !losing.is_empty() {
+            let released = owned.is_some_and(|o| o.is_disjoint(&losing));
+            if !released {
+                m.assigned.retain(|tp| target.contains(tp));
+                m.revoking = losing;
+                m.revoke_deadline.get_or_insert(now + m.rebalance_timeout);
+                // Told what it keeps; it revokes the rest and says so in a heartbeat.
+                // Until then the partitions count as held.
+                m.assigned.extend(m.revoking.iter().copied());
+                return;
+            }
+            m.assigned.retain(|tp| target.contains(tp));
+        }
+        m.revoking.clear();
+        m.revoke_deadline = None;
+        m.assigned.extend(
+            target
+                .iter()
+                .filter(|tp| !held_by_others.contains(tp))
+                .copied(),
+        );
+        if m.epoch != assignment_epoch {
+            m.previous_epoch = m.epoch;
+            m.epoch = assignment_epoch;
+        }
+    }
+
+    /// What the member should own now: its assigned partitions minus those it revokes.
+    pub fn current(&self, member: &str) -> BTreeSet<TopicPartition> {
+        self.members
+            .get(member)
+            .map(|m| m.assigned.difference(&m.revoking).copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A heartbeat as the handler decoded it.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    /// Group id.
+    pub group: String,
+    /// Member id (empty on a v0 join: the broker picks one).
+    pub member_id: String,
+    /// Member epoch: 0 joins, -1 leaves, -2 leaves for now (static member).
+    pub member_epoch: i32,
+    /// `group.instance.id`.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout (-1: unchanged).
+    pub rebalance_timeout_ms: i32,
+    /// Subscribed topic names (None: unchanged).
+    pub subscribed: Option<BTreeSet<String>>,
+    /// Subscribed topic regex (None: unchanged; `Some(None)`: cleared).
+    pub regex: Option<Option<TopicRegex>>,
+    /// Server assignor (None: unchanged).
+    pub assignor: Option<String>,
+    /// Partitions the member owns (None: unchanged).
+    pub owned: Option<BTreeSet<TopicPartition>>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The member id.
+    pub member_id: String,
+    /// The member's epoch (-1 after leaving).
+    pub member_epoch: i32,
+    /// The member's assignment when it changed, or on a (re)join.
+    pub assignment: Option<BTreeSet<TopicPartition>>,
+}
+
+/// The KIP-848 groups of the broker.
+pub struct ConsumerGroups {
+    groups: Mutex<HashMap<String, Group>>,
+    session_timeout: Duration,
+    /// How often members heartbeat (told in every answer).
+    pub heartbeat_interval: Duration,
+    max_members: usize,
+}
+
+impl ConsumerGroups {
+    /// No groups yet.
+    pub fn new(
+        session_timeout: Duration,
+        heartbeat_interval: Duration,
+        max_members: usize,
+    ) -> Self {
+        Self {
+            groups: Mutex::new(HashMap::new()),
+            session_timeout,
+            heartbeat_interval,
+            max_members,
+        }
+    }
+
+    /// Whether `group` is a consumer-protocol group with members.
+    pub fn has_members(&self, group: &str) -> bool {
+        self.groups
+            .lock()
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// Whether `group` exists here (with or without members).
+    pub fn exists(&self, group: &str) -> bool {
+        self.groups.lock().contains_key(group)
+    }
+
+    /// Runs `f` on `group` (after expiring its members), if it exists.
+    pub fn with<T>(&self, group: &str, f: impl FnOnce(&Group) -> T) -> Option<T> {
+        let mut groups = self.groups.lock();
+        let g = groups.get_mut(group)?;
+        g.expire(group, Instant::now());
+        Some(f(g))
+    }
+
+    /// Every group: (id, state).
+    pub fn list(&self) -> Vec<(String, &'static str)> {
+        let now = Instant::now();
+        let mut groups = self.groups.lock();
+        groups
+            .iter_mut()
+            .map(|(id, g)| {
+                g.expire(id, now);
+                (id.clone(), g.state())
+            })
+            .collect()
+    }
+
+    /// Removes an empty group (DeleteGroups): `Err(NonEmptyGroup)` while it has members.
+    pub fn delete(&self, group: &str) -> Result<bool, ResponseError> {
+        let mut groups = self.groups.lock();
+        match groups.get(group) {
+            None => Ok(false),
+            Some(g) if !g.members.is_empty() => Err(ResponseError::NonEmptyGroup),
+            Some(_) => {
+                groups.remove(group);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Checks an OffsetCommit's member and epoch (Kafka's `validateOffsetCommit` for
+    /// consumer groups); `None` when the group is not one of these.
+    pub fn validate_commit(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+    ) -> Option<Option<ResponseError>> {
+        let groups = self.groups.lock();
+        let g = groups.get(group)?;
+        if member.is_empty() && epoch < 0 {
+            // From outside the group (an admin reset): only while nobody consumes.
+            return Some((!g.members.is_empty()).then_some(ResponseError::UnknownMemberId));
+        }
+        Some(match g.members.get(member) {
+            None => Some(ResponseError::UnknownMemberId),
+            Some(m) if epoch != m.epoch => Some(ResponseError::StaleMemberEpoch),
+            Some(_) => None,
+        })
+    }
+
+    /// One ConsumerGroupHeartbeat. `lookup` finds a topic's id and partition count by
+    /// name; `may_create` says whether a new group may be created (the broker's group
+    /// bound).
+    ///
+    /// # Errors
+    /// The Kafka error and a message, as Kafka answers them.
+    pub fn heartbeat(
+        &self,
+        hb: Heartbeat,
+        lookup: &Lookup<'_>,
+        names: &dyn Fn() -> Vec<String>,
+        may_create: impl FnOnce() -> Result<(), ResponseError>,
+    ) -> Result<Answer, (ResponseError, String)> {
+        let now = Instant::now();
+        if hb.group.is_empty() {
+            return Err((
+                ResponseError::InvalidRequest,
+                "GroupId can't be empty".into(),
+            ));
+        }
+        if let Some(a) = &hb.assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return Err((
+                    ResponseError::UnsupportedAssignor,
+                    format!(
+                        "assignor {a} is not supported; use {}",
+                        ASSIGNORS.join(" or ")
+                    ),
+                ));
+            }
+        }
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(&hb.group) {
+            if hb.member_epoch != 0 {
+                return Err((
+                    ResponseError::UnknownMemberId,
+                    format!("group {} has no member {}", hb.group, hb.member_id),
+                ));
+            }
+            may_create().map_err(|e| (e, format!("group {} cannot be created", hb.group)))?;
+            groups.insert(hb.group.clone(), Group::default());
+        }
+        let group_id = hb.group.clone();
+        let g = groups.get_mut(&group_id).ok_or((
+            ResponseError::CoordinatorNotAvailable,
+            "group vanished".to_string(),
+        ))?;
+        g.expire(&group_id, now);
+
+        // Leaving. A static member leaving for now (-2) keeps its place and partitions
+        // until its session times out, so that a restart under the same instance id
+        // moves nothing (KIP-345 in KIP-848).
+        if hb.member_epoch == -2
+            && g.members
+                .get(&hb.member_id)
+                .is_some_and(|m| m.instance_id.is_some())
+        {
+            info!(group = %group_id, member = %hb.member_id, "static member left for now; its partitions wait for it");
+        } else if hb.member_epoch < 0 {
+            g.remove(&hb.member_id, "left the group", &group_id);
+        }
+        if hb.member_epoch < 0 {
+            return Ok(Answer {
+                member_id: hb.member_id,
+                member_epoch: hb.member_epoch,
+                assignment: None,
+            });
+        }
+
+        let (member_id, mut changed) = if hb.member_epoch == 0 {
+            self.join(g, &group_id, &hb, now)?
+        } else {
+            match g.members.get(&hb.member_id) {
+                None => {
+                    return Err((
+                        ResponseError::UnknownMemberId,
+                        format!("group {group_id} has no member {}", hb.member_id),
+                    ))
+                }
+                Some(m) if hb.member_epoch != m.epoch && hb.member_epoch != m.previous_epoch => {
+                    return Err((
+                        ResponseError::FencedMemberEpoch,
+                        format!(
+                            "member {} sent epoch {}; its epoch is {}",
+                            hb.member_id, hb.member_epoch, m.epoch
+                        ),
+                    ))
+                }
+                Some(_) => (hb.member_id.clone(), false),
+            }
+        };
+        let Some(m) = g.members.get_mut(&member_id) else {
+            return Err((ResponseError::UnknownMemberId, "member vanished".into()));
+        };
+        m.session_deadline = now + self.session_timeout;
+        if let Some(subscribed) = &hb.subscribed {
+            if *subscribed != m.subscribed {
+                m.subscribed = subscribed.clone();
+                changed = true;
+            }
+        }
+        if let Some(regex) = &hb.regex {
+            if *regex != m.regex {
+                m.regex = regex.clone();
+                if m.regex.is_none() {
+                    m.matched.clear();
+                }
+                changed = true;
+            }
+        }
+        if hb.assignor.is_some() && hb.assignor != m.assignor {
+            m.assignor = hb.assignor.clone();
+            changed = true;
+        }
+        if hb.rebalance_timeout_ms >= 0 {
+            m.rebalance_timeout = Duration::from_millis(hb.rebalance_timeout_ms as u64);
+        }
+        // Topics created or deleted change what a regex matches.
+        changed |= g.resolve_regex(&member_id, &names());
+        // A subscribed topic created, deleted or grown changes the assignment too.
+        let wanted: BTreeMap<Uuid, i32> = g.subscribed_topics(lookup).into_values().collect();
+        if changed || (wanted != g.topics_seen && g.assignment_epoch == g.epoch) {
+            g.epoch += 1;
+        }
+        g.update_target(lookup);
+        g.reconcile(&member_id, hb.owned.as_ref(), now);
+        let current = g.current(&member_id);
+        let Some(m) = g.members.get_mut(&member_id) else {
+            return Err((ResponseError::UnknownMemberId, "member vanished".into()));
+        };
+        // Answer the assignment when it changed, on a join, or when the member reports
+        // owning something else (its view went astray).
+        let full = hb.member_epoch == 0 || hb.owned.as_ref().is_some_and(|o| *o != current);
+        let assignment = (full || m.sent.as_ref() != Some(&current)).then(|| current.clone());
+        if assignment.is_some() {
+            m.sent = Some(current);
+        }
+        Ok(Answer {
+            member_id,
+            member_epoch: m.epoch,
+            assignment,
+        })
+    }
+
+    /// A member joining (epoch 0): new, rejoining after a fence, or a static member
+    /// coming back under its instance id. Also says whether the group's epoch must move.
+    fn join(
+        &self,
+        g: &mut Group,
+        group_id: &str,
+        hb: &Heartbeat,
+        now: Instant,
+    ) -> Result<(String, bool), (ResponseError, String)> {
+        let member_id = if hb.member_id.is_empty() {
+            Uuid::new_v4().to_string()
+        } else {
+            hb.member_id.clone()
+        };
+        if let Some(instance) = &hb.instance_id {
+            // A static member takes its instance's place (and partitions) back.
+            let previous = g
+                .members
+                .iter()
+                .find(|(id, m)| m.instance_id.as_ref() == Some(instance) && **id != member_id)
+                .map(|(id, _)| id.clone());
+            if let Some(previous) = previous {
+                if let Some(mut m) = g.members.remove(&previous) {
+                    m.sent = None;
+                    m.session_deadline = now + self.session_timeout;
+                    g.members.insert(member_id.clone(), m);
+                    if let Some(t) = g.target.remove(&previous) {
+                        g.target.insert(member_id.clone(), t);
+                    }
+                    info!(group = group_id, member = %member_id, instance, previous = %previous,
+                        "static member rejoined under a new member id");
+                    return Ok((member_id, false));
+                }
+            }
+        }
+        if let Some(m) = g.members.get_mut(&member_id) {
+            // Rejoining after a fence: it owns nothing now.
+            m.assigned.clear();
+            m.revoking.clear();
+            m.revoke_deadline = None;
+            m.sent = None;
+            m.epoch = 0;
+            return Ok((member_id, true));
+        }
+        if g.members.len() >= self.max_members {
+            return Err((
+                ResponseError::GroupMaxSizeReached,
+                format!(
+                    "group {group_id} has reached its maximum of {} members",
+                    self.max_members
+                ),
+            ));
+        }
+        if hb.subscribed.is_none() && !matches!(hb.regex, Some(Some(_))) {
+            return Err((
+                ResponseError::InvalidRequest,
+                "SubscribedTopicNames or SubscribedTopicRegex must be set when joining".into(),
+            ));
+        }
+        g.members.insert(
+            member_id.clone(),
+            Member {
+                epoch: 0,
+                previous_epoch: 0,
+                instance_id: hb.instance_id.clone(),
+                rack_id: hb.rack_id.clone(),
+                client_id: hb.client_id.clone(),
+                client_host: hb.client_host.clone(),
+                subscribed: BTreeSet::new(),
+                regex: None,
+                matched: BTreeSet::new(),
+                assignor: None,
+                assigned: BTreeSet::new(),
+                revoking: BTreeSet::new(),
+                sent: None,
+                rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms.max(0) as u64),
+                session_deadline: now + self.session_timeout,
+                revoke_deadline: None,
+            },
+        );
+        info!(group = group_id, member = %member_id, "consumer group member joined");
+        Ok((member_id, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> impl Fn(&str) -> Option<(Uuid, i32)> {
+        |name: &str| (name == "t").then_some((Uuid::from_u128(7), 4))
+    }
+
+    fn hb(member: &str, epoch: i32, owned: Option<&BTreeSet<TopicPartition>>) -> Heartbeat {
+        Heartbeat {
+            group: "g".into(),
+            member_id: member.into(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 30_000,
+            subscribed: Some(BTreeSet::from(["t".to_string()])),
+            regex: None,
+            assignor: None,
+            owned: owned.cloned(),
+            client_id: "c".into(),
+            client_host: "h".into(),
+        }
+    }
+
+    fn groups() -> ConsumerGroups {
+        ConsumerGroups::new(Duration::from_secs(45), Duration::from_secs(5), 100)
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_owner_revokes_it() {
+        let cg = groups();
+        let t = topics();
+        let a = cg
+            .heartbeat(hb("m1", 0, None), &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        let m1_all = a.assignment.clone().unwrap();
+        assert_eq!(m1_all.len(), 4);
+        assert_eq!(a.member_epoch, 1);
+
+        // m2 joins: the target splits, but m2 gets nothing while m1 still holds it all.
+        let b = cg
+            .heartbeat(hb("m2", 0, None), &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        assert_eq!(b.assignment, Some(BTreeSet::new()));
+        // m1 is told to keep two (and revoke two); its epoch stays until it has.
+        let a = cg
+            .heartbeat(
+                hb("m1", 1, Some(&m1_all)),
+                &t,
+                &|| vec!["t".to_string()],
+                || Ok(()),
+            )
+            .unwrap();
+        let keep = a.assignment.clone().unwrap();
+        assert_eq!(keep.len(), 2);
+        assert_eq!(a.member_epoch, 1);
+        // m2 still gets nothing: m1 has not reported the revocation.
+        let b = cg
+            .heartbeat(
+                hb("m2", b.member_epoch, Some(&BTreeSet::new())),
+                &t,
+                &|| vec!["t".to_string()],
+                || Ok(()),
+            )
+            .unwrap();
+        assert_eq!(cg.with("g", |g| g.current("m2").len()), Some(0), "{b:?}");
+        // m1 reports owning only what it keeps: it moves to the new epoch.
+        let a = cg
+            .heartbeat(
+                hb("m1", 1, Some(&keep)),
+                &t,
+                &|| vec!["t".to_string()],
+                || Ok(()),
+            )
+            .unwrap();
+        assert_eq!(a.member_epoch, 2);
+        // Now m2 gets the other two.
+        let b = cg
+            .heartbeat(
+                hb("m2", b.member_epoch, Some(&BTreeSet::new())),
+                &t,
+                &|| vec!["t".to_string()],
+                || Ok(()),
+            )
+            .unwrap();
+        let got = b.assignment.unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got.is_disjoint(&keep));
+        assert_eq!(b.member_epoch, 2);
+        assert_eq!(cg.with("g", |g| g.state()), Some("Stable"));
+
+        // m2 leaves: m1 gets everything back.
+        cg.heartbeat(hb("m2", -1, None), &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        let a = cg
+            .heartbeat(
+                hb("m1", 2, Some(&keep)),
+                &t,
+                &|| vec!["t".to_string()],
+                || Ok(()),
+            )
+            .unwrap();
+        assert_eq!(a.assignment.unwrap().len(), 4);
+    }
+
+    #[test]
+    fn stale_epochs_are_fenced_and_commits_checked() {
+        let cg = groups();
+        let t = topics();
+        let a = cg
+            .heartbeat(hb("m1", 0, None), &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        let err = cg
+            .heartbeat(hb("m1", 9, None), &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap_err();
+        assert_eq!(err.0, ResponseError::FencedMemberEpoch);
+        assert_eq!(cg.validate_commit("g", "m1", a.member_epoch), Some(None));
+        assert_eq!(
+            cg.validate_commit("g", "m1", a.member_epoch + 1),
+            Some(Some(ResponseError::StaleMemberEpoch))
+        );
+        assert_eq!(
+            cg.validate_commit("g", "nobody", 1),
+            Some(Some(ResponseError::UnknownMemberId))
+        );
+        assert_eq!(cg.validate_commit("classic", "m", 1), None);
+        let err = cg
+            .heartbeat(hb("ghost", 3, None), &t, &|| vec!["t".to_string()], || {
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(err.0, ResponseError::UnknownMemberId);
+        let mut bad = hb("m2", 0, None);
+        bad.assignor = Some("sticky".into());
+        assert_eq!(
+            cg.heartbeat(bad, &t, &|| vec!["t".to_string()], || Ok(()))
+                .unwrap_err()
+                .0,
+            ResponseError::UnsupportedAssignor
+        );
+    }
+
+    #[test]
+    fn a_regex_subscription_follows_the_topics_that_match() {
+        let cg = groups();
+        let lookup = |name: &str| match name {
+            "orders.eu" => Some((Uuid::from_u128(1), 2)),
+            "orders.us" => Some((Uuid::from_u128(2), 3)),
+            "payments" => Some((Uuid::from_u128(3), 5)),
+            _ => None,
+        };
+        let mut join = hb("m1", 0, None);
+        join.subscribed = None;
+        join.regex = Some(Some(TopicRegex::new("orders\\..*").unwrap()));
+        let names = || vec!["orders.eu".to_string(), "payments".to_string()];
+        let a = cg.heartbeat(join, &lookup, &names, || Ok(())).unwrap();
+        assert_eq!(a.assignment.unwrap().len(), 2, "orders.eu only");
+        // orders.us is created: the next heartbeat picks it up.
+        let names = || vec!["orders.eu".into(), "orders.us".into(), "payments".into()];
+        let mut next = hb("m1", a.member_epoch, None);
+        next.subscribed = None;
+        let a = cg.heartbeat(next, &lookup, &names, || Ok(())).unwrap();
+        assert_eq!(a.assignment.unwrap().len(), 5);
+        assert!(TopicRegex::new("(").is_err());
+        assert!(
+            !TopicRegex::new("orders").unwrap().matches("orders.eu"),
+            "whole names"
+        );
+    }
+
+    #[test]
+    fn a_static_member_leaving_for_now_keeps_its_place() {
+        let cg = groups();
+        let t = topics();
+        let names = || vec!["t".to_string()];
+        let mut a = hb("a", 0, None);
+        a.instance_id = Some("i1".into());
+        cg.heartbeat(a, &t, &names, || Ok(())).unwrap();
+        let b = cg
+            .heartbeat(hb("b", 0, None), &t, &names, || Ok(()))
+            .unwrap();
+        let epoch = cg.with("g", |g| g.epoch).unwrap();
+        cg.heartbeat(hb("a", -2, None), &t, &names, || Ok(()))
+            .unwrap();
+        assert_eq!(
+            cg.with("g", |g| (g.epoch, g.members.len())),
+            Some((epoch, 2))
+        );
+        // b is not given a's partitions meanwhile.
+        let b = cg
+            .heartbeat(hb("b", b.member_epoch, None), &t, &names, || Ok(()))
+            .unwrap();
+        assert!(
+            cg.with("g", |g| g.current("b").len()).unwrap() <= 2,
+            "{b:?}"
+        );
+        let mut back = hb("a-restarted", 0, None);
+        back.instance_id = Some("i1".into());
+        let a = cg.heartbeat(back, &t, &names, || Ok(())).unwrap();
+        assert_eq!(cg.with("g", |g| g.epoch), Some(epoch));
+        assert!(a.member_epoch > 0);
+    }
+
+    #[test]
+    fn a_static_member_comes_back_to_its_partitions() {
+        let cg = groups();
+        let t = topics();
+        let mut first = hb("a", 0, None);
+        first.instance_id = Some("i1".into());
+        cg.heartbeat(first, &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        let mut other = hb("b", 0, None);
+        other.instance_id = Some("i2".into());
+        cg.heartbeat(other, &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        let before = cg.with("g", |g| g.target["a"].clone()).unwrap();
+        // The process restarts with a new member id and the same instance id.
+        let mut again = hb("a2", 0, None);
+        again.instance_id = Some("i1".into());
+        cg.heartbeat(again, &t, &|| vec!["t".to_string()], || Ok(()))
+            .unwrap();
+        let after = cg
+            .with("g", |g| (g.target.get("a2").cloned(), g.members.len()))
+            .unwrap();
+        assert_eq!(after, (Some(before), 2));
+    }
+}
