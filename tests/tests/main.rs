@@ -4,6 +4,7 @@
 // Tests own each task they spawn by awaiting its handle before they end.
 #![allow(clippy::disallowed_methods)]
 
+mod admin_answers;
 mod admin_cli;
 mod backup;
 mod bad_input;

@@ -103,6 +103,9 @@ pub enum Error {
     Records {
         /// Where the batch starts in the bytes decoded.
         position: usize,
+        /// The record that does not parse, by its index in the batch, when one is to
+        /// blame (rather than the batch's framing or compression).
+        record: Option<usize>,
         /// What is wrong with it.
         reason: String,
     },

@@ -184,13 +184,14 @@ fn check_batch(
 fn validate(
     records: &[u8],
     header: &BatchHeader,
-) -> Result<(RecordTotals, Option<[(i64, usize); 2]>), String> {
+) -> Result<(RecordTotals, Option<[(i64, usize); 2]>), Refusal> {
     let mut t = RecordTotals::default();
     let mut range: Option<[(i64, usize); 2]> = None;
     let mut buf = records;
     let n = count(header);
     for i in 0..n {
-        let r = parse_record(&mut buf, header).map_err(|e| format!("record {i} of {n}: {e}"))?;
+        let r = parse_record(&mut buf, header)
+            .map_err(|e| Refusal::Record(i, format!("record {i} of {n}: {e}")))?;
         let ts = r.timestamp;
         range = Some(match range {
             None => [(ts, i), (ts, i)],
@@ -209,10 +210,10 @@ fn validate(
         }
     }
     if !buf.is_empty() {
-        return Err(format!(
+        return Err(Refusal::Invalid(format!(
             "{} bytes follow the last of {n} records",
             buf.len()
-        ));
+        )));
     }
     Ok((t, range))
 }
@@ -320,6 +321,8 @@ pub struct TimestampOutOfRange {
 #[derive(Debug)]
 enum Refusal {
     Invalid(String),
+    /// A record that does not parse, by its index in the batch (KIP-467's `batch_index`).
+    Record(usize, String),
     Budget(Shortfall),
 }
 
@@ -366,7 +369,16 @@ pub fn check_framed(
             }
         };
         out.push(checked.map_err(|r| match r {
-            Refusal::Invalid(reason) => Error::Records { position, reason },
+            Refusal::Invalid(reason) => Error::Records {
+                position,
+                record: None,
+                reason,
+            },
+            Refusal::Record(record, reason) => Error::Records {
+                position,
+                record: Some(record),
+                reason,
+            },
             Refusal::Budget(Shortfall::TooLarge { limit }) => {
                 Error::DecompressionTooLarge { position, limit }
             }
@@ -440,6 +452,7 @@ impl Checked {
                 .get(position..position + header.size())
                 .ok_or_else(|| Error::Records {
                     position,
+                    record: None,
                     reason: "the bytes are not the ones framed".into(),
                 })?;
             if stays(&header) {
@@ -450,9 +463,11 @@ impl Checked {
                 Some(d) => d,
                 None => Bytes::copy_from_slice(&batch[HEADER_SIZE..]),
             };
-            let compressed = codec
-                .compress(&body)
-                .map_err(|reason| Error::Records { position, reason })?;
+            let compressed = codec.compress(&body).map_err(|reason| Error::Records {
+                position,
+                record: None,
+                reason,
+            })?;
             let start = out.len();
             let mut h = header;
             h.attributes = (h.attributes & !batch::ATTR_COMPRESSION_MASK) | codec.id();

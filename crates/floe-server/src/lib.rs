@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod assignor;
+pub mod authz;
 pub mod broker;
 pub mod committer;
 pub mod config;

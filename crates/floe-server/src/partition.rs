@@ -41,6 +41,8 @@ pub enum AppendError {
     Records {
         /// Where the batch starts in the produced bytes.
         position: usize,
+        /// The record to blame, by its index in its batch (KIP-467), if one is.
+        record: Option<usize>,
         /// What is wrong, from the record decoder.
         reason: String,
     },
@@ -319,11 +321,18 @@ impl Partition {
             floe_kafka::Error::DecompressionTooLarge { limit, .. } => {
                 AppendError::DecompressionTooLarge { limit }
             }
-            floe_kafka::Error::Records { position, reason } => {
-                AppendError::Records { position, reason }
-            }
+            floe_kafka::Error::Records {
+                position,
+                record,
+                reason,
+            } => AppendError::Records {
+                position,
+                record,
+                reason,
+            },
             other => AppendError::Records {
                 position: 0,
+                record: None,
                 reason: other.to_string(),
             },
         })?;
@@ -351,6 +360,7 @@ impl Partition {
                         floe_kafka::Error::Batch(b) => AppendError::Log(b.into()),
                         other => AppendError::Records {
                             position: 0,
+                            record: None,
                             reason: other.to_string(),
                         },
                     })?;

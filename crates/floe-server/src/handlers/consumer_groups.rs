@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{sb, tn};
 use crate::assignor::TopicPartition;
+use crate::authz::{self, Resource};
 use crate::broker::Broker;
 use crate::consumer_groups::{Heartbeat, TopicRegex};
 
@@ -157,6 +158,7 @@ pub(super) fn describe(
                 .collect(),
         )
     };
+    let ops = authz::if_asked(req.include_authorized_operations, Resource::Group);
     let groups = req
         .group_ids
         .into_iter()
@@ -191,6 +193,7 @@ pub(super) fn describe(
                     .with_assignment_epoch(g.assignment_epoch)
                     .with_assignor_name(sb(g.assignor()))
                     .with_members(members)
+                    .with_authorized_operations(ops)
             });
             found.unwrap_or_else(|| {
                 base.with_error_code(ResponseError::GroupIdNotFound.code())

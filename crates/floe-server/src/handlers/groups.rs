@@ -33,6 +33,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use super::{code, sb, tn};
+use crate::authz::{self, Resource};
 use crate::broker::Broker;
 use crate::coordinator::JoinParams;
 use floe_common::now_ms;
@@ -470,12 +471,13 @@ pub(super) async fn list(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGr
 }
 
 pub(super) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let ops = authz::if_asked(req.include_authorized_operations, Resource::Group);
     let groups = req
         .groups
         .into_iter()
         .map(|g| {
             if let Some(described) = describe_consumer_group(broker, &g) {
-                return described;
+                return described.with_authorized_operations(ops);
             }
             let d = broker.groups.describe(&g);
             let members = d
@@ -497,6 +499,7 @@ pub(super) fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Desc
                 .with_protocol_type(sb(&d.protocol_type))
                 .with_protocol_data(sb(&d.protocol_name))
                 .with_members(members)
+                .with_authorized_operations(ops)
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 use uuid::Uuid;
 
 use super::{sb, tn};
+use crate::authz::{self, Resource};
 use crate::broker::{Broker, Topic};
 use floe_kafka::ResponseError;
 
@@ -44,7 +45,7 @@ fn offline_metadata(name: &str, partitions: i32, id: Uuid) -> MetadataResponseTo
         .with_partitions(partitions)
 }
 
-fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+fn topic_metadata(broker: &Broker, topic: &Topic, ops: bool) -> MetadataResponseTopic {
     let n = node(broker);
     let partitions = (0..topic.partition_count())
         .map(|i| {
@@ -60,6 +61,7 @@ fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
         .with_name(Some(tn(&topic.name)))
         .with_topic_id(topic.id)
         .with_partitions(partitions)
+        .with_topic_authorized_operations(authz::if_asked(ops, Resource::Topic))
 }
 
 pub(super) async fn metadata(
@@ -79,12 +81,13 @@ pub(super) async fn metadata(
         Some(t) => Some(t),
     };
     let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let topic_ops = req.include_topic_authorized_operations;
     let offline = broker.offline_topics();
     let topics = match requested {
         None => broker
             .topics()
             .iter()
-            .map(|t| topic_metadata(broker, t))
+            .map(|t| topic_metadata(broker, t, topic_ops))
             .chain(
                 offline
                     .iter()
@@ -120,7 +123,7 @@ pub(super) async fn metadata(
                     None => broker.topic_by_id(t.topic_id),
                 };
                 out.push(match found {
-                    Some(topic) => topic_metadata(broker, &topic),
+                    Some(topic) => topic_metadata(broker, &topic, topic_ops),
                     None if matches!(refused, Some(crate::broker::TopicError::LimitReached(_))) => {
                         MetadataResponseTopic::default()
                             .with_error_code(ResponseError::PolicyViolation.code())
@@ -154,17 +157,25 @@ pub(super) async fn metadata(
         .with_cluster_id(Some(sb(&broker.config.cluster_id)))
         .with_controller_id(node(broker))
         .with_topics(topics)
+        .with_cluster_authorized_operations(authz::if_asked(
+            req.include_cluster_authorized_operations,
+            Resource::Cluster,
+        ))
 }
 
 pub(super) fn describe_cluster(
     broker: &Arc<Broker>,
-    _req: DescribeClusterRequest,
+    req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let (host, port) = &broker.advertised;
     DescribeClusterResponse::default()
         .with_cluster_id(sb(&broker.config.cluster_id))
         .with_controller_id(node(broker))
         .with_endpoint_type(1)
+        .with_cluster_authorized_operations(authz::if_asked(
+            req.include_cluster_authorized_operations,
+            Resource::Cluster,
+        ))
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node(broker))
             .with_host(sb(host))
@@ -191,6 +202,8 @@ pub(super) fn describe_topic_partitions(
             .with_name(Some(tn(&topic.name)))
             .with_topic_id(topic.id)
             .with_partitions(partitions)
+            // The request has no flag: Kafka always reports them here.
+            .with_topic_authorized_operations(authz::authorized_operations(Resource::Topic))
     };
     let topics = if req.topics.is_empty() {
         broker.topics().iter().map(|t| describe(t)).collect()

@@ -271,10 +271,16 @@ async fn append(
                 .with_base_offset(-1)
                 .with_log_start_offset(-1)
                 .with_error_message(Some(sb(&e.to_string())));
-            // KIP-467: name the record that failed (clients report it per record).
-            if let AppendError::Timestamp { record, .. } = &e {
+            // KIP-467: name the record that failed (clients report it per record). The
+            // batch is refused whole, as Kafka refuses it.
+            let blamed = match &e {
+                AppendError::Timestamp { record, .. } => Some(*record),
+                AppendError::Records { record, .. } => *record,
+                _ => None,
+            };
+            if let Some(record) = blamed {
                 refused.record_errors = vec![BatchIndexAndErrorMessage::default()
-                    .with_batch_index(i32::try_from(*record).unwrap_or(i32::MAX))
+                    .with_batch_index(i32::try_from(record).unwrap_or(i32::MAX))
                     .with_batch_index_error_message(Some(sb(&e.to_string())))];
             }
             return refused;
