@@ -12,6 +12,7 @@ mod consumer_protocol;
 mod crash;
 mod durability;
 mod fuzz;
+mod group_behaviours;
 mod kafka_clients;
 mod lake;
 mod lake_backpressure;
