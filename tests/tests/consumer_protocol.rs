@@ -311,3 +311,130 @@ async fn the_range_assignor_and_classic_groups_side_by_side() {
     );
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_configs_set_a_groups_heartbeat_interval_and_survive_restarts() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DescribeConfigsRequest,
+        DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+        TopicName,
+    };
+    use kafka_protocol::protocol::Encodable;
+
+    async fn ask<Req: Encodable, Resp: Decodable>(b: &str, key: ApiKey, v: i16, req: &Req) -> Resp {
+        let mut s = tokio::net::TcpStream::connect(b).await.unwrap();
+        let mut body =
+            floe_tests::raw::roundtrip(&mut s, &floe_tests::raw::frame(key, v, req), key, v)
+                .await
+                .expect("answer");
+        Resp::decode(&mut body, v).unwrap()
+    }
+    let set = |group: &str, key: &str, value: &str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(StrBytes::from_string(group.into()))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.into()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(value.into())))]),
+        ])
+    };
+    let described = |b: String| async move {
+        let r: DescribeConfigsResponse = ask(
+            &b,
+            ApiKey::DescribeConfigs,
+            4,
+            &DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(32)
+                    .with_resource_name(StrBytes::from_static_str("tuned"))
+                    .with_configuration_keys(None),
+            ]),
+        )
+        .await;
+        r.results[0]
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    (c.value.as_ref().map(|v| v.to_string()), c.config_source),
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let join = |b: String| async move {
+        let r: ConsumerGroupHeartbeatResponse = ask(
+            &b,
+            ApiKey::ConsumerGroupHeartbeat,
+            1,
+            &ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("tuned")))
+                .with_member_id(StrBytes::from_string(format!("m-{}", free_port())))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str(
+                    TOPIC,
+                ))])),
+        )
+        .await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        r.heartbeat_interval_ms
+    };
+
+    let mut broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, TOPIC, 1, &[]).await;
+    let d = described(b.clone()).await;
+    assert_eq!(
+        d["consumer.heartbeat.interval.ms"],
+        (Some("5000".into()), 5),
+        "the broker's default"
+    );
+    assert_eq!(join(b.clone()).await, 5000);
+
+    let r: IncrementalAlterConfigsResponse = ask(
+        &b,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &set("tuned", "consumer.heartbeat.interval.ms", "1500"),
+    )
+    .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    for (key, value) in [
+        ("consumer.heartbeat.interval.ms", "60000"),
+        ("consumer.session.timeout.ms", "soon"),
+        ("no.such.config", "1"),
+    ] {
+        let r: IncrementalAlterConfigsResponse = ask(
+            &b,
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &set("tuned", key, value),
+        )
+        .await;
+        assert_eq!(
+            r.responses[0].error_code,
+            kafka_protocol::ResponseError::InvalidConfig.code(),
+            "{key}={value}"
+        );
+    }
+    broker.restart().await;
+    let d = described(b.clone()).await;
+    assert_eq!(
+        d["consumer.heartbeat.interval.ms"],
+        (Some("1500".into()), 8),
+        "GROUP_CONFIG"
+    );
+    assert_eq!(join(b.clone()).await, 1500);
+    broker.stop().await;
+}

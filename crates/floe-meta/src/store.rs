@@ -377,6 +377,56 @@ impl MetaStore {
         .await
     }
 
+    // ---- group configs ----------------------------------------------------
+
+    /// Replaces the config overrides of `group` (none: the row goes).
+    pub async fn set_group_configs(
+        &self,
+        group: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        const OP: &str = "set_group_configs";
+        let json = serde_json::to_string(configs)
+            .map_err(|e| Error::corrupt(format!("configs of group {group:?}"), e))?;
+        self.run(OP, async {
+            let query = if configs.is_empty() {
+                sqlx::query("DELETE FROM group_configs WHERE group_id = $1").bind(group)
+            } else {
+                sqlx::query(
+                    "INSERT INTO group_configs (group_id, configs) VALUES ($1, $2) \
+                     ON CONFLICT (group_id) DO UPDATE SET configs = excluded.configs",
+                )
+                .bind(group)
+                .bind(json)
+            };
+            query.execute(&self.inner.pool).await.map_err(self.db(OP))?;
+            debug!(group, configs = configs.len(), "group configs set");
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every group's config overrides.
+    pub async fn list_group_configs(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        const OP: &str = "list_group_configs";
+        self.run(OP, async {
+            let rows = sqlx::query("SELECT group_id, configs FROM group_configs ORDER BY group_id")
+                .fetch_all(&self.inner.pool)
+                .await
+                .map_err(self.db(OP))?;
+            rows.iter()
+                .map(|row| {
+                    let group: String = row.try_get("group_id").map_err(self.db(OP))?;
+                    let json: String = row.try_get("configs").map_err(self.db(OP))?;
+                    let configs = serde_json::from_str(&json)
+                        .map_err(|e| Error::corrupt(format!("configs of group {group:?}"), e))?;
+                    Ok((group, configs))
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Deletes every committed offset of `group`; returns how many rows went.
     pub async fn delete_group_offsets(&self, group: &str) -> Result<u64> {
         const OP: &str = "delete_group_offsets";

@@ -126,6 +126,7 @@ on_both_backends!(
     producer_ids_never_overlap,
     persistence_across_reconnect,
     registry_ids_versions_and_deletes,
+    group_configs_round_trip,
 );
 
 fn topic(name: &str, partitions: i32) -> TopicRecord {
@@ -208,6 +209,31 @@ async fn topics_crud(ctx: Ctx) {
     store.create_topic(&b2).await.unwrap();
     assert_eq!(store.get_topic("b").await.unwrap(), Some(b2));
     store.close().await;
+}
+
+async fn group_configs_round_trip(ctx: Ctx) {
+    let store = ctx.connect().await;
+    assert!(store.list_group_configs().await.unwrap().is_empty());
+    let a = configs(&[("consumer.session.timeout.ms", "50000")]);
+    store.set_group_configs("g1", &a).await.unwrap();
+    store
+        .set_group_configs(
+            "g2",
+            &configs(&[("consumer.heartbeat.interval.ms", "6000")]),
+        )
+        .await
+        .unwrap();
+    // Replaced whole, and an empty map removes the group's row.
+    let b = configs(&[("consumer.heartbeat.interval.ms", "7000")]);
+    store.set_group_configs("g1", &b).await.unwrap();
+    store
+        .set_group_configs("g2", &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_group_configs().await.unwrap(),
+        vec![("g1".to_string(), b)]
+    );
 }
 
 async fn topic_configs_round_trip(ctx: Ctx) {

@@ -218,6 +218,7 @@ impl Broker {
         broker.split_page_cache();
         broker.clamp_committed_offsets().await;
         broker.groups.load_offset_groups().await?;
+        broker.load_group_configs().await?;
         Ok(broker)
     }
 
@@ -704,6 +705,48 @@ impl Broker {
         *topic.config.write() = config;
         *topic.overrides.write() = overrides;
         info!(topic = %name, "updated topic configs");
+        Ok(())
+    }
+
+    /// Reads the group configs from the metadata store (at start). A stored set that no
+    /// longer passes the checks (a `[groups]` bound changed) is skipped with a warning:
+    /// the group runs on the broker's settings.
+    async fn load_group_configs(&self) -> Result<()> {
+        for (group, configs) in self.meta.list_group_configs().await? {
+            match crate::group_configs::resolve(&self.config.groups, &configs) {
+                Ok(timings) => self.consumer_groups.set_configs(&group, configs, timings),
+                Err(why) => warn!(%group, error = %why, "stored group configs ignored"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces `group`'s group configs: checked, stored, then applied.
+    ///
+    /// # Errors
+    /// INVALID_CONFIG with the reason, or COORDINATOR_NOT_AVAILABLE when the store fails.
+    pub async fn set_group_configs(
+        &self,
+        group: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> std::result::Result<(), (floe_kafka::ResponseError, String)> {
+        let timings = crate::group_configs::resolve(&self.config.groups, &configs)
+            .map_err(|why| (floe_kafka::ResponseError::InvalidConfig, why))?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta
+            .set_group_configs(group, &configs)
+            .await
+            .map_err(|e| {
+                (
+                    floe_kafka::ResponseError::CoordinatorNotAvailable,
+                    e.to_string(),
+                )
+            })?;
+        self.consumer_groups.set_configs(group, configs, timings);
+        info!(%group, "updated group configs");
         Ok(())
     }
 

@@ -30,6 +30,10 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::assignor::{self, MemberSpec, TopicPartition, ASSIGNORS};
+use crate::group_configs::Timings;
+
+/// A group's config overrides, by key.
+type Overrides = BTreeMap<String, String>;
 
 /// Finds a topic's id and partition count by name.
 pub type Lookup<'a> = dyn Fn(&str) -> Option<(Uuid, i32)> + 'a;
@@ -343,9 +347,11 @@ pub struct Answer {
 /// The KIP-848 groups of the broker.
 pub struct ConsumerGroups {
     groups: Mutex<HashMap<String, Group>>,
-    session_timeout: Duration,
-    /// How often members heartbeat (told in every answer).
-    pub heartbeat_interval: Duration,
+    /// The broker's timings (`[groups] consumer_*`).
+    defaults: Timings,
+    /// Group configs set on groups (DescribeConfigs / AlterConfigs on GROUP resources),
+    /// with the timings they make.
+    configs: Mutex<HashMap<String, (Overrides, Timings)>>,
     max_members: usize,
 }
 
@@ -358,9 +364,39 @@ impl ConsumerGroups {
     ) -> Self {
         Self {
             groups: Mutex::new(HashMap::new()),
-            session_timeout,
-            heartbeat_interval,
+            defaults: Timings {
+                session_timeout,
+                heartbeat_interval,
+            },
+            configs: Mutex::new(HashMap::new()),
             max_members,
+        }
+    }
+
+    /// The timings of `group`: its group configs, or the broker's.
+    pub fn timings(&self, group: &str) -> Timings {
+        self.configs
+            .lock()
+            .get(group)
+            .map_or(self.defaults, |(_, t)| *t)
+    }
+
+    /// The group configs set on `group`.
+    pub fn configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.configs
+            .lock()
+            .get(group)
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets `group`'s group configs (checked by the caller) and the timings they make.
+    pub fn set_configs(&self, group: &str, configs: BTreeMap<String, String>, timings: Timings) {
+        let mut all = self.configs.lock();
+        if configs.is_empty() {
+            all.remove(group);
+        } else {
+            all.insert(group.to_string(), (configs, timings));
         }
     }
 
@@ -463,6 +499,7 @@ impl ConsumerGroups {
                 ));
             }
         }
+        let session_timeout = self.timings(&hb.group).session_timeout;
         let mut groups = self.groups.lock();
         if !groups.contains_key(&hb.group) {
             if hb.member_epoch != 0 {
@@ -502,7 +539,7 @@ impl ConsumerGroups {
         }
 
         let (member_id, mut changed) = if hb.member_epoch == 0 {
-            self.join(g, &group_id, &hb, now)?
+            self.join(g, &group_id, &hb, now, session_timeout)?
         } else {
             match g.members.get(&hb.member_id) {
                 None => {
@@ -526,7 +563,7 @@ impl ConsumerGroups {
         let Some(m) = g.members.get_mut(&member_id) else {
             return Err((ResponseError::UnknownMemberId, "member vanished".into()));
         };
-        m.session_deadline = now + self.session_timeout;
+        m.session_deadline = now + session_timeout;
         if let Some(subscribed) = &hb.subscribed {
             if *subscribed != m.subscribed {
                 m.subscribed = subscribed.clone();
@@ -584,6 +621,7 @@ impl ConsumerGroups {
         group_id: &str,
         hb: &Heartbeat,
         now: Instant,
+        session_timeout: Duration,
     ) -> Result<(String, bool), (ResponseError, String)> {
         let member_id = if hb.member_id.is_empty() {
             Uuid::new_v4().to_string()
@@ -600,7 +638,7 @@ impl ConsumerGroups {
             if let Some(previous) = previous {
                 if let Some(mut m) = g.members.remove(&previous) {
                     m.sent = None;
-                    m.session_deadline = now + self.session_timeout;
+                    m.session_deadline = now + session_timeout;
                     g.members.insert(member_id.clone(), m);
                     if let Some(t) = g.target.remove(&previous) {
                         g.target.insert(member_id.clone(), t);
@@ -652,7 +690,7 @@ impl ConsumerGroups {
                 revoking: BTreeSet::new(),
                 sent: None,
                 rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms.max(0) as u64),
-                session_deadline: now + self.session_timeout,
+                session_deadline: now + session_timeout,
                 revoke_deadline: None,
             },
         );

@@ -20,6 +20,7 @@ pub mod coordinator;
 pub mod data_dir;
 pub mod error;
 pub mod fuzz;
+pub mod group_configs;
 mod handlers;
 mod http;
 pub mod lake;

@@ -21,13 +21,16 @@ use tracing::warn;
 use super::admin::topic_error_code;
 use super::sb;
 use crate::broker::{Broker, TopicError};
+use crate::group_configs::{self, GROUP_CONFIGS};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
+const GROUP: i8 = 32;
 // Config sources (DescribeConfigs v1+).
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
+const GROUP_CONFIG: i8 = 8;
 
 /// Broker configs that are not a topic config's synonym, with their Kafka types.
 const BROKER_ONLY: &[(&str, ConfigType)] = &[
@@ -141,6 +144,7 @@ pub(super) fn describe(
                     Some(topic) => topic_entries(broker, &topic),
                 },
                 BROKER => broker_entries(broker),
+                GROUP => group_entries(broker, &res.resource_name),
                 other => {
                     return base
                         .with_error_code(ResponseError::InvalidRequest.code())
@@ -183,6 +187,30 @@ pub(super) fn describe(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A group's configs: its overrides (source GROUP_CONFIG), else the broker's settings.
+fn group_entries(broker: &Broker, group: &str) -> Vec<Described> {
+    let overrides = broker.consumer_groups.configs(group);
+    GROUP_CONFIGS
+        .iter()
+        .map(|d| {
+            let default =
+                group_configs::default_value(&broker.config.groups, d.name).unwrap_or_default();
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(d.name) {
+                synonyms.push((d.name.to_string(), v.clone(), GROUP_CONFIG));
+            }
+            synonyms.push((format!("group.{}", d.name), default.clone(), DEFAULT_CONFIG));
+            Described {
+                name: d.name.to_string(),
+                value: overrides.get(d.name).cloned().unwrap_or(default),
+                source: synonyms[0].2,
+                synonyms,
+                doc: Some(d.doc.to_string()),
+            }
+        })
+        .collect()
 }
 
 /// The broker resource: every topic config's broker-level synonym, then the broker's
@@ -241,9 +269,36 @@ fn refuse_non_topic(resource_type: i8) -> Option<(ResponseError, String)> {
     (resource_type != TOPIC).then(|| {
         (
             ResponseError::InvalidRequest,
-            format!("only topic configs can be altered (resource type {resource_type})"),
+            format!("only topic and group configs can be altered (resource type {resource_type})"),
         )
     })
+}
+
+/// Replaces a group's configs: the error code and message for the response.
+async fn group_outcome(
+    broker: &Arc<Broker>,
+    group: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> (i16, Option<StrBytes>) {
+    if group.is_empty() || group.len() > broker.config.groups.max_group_id_bytes {
+        return (
+            ResponseError::InvalidGroupId.code(),
+            Some(sb(
+                "the group id is empty or longer than [groups] max_group_id_bytes",
+            )),
+        );
+    }
+    match broker
+        .set_group_configs(group, configs, validate_only)
+        .await
+    {
+        Ok(()) => (0, None),
+        Err((e, why)) => {
+            warn!(%group, error = %why, "group config change refused");
+            (e.code(), Some(sb(&why)))
+        }
+    }
 }
 
 fn outcome(r: Result<(), TopicError>, name: &str) -> (i16, Option<StrBytes>) {
@@ -262,13 +317,6 @@ pub(super) async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Alt
         let base = AlterResult::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
-        if let Some((e, msg)) = refuse_non_topic(res.resource_type) {
-            responses.push(
-                base.with_error_code(e.code())
-                    .with_error_message(Some(sb(&msg))),
-            );
-            continue;
-        }
         // AlterConfigs replaces the whole set of overrides.
         let overrides: BTreeMap<String, String> = res
             .configs
@@ -279,6 +327,19 @@ pub(super) async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Alt
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
+        if res.resource_type == GROUP {
+            let (code, msg) =
+                group_outcome(broker, &res.resource_name, overrides, req.validate_only).await;
+            responses.push(base.with_error_code(code).with_error_message(msg));
+            continue;
+        }
+        if let Some((e, msg)) = refuse_non_topic(res.resource_type) {
+            responses.push(
+                base.with_error_code(e.code())
+                    .with_error_message(Some(sb(&msg))),
+            );
+            continue;
+        }
         let (code, msg) = outcome(
             broker
                 .set_topic_overrides(&res.resource_name, overrides, req.validate_only)
@@ -304,6 +365,32 @@ pub(super) async fn incremental_alter(
         let base = IncResult::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
+        if res.resource_type == GROUP {
+            let mut configs = broker.consumer_groups.configs(&res.resource_name);
+            let mut bad = None;
+            for c in &res.configs {
+                let key = c.name.to_string();
+                match (c.config_operation, &c.value) {
+                    (OP_SET, Some(v)) => {
+                        configs.insert(key, v.to_string());
+                    }
+                    (OP_DELETE, _) => {
+                        configs.remove(&key);
+                    }
+                    (op, _) => {
+                        bad = Some(format!(
+                            "operation {op} is not valid for group config {key}"
+                        ))
+                    }
+                }
+            }
+            let (code, msg) = match bad {
+                Some(why) => (ResponseError::InvalidConfig.code(), Some(sb(&why))),
+                None => group_outcome(broker, &res.resource_name, configs, req.validate_only).await,
+            };
+            responses.push(base.with_error_code(code).with_error_message(msg));
+            continue;
+        }
         if let Some((e, msg)) = refuse_non_topic(res.resource_type) {
             responses.push(
                 base.with_error_code(e.code())

@@ -43,8 +43,14 @@ pub(super) fn heartbeat(
     client_host: &str,
 ) -> ConsumerGroupHeartbeatResponse {
     let group = req.group_id.to_string();
-    let interval =
-        i32::try_from(broker.consumer_groups.heartbeat_interval.as_millis()).unwrap_or(i32::MAX);
+    let interval = i32::try_from(
+        broker
+            .consumer_groups
+            .timings(&group)
+            .heartbeat_interval
+            .as_millis(),
+    )
+    .unwrap_or(i32::MAX);
     let refuse = |e: ResponseError, msg: String| {
         warn!(%group, member = %req.member_id.as_str(), code = e.code(), error = %msg,
             "consumer group heartbeat refused");
