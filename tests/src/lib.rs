@@ -125,6 +125,9 @@ impl TestBroker {
         config.http.listen = "127.0.0.1:0".into();
         config.query.flight_listen = "127.0.0.1:0".into();
         config.registry.listen = "127.0.0.1:0".into();
+        // The first rebalance of a group answers at once (Kafka's 3 s wait for more
+        // members is the default; tests that need it set it).
+        config.groups.initial_rebalance_delay = std::time::Duration::ZERO;
         f(&mut config);
         // free_port() releases the port before the broker binds it, so another test's
         // ephemeral bind can take it first: retry with a fresh port a few times.

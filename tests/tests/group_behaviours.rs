@@ -111,3 +111,64 @@ async fn a_member_that_stops_polling_is_evicted_and_its_partitions_move() {
     drop(idle);
     broker.stop().await;
 }
+
+/// Counts the assignments a consumer is handed (librdkafka's rebalance callback).
+#[derive(Default)]
+struct CountAssigns(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl floe_tests::rdkafka::client::ClientContext for CountAssigns {}
+
+impl floe_tests::rdkafka::consumer::ConsumerContext for CountAssigns {
+    fn post_rebalance(
+        &self,
+        _: &floe_tests::rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &floe_tests::rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if matches!(
+            rebalance,
+            floe_tests::rdkafka::consumer::Rebalance::Assign(_)
+        ) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_starting_together_are_assigned_in_one_round() {
+    use std::sync::atomic::Ordering;
+    let broker = TestBroker::start_with(|c| {
+        c.groups.initial_rebalance_delay = Duration::from_secs(3);
+    })
+    .await;
+    let b = broker.bootstrap();
+    create_topic(&b, "together-t", 4, &[]).await;
+    let start = |counter: &CountAssigns| {
+        let c: floe_tests::rdkafka::consumer::StreamConsumer<CountAssigns> = consumer_config(
+            &b,
+            "together-g",
+            &[("partition.assignment.strategy", "range")],
+        )
+        .create_with_context(CountAssigns(counter.0.clone()))
+        .expect("consumer");
+        c.subscribe(&["together-t"]).unwrap();
+        c
+    };
+    let (n1, n2) = (CountAssigns::default(), CountAssigns::default());
+    let c1 = start(&n1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c2 = start(&n2);
+    let deadline = Instant::now() + T;
+    let count = |c: &floe_tests::rdkafka::consumer::StreamConsumer<CountAssigns>| {
+        c.assignment().map(|a| a.count()).unwrap_or(0)
+    };
+    while !(count(&c1) == 2 && count(&c2) == 2) {
+        for c in [&c1, &c2] {
+            let _ = tokio::time::timeout(Duration::from_millis(20), c.recv()).await;
+        }
+        assert!(Instant::now() < deadline, "no two-and-two split");
+    }
+    // The group waited for the second member: the first was assigned once, not twice.
+    assert_eq!(n1.0.load(Ordering::SeqCst), 1);
+    assert_eq!(n2.0.load(Ordering::SeqCst), 1);
+    broker.stop().await;
+}

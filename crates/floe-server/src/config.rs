@@ -273,7 +273,8 @@ impl Default for GroupConfig {
         Self {
             min_session_timeout: Duration::from_secs(1),
             max_session_timeout: Duration::from_secs(1800),
-            initial_rebalance_delay: Duration::ZERO,
+            // Kafka's group.initial.rebalance.delay.ms.
+            initial_rebalance_delay: Duration::from_secs(3),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             offsets_retention_check_interval: Duration::from_secs(600),
             max_group_id_bytes: 1024,

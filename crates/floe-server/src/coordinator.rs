@@ -623,7 +623,9 @@ impl GroupCoordinator {
             return fail(ResponseError::UnknownMemberId, &member_id);
         }
 
-        if let Some(old) = static_rejoin_of {
+        let leader_before = g.leader.clone();
+        if let Some(old) = &static_rejoin_of {
+            let old = old.clone();
             if let Some(slot) = g.members.iter_mut().find(|(id, _)| *id == old) {
                 slot.0 = member_id.clone();
             }
@@ -679,15 +681,25 @@ impl GroupCoordinator {
         }
 
         // A follower rejoining a stable group with unchanged subscriptions gets the current
-        // generation back without disturbing anyone (as Kafka does).
+        // generation back without disturbing anyone (as Kafka does). So does a static
+        // member coming back under a new member id, leader or not: it is told the leader
+        // id from before it came back, which is not its new id, so it does not compute an
+        // assignment that a stable group would never hand out; it syncs and gets its old
+        // assignment back (Kafka's `updateStaticMemberAndRebalance`).
         let is_leader = g.leader.as_deref() == Some(member_id.as_str());
-        if g.state == GroupState::Stable && !changed && !is_leader {
+        let static_rejoin = static_rejoin_of.is_some();
+        if g.state == GroupState::Stable && !changed && (!is_leader || static_rejoin) {
+            let leader = if static_rejoin {
+                leader_before
+            } else {
+                g.leader.clone()
+            };
             return JoinStep::Now(JoinResult {
                 error: None,
                 generation: g.generation,
                 protocol_type: g.protocol_type.clone(),
                 protocol_name: g.protocol_name.clone(),
-                leader: g.leader.clone().unwrap_or_default(),
+                leader: leader.unwrap_or_default(),
                 member_id,
                 members: Vec::new(),
             });
@@ -867,9 +879,9 @@ impl GroupCoordinator {
         if let Some(e) = g.check_member(member_id, instance_id) {
             return Some(e);
         }
-        if g.state == GroupState::CompletingRebalance {
-            return Some(ResponseError::RebalanceInProgress);
-        }
+        // Kafka 4's ClassicGroup takes a commit of the current generation in any state,
+        // CompletingRebalance included (older brokers answered REBALANCE_IN_PROGRESS
+        // there; librdkafka's test 0113 expects success or ILLEGAL_GENERATION).
         if generation != g.generation {
             return Some(ResponseError::IllegalGeneration);
         }
