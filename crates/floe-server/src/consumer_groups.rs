@@ -408,29 +408,32 @@ impl ConsumerGroups {
             .is_some_and(|g| !g.members.is_empty())
     }
 
-    /// Whether `group` exists here (with or without members).
-    pub fn exists(&self, group: &str) -> bool {
-        self.groups.lock().contains_key(group)
-    }
-
-    /// Runs `f` on `group` (after expiring its members), if it exists.
+    /// Runs `f` on `group` (after expiring its members), if it has members. A group
+    /// whose last member went is forgotten: it holds nothing but members (its commits
+    /// and group configs live elsewhere), and keeping empty groups would let invented
+    /// group ids grow the map without bound.
     pub fn with<T>(&self, group: &str, f: impl FnOnce(&Group) -> T) -> Option<T> {
         let mut groups = self.groups.lock();
         let g = groups.get_mut(group)?;
         g.expire(group, Instant::now());
+        if g.members.is_empty() {
+            groups.remove(group);
+            return None;
+        }
         Some(f(g))
     }
 
-    /// Every group: (id, state).
+    /// Every group with members: (id, state).
     pub fn list(&self) -> Vec<(String, &'static str)> {
         let now = Instant::now();
         let mut groups = self.groups.lock();
+        for (id, g) in groups.iter_mut() {
+            g.expire(id, now);
+        }
+        groups.retain(|_, g| !g.members.is_empty());
         groups
-            .iter_mut()
-            .map(|(id, g)| {
-                g.expire(id, now);
-                (id.clone(), g.state())
-            })
+            .iter()
+            .map(|(id, g)| (id.clone(), g.state()))
             .collect()
     }
 
@@ -456,10 +459,11 @@ impl ConsumerGroups {
         epoch: i32,
     ) -> Option<Option<ResponseError>> {
         let groups = self.groups.lock();
-        let g = groups.get(group)?;
+        // A group without members is nobody's: the classic rules apply to its commits.
+        let g = groups.get(group).filter(|g| !g.members.is_empty())?;
         if member.is_empty() && epoch < 0 {
-            // From outside the group (an admin reset): only while nobody consumes.
-            return Some((!g.members.is_empty()).then_some(ResponseError::UnknownMemberId));
+            // From outside the group (an admin reset): not while members consume.
+            return Some(Some(ResponseError::UnknownMemberId));
         }
         Some(match g.members.get(member) {
             None => Some(ResponseError::UnknownMemberId),
@@ -521,16 +525,19 @@ impl ConsumerGroups {
         // Leaving. A static member leaving for now (-2) keeps its place and partitions
         // until its session times out, so that a restart under the same instance id
         // moves nothing (KIP-345 in KIP-848).
-        if hb.member_epoch == -2
-            && g.members
-                .get(&hb.member_id)
-                .is_some_and(|m| m.instance_id.is_some())
-        {
-            info!(group = %group_id, member = %hb.member_id, "static member left for now; its partitions wait for it");
-        } else if hb.member_epoch < 0 {
-            g.remove(&hb.member_id, "left the group", &group_id);
-        }
         if hb.member_epoch < 0 {
+            let keeps_place = hb.member_epoch == -2
+                && g.members
+                    .get(&hb.member_id)
+                    .is_some_and(|m| m.instance_id.is_some());
+            if keeps_place {
+                info!(group = %group_id, member = %hb.member_id, "static member left for now; its partitions wait for it");
+            } else {
+                g.remove(&hb.member_id, "left the group", &group_id);
+                if g.members.is_empty() {
+                    groups.remove(&group_id);
+                }
+            }
             return Ok(Answer {
                 member_id: hb.member_id,
                 member_epoch: hb.member_epoch,
@@ -840,6 +847,23 @@ mod tests {
                 .0,
             ResponseError::UnsupportedAssignor
         );
+    }
+
+    #[test]
+    fn a_group_whose_members_left_is_forgotten() {
+        let cg = groups();
+        let t = topics();
+        let names = || vec!["t".to_string()];
+        let a = cg
+            .heartbeat(hb("m1", 0, None), &t, &names, || Ok(()))
+            .unwrap();
+        assert_eq!(cg.list(), vec![("g".to_string(), "Stable")]);
+        cg.heartbeat(hb("m1", -1, None), &t, &names, || Ok(()))
+            .unwrap();
+        assert!(cg.list().is_empty());
+        assert!(cg.with("g", |_| ()).is_none());
+        // Its id is nobody's: commits follow the classic rules again.
+        assert_eq!(cg.validate_commit("g", "m1", a.member_epoch), None);
     }
 
     #[test]

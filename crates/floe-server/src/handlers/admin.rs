@@ -210,7 +210,9 @@ fn check_new_partitions(
     broker: &Broker,
     t: &kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
 ) -> Result<(), (ResponseError, String)> {
-    let Some(assignments) = &t.assignments else {
+    // An empty list is taken as none (Kafka's clients send null; some encoders default
+    // the field to an empty array).
+    let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) else {
         return Ok(());
     };
     let current = broker

@@ -434,6 +434,8 @@ pub(super) async fn list(broker: &Arc<Broker>, req: ListGroupsRequest) -> ListGr
         .into_iter()
         .map(|(g, t, s)| (g, (t, s.as_str(), "classic")))
         .collect();
+    // Consumer-protocol groups are listed while they have members (a classic group of
+    // the same id then has none).
     for (g, state) in broker.consumer_groups.list() {
         groups.insert(g, ("consumer".to_string(), state, "consumer"));
     }
