@@ -68,6 +68,9 @@ pub struct Member {
     pub revoking: BTreeSet<TopicPartition>,
     /// What the member was last told (to answer only changes).
     sent: Option<BTreeSet<TopicPartition>>,
+    /// A static member that left for now (epoch -2): its place waits for its instance
+    /// id to come back, until its session times out.
+    left_for_now: bool,
     rebalance_timeout: Duration,
     session_deadline: Instant,
     revoke_deadline: Option<Instant>,
@@ -531,6 +534,9 @@ impl ConsumerGroups {
                     .get(&hb.member_id)
                     .is_some_and(|m| m.instance_id.is_some());
             if keeps_place {
+                if let Some(m) = g.members.get_mut(&hb.member_id) {
+                    m.left_for_now = true;
+                }
                 info!(group = %group_id, member = %hb.member_id, "static member left for now; its partitions wait for it");
             } else {
                 g.remove(&hb.member_id, "left the group", &group_id);
@@ -643,7 +649,16 @@ impl ConsumerGroups {
                 .find(|(id, m)| m.instance_id.as_ref() == Some(instance) && **id != member_id)
                 .map(|(id, _)| id.clone());
             if let Some(previous) = previous {
+                // Only a member that left for now gives its place up; while it is still
+                // there, the newcomer is refused (fatal for the client, as in Kafka).
+                if g.members.get(&previous).is_some_and(|m| !m.left_for_now) {
+                    return Err((
+                        ResponseError::UnreleasedInstanceId,
+                        format!("instance id {instance} is still used by member {previous}"),
+                    ));
+                }
                 if let Some(mut m) = g.members.remove(&previous) {
+                    m.left_for_now = false;
                     m.sent = None;
                     m.session_deadline = now + session_timeout;
                     g.members.insert(member_id.clone(), m);
@@ -674,7 +689,9 @@ impl ConsumerGroups {
                 ),
             ));
         }
-        if hb.subscribed.is_none() && !matches!(hb.regex, Some(Some(_))) {
+        // As Kafka: names or a regex must be given (an empty list or regex joins the
+        // group subscribed to nothing).
+        if hb.subscribed.is_none() && hb.regex.is_none() {
             return Err((
                 ResponseError::InvalidRequest,
                 "SubscribedTopicNames or SubscribedTopicRegex must be set when joining".into(),
@@ -696,6 +713,7 @@ impl ConsumerGroups {
                 assigned: BTreeSet::new(),
                 revoking: BTreeSet::new(),
                 sent: None,
+                left_for_now: false,
                 rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms.max(0) as u64),
                 session_deadline: now + session_timeout,
                 revoke_deadline: None,
@@ -931,6 +949,7 @@ mod tests {
     fn a_static_member_comes_back_to_its_partitions() {
         let cg = groups();
         let t = topics();
+        let names = || vec!["t".to_string()];
         let mut first = hb("a", 0, None);
         first.instance_id = Some("i1".into());
         cg.heartbeat(first, &t, &|| vec!["t".to_string()], || Ok(()))
@@ -940,7 +959,16 @@ mod tests {
         cg.heartbeat(other, &t, &|| vec!["t".to_string()], || Ok(()))
             .unwrap();
         let before = cg.with("g", |g| g.target["a"].clone()).unwrap();
-        // The process restarts with a new member id and the same instance id.
+        // A newcomer with the same instance id while "a" is still there is refused.
+        let mut early = hb("a1", 0, None);
+        early.instance_id = Some("i1".into());
+        assert_eq!(
+            cg.heartbeat(early, &t, &names, || Ok(())).unwrap_err().0,
+            ResponseError::UnreleasedInstanceId
+        );
+        // The process stops (leaving for now) and restarts with a new member id.
+        cg.heartbeat(hb("a", -2, None), &t, &names, || Ok(()))
+            .unwrap();
         let mut again = hb("a2", 0, None);
         again.instance_id = Some("i1".into());
         cg.heartbeat(again, &t, &|| vec!["t".to_string()], || Ok(()))
