@@ -549,6 +549,16 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs
     }
 }
 
+/// The partition numbers assigned to `consumer` now (one topic's, or all of them).
+pub fn assigned<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+) -> std::collections::BTreeSet<i32> {
+    consumer
+        .assignment()
+        .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
 /// Polls `consumer` until it has an assignment of exactly `n` partitions, returning the
 /// messages received meanwhile (the stream must be polled for rebalances to run).
 pub async fn wait_assignment(

@@ -45,12 +45,6 @@ fn member_with(
     c
 }
 
-fn assigned(c: &StreamConsumer) -> BTreeSet<i32> {
-    c.assignment()
-        .map(|a| a.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default()
-}
-
 /// Polls every consumer in turn (rebalances run only while they are polled) until `done`
 /// holds, collecting what they receive.
 async fn poll_until(

@@ -18,12 +18,6 @@ fn member(bootstrap: &str, group: &str, topic: &str, extra: &[(&str, &str)]) -> 
     c
 }
 
-fn assigned(c: &StreamConsumer) -> BTreeSet<i32> {
-    c.assignment()
-        .map(|a| a.elements().iter().map(|e| e.partition()).collect())
-        .unwrap_or_default()
-}
-
 /// Polls the consumers in turn until `done` holds; `watch` runs after every round.
 async fn poll_until(
     consumers: &[&StreamConsumer],
