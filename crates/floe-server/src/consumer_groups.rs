@@ -212,21 +212,24 @@ impl Group {
             .collect()
     }
 
-    /// Sets `member`'s regex matches among `topics` into its subscription; true when
-    /// that changed it.
-    fn resolve_regex(&mut self, member: &str, topics: &[String]) -> bool {
-        let Some(m) = self.members.get_mut(member) else {
-            return false;
-        };
-        let Some(re) = &m.regex else {
-            return false;
-        };
-        let matched: BTreeSet<String> = topics.iter().filter(|t| re.matches(t)).cloned().collect();
-        if matched == m.matched {
-            return false;
+    /// Resolves every member's regex against `topics` into its subscription; true when
+    /// that changed any. All members at once, as Kafka resolves a group's regexes
+    /// together: resolving only the member that heartbeats would compute targets from
+    /// members that have seen different topics, and move partitions twice.
+    fn resolve_regexes(&mut self, topics: &[String]) -> bool {
+        let mut changed = false;
+        for m in self.members.values_mut() {
+            let Some(re) = &m.regex else {
+                continue;
+            };
+            let matched: BTreeSet<String> =
+                topics.iter().filter(|t| re.matches(t)).cloned().collect();
+            if matched != m.matched {
+                m.matched = matched;
+                changed = true;
+            }
         }
-        m.matched = matched;
-        true
+        changed
     }
 
     /// Recomputes the target when the group epoch moved past it.
@@ -600,7 +603,9 @@ impl ConsumerGroups {
             m.rebalance_timeout = Duration::from_millis(hb.rebalance_timeout_ms as u64);
         }
         // Topics created or deleted change what a regex matches.
-        changed |= g.resolve_regex(&member_id, &names());
+        if g.members.values().any(|m| m.regex.is_some()) {
+            changed |= g.resolve_regexes(&names());
+        }
         // A subscribed topic created, deleted or grown changes the assignment too.
         let wanted: BTreeMap<Uuid, i32> = g.subscribed_topics(lookup).into_values().collect();
         if changed || (wanted != g.topics_seen && g.assignment_epoch == g.epoch) {
@@ -910,6 +915,35 @@ mod tests {
             !TopicRegex::new("orders").unwrap().matches("orders.eu"),
             "whole names"
         );
+    }
+
+    #[test]
+    fn regexes_are_resolved_for_the_whole_group_at_once() {
+        let cg = groups();
+        let lookup = |name: &str| match name {
+            "o1" | "o2" => Some((Uuid::from_u128(u128::from(name.as_bytes()[1])), 2)),
+            _ => None,
+        };
+        let join = |id: &str| {
+            let mut h = hb(id, 0, None);
+            h.subscribed = None;
+            h.regex = Some(Some(TopicRegex::new("o.*").unwrap()));
+            h
+        };
+        let none = || Vec::<String>::new();
+        let a = cg.heartbeat(join("m1"), &lookup, &none, || Ok(())).unwrap();
+        let b = cg.heartbeat(join("m2"), &lookup, &none, || Ok(())).unwrap();
+        // Two topics appear. m1's heartbeat sees them for m2 too: m1 is given its half
+        // at once, never all four to give two back.
+        let both = || vec!["o1".to_string(), "o2".to_string()];
+        let mut next = hb("m1", a.member_epoch, Some(&BTreeSet::new()));
+        next.subscribed = None;
+        let a = cg.heartbeat(next, &lookup, &both, || Ok(())).unwrap();
+        assert_eq!(a.assignment.map(|s| s.len()), Some(2));
+        let mut next = hb("m2", b.member_epoch, Some(&BTreeSet::new()));
+        next.subscribed = None;
+        let b = cg.heartbeat(next, &lookup, &both, || Ok(())).unwrap();
+        assert_eq!(b.assignment.map(|s| s.len()), Some(2));
     }
 
     #[test]
