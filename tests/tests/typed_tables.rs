@@ -356,3 +356,128 @@ async fn protobuf_records_land_as_typed_columns() {
     );
     broker.stop().await;
 }
+
+/// A new version that adds fields to the records inside a list and a map adds them to
+/// the table there too, an optional record whose fields are named `member…` lands its
+/// fields (not a union's branches), and a Kafka consumer reading the landed offsets
+/// from the table, after the local segments are gone, gets the produced bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact() {
+    use apache_avro::types::Value as A;
+    use floe_tests::lake::{read_from_zero_after_local_deletion, wait_landed};
+    use floe_tests::rdkafka::Message;
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, registry, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    floe_tests::create_topic(
+        &b,
+        "carts",
+        1,
+        &[
+            ("lake.value.schema", "wire"),
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+        ],
+    )
+    .await;
+    let cart = |line: &str, extra: &str| {
+        format!(
+            r#"{{"type":"record","name":"Cart","fields":[
+            {{"name":"owner","type":["null",{{"type":"record","name":"Member","fields":[
+                {{"name":"memberId","type":"string"}},{{"name":"memberSince","type":"long"}}]}}],"default":null}},
+            {{"name":"lines","type":{{"type":"array","items":{{"type":"record","name":"Line","fields":[
+                {{"name":"sku","type":"string"}}{line}]}}}}}},
+            {{"name":"extras","type":{{"type":"map","values":{{"type":"record","name":"Extra","fields":[
+                {{"name":"n","type":"long"}}{extra}]}}}}}}]}}"#
+        )
+    };
+    let p = floe_tests::producer(&b, &[]);
+    let mut produced: Vec<Vec<u8>> = Vec::new();
+    let mut send = |text: String, id: i64, i: i64, v2: bool| {
+        let schema = apache_avro::Schema::parse_str(&text).unwrap();
+        let mut line = vec![(
+            "sku".to_string(),
+            A::String(format!("{i}-{}", "x".repeat(400))),
+        )];
+        let mut extra = vec![("n".to_string(), A::Long(i))];
+        if v2 {
+            line.push(("qty".into(), A::Union(1, Box::new(A::Long(i)))));
+            extra.push((
+                "note".into(),
+                A::Union(1, Box::new(A::String(format!("n{i}")))),
+            ));
+        }
+        let value = A::Record(vec![
+            (
+                "owner".into(),
+                A::Union(
+                    1,
+                    Box::new(A::Record(vec![
+                        ("memberId".into(), A::String(format!("m{i}"))),
+                        ("memberSince".into(), A::Long(2000 + i)),
+                    ])),
+                ),
+            ),
+            ("lines".into(), A::Array(vec![A::Record(line)])),
+            (
+                "extras".into(),
+                A::Map(
+                    [("gift".to_string(), A::Record(extra))]
+                        .into_iter()
+                        .collect(),
+                ),
+            ),
+        ]);
+        let bytes = floe_tests::avro::wire(id, &schema, value);
+        produced.push(bytes.clone());
+        bytes
+    };
+    let v1 = cart("", "");
+    let id1 = floe_tests::avro::register(&registry, "carts-value", &v1).await;
+    for i in 0..3 {
+        let bytes = send(v1.clone(), id1, i, false);
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("carts").payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    wait_landed(&broker, "carts", &[3]).await;
+    let v2 = cart(
+        r#",{"name":"qty","type":["null","long"],"default":null}"#,
+        r#",{"name":"note","type":["null","string"],"default":null}"#,
+    );
+    let id2 = floe_tests::avro::register(&registry, "carts-value", &v2).await;
+    for i in 3..6 {
+        let bytes = send(v2.clone(), id2, i, true);
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("carts").payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    wait_landed(&broker, "carts", &[6]).await;
+
+    let q = "SELECT count(*) AS c, count(typed_error) AS errors, \
+             count(get_field(value_typed.owner, 'memberId')) AS members, \
+             sum(get_field(value_typed.owner, 'memberSince')) AS since, \
+             sum(get_field(array_element(value_typed.lines, 1), 'qty')) AS qty, \
+             count(get_field(value_typed.extras['gift'], 'note')) AS notes \
+             FROM kafka.carts";
+    let row = sql(&http, q).await["rows"][0].clone();
+    assert_eq!(
+        row,
+        json!({"c": 6, "errors": 0, "members": 6, "since": (0..6).map(|i| 2000 + i).sum::<i64>(),
+               "qty": 3 + 4 + 5, "notes": 3}),
+        "{row}"
+    );
+
+    // Offsets 0.. come from the table now: the bytes as produced, schema id and all.
+    let (_consumer, got) = read_from_zero_after_local_deletion(&broker, "carts", 0, 6).await;
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        assert_eq!(m.payload(), Some(produced[i].as_slice()), "record {i}");
+    }
+    broker.stop().await;
+}

@@ -162,6 +162,7 @@ pub(crate) async fn plan(
     let scan = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
         .with_file_groups(groups)
         .with_projection_indices(projection.cloned())?
+        .with_expr_adapter(Some(Arc::new(crate::evolve::EvolvingAdapterFactory)))
         .build();
     Ok(DataSourceExec::from_data_source(scan))
 }

@@ -16,6 +16,7 @@ mod catalog;
 pub mod client;
 mod engine;
 mod error;
+mod evolve;
 pub mod flight;
 mod guard;
 mod lake_scan;

@@ -247,6 +247,21 @@ pub fn build(ty: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, Strin
 
 /// A struct column: record fields by name, or a general union's branch in `member<i>`.
 fn structs(fields: &Fields, values: &[Option<&Value>]) -> Result<StructArray, String> {
+    // A union value whose branch has no `member<i>` field is an optional record's (a
+    // `[null, record]` union): its record, whose fields the columns are. Only a general
+    // union's struct has a field for the branch.
+    let values: Vec<Option<&Value>> = values
+        .iter()
+        .map(|v| match v {
+            Some(Value::Union(i, inner))
+                if !fields.iter().any(|f| *f.name() == member_name(*i as usize)) =>
+            {
+                unwrap(inner, false)
+            }
+            other => *other,
+        })
+        .collect();
+    let values = values.as_slice();
     let mut children = Vec::with_capacity(fields.len());
     for f in fields {
         let name = f.name().as_str();
@@ -290,7 +305,12 @@ fn unwrap(v: &Value, keep_unions: bool) -> Option<&Value> {
 fn is_union_struct(ty: &DataType) -> bool {
     match ty {
         DataType::Struct(fields) => {
-            !fields.is_empty() && fields.iter().all(|f| f.name().starts_with("member"))
+            !fields.is_empty()
+                && fields.iter().all(|f| {
+                    f.name()
+                        .strip_prefix("member")
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+                })
         }
         _ => false,
     }
@@ -400,6 +420,40 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type};
     use arrow_array::Array;
+
+    #[test]
+    fn an_optional_record_whose_fields_start_with_member_is_not_a_union() {
+        // `["null", {"type":"record","fields":[{"name":"memberId",...},...]}]`: its
+        // fields, not a general union's `member<i>` branches (they landed null before
+        // 2026-12-07).
+        let ty = DataType::Struct(Fields::from(vec![
+            Field::new("memberId", DataType::Utf8, true),
+            Field::new("memberSince", DataType::Int64, true),
+        ]));
+        let v = Value::Union(
+            1,
+            Box::new(Value::Record(vec![
+                ("memberId".into(), Value::String("m-7".into())),
+                ("memberSince".into(), Value::Long(2019)),
+            ])),
+        );
+        let absent = Value::Union(0, Box::new(Value::Null));
+        let col = build(&ty, &[Some(&v), Some(&absent)]).unwrap();
+        let s = col.as_struct();
+        assert!(s.is_valid(0) && s.is_null(1));
+        assert_eq!(s.column(0).as_string::<i32>().value(0), "m-7");
+        assert_eq!(s.column(1).as_primitive::<Int64Type>().value(0), 2019);
+        // A general union's struct still takes the branch by position.
+        let ty = DataType::Struct(Fields::from(vec![
+            Field::new("member1", DataType::Int64, true),
+            Field::new("member2", DataType::Utf8, true),
+        ]));
+        let v = Value::Union(2, Box::new(Value::String("two".into())));
+        let col = build(&ty, &[Some(&v)]).unwrap();
+        let s = col.as_struct();
+        assert!(s.column(0).is_null(0));
+        assert_eq!(s.column(1).as_string::<i32>().value(0), "two");
+    }
 
     #[test]
     fn records_land_by_field_name_and_missing_fields_are_null() {

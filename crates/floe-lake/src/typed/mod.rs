@@ -368,12 +368,31 @@ pub fn conform(batch: &RecordBatch, target: &Arc<ArrowSchema>) -> crate::Result<
     Plan::default().apply(batch, target)
 }
 
-/// The fields of `new` (a struct) that `existing` lacks, as additions under `parent`.
-/// Only struct fields are added; a field whose type changed stays as it is (the record's
-/// value must still fit it, or the record lands untyped with the reason).
+/// The fields of `new` that `existing` lacks, as additions under `parent`: in structs,
+/// and in structs inside list elements and map values (Iceberg names those
+/// `<list>.element` and `<map>.value`; a field added there was left out before
+/// 2026-12-07, its values not landing typed). A field whose type changed stays as it is
+/// (the record's value must still fit it, or the record lands untyped with the reason).
 fn missing_fields(existing: &Type, new: &Type, parent: &str, adds: &mut Vec<AddColumn>) {
-    let (Type::Struct(old), Type::Struct(new)) = (existing, new) else {
-        return;
+    let (old, new) = match (existing, new) {
+        (Type::Struct(old), Type::Struct(new)) => (old, new),
+        (Type::List(old), Type::List(new)) => {
+            return missing_fields(
+                &old.element_field.field_type,
+                &new.element_field.field_type,
+                &format!("{parent}.element"),
+                adds,
+            );
+        }
+        (Type::Map(old), Type::Map(new)) => {
+            return missing_fields(
+                &old.value_field.field_type,
+                &new.value_field.field_type,
+                &format!("{parent}.value"),
+                adds,
+            );
+        }
+        _ => return,
     };
     for f in new.fields() {
         match old.field_by_name(&f.name) {
