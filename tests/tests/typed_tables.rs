@@ -481,3 +481,85 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
     }
     broker.stop().await;
 }
+
+/// `confluent.value.schema.validation=true`: produce refuses, with INVALID_RECORD, the
+/// batches holding a value that would land as a dead letter (not the wire format, an
+/// unknown schema id, bytes that do not match their schema), takes the rest, and
+/// nothing refused reaches the log or the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_validation_refuses_records_that_would_be_dead_letters() {
+    use apache_avro::types::Value as A;
+    use floe_tests::lake::wait_landed;
+    use floe_tests::rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, http) = (broker.bootstrap(), broker.http_url());
+    floe_tests::create_topic(
+        &b,
+        "checked",
+        1,
+        &[
+            ("lake.value.schema", "wire"),
+            ("confluent.value.schema.validation", "true"),
+        ],
+    )
+    .await;
+    let text = r#"{"type":"record","name":"Reading","fields":[{"name":"sensor","type":"string"},{"name":"celsius","type":"double"}]}"#;
+    let id = floe_tests::avro::register(&broker.registry_url(), "checked-value", text).await;
+    let schema = apache_avro::Schema::parse_str(text).unwrap();
+    let good = |i: i32| {
+        floe_tests::avro::wire(
+            id,
+            &schema,
+            A::Record(vec![
+                ("sensor".into(), A::String(format!("s{i}"))),
+                ("celsius".into(), A::Double(f64::from(i))),
+            ]),
+        )
+    };
+    let mut unknown_id = good(9);
+    unknown_id[1..5].copy_from_slice(&(id as u32 + 1000).to_be_bytes());
+    let mut truncated = good(9);
+    truncated.truncate(7);
+    // retries=0: a refused record is reported at once, not retried until the timeout.
+    let p = floe_tests::producer(&b, &[("retries", "0")]);
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("good", good(1), true),
+        ("not the wire format", b"plain text".to_vec(), false),
+        ("unknown schema id", unknown_id, false),
+        ("bytes that do not match the schema", truncated, false),
+        ("good again", good(2), true),
+    ];
+    for (what, bytes, taken) in cases {
+        let sent = p
+            .send(
+                floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("checked")
+                    .payload(&bytes),
+                Duration::from_secs(10),
+            )
+            .await;
+        match (taken, sent) {
+            (true, Ok(_)) => {}
+            (false, Err((KafkaError::MessageProduction(code), _))) => {
+                assert_eq!(code, RDKafkaErrorCode::InvalidRecord, "{what}");
+            }
+            (_, other) => panic!("{what}: {other:?}"),
+        }
+    }
+    // A tombstone (null value) has nothing to validate.
+    p.send(
+        floe_tests::rdkafka::producer::FutureRecord::<[u8], [u8]>::to("checked").key(&[1u8][..]),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a tombstone is taken");
+    wait_landed(&broker, "checked", &[3]).await;
+    let row = sql(
+        &http,
+        "SELECT count(*) AS c, count(typed_error) AS errors, sum(value_typed.celsius) AS celsius \
+         FROM kafka.checked",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(row, json!({"c": 3, "errors": 0, "celsius": 3.0}), "{row}");
+    broker.stop().await;
+}

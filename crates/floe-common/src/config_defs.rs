@@ -211,6 +211,10 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "how values land: raw (bytes), wire (Confluent wire format, schema id in each record) or latest (the subject's latest schema)"),
     def("lake.value.subject", Str, "", Valid::Subject, Some("log.lake.value.subject"), Applied,
         "registry subject of the values; empty = <topic>-value"),
+    def("confluent.key.schema.validation", Boolean, "false", Valid::Any, None, Applied,
+        "produce refuses (INVALID_RECORD) records whose key does not decode under lake.key.schema (Confluent Server's name)"),
+    def("confluent.value.schema.validation", Boolean, "false", Valid::Any, None, Applied,
+        "produce refuses (INVALID_RECORD) records whose value does not decode under lake.value.schema (Confluent Server's name)"),
 ];
 
 /// The definition of topic config `name`.

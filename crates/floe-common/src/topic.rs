@@ -160,6 +160,11 @@ pub struct TopicConfig {
     pub lake_value_schema: SchemaMode,
     /// `lake.value.subject`: the registry subject of values; empty means `<topic>-value`.
     pub lake_value_subject: String,
+    /// `confluent.key.schema.validation`: produce refuses records whose key does not
+    /// decode under the key's binding.
+    pub key_schema_validation: bool,
+    /// `confluent.value.schema.validation`: the same for values.
+    pub value_schema_validation: bool,
     /// `compression.type`.
     pub compression: CompressionType,
     /// `compression.gzip.level` (-1: the codec's default).
@@ -235,6 +240,8 @@ impl Default for TopicConfig {
             lake_key_subject: String::new(),
             lake_value_schema: SchemaMode::Raw,
             lake_value_subject: String::new(),
+            key_schema_validation: false,
+            value_schema_validation: false,
             compression: CompressionType::Producer,
             compression_gzip_level: -1,
             compression_lz4_level: 9,
@@ -354,6 +361,12 @@ impl TopicConfig {
             }
             "lake.key.subject" => self.lake_key_subject = value.to_string(),
             "lake.value.subject" => self.lake_value_subject = value.to_string(),
+            "confluent.key.schema.validation" => {
+                self.key_schema_validation = value.trim().eq_ignore_ascii_case("true");
+            }
+            "confluent.value.schema.validation" => {
+                self.value_schema_validation = value.trim().eq_ignore_ascii_case("true");
+            }
             _ => {
                 debug_assert!(
                     matches!(def.effect, Effect::None(_)),
@@ -376,8 +389,27 @@ impl TopicConfig {
     }
 
     /// Checks what no single key can: Kafka's `min.compaction.lag.ms` ≤
-    /// `max.compaction.lag.ms`.
+    /// `max.compaction.lag.ms`, and schema validation only of a side bound to a subject
+    /// (there is nothing to validate raw bytes against).
     fn check_together(&self) -> Result<(), ConfigError> {
+        for (on, mode, side) in [
+            (self.key_schema_validation, self.lake_key_schema, "key"),
+            (
+                self.value_schema_validation,
+                self.lake_value_schema,
+                "value",
+            ),
+        ] {
+            if on && mode == SchemaMode::Raw {
+                return Err(ConfigError {
+                    key: format!("confluent.{side}.schema.validation"),
+                    value: "true".into(),
+                    reason: format!(
+                        "needs lake.{side}.schema wire or latest (the {side}s are validated against that binding's subject)"
+                    ),
+                });
+            }
+        }
         let lag = |k: &str| {
             self.inert
                 .get(k)
@@ -441,6 +473,8 @@ impl TopicConfig {
             "lake.key.subject" => self.lake_key_subject.clone(),
             "lake.value.schema" => self.lake_value_schema.as_str().to_string(),
             "lake.value.subject" => self.lake_value_subject.clone(),
+            "confluent.key.schema.validation" => self.key_schema_validation.to_string(),
+            "confluent.value.schema.validation" => self.value_schema_validation.to_string(),
             _ => self
                 .inert
                 .get(key)

@@ -487,6 +487,27 @@ impl Checked {
         self.charged
     }
 
+    /// The batches as checked, before the append, without giving up the records: those
+    /// of compressed batches are shared, those of uncompressed ones copied out of
+    /// `bytes` (which the append still rewrites in place). For checks that look at the
+    /// records before anything is written (a topic's schema validation).
+    pub fn batches(&self, bytes: &[u8], framed: &Framed) -> Vec<Batch> {
+        if bytes.len() != framed.len() {
+            return Vec::new();
+        }
+        self.batches
+            .iter()
+            .zip(framed.batches())
+            .map(|(c, &(start, header))| Batch {
+                header,
+                records: c.decompressed.clone().unwrap_or_else(|| {
+                    Bytes::copy_from_slice(&bytes[start + HEADER_SIZE..start + header.size()])
+                }),
+                totals: c.totals,
+            })
+            .collect()
+    }
+
     /// The batches, from the bytes that were checked and the headers `framed` holds now:
     /// an append changes the base offset and, for LogAppendTime, the attributes,
     /// maxTimestamp and CRC (in the bytes and in `framed` alike); the records must not

@@ -71,7 +71,34 @@ pub enum AppendError {
         /// The request budget.
         limit: usize,
     },
+    /// Records whose key or value does not decode under the topic's schema binding, and
+    /// the topic validates them (`confluent.*.schema.validation`).
+    #[error("{}", refused_message(.refused))]
+    Schema {
+        /// Each refused record's index in its batch, with the reason. Never empty.
+        refused: Vec<(usize, String)>,
+    },
+    /// The topic validates records against the registry, which could not be read:
+    /// retriable.
+    #[error("the schema registry could not be read to validate the records: {0}")]
+    SchemaUnavailable(String),
 }
+
+fn refused_message(refused: &[(usize, String)]) -> String {
+    match refused.first() {
+        Some((record, why)) => format!(
+            "{} record(s) do not match the topic's schema binding; record {record}: {why}",
+            refused.len()
+        ),
+        None => "the records do not match the topic's schema binding".into(),
+    }
+}
+
+/// A topic's check of produced records before anything is written (schema validation):
+/// given the records as rows of the raw table layout, why each is refused (None: taken),
+/// or why the check could not be made.
+pub type RecordCheck<'a> = &'a (dyn Fn(&arrow_array::RecordBatch) -> std::result::Result<Vec<Option<String>>, String>
+         + Sync);
 
 /// A partition of a topic on this broker.
 ///
@@ -238,11 +265,15 @@ impl Partition {
         mut records: Vec<u8>,
         now_ms: i64,
         budget: &DecompressionBudget,
+        check: Option<RecordCheck<'_>>,
     ) -> Result<AppendOutcome, AppendError> {
         let (mut framed, checked) = self.check_records(&mut records, now_ms, budget)?;
         // The decompressed records are dropped when this returns (the tail keeps Arrow
         // rows, counted by the lake's own budget): their charge goes back then.
         let _charge = Charge(budget, checked.charged());
+        if let Some(check) = check {
+            self.run_check(check, &records, &framed, &checked)?;
+        }
         let mut log = self.log.write();
         // Checked under the lock: an append racing the failure must not slip in after it.
         if let Some(why) = self.storage_failure.get() {
@@ -370,6 +401,42 @@ impl Partition {
             }
         }
         Ok((framed, checked))
+    }
+
+    /// Runs a topic's record check over the checked records, before the append: the
+    /// batch is refused whole, naming every record that failed (KIP-467), as Kafka
+    /// refuses a batch with an invalid record.
+    fn run_check(
+        &self,
+        check: RecordCheck<'_>,
+        records: &[u8],
+        framed: &Framed,
+        checked: &Checked,
+    ) -> Result<(), AppendError> {
+        let batches = checked.batches(records, framed);
+        let rows = batches_to_arrow(&self.schema, self.index, &batches).map_err(|e| {
+            AppendError::Records {
+                position: 0,
+                record: None,
+                reason: e.to_string(),
+            }
+        })?;
+        let reasons = check(&rows).map_err(AppendError::SchemaUnavailable)?;
+        let mut refused = Vec::new();
+        let mut row = 0;
+        for b in batches.iter().filter(|b| !b.is_control()) {
+            for i in 0..usize::try_from(b.header().records_count).unwrap_or(0) {
+                if let Some(Some(why)) = reasons.get(row) {
+                    refused.push((i, why.clone()));
+                }
+                row += 1;
+            }
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(AppendError::Schema { refused })
+        }
     }
 
     fn push_tail(

@@ -171,7 +171,37 @@ impl TypedLanding {
     /// no schema, or a schema with no column type, is no error: the plan says why, and
     /// the records land with that reason.
     pub async fn plan(&self, batches: &[RecordBatch]) -> Result<Plan, String> {
-        let plan = Plan {
+        let plan = self.plan_for(batches).await?;
+        *self.last.lock() = plan.clone();
+        Ok(plan)
+    }
+
+    /// Why each row of `batch` (the raw layout) would land as a dead letter, checking
+    /// only the sides asked for: the reason, or None for a row that decodes. For a
+    /// topic's schema validation at produce (`confluent.*.schema.validation`): the same
+    /// decoding as landing, so a record produce takes is one that lands typed (unless
+    /// the subject's latest version changes in between).
+    ///
+    /// # Errors
+    /// The registry could not be read.
+    pub async fn refusals(
+        &self,
+        batch: &RecordBatch,
+        key: bool,
+        value: bool,
+    ) -> Result<Vec<Option<String>>, String> {
+        let mut plan = self.plan_for(std::slice::from_ref(batch)).await?;
+        if !key {
+            plan.key = None;
+        }
+        if !value {
+            plan.value = None;
+        }
+        Ok(plan.errors(batch))
+    }
+
+    async fn plan_for(&self, batches: &[RecordBatch]) -> Result<Plan, String> {
+        Ok(Plan {
             value: match &self.value {
                 Some(b) => Some(self.side(b, batches, COL_VALUE).await?),
                 None => None,
@@ -180,9 +210,7 @@ impl TypedLanding {
                 Some(b) => Some(self.side(b, batches, COL_KEY).await?),
                 None => None,
             },
-        };
-        *self.last.lock() = plan.clone();
-        Ok(plan)
+        })
     }
 
     /// The plan of the last round (queries decode the tail with it, without reading the
@@ -285,6 +313,29 @@ impl Plan {
             ));
         }
         adds
+    }
+
+    /// Why each row of `batch` (the raw layout) does not decode under this plan, decoding
+    /// each side into its latest schema's column type (None: the row decodes).
+    pub fn errors(&self, batch: &RecordBatch) -> Vec<Option<String>> {
+        let mut errors: Vec<Option<String>> = vec![None; batch.num_rows()];
+        for (plan, raw, side) in [
+            (&self.value, COL_VALUE, "value"),
+            (&self.key, COL_KEY, "key"),
+        ] {
+            let ty = match plan {
+                Some(Ok(p)) => p
+                    .reader
+                    .ty
+                    .as_ref()
+                    .ok()
+                    .and_then(|t| iceberg::arrow::type_to_arrow_type(t).ok())
+                    .unwrap_or(DataType::Null),
+                _ => DataType::Null,
+            };
+            decode_side(plan.as_ref(), batch, raw, &ty, side, &mut errors);
+        }
+        errors
     }
 
     /// `batch` (the raw layout) as a batch of `target` (the table's Arrow schema): the

@@ -6,6 +6,10 @@
 //! in one request is refused with INVALID_REQUEST in every copy, as Kafka refuses
 //! duplicates in ListOffsets and CreateTopics (its Produce keeps the last copy silently;
 //! no client sends two, and taking neither keeps the answer unambiguous).
+//!
+//! A topic with `confluent.value.schema.validation` (or `.key.`) checks each record's
+//! value (key) as its landing will decode it (`floe_lake::typed`) before the append, and
+//! refuses the batch with INVALID_RECORD naming each record that would be a dead letter.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +29,9 @@ use crate::broker::Broker;
 use crate::config::FsyncPolicy;
 use crate::limits::Limit;
 use crate::partition::{AppendError, Partition};
+use crate::topic::Topic;
 use floe_common::now_ms;
+use floe_lake::typed::TypedLanding;
 
 fn refused(index: i32, e: ResponseError, msg: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -76,6 +82,7 @@ pub(super) async fn handle(
         };
         let mut parts = Vec::with_capacity(topic_data.partition_data.len());
         let mut pending = Vec::new();
+        let validation = topic.as_deref().and_then(|t| validation(broker, t));
         let key = topic_key(&topic_data, by_id);
         for pd in topic_data.partition_data {
             let refuse = |e: ResponseError, msg: Option<String>| refused(pd.index, e, msg);
@@ -161,7 +168,7 @@ pub(super) async fn handle(
         let appended = futures::future::join_all(
             pending
                 .into_iter()
-                .map(|(index, p, buf)| append(broker, index, p, buf, &shared)),
+                .map(|(index, p, buf)| append(broker, index, p, buf, &shared, validation.clone())),
         )
         .await;
         parts.extend(appended);
@@ -184,6 +191,25 @@ pub(super) async fn handle(
             .with_responses(responses)
             .with_throttle_time_ms(throttle_ms)
     })
+}
+
+/// A topic's schema validation: its typed landing and which sides (key, value) it
+/// checks; None when it checks neither, or the lake is off (typed landing is then off
+/// too, and the setting has no effect).
+type Validation = (Arc<TypedLanding>, bool, bool);
+
+fn validation(broker: &Broker, topic: &Topic) -> Option<Validation> {
+    let config = topic.config.read();
+    let (key, value) = (config.key_schema_validation, config.value_schema_validation);
+    if !key && !value {
+        return None;
+    }
+    let service = broker.lake.as_ref()?;
+    let typed = topic
+        .lake
+        .as_ref()?
+        .typed_for(&topic.name, &config, &service.schemas)?;
+    Some((typed, key, value))
 }
 
 /// Partitions of one produce request checked and appended at once.
@@ -238,12 +264,26 @@ async fn append(
     partition: Arc<Partition>,
     buf: Vec<u8>,
     shared: &RequestShared,
+    validation: Option<Validation>,
 ) -> PartitionProduceResponse {
     let (acks, timeout) = (shared.acks, shared.timeout);
     let p = partition.clone();
     let b = shared.budget.clone();
     let slot = shared.slots.acquire().await;
-    let result = tokio::task::spawn_blocking(move || p.append(buf, now_ms(), &b)).await;
+    let runtime = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || match validation {
+        // The registry is read from this blocking thread (schemas are cached by id; the
+        // subject's latest version is read per request), between the records' check and
+        // their append, so nothing is written before the answer is known.
+        Some((typed, key, value)) => {
+            let check = move |rows: &arrow_array::RecordBatch| {
+                runtime.block_on(typed.refusals(rows, key, value))
+            };
+            p.append(buf, now_ms(), &b, Some(&check))
+        }
+        None => p.append(buf, now_ms(), &b, None),
+    })
+    .await;
     drop(slot);
     let resp = PartitionProduceResponse::default()
         .with_index(index)
@@ -258,6 +298,8 @@ async fn append(
                 AppendError::Transactional => ResponseError::InvalidTxnState,
                 AppendError::DecompressionBusy(_) => ResponseError::RequestTimedOut,
                 AppendError::DecompressionTooLarge { .. } => ResponseError::InvalidRecord,
+                AppendError::Schema { .. } => ResponseError::InvalidRecord,
+                AppendError::SchemaUnavailable(_) => ResponseError::RequestTimedOut,
             };
             if matches!(
                 e,
@@ -273,16 +315,23 @@ async fn append(
                 .with_error_message(Some(sb(&e.to_string())));
             // KIP-467: name the record that failed (clients report it per record). The
             // batch is refused whole, as Kafka refuses it.
-            let blamed = match &e {
-                AppendError::Timestamp { record, .. } => Some(*record),
-                AppendError::Records { record, .. } => *record,
-                _ => None,
+            let blamed: Vec<(usize, String)> = match &e {
+                AppendError::Timestamp { record, .. } => vec![(*record, e.to_string())],
+                AppendError::Records {
+                    record: Some(record),
+                    ..
+                } => vec![(*record, e.to_string())],
+                AppendError::Schema { refused: records } => records.clone(),
+                _ => Vec::new(),
             };
-            if let Some(record) = blamed {
-                refused.record_errors = vec![BatchIndexAndErrorMessage::default()
-                    .with_batch_index(i32::try_from(record).unwrap_or(i32::MAX))
-                    .with_batch_index_error_message(Some(sb(&e.to_string())))];
-            }
+            refused.record_errors = blamed
+                .into_iter()
+                .map(|(record, why)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(i32::try_from(record).unwrap_or(i32::MAX))
+                        .with_batch_index_error_message(Some(sb(&why)))
+                })
+                .collect();
             return refused;
         }
         Err(e) => {
