@@ -4,6 +4,7 @@
 #   scripts/librdkafka-tests.sh [TESTS...]        # e.g. 0081 0102 0113 (default: those
 #                                                 # this project checks by hand)
 #   GROUP_PROTOCOL=consumer scripts/librdkafka-tests.sh 0102 0113
+#   LIBRDKAFKA_LOGS=/tmp/rdk-logs scripts/librdkafka-tests.sh ...   # keep each test's log
 #
 # The sources are the ones the rdkafka-sys crate vendors (the librdkafka the Rust tests
 # link), so nothing is downloaded beyond crates.io. They are built once under
@@ -44,7 +45,9 @@ kafka=$(free_port)
     --flight-listen "127.0.0.1:$(free_port)" --registry-listen "127.0.0.1:$(free_port)" \
     --default-partitions 4 >"$data/floe.log" 2>&1 &
 floe=$!
-trap 'kill $floe 2>/dev/null; wait $floe 2>/dev/null; rm -rf "$data"' EXIT
+logs="${LIBRDKAFKA_LOGS:-$data}"
+mkdir -p "$logs"
+trap 'kill $floe 2>/dev/null; wait $floe 2>/dev/null; [[ $logs == "$data" ]] || cp "$data/floe.log" "$logs/"; rm -rf "$data"' EXIT
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$kafka") 2>/dev/null && break
     sleep 0.1
@@ -56,12 +59,12 @@ export LD_LIBRARY_PATH="$build/src:$build/src-cpp" TEST_KAFKA_VERSION=4.0.0
 [[ -z "${GROUP_PROTOCOL:-}" ]] || export TEST_CONSUMER_GROUP_PROTOCOL="$GROUP_PROTOCOL"
 failed=0
 for t in "${tests[@]}"; do
-    if TESTS="$t" ./test-runner -L >"$data/$t.log" 2>&1; then
+    if TESTS="$t" ./test-runner -L >"$logs/$t.log" 2>&1; then
         log "$t passed"
     else
         failed=1
         log "$t FAILED:"
-        grep -aE "failed at|Test assertion|Expect" "$data/$t.log" | head -5 >&2 || true
+        grep -aE "failed at|Test assertion|Expect" "$logs/$t.log" | head -5 >&2 || true
     fi
 done
 exit $failed

@@ -95,6 +95,53 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
     .await;
     assert_eq!(nested["rows"][0], json!({"item": "item-7", "tags": 1}));
 
+    // The typed examples in sql/examples/typed answer over this topic.
+    let example = |name: &str| {
+        std::fs::read_to_string(floe_tests::package_path(&format!(
+            "../sql/examples/typed/{name}"
+        )))
+        .expect("example file")
+    };
+    let mut examples: Vec<String> =
+        std::fs::read_dir(floe_tests::package_path("../sql/examples/typed"))
+            .expect("sql/examples/typed")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    examples.sort();
+    assert_eq!(
+        examples,
+        [
+            "dead_letters.sql",
+            "fields_across_versions.sql",
+            "top_orders.sql"
+        ]
+    );
+    let top = sql(&http, &example("top_orders.sql")).await;
+    let ids: Vec<i64> = top["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (2 * i64::from(n) - 5..2 * i64::from(n))
+            .rev()
+            .collect::<Vec<_>>()
+    );
+    let versions = sql(&http, &example("fields_across_versions.sql")).await;
+    let half = |range: std::ops::Range<i32>| range.map(|i| 1.5 * f64::from(i)).sum::<f64>();
+    assert_eq!(
+        versions["rows"],
+        json!([
+            {"has_note": false, "orders": n, "amount": half(0..n)},
+            {"has_note": true, "orders": n, "amount": half(n..2 * n)}
+        ])
+    );
+    let dead = sql(&http, &example("dead_letters.sql")).await;
+    assert_eq!(dead["rows"].as_array().map(Vec::len), Some(1), "{dead}");
+    assert_eq!(dead["rows"][0]["offset"], json!(n));
+
     // The dead letter is counted.
     let metrics = reqwest::get(format!("{http}/metrics"))
         .await

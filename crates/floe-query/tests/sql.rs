@@ -439,7 +439,9 @@ async fn the_example_queries_answer_what_the_data_set_implies() {
             "per_minute_counts.sql",
             "revenue_by_user.sql",
             "time_travel_diff.sql",
-            "top_keys.sql"
+            "top_keys.sql",
+            // Over a typed topic: run by tests/tests/typed_tables.rs.
+            "typed"
         ]
     );
 
