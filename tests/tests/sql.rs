@@ -32,7 +32,7 @@ pub(crate) async fn sql_json(http: &str, sql: &str) -> Value {
 
 /// Runs `sql` through the ADBC Flight SQL driver; returns its rows as JSON, or the
 /// Python exception's class and message.
-fn adbc(url: &str, sql: &str) -> Value {
+pub(crate) fn adbc(url: &str, sql: &str) -> Value {
     let script = r#"
 import json, sys
 import adbc_driver_flightsql.dbapi as flightsql

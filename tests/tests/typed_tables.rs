@@ -519,6 +519,37 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
                "qty": 3 + 4 + 5, "notes": 3}),
         "{row}"
     );
+    // Flight SQL (the ADBC driver) gets the nested values as Arrow: the optional
+    // record's fields, and the list's records with the added field, null where the
+    // record was written before it.
+    let flight = broker.flight_url();
+    let got = tokio::task::spawn_blocking(move || {
+        crate::sql::adbc(
+            &flight,
+            "SELECT value_typed.owner AS owner, value_typed.lines AS lines, \
+             value_typed.extras AS extras FROM kafka.carts ORDER BY \"offset\"",
+        )
+    })
+    .await
+    .unwrap();
+    let rows = got["rows"].as_array().unwrap_or_else(|| panic!("{got}"));
+    assert_eq!(rows.len(), 6, "{got}");
+    assert_eq!(
+        rows[0]["owner"],
+        json!({"memberId": "m0", "memberSince": 2000})
+    );
+    assert_eq!(rows[0]["lines"][0]["qty"], Value::Null);
+    assert_eq!(rows[5]["lines"][0]["qty"], json!(5));
+    assert!(
+        rows[5]["lines"][0]["sku"]
+            .as_str()
+            .unwrap()
+            .starts_with("5-"),
+        "{}",
+        rows[5]
+    );
+    // pyarrow gives a map as a list of (key, value) pairs.
+    assert_eq!(rows[4]["extras"][0][1]["note"], json!("n4"), "{}", rows[4]);
 
     // Offsets 0.. come from the table now: the bytes as produced, schema id and all.
     let (_consumer, got) = read_from_zero_after_local_deletion(&broker, "carts", 0, 6).await;
