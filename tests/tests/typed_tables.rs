@@ -641,3 +641,84 @@ async fn schema_validation_refuses_records_that_would_be_dead_letters() {
     assert_eq!(row, json!({"c": 3, "errors": 0, "celsius": 3.0}), "{row}");
     broker.stop().await;
 }
+
+/// The key side: `lake.key.schema=wire` lands Avro keys as `key_typed` beside raw
+/// values, and `confluent.key.schema.validation` refuses a key that would not decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_land_typed_and_are_validated_on_their_own() {
+    use apache_avro::types::Value as A;
+    use floe_tests::lake::wait_landed;
+    use floe_tests::rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, http) = (broker.bootstrap(), broker.http_url());
+    floe_tests::create_topic(
+        &b,
+        "keyed",
+        1,
+        &[
+            ("lake.key.schema", "wire"),
+            ("confluent.key.schema.validation", "true"),
+        ],
+    )
+    .await;
+    let text = r#"{"type":"record","name":"Key","fields":[{"name":"region","type":"string"},{"name":"id","type":"long"}]}"#;
+    let id = floe_tests::avro::register(&broker.registry_url(), "keyed-key", text).await;
+    let schema = apache_avro::Schema::parse_str(text).unwrap();
+    let p = floe_tests::producer(&b, &[("retries", "0")]);
+    for i in 0..4i64 {
+        let key = floe_tests::avro::wire(
+            id,
+            &schema,
+            A::Record(vec![
+                (
+                    "region".into(),
+                    A::String(["eu", "us"][i as usize % 2].into()),
+                ),
+                ("id".into(), A::Long(i)),
+            ]),
+        );
+        // Values are not bound: any bytes.
+        let value = format!("not avro {i}");
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::to("keyed")
+                .key(&key[..])
+                .payload(value.as_bytes()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("a good key is taken");
+    }
+    let refused = p
+        .send(
+            floe_tests::rdkafka::producer::FutureRecord::to("keyed")
+                .key(&b"plain key"[..])
+                .payload(&b"v"[..]),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord),
+                _
+            ))
+        ),
+        "{refused:?}"
+    );
+    wait_landed(&broker, "keyed", &[4]).await;
+    let rows = sql(
+        &http,
+        "SELECT key_typed.region AS region, count(*) AS c, sum(key_typed.id) AS ids, \
+         count(typed_error) AS errors FROM kafka.keyed GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        rows["rows"],
+        json!([
+            {"region": "eu", "c": 2, "ids": 2, "errors": 0},
+            {"region": "us", "c": 2, "ids": 4, "errors": 0}
+        ])
+    );
+    broker.stop().await;
+}
