@@ -722,3 +722,73 @@ async fn keys_land_typed_and_are_validated_on_their_own() {
     );
     broker.stop().await;
 }
+
+/// A Protobuf schema that imports another subject's file (a schema reference, as
+/// confluent-kafka's ProtobufSerializer registers them) lands typed, the imported
+/// message a nested struct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_imports_resolve_through_schema_references() {
+    use floe_tests::lake::wait_landed;
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, registry, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    floe_tests::create_topic(&b, "people", 1, &[("lake.value.schema", "wire")]).await;
+    let register = |subject: &str, body: Value| {
+        let url = format!("{registry}/subjects/{subject}/versions");
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/vnd.schemaregistry.v1+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(status, 200, "{v}");
+            v["id"].as_i64().unwrap()
+        }
+    };
+    register(
+        "shop-address",
+        json!({"schemaType": "PROTOBUF",
+               "schema": "syntax = \"proto3\"; package shop; message Address { string city = 1; }"}),
+    )
+    .await;
+    let id = register(
+        "people-value",
+        json!({"schemaType": "PROTOBUF",
+               "schema": "syntax = \"proto3\"; package shop; import \"shop/address.proto\"; \
+                          message Person { string name = 1; Address home = 2; }",
+               "references": [{"name": "shop/address.proto", "subject": "shop-address", "version": 1}]}),
+    )
+    .await;
+    let p = floe_tests::producer(&b, &[]);
+    for (name, city) in [("ann", "oslo"), ("bo", "lima"), ("cy", "oslo")] {
+        // Magic byte, schema id, message indexes [0], then Person { name, home { city } }.
+        let mut bytes = vec![0u8];
+        bytes.extend(u32::try_from(id).unwrap().to_be_bytes());
+        bytes.push(0);
+        bytes.extend([0x0a, name.len() as u8]);
+        bytes.extend(name.as_bytes());
+        bytes.extend([0x12, city.len() as u8 + 2, 0x0a, city.len() as u8]);
+        bytes.extend(city.as_bytes());
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("people").payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    wait_landed(&broker, "people", &[3]).await;
+    let rows = sql(
+        &http,
+        "SELECT value_typed.home.city AS city, count(*) AS c, count(typed_error) AS errors \
+         FROM kafka.people GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        rows["rows"],
+        json!([{"city": "lima", "c": 1, "errors": 0}, {"city": "oslo", "c": 2, "errors": 0}])
+    );
+    broker.stop().await;
+}

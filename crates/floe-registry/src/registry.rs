@@ -84,14 +84,14 @@ struct Candidate {
 /// which refuse a version their table cannot take (beyond the format's own rule).
 #[async_trait::async_trait]
 pub trait Guard: Send + Sync {
-    /// Why `subject` may not take this schema (`references`: the texts it references,
-    /// dependencies first), or Ok.
+    /// Why `subject` may not take this schema (`references`: the schemas it references,
+    /// by the names it uses for them, dependencies first), or Ok.
     async fn check(
         &self,
         subject: &str,
         schema_type: SchemaType,
         schema: &str,
-        references: &[String],
+        references: &[Dependency],
     ) -> std::result::Result<(), String>;
 }
 
@@ -173,19 +173,16 @@ impl Registry {
         Ok((stored, ty, refs))
     }
 
-    /// The schema with global id `id` and the texts of what it references (dependencies
-    /// first), as typed landing decodes with them; None when there is no such id.
-    pub async fn resolved(&self, id: i64) -> Result<Option<(SchemaType, String, Vec<String>)>> {
+    /// The schema with global id `id` and what it references, by the names it uses
+    /// (dependencies first), as typed landing decodes with them; None when there is no
+    /// such id.
+    pub async fn resolved(&self, id: i64) -> Result<Option<(SchemaType, String, Vec<Dependency>)>> {
         let Some(stored) = self.store.registry_schema(id).await? else {
             return Ok(None);
         };
         let (ty, refs) = decode_row(&stored)?;
         let deps = self.dependencies(&refs, 0).await?;
-        Ok(Some((
-            ty,
-            stored.schema,
-            deps.into_iter().map(|d| d.text).collect(),
-        )))
+        Ok(Some((ty, stored.schema, deps)))
     }
 
     /// The global id of the latest live version of `subject`, if it has one.
@@ -258,12 +255,7 @@ impl Registry {
             });
         }
         if let Some(guard) = self.guard.get() {
-            let deps: Vec<String> = self
-                .dependencies(&candidate.refs, 0)
-                .await?
-                .into_iter()
-                .map(|d| d.text)
-                .collect();
+            let deps = self.dependencies(&candidate.refs, 0).await?;
             if let Err(why) = guard
                 .check(subject, candidate.ty, &candidate.stored, &deps)
                 .await

@@ -20,7 +20,7 @@ impl floe_registry::Guard for TableGuard {
         subject: &str,
         schema_type: SchemaType,
         schema: &str,
-        references: &[String],
+        references: &[floe_registry::schema::Dependency],
     ) -> Result<(), String> {
         let Some(broker) = self.0.upgrade() else {
             return Ok(());

@@ -26,6 +26,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BinaryArray, LargeBinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use floe_common::SchemaMode;
+pub use floe_registry::schema::Dependency;
 use iceberg::spec::{Schema as IcebergSchema, Type};
 use iceberg::transaction::AddColumn;
 use parking_lot::Mutex;
@@ -68,8 +69,8 @@ pub struct RegisteredSchema {
     pub schema_type: String,
     /// Its text.
     pub text: String,
-    /// The texts of the schemas it references, dependencies first.
-    pub references: Vec<String>,
+    /// The schemas it references, by the names it uses for them, dependencies first.
+    pub references: Vec<Dependency>,
 }
 
 /// Where typed landing finds schemas: the broker's registry.
@@ -275,7 +276,7 @@ impl TypedLanding {
                 (Format::Json, json::iceberg_type(&schema))
             }
             "PROTOBUF" => {
-                let proto = protobuf::parse(&s.text)?;
+                let proto = protobuf::parse(&s.text, &s.references)?;
                 let ty = protobuf::iceberg_type(&proto);
                 (Format::Protobuf(proto), ty)
             }
@@ -470,7 +471,11 @@ fn missing_fields(existing: &Type, new: &Type, parent: &str, adds: &mut Vec<AddC
 /// # Errors
 /// The schema does not parse, has no Iceberg type (see [`mapping`], [`json`]), or is of
 /// a format that does not land typed.
-pub fn column_type(schema_type: &str, text: &str, references: &[String]) -> Result<Type, String> {
+pub fn column_type(
+    schema_type: &str,
+    text: &str,
+    references: &[Dependency],
+) -> Result<Type, String> {
     match schema_type {
         "AVRO" => {
             let (schema, named) = parse_avro(text, references)?;
@@ -481,19 +486,20 @@ pub fn column_type(schema_type: &str, text: &str, references: &[String]) -> Resu
                 serde_json::from_str(text).map_err(|e| e.to_string())?;
             json::iceberg_type(&schema)
         }
-        "PROTOBUF" => protobuf::iceberg_type(&protobuf::parse(text)?),
+        "PROTOBUF" => protobuf::iceberg_type(&protobuf::parse(text, references)?),
         other => Err(format!("unknown schema type {other}")),
     }
 }
 
-fn parse_avro(text: &str, references: &[String]) -> Result<(Avro, Vec<Avro>), String> {
+fn parse_avro(text: &str, references: &[Dependency]) -> Result<(Avro, Vec<Avro>), String> {
     if references.is_empty() {
         Ok((
             Avro::parse_str(text).map_err(|e| e.to_string())?,
             Vec::new(),
         ))
     } else {
-        Avro::parse_str_with_list(text, references).map_err(|e| e.to_string())
+        let texts: Vec<&str> = references.iter().map(|d| d.text.as_str()).collect();
+        Avro::parse_str_with_list(text, &texts).map_err(|e| e.to_string())
     }
 }
 

@@ -5,18 +5,22 @@
 //! by Confluent's message indexes after the schema id. Frozen by the tests below;
 //! docs/schema-registry.md has the table.
 //!
-//! Refused, and why: imports other than `google/protobuf/*` (references between
-//! Protobuf subjects are not resolved for typed landing yet), a message that contains
-//! itself (Iceberg has no recursive types), a file without messages.
+//! Imports resolve to the schema's references (Confluent's: each names the import path
+//! it stands for), added to the pool dependencies first, and to the well-known
+//! `google/protobuf/*` files. Refused, and why: an import no reference names, a message
+//! that contains itself (Iceberg has no recursive types), a file without messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use apache_avro::types::Value as Avro;
 use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, StructType, Type};
+use prost_reflect::prost_types::FileDescriptorProto;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
 };
+
+use super::Dependency;
 
 /// The deepest nesting mapped.
 const MAX_DEPTH: usize = 32;
@@ -30,26 +34,40 @@ pub struct Proto {
     first: MessageDescriptor,
 }
 
-/// Parses a schema as the registry stores it.
+/// Parses a schema as the registry stores it, with the schemas it references (by the
+/// import paths it uses for them, dependencies first).
 ///
 /// # Errors
 /// A readable reason.
-pub fn parse(text: &str) -> Result<Proto, String> {
-    let mut file = floe_registry::protobuf::descriptor(text)?;
-    if let Some(import) = file
-        .dependency
-        .iter()
-        .find(|d| !d.starts_with("google/protobuf/"))
-    {
-        return Err(format!(
-            "imports {import:?}: only google/protobuf imports are resolved for typed columns so far"
-        ));
-    }
-    let name = file.name.clone().unwrap_or_else(|| "schema.proto".into());
-    file.name = Some(name.clone());
+pub fn parse(text: &str, references: &[Dependency]) -> Result<Proto, String> {
     let mut pool = DescriptorPool::global();
-    pool.add_file_descriptor_proto(file)
-        .map_err(|e| format!("does not resolve: {e}"))?;
+    let mut add = |file: FileDescriptorProto, what: &str| {
+        if let Some(import) = file
+            .dependency
+            .iter()
+            .find(|d| !d.starts_with("google/protobuf/") && pool.get_file_by_name(d).is_none())
+        {
+            return Err(format!(
+                "{what} imports {import:?}, which no reference names"
+            ));
+        }
+        pool.add_file_descriptor_proto(file)
+            .map_err(|e| format!("{what} does not resolve: {e}"))
+    };
+    for d in references {
+        let mut file = floe_registry::protobuf::descriptor(&d.text)
+            .map_err(|e| format!("reference {:?}: {e}", d.name))?;
+        file.name = Some(d.name.clone());
+        add(file, &format!("reference {:?}", d.name))?;
+    }
+    let mut file = floe_registry::protobuf::descriptor(text)?;
+    let mut name = file.name.clone().unwrap_or_else(|| "schema.proto".into());
+    // A reference may use the same path (its own text was parsed as `schema.proto`).
+    while references.iter().any(|d| d.name == name) {
+        name = format!("floe/{name}");
+    }
+    file.name = Some(name.clone());
+    add(file, "the schema")?;
     let first = pool
         .get_file_by_name(&name)
         .and_then(|f| f.messages().next())
@@ -355,7 +373,7 @@ mod tests {
               oneof pay { string card = 18; string cash = 19; }
               message Line { string sku = 1; }
             }"#;
-        let p = parse(text).unwrap();
+        let p = parse(text, &[]).unwrap();
         assert_eq!(
             render(&iceberg_type(&p).unwrap()),
             "struct<a?: int, b?: long, c?: long, d?: long, e?: int, f?: long, g?: float, \
@@ -363,18 +381,19 @@ mod tests {
              tags?: list<string>, prices?: map<string, double>, line?: struct<sku?: string>, \
              at?: timestamptz, note?: string, card?: string, cash?: string>"
         );
-        assert!(parse("syntax = \"proto3\"; message N { N next = 1; }")
+        assert!(parse("syntax = \"proto3\"; message N { N next = 1; }", &[])
             .and_then(|p| iceberg_type(&p))
             .is_err());
-        assert!(
-            parse("syntax = \"proto3\"; import \"other.proto\"; message A { int32 x = 1; }")
-                .is_err()
-        );
+        assert!(parse(
+            "syntax = \"proto3\"; import \"other.proto\"; message A { int32 x = 1; }",
+            &[]
+        )
+        .is_err());
     }
 
     #[test]
     fn records_decode_with_their_message_indexes() {
-        let p = parse("syntax = \"proto3\"; message A { int64 id = 1; string s = 2; } message B { int32 x = 1; }").unwrap();
+        let p = parse("syntax = \"proto3\"; message A { int64 id = 1; string s = 2; } message B { int32 x = 1; }", &[]).unwrap();
         let mut msg = DynamicMessage::new(p.first.clone());
         msg.set_field_by_name("id", Value::I64(7));
         let body = msg.encode_to_vec();
@@ -396,5 +415,37 @@ mod tests {
         assert!(decode(&p, &other, true)
             .unwrap_err()
             .contains("not the schema's first message"));
+    }
+
+    #[test]
+    fn imports_resolve_through_references() {
+        let address = Dependency {
+            name: "shop/address.proto".into(),
+            text: r#"syntax = "proto3"; package shop; message Address { string city = 1; }"#.into(),
+        };
+        let text = r#"syntax = "proto3"; package shop; import "shop/address.proto";
+            message Person { string name = 1; Address home = 2; }"#;
+        let p = parse(text, std::slice::from_ref(&address)).unwrap();
+        assert_eq!(
+            render(&iceberg_type(&p).unwrap()),
+            "struct<name?: string, home?: struct<city?: string>>"
+        );
+        // name "ann", home { city "oslo" }, after the wire format's message index [0].
+        let mut wire = vec![0u8, 0x0a, 3];
+        wire.extend(b"ann");
+        wire.extend([0x12, 6, 0x0a, 4]);
+        wire.extend(b"oslo");
+        let Avro::Record(pairs) = decode(&p, &wire, true).unwrap() else {
+            panic!("a record")
+        };
+        assert_eq!(
+            pairs[1],
+            (
+                "home".into(),
+                Avro::Record(vec![("city".into(), Avro::String("oslo".into()))])
+            )
+        );
+        // Without the reference the import names nothing.
+        assert!(parse(text, &[]).unwrap_err().contains("no reference names"));
     }
 }
