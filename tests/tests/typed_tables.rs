@@ -792,3 +792,71 @@ async fn protobuf_imports_resolve_through_schema_references() {
     );
     broker.stop().await;
 }
+
+/// `[lake] value_schema = "auto"`, the broker-wide default: a topic with nothing set
+/// lands its values as bytes while its subject has no schema (no typed columns, no
+/// dead letters), and typed once a registry serializer has registered one, as a
+/// producer pointed at Floe's ports would, with nothing else changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_lands_raw_until_the_subject_has_a_schema_then_typed() {
+    use apache_avro::types::Value as A;
+    use floe_tests::lake::wait_landed;
+    let broker = TestBroker::start_with(|c| {
+        fast_lake(c);
+        c.lake.value_schema = "auto".into();
+    })
+    .await;
+    let (b, http) = (broker.bootstrap(), broker.http_url());
+    let p = floe_tests::producer(&b, &[]);
+    let send = |bytes: Vec<u8>| {
+        let p = p.clone();
+        async move {
+            p.send(
+                floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("events")
+                    .payload(&bytes),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+        }
+    };
+    // Auto-created by the first produce, with the broker's defaults.
+    send(b"before any schema".to_vec()).await;
+    wait_landed(&broker, "events", &[1]).await;
+    let columns = sql(
+        &http,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'",
+    )
+    .await;
+    let names: Vec<&str> = columns["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["column_name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"value") && !names.contains(&"typed_error"),
+        "{names:?}"
+    );
+    let text = r#"{"type":"record","name":"Event","fields":[{"name":"kind","type":"string"}]}"#;
+    let id = floe_tests::avro::register(&broker.registry_url(), "events-value", text).await;
+    let schema = apache_avro::Schema::parse_str(text).unwrap();
+    for kind in ["click", "view"] {
+        send(floe_tests::avro::wire(
+            id,
+            &schema,
+            A::Record(vec![("kind".into(), A::String(kind.into()))]),
+        ))
+        .await;
+    }
+    wait_landed(&broker, "events", &[3]).await;
+    let row = sql(
+        &http,
+        "SELECT count(*) AS c, count(value_typed.kind) AS typed, count(typed_error) AS errors \
+         FROM kafka.events",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(row, json!({"c": 3, "typed": 2, "errors": 0}), "{row}");
+    broker.stop().await;
+}

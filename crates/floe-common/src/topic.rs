@@ -62,6 +62,11 @@ pub enum SchemaMode {
     /// No prefix: decoded with the latest version of the subject (`lake.*.subject`),
     /// for producers that do not use a registry serializer.
     Latest,
+    /// `Wire` once the subject has a schema, `Raw` until then: for a broker-wide default
+    /// (`[lake] value_schema`), so that a topic whose producer uses a registry
+    /// serializer lands typed with nothing set on the topic, and other topics land as
+    /// bytes without a dead letter each.
+    Auto,
 }
 
 impl SchemaMode {
@@ -71,6 +76,7 @@ impl SchemaMode {
             SchemaMode::Raw => "raw",
             SchemaMode::Wire => "wire",
             SchemaMode::Latest => "latest",
+            SchemaMode::Auto => "auto",
         }
     }
 }
@@ -351,6 +357,7 @@ impl TopicConfig {
                 let mode = match value {
                     "wire" => SchemaMode::Wire,
                     "latest" => SchemaMode::Latest,
+                    "auto" => SchemaMode::Auto,
                     _ => SchemaMode::Raw,
                 };
                 if key == "lake.key.schema" {

@@ -350,6 +350,11 @@ pub struct LakeConfig {
     /// file: a topic whose snapshots are large (thousands of partitions) keeps shorter
     /// windows rather than a larger file rewritten on every round.
     pub max_metadata_bytes: usize,
+    /// The default of every topic's `lake.value.schema` (`raw`, `wire`, `latest` or
+    /// `auto`); a topic's own setting replaces it.
+    pub value_schema: String,
+    /// The default of every topic's `lake.key.schema`.
+    pub key_schema: String,
     /// S3 settings, used when the warehouse is `s3://`.
     pub s3: S3Config,
 }
@@ -374,6 +379,8 @@ impl Default for LakeConfig {
             snapshot_dense_window: Duration::from_secs(3600),
             snapshot_tag_interval: Duration::from_secs(3600),
             max_metadata_bytes: 8 << 20,
+            value_schema: "raw".into(),
+            key_schema: "raw".into(),
             s3: S3Config::default(),
         }
     }
@@ -532,6 +539,8 @@ impl ServerConfig {
             "index.interval.bytes",
             &self.log.index_interval_bytes.to_string(),
         )?;
+        t.set("lake.value.schema", &self.lake.value_schema)?;
+        t.set("lake.key.schema", &self.lake.key_schema)?;
         Ok(t)
     }
 }

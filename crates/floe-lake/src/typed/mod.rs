@@ -204,11 +204,11 @@ impl TypedLanding {
     async fn plan_for(&self, batches: &[RecordBatch]) -> Result<Plan, String> {
         Ok(Plan {
             value: match &self.value {
-                Some(b) => Some(self.side(b, batches, COL_VALUE).await?),
+                Some(b) => self.side(b, batches, COL_VALUE).await?,
                 None => None,
             },
             key: match &self.key {
-                Some(b) => Some(self.side(b, batches, COL_KEY).await?),
+                Some(b) => self.side(b, batches, COL_KEY).await?,
                 None => None,
             },
         })
@@ -220,21 +220,31 @@ impl TypedLanding {
         self.last.lock().clone()
     }
 
+    /// One side's reader: None for an `auto` side whose subject has no schema yet (it
+    /// lands raw, without a reason per record).
     async fn side(
         &self,
         b: &Binding,
         batches: &[RecordBatch],
         column: &str,
-    ) -> Result<Result<SidePlan, String>, String> {
+    ) -> Result<Option<Result<SidePlan, String>>, String> {
         let Some(latest) = self.schemas.latest(&b.subject).await? else {
-            return Ok(Err(format!("subject {:?} has no schema", b.subject)));
+            if b.mode == SchemaMode::Auto {
+                return Ok(None);
+            }
+            return Ok(Some(Err(format!("subject {:?} has no schema", b.subject))));
         };
         let reader = match self.parse(latest) {
             Ok(r) => r,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        // `auto` with a schema is `wire`.
+        let mode = match b.mode {
+            SchemaMode::Auto => SchemaMode::Wire,
+            m => m,
         };
         let mut writers = HashMap::new();
-        if b.mode == SchemaMode::Wire {
+        if mode == SchemaMode::Wire {
             for id in wire_ids(batches, column) {
                 if id == reader.id {
                     writers.insert(id, Some(reader.clone()));
@@ -253,11 +263,11 @@ impl TypedLanding {
                 writers.insert(id, found);
             }
         }
-        Ok(Ok(SidePlan {
+        Ok(Some(Ok(SidePlan {
             reader,
             writers,
-            mode: b.mode,
-        }))
+            mode,
+        })))
     }
 
     fn parse(&self, s: RegisteredSchema) -> Result<Arc<Parsed>, String> {
