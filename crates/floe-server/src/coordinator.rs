@@ -362,6 +362,29 @@ impl Group {
         }
     }
 
+    /// Removes the members whose session passed (those waiting in a join or sync are
+    /// not heartbeating by design), and ends a rebalance whose time is up.
+    fn expire(&mut self, group_id: &str, now: Instant) {
+        self.pending_ids.retain(|_, expiry| *expiry > now);
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(mid, m)| {
+                !self.join_waiters.contains_key(mid)
+                    && !self.sync_waiters.contains_key(mid)
+                    && now.duration_since(m.last_heartbeat) > m.session_timeout
+            })
+            .map(|(mid, _)| mid.clone())
+            .collect();
+        for mid in expired {
+            self.remove_member(group_id, &mid, now, "session timed out");
+        }
+        if self.state == GroupState::PreparingRebalance {
+            let force = now >= self.rebalance_deadline;
+            self.maybe_complete_join(group_id, now, force);
+        }
+    }
+
     fn remove_member(&mut self, group_id: &str, member_id: &str, now: Instant, why: &str) {
         self.members.retain(|(id, _)| id != member_id);
         self.join_waiters.remove(member_id);
@@ -903,7 +926,11 @@ impl GroupCoordinator {
     /// Empty; one the broker does not know at all is Dead, with no error, as Kafka
     /// answers it.
     pub fn describe(&self, group: &str) -> GroupDescription {
-        let groups = self.groups.lock();
+        let mut groups = self.groups.lock();
+        // Members past their session are gone now, not at the reaper's next tick.
+        if let Some(g) = groups.get_mut(group) {
+            g.expire(group, Instant::now());
+        }
         let Some(g) = groups.get(group) else {
             let known = self.offset_groups.lock().contains(group);
             return GroupDescription {
@@ -960,6 +987,12 @@ impl GroupCoordinator {
     /// NON_EMPTY_GROUP while it has members.
     pub fn delete(&self, group: &str) -> Result<bool, ResponseError> {
         let mut groups = self.groups.lock();
+        // As Kafka's timers expire a session at its deadline: a DeleteGroups arriving
+        // just past it (librdkafka 0081 waits exactly the session timeout after closing
+        // static members) finds the group empty, not waiting for the reaper's tick.
+        if let Some(g) = groups.get_mut(group) {
+            g.expire(group, Instant::now());
+        }
         if groups.get(group).is_some_and(|g| !g.members.is_empty()) {
             return Err(ResponseError::NonEmptyGroup);
         }
@@ -1102,24 +1135,73 @@ impl GroupCoordinator {
     fn reap(&self, now: Instant) {
         let mut groups = self.groups.lock();
         for (id, g) in groups.iter_mut() {
-            g.pending_ids.retain(|_, expiry| *expiry > now);
-            let expired: Vec<String> = g
-                .members
-                .iter()
-                .filter(|(mid, m)| {
-                    !g.join_waiters.contains_key(mid)
-                        && !g.sync_waiters.contains_key(mid)
-                        && now.duration_since(m.last_heartbeat) > m.session_timeout
-                })
-                .map(|(mid, _)| mid.clone())
-                .collect();
-            for mid in expired {
-                g.remove_member(id, &mid, now, "session timed out");
-            }
-            if g.state == GroupState::PreparingRebalance {
-                let force = now >= g.rebalance_deadline;
-                g.maybe_complete_join(id, now, force);
-            }
+            g.expire(id, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn coordinator(dir: &std::path::Path) -> GroupCoordinator {
+        let meta = MetaStore::connect(&format!("sqlite://{}", dir.join("meta.db").display()))
+            .await
+            .unwrap();
+        let family = prometheus_client::metrics::family::Family::default();
+        let config = GroupConfig {
+            initial_rebalance_delay: Duration::ZERO,
+            min_session_timeout: Duration::from_millis(100),
+            ..GroupConfig::default()
+        };
+        GroupCoordinator::new(
+            config,
+            meta,
+            CancellationToken::new(),
+            crate::limits::Refusals::new(&family),
+        )
+    }
+
+    /// A static member that stopped heartbeating is gone the moment its session ends
+    /// for a DeleteGroups or DescribeGroups, without the reaper (not running here):
+    /// Kafka expires a session by a timer at its deadline, and librdkafka 0081 deletes
+    /// its groups right at it.
+    #[tokio::test]
+    async fn a_session_past_its_deadline_is_expired_by_delete_and_describe() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path()).await;
+        for group in ["g1", "g2"] {
+            let joined = c
+                .join(JoinParams {
+                    group: group.into(),
+                    member_id: String::new(),
+                    instance_id: Some("static-1".into()),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout: Duration::from_millis(200),
+                    rebalance_timeout: Duration::from_secs(5),
+                    protocol_type: "consumer".into(),
+                    protocols: vec![("range".into(), Bytes::new())],
+                    require_known_member_id: false,
+                })
+                .await;
+            assert_eq!(joined.error, None);
+            let synced = c
+                .sync(
+                    group,
+                    joined.generation,
+                    &joined.member_id,
+                    Some("static-1"),
+                    Vec::new(),
+                )
+                .await;
+            assert_eq!(synced.error, None);
+            assert_eq!(c.delete(group), Err(ResponseError::NonEmptyGroup));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(c.delete("g1"), Ok(true));
+        let described = c.describe("g2");
+        assert!(described.members.is_empty());
+        assert_eq!(described.state, "Empty");
     }
 }
