@@ -887,9 +887,15 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         let g = match groups.get_mut(group) {
             Some(g) => g,
-            None if generation < 0 && member_id.is_empty() => return None,
+            // As Kafka 4: a commit with no generation to a group that does not exist is
+            // from outside group management, whatever member id it carries (librdkafka
+            // under the consumer protocol sends the id it generated; 0030 commits so).
+            None if generation < 0 => return None,
             None => return Some(ResponseError::IllegalGeneration),
         };
+        if generation < 0 && g.members.is_empty() {
+            return None;
+        }
         if generation < 0 && member_id.is_empty() && instance_id.is_none() {
             // A commit from outside group management (e.g. an admin reset) is only allowed
             // while nobody consumes as part of the group.
@@ -1203,5 +1209,23 @@ mod tests {
         let described = c.describe("g2");
         assert!(described.members.is_empty());
         assert_eq!(described.state, "Empty");
+    }
+
+    /// A commit with no generation from outside group management is taken by a group
+    /// that does not exist or has no members, whatever member id it carries, as Kafka 4
+    /// takes it; generation 3 of an unknown group is not.
+    #[tokio::test]
+    async fn commits_without_a_generation_are_taken_outside_group_management() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path()).await;
+        assert_eq!(c.validate_commit("nobody", -1, "", None), None);
+        assert_eq!(
+            c.validate_commit("nobody", -1, "client-made-id", None),
+            None
+        );
+        assert_eq!(
+            c.validate_commit("nobody", 3, "client-made-id", None),
+            Some(ResponseError::IllegalGeneration)
+        );
     }
 }
