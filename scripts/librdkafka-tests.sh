@@ -54,7 +54,9 @@ for _ in $(seq 100); do
 done
 
 cd "$build/tests"
-echo "bootstrap.servers=127.0.0.1:$kafka" >test.conf
+# Each run's own config file, so that two runs at once each talk to their own broker.
+echo "bootstrap.servers=127.0.0.1:$kafka" >"$data/test.conf"
+export RDKAFKA_TEST_CONF="$data/test.conf"
 export LD_LIBRARY_PATH="$build/src:$build/src-cpp" TEST_KAFKA_VERSION=4.0.0
 [[ -z "${GROUP_PROTOCOL:-}" ]] || export TEST_CONSUMER_GROUP_PROTOCOL="$GROUP_PROTOCOL"
 failed=0
