@@ -447,5 +447,11 @@ mod tests {
         );
         // Without the reference the import names nothing.
         assert!(parse(text, &[]).unwrap_err().contains("no reference names"));
+        // A reference to a well-known file (some serializers register one) is taken.
+        let well_known = Dependency {
+            name: "google/protobuf/timestamp.proto".into(),
+            text: r#"syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }"#.into(),
+        };
+        assert!(parse(text, &[well_known, address]).is_ok());
     }
 }
