@@ -153,7 +153,10 @@ async fn metrics_report_traffic_lag_connections_and_landing() {
                 s.get("floe_lake_unlanded_offsets", &p(part)) == Some(0.0)
                     && s.get("floe_lake_seconds_behind", &p(part)) == Some(0.0)
             });
-            landed.then_some(s)
+            // The file count is read from the manifests after the round's offsets are
+            // published (committer.rs), so a scrape can fall between the two.
+            let counted = s.get("floe_lake_data_files", &topic).is_some();
+            (landed && counted).then_some(s)
         }
     })
     .await;
