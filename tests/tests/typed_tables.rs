@@ -407,7 +407,9 @@ async fn protobuf_records_land_as_typed_columns() {
 /// A new version that adds fields to the records inside a list and a map adds them to
 /// the table there too, an optional record whose fields are named `member…` lands its
 /// fields (not a union's branches), and a Kafka consumer reading the landed offsets
-/// from the table, after the local segments are gone, gets the produced bytes.
+/// from the table, after the local segments are gone, gets the produced bytes: rebuilt
+/// from the typed column where they re-encode exactly (the table leaves `value` null),
+/// kept as produced where they would not (an array written as a sized block).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact() {
     use apache_avro::types::Value as A;
@@ -439,7 +441,7 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
     };
     let p = floe_tests::producer(&b, &[]);
     let mut produced: Vec<Vec<u8>> = Vec::new();
-    let mut send = |text: String, id: i64, i: i64, v2: bool| {
+    let mut send = |text: String, id: i64, i: i64, v2: bool, sized_block: bool| {
         let schema = apache_avro::Schema::parse_str(&text).unwrap();
         let mut line = vec![(
             "sku".to_string(),
@@ -464,7 +466,7 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
                     ])),
                 ),
             ),
-            ("lines".into(), A::Array(vec![A::Record(line)])),
+            ("lines".into(), A::Array(vec![A::Record(line.clone())])),
             (
                 "extras".into(),
                 A::Map(
@@ -474,14 +476,41 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
                 ),
             ),
         ]);
-        let bytes = floe_tests::avro::wire(id, &schema, value);
+        let mut bytes = floe_tests::avro::wire(id, &schema, value.clone());
+        if sized_block {
+            // The same record with `lines` as one block of a negative count and its byte
+            // size (as Java's BlockingBinaryEncoder writes): it decodes to the same
+            // value, but encoding that value again gives the plain block.
+            let A::Record(mut fields) = value else {
+                unreachable!()
+            };
+            fields[1].1 = A::Array(Vec::new());
+            let empty = floe_tests::avro::wire(id, &schema, A::Record(fields));
+            let at = (0..empty.len()).find(|&i| empty[i] != bytes[i]).unwrap();
+            assert_eq!((empty[at], bytes[at]), (0, 2), "the array's count");
+            let tail = empty.len() - at - 1;
+            let item = bytes[at + 1..bytes.len() - tail - 1].to_vec();
+            let mut blocked = bytes[..at].to_vec();
+            // Count -1 (zigzag 1), then the block's size in bytes (zigzag varint).
+            blocked.push(1);
+            let mut size = (item.len() as u64) << 1;
+            while size >= 0x80 {
+                blocked.push((size as u8) | 0x80);
+                size >>= 7;
+            }
+            blocked.push(size as u8);
+            blocked.extend(&item);
+            blocked.push(0);
+            blocked.extend(&empty[at + 1..]);
+            bytes = blocked;
+        }
         produced.push(bytes.clone());
         bytes
     };
     let v1 = cart("", "");
     let id1 = floe_tests::avro::register(&registry, "carts-value", &v1).await;
     for i in 0..3 {
-        let bytes = send(v1.clone(), id1, i, false);
+        let bytes = send(v1.clone(), id1, i, false, false);
         p.send(
             floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("carts").payload(&bytes),
             Duration::from_secs(10),
@@ -495,8 +524,8 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
         r#",{"name":"note","type":["null","string"],"default":null}"#,
     );
     let id2 = floe_tests::avro::register(&registry, "carts-value", &v2).await;
-    for i in 3..6 {
-        let bytes = send(v2.clone(), id2, i, true);
+    for i in 3..7 {
+        let bytes = send(v2.clone(), id2, i, true, i == 6);
         p.send(
             floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("carts").payload(&bytes),
             Duration::from_secs(10),
@@ -504,7 +533,7 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
         .await
         .expect("produced");
     }
-    wait_landed(&broker, "carts", &[6]).await;
+    wait_landed(&broker, "carts", &[7]).await;
 
     let q = "SELECT count(*) AS c, count(typed_error) AS errors, \
              count(get_field(value_typed.owner, 'memberId')) AS members, \
@@ -515,10 +544,18 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
     let row = sql(&http, q).await["rows"][0].clone();
     assert_eq!(
         row,
-        json!({"c": 6, "errors": 0, "members": 6, "since": (0..6).map(|i| 2000 + i).sum::<i64>(),
-               "qty": 3 + 4 + 5, "notes": 3}),
+        json!({"c": 7, "errors": 0, "members": 7, "since": (0..7).map(|i| 2000 + i).sum::<i64>(),
+               "qty": 3 + 4 + 5 + 6, "notes": 4}),
         "{row}"
     );
+    // The table keeps the bytes of the one record that does not re-encode exactly.
+    let q = "SELECT \"offset\" AS o, value IS NOT NULL AS kept, value_schema_id AS id \
+             FROM kafka.carts ORDER BY \"offset\"";
+    let rows = sql(&http, q).await["rows"].clone();
+    let expect: Vec<Value> = (0..7)
+        .map(|i| json!({"o": i, "kept": i == 6, "id": if i < 3 { id1 } else { id2 }}))
+        .collect();
+    assert_eq!(rows, json!(expect));
     // Flight SQL (the ADBC driver) gets the nested values as Arrow: the optional
     // record's fields, and the list's records with the added field, null where the
     // record was written before it.
@@ -533,7 +570,7 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
     .await
     .unwrap();
     let rows = got["rows"].as_array().unwrap_or_else(|| panic!("{got}"));
-    assert_eq!(rows.len(), 6, "{got}");
+    assert_eq!(rows.len(), 7, "{got}");
     assert_eq!(
         rows[0]["owner"],
         json!({"memberId": "m0", "memberSince": 2000})
@@ -552,7 +589,7 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
     assert_eq!(rows[4]["extras"][0][1]["note"], json!("n4"), "{}", rows[4]);
 
     // Offsets 0.. come from the table now: the bytes as produced, schema id and all.
-    let (_consumer, got) = read_from_zero_after_local_deletion(&broker, "carts", 0, 6).await;
+    let (_consumer, got) = read_from_zero_after_local_deletion(&broker, "carts", 0, 7).await;
     for (i, m) in got.iter().enumerate() {
         assert_eq!(m.offset(), i as i64);
         assert_eq!(m.payload(), Some(produced[i].as_slice()), "record {i}");

@@ -550,6 +550,12 @@ async fn scan_window(table: &Table, partition: i32, from: i64, to: i64) -> Resul
     if !sorted {
         rows = sort_by_offset(rows)?.into_iter().collect();
     }
+    // A typed table leaves out the bytes of values its typed column rebuilds.
+    let properties = table.metadata().properties();
+    let rows = rows
+        .into_iter()
+        .map(|b| crate::typed::rebuild::restore(b, properties).map_err(Error::Encode))
+        .collect::<Result<Vec<_>>>()?;
     let mut bytes = 0;
     for b in &rows {
         let r = Rows::of(b)?;

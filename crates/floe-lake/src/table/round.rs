@@ -178,24 +178,42 @@ impl LakeTable {
         }))
     }
 
-    /// Commits one append snapshot on top of `base`.
-    /// Adds the columns `plan` needs that the table lacks, in a commit of its own (it
-    /// changes no offsets, so a crash after it only leaves the columns there).
+    /// Adds the columns `plan` needs that the table lacks, and the Avro writers' schemas
+    /// its rebuilt values need (table properties, see [`crate::typed::rebuild`]), in a
+    /// commit of its own before the data's (it changes no offsets, so a crash after it
+    /// only leaves the columns and properties there).
     async fn evolve(&self, plan: &crate::typed::Plan) -> Result<()> {
         let table = self.table();
         let adds = plan.additions(table.metadata().current_schema());
-        if adds.is_empty() {
+        let held = table.metadata().properties();
+        let properties: Vec<(String, String)> = plan
+            .writer_properties()
+            .into_iter()
+            .filter(|(k, _)| !held.contains_key(k))
+            .collect();
+        if adds.is_empty() && properties.is_empty() {
             return Ok(());
         }
-        let count = adds.len();
-        let tx = Transaction::new(&table);
-        let mut action = tx.update_schema();
-        for add in adds {
-            action = action.add_column(add);
+        let (count, schemas) = (adds.len(), properties.len());
+        let mut tx = Transaction::new(&table);
+        if !adds.is_empty() {
+            let mut action = tx.update_schema();
+            for add in adds {
+                action = action.add_column(add);
+            }
+            tx = action
+                .apply(tx)
+                .map_err(Error::iceberg("preparing the schema change"))?;
         }
-        let tx = action
-            .apply(tx)
-            .map_err(Error::iceberg("preparing the schema change"))?;
+        if !properties.is_empty() {
+            let mut action = tx.update_table_properties();
+            for (k, v) in properties {
+                action = action.set(k, v);
+            }
+            tx = action
+                .apply(tx)
+                .map_err(Error::iceberg("preparing the writer schemas' properties"))?;
+        }
         let updated = tx
             .commit(self.catalog.as_ref())
             .await
@@ -203,7 +221,7 @@ impl LakeTable {
                 "adding typed columns to {}",
                 self.ident
             )))?;
-        tracing::info!(table = %self.ident, schema_id = updated.metadata().current_schema_id(), columns_added = count, "table schema evolved");
+        tracing::info!(table = %self.ident, schema_id = updated.metadata().current_schema_id(), columns_added = count, writer_schemas_stored = schemas, "table schema evolved");
         *self.table.write() = updated;
         Ok(())
     }
@@ -229,6 +247,7 @@ impl LakeTable {
             .collect()
     }
 
+    /// Commits one append snapshot on top of `base`.
     async fn commit(
         &self,
         table: &Table,

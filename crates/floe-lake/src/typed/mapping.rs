@@ -42,7 +42,7 @@ pub fn iceberg_type(schema: &Avro, named: &[Avro]) -> Result<Type, Refused> {
     m.map(schema, "$", 0)
 }
 
-fn collect_names<'a>(schema: &'a Avro, out: &mut HashMap<Name, &'a Avro>) {
+pub(crate) fn collect_names<'a>(schema: &'a Avro, out: &mut HashMap<Name, &'a Avro>) {
     match schema {
         Avro::Record(r) => {
             out.insert(r.name.clone(), schema);
@@ -60,6 +60,18 @@ fn collect_names<'a>(schema: &'a Avro, out: &mut HashMap<Name, &'a Avro>) {
         Avro::Map(m) => collect_names(&m.types, out),
         Avro::Union(u) => u.variants().iter().for_each(|v| collect_names(v, out)),
         _ => {}
+    }
+}
+
+/// Whether `schema` refers to a named type by its name anywhere.
+pub(crate) fn uses_names(schema: &Avro) -> bool {
+    match schema {
+        Avro::Ref { .. } => true,
+        Avro::Record(r) => r.fields.iter().any(|f| uses_names(&f.schema)),
+        Avro::Array(a) => uses_names(&a.items),
+        Avro::Map(m) => uses_names(&m.types),
+        Avro::Union(u) => u.variants().iter().any(uses_names),
+        _ => false,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod arrow;
 pub mod json;
 pub mod mapping;
 pub mod protobuf;
+pub mod rebuild;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub const COL_VALUE_TYPED: &str = "value_typed";
 pub const COL_KEY_TYPED: &str = "key_typed";
 /// Why a record's key or value did not decode (null when both did).
 pub const COL_TYPED_ERROR: &str = "typed_error";
+/// The schema id a decoded wire-format value carried; with `value` null, the value is
+/// rebuilt from `value_typed` when read ([`rebuild`]).
+pub const COL_VALUE_SCHEMA_ID: &str = "value_schema_id";
 
 /// Confluent's wire-format magic byte.
 const MAGIC: u8 = 0;
@@ -95,6 +99,9 @@ pub struct Binding {
 #[derive(Debug)]
 struct Parsed {
     id: i64,
+    /// The registered text and references (stored with the table for rebuilt values).
+    text: String,
+    references: Vec<Dependency>,
     format: Format,
     /// The column type, or why the schema has none.
     ty: Result<Type, String>,
@@ -104,7 +111,13 @@ struct Parsed {
 #[derive(Debug)]
 enum Format {
     /// Avro binary, with the schema and the named types its references define.
-    Avro { schema: Avro, named: Vec<Avro> },
+    /// `names`: the schema refers to named types by name (its own or its references'),
+    /// which the decoder must then be given.
+    Avro {
+        schema: Avro,
+        named: Vec<Avro>,
+        names: bool,
+    },
     /// JSON text, read into the reader's column type.
     Json,
     /// Protobuf, with the writer's descriptors.
@@ -278,7 +291,15 @@ impl TypedLanding {
             "AVRO" => {
                 let (schema, named) = parse_avro(&s.text, &s.references)?;
                 let ty = mapping::iceberg_type(&schema, &named).map_err(|e| e.to_string());
-                (Format::Avro { schema, named }, ty)
+                let names = !named.is_empty() || mapping::uses_names(&schema);
+                (
+                    Format::Avro {
+                        schema,
+                        named,
+                        names,
+                    },
+                    ty,
+                )
             }
             "JSON" => {
                 let schema: serde_json::Value =
@@ -294,6 +315,8 @@ impl TypedLanding {
         };
         let parsed = Arc::new(Parsed {
             id: s.id,
+            text: s.text,
+            references: s.references,
             format,
             ty,
         });
@@ -323,7 +346,41 @@ impl Plan {
                 Type::Primitive(iceberg::spec::PrimitiveType::String),
             ));
         }
+        if self.wire_value().is_some() && table.field_by_name(COL_VALUE_SCHEMA_ID).is_none() {
+            adds.push(AddColumn::optional(
+                COL_VALUE_SCHEMA_ID,
+                Type::Primitive(iceberg::spec::PrimitiveType::Int),
+            ));
+        }
         adds
+    }
+
+    /// The value side's plan when its records carry the wire format's schema id.
+    fn wire_value(&self) -> Option<&SidePlan> {
+        match &self.value {
+            Some(Ok(p)) if p.mode == SchemaMode::Wire && p.reader.ty.is_ok() => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The table properties that hold the Avro writers' schemas this plan's values may
+    /// be rebuilt with ([`rebuild`]): (name, value).
+    pub fn writer_properties(&self) -> Vec<(String, String)> {
+        let Some(plan) = self.wire_value() else {
+            return Vec::new();
+        };
+        plan.writers
+            .iter()
+            .filter_map(|(id, p)| {
+                let p = p.as_ref()?;
+                matches!(p.format, Format::Avro { .. }).then(|| {
+                    (
+                        rebuild::schema_property(*id),
+                        rebuild::property_value(&p.text, &p.references),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Why each row of `batch` (the raw layout) does not decode under this plan, decoding
@@ -413,8 +470,59 @@ impl Plan {
         {
             columns[i] = Arc::new(StringArray::from(errors));
         }
+        self.leave_rebuilt_out(target, &mut columns)?;
         RecordBatch::try_new(target.clone(), columns)
             .map_err(|e| crate::Error::Typed(e.to_string()))
+    }
+}
+
+impl Plan {
+    /// Sets `value_schema_id` of the wire-format values that decoded, and leaves out
+    /// (null) the `value` bytes that [`rebuild`] gives back exactly from `value_typed`.
+    fn leave_rebuilt_out(
+        &self,
+        target: &Arc<ArrowSchema>,
+        columns: &mut [ArrayRef],
+    ) -> crate::Result<()> {
+        let Some(plan) = self.wire_value() else {
+            return Ok(());
+        };
+        let (Ok(v), Ok(t), Ok(s)) = (
+            target.index_of(COL_VALUE),
+            target.index_of(COL_VALUE_TYPED),
+            target.index_of(COL_VALUE_SCHEMA_ID),
+        ) else {
+            return Ok(());
+        };
+        let (values, typed) = (columns[v].clone(), columns[t].clone());
+        let mut ids = Vec::with_capacity(values.len());
+        let mut row = 0;
+        for_each_bytes(&values, |b| {
+            ids.push(
+                b.filter(|_| typed.is_valid(row))
+                    .and_then(|b| wire_prefix(b).ok())
+                    .and_then(|id| i32::try_from(id).ok()),
+            );
+            row += 1;
+        });
+        columns[s] = Arc::new(arrow_array::Int32Array::from(ids));
+        let rebuilt = rebuild::rebuildable(&values, typed.as_ref(), |id| {
+            match plan.writers.get(&id)?.as_deref()? {
+                Parsed {
+                    format: Format::Avro { schema, named, .. },
+                    ..
+                } => Some((schema, named.as_slice())),
+                _ => None,
+            }
+        });
+        if !rebuilt.contains(&true) {
+            return Ok(());
+        }
+        // `nullif` nulls the rows whose mask is true.
+        columns[v] =
+            arrow_select::nullif::nullif(&values, &arrow_array::BooleanArray::from(rebuilt))
+                .map_err(|e| crate::Error::Typed(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -722,10 +830,12 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
         Format::Avro {
             schema: writer_schema,
             named: writer_named,
+            names: writer_names,
         },
         Format::Avro {
             schema: reader_schema,
             named: reader_named,
+            ..
         },
     ) = (&writer.format, &reader.format)
     else {
@@ -737,13 +847,27 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
     // Written with the latest version itself (the common case): nothing to resolve, and
     // resolving would copy every value once more.
     let resolve = (writer.id != reader.id).then_some(reader_schema);
+    // The names a schema uses are looked up in the list given alone, so the schema itself
+    // goes first: a record that uses a named type defined earlier in its own schema (a
+    // `Line` used again in a later field) did not decode before 2026-12-07 ("Unresolved
+    // schema reference"). The list is resolved for every record, so a schema without
+    // names to look up gets none.
     let value = apache_avro::from_avro_datum_reader_schemata(
         writer_schema,
-        writer_named.iter().collect(),
+        if *writer_names {
+            std::iter::once(writer_schema)
+                .chain(writer_named.iter())
+                .collect()
+        } else {
+            Vec::new()
+        },
         &mut payload,
         resolve,
-        if resolve.is_some() {
-            reader_named.iter().collect()
+        // Without references, resolution looks names up in the reader's schema itself.
+        if resolve.is_some() && !reader_named.is_empty() {
+            std::iter::once(reader_schema)
+                .chain(reader_named.iter())
+                .collect()
         } else {
             Vec::new()
         },
@@ -795,7 +919,10 @@ pub fn error_count(batches: &[RecordBatch]) -> u64 {
 
 /// Whether a field is one of the typed layout's (not the raw six).
 pub fn is_typed_column(name: &str) -> bool {
-    matches!(name, COL_VALUE_TYPED | COL_KEY_TYPED | COL_TYPED_ERROR)
+    matches!(
+        name,
+        COL_VALUE_TYPED | COL_KEY_TYPED | COL_TYPED_ERROR | COL_VALUE_SCHEMA_ID
+    )
 }
 
 /// An Iceberg type with every field's name and whether it is optional (`?`): Iceberg's
