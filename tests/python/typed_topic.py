@@ -13,6 +13,9 @@ Usage:
       confluent-kafka's ProtobufSerializer (a message type built from a descriptor).
   typed_topic.py read HTTP_URL TOPIC
       reads kafka.TOPIC through the REST catalog; prints the typed column's sums.
+  typed_topic.py read-widened HTTP_URL TOPIC
+      reads kafka.TOPIC (value_typed.qty, value_typed.amount) through the REST catalog;
+      prints their types, sums, and the field ids they had in every schema of the table.
 Prints one JSON line.
 """
 
@@ -157,6 +160,31 @@ def read(http, topic):
     }))
 
 
+def read_widened(http, topic):
+    from pyiceberg.catalog.rest import RestCatalog
+
+    table = RestCatalog("floe", uri=http).load_table(f"kafka.{topic}")
+    data = table.scan().to_arrow()
+    typed = [t for t in data.column("value_typed").to_pylist() if t is not None]
+    schema = table.schema()
+    ids = {}
+    for s in table.schemas().values():
+        for name in ("qty", "amount"):
+            try:
+                ids.setdefault(name, set()).add(s.find_field(f"value_typed.{name}").field_id)
+            except ValueError:
+                pass  # a schema from before the typed column was added
+    print(json.dumps({
+        "rows": len(typed),
+        "qty_sum": sum(t["qty"] for t in typed),
+        "amount_sum": sum(t["amount"] for t in typed),
+        "types": {n: str(schema.find_field(f"value_typed.{n}").field_type) for n in ("qty", "amount")},
+        "arrow": {n: str(data.schema.field("value_typed").type.field(n).type) for n in ("qty", "amount")},
+        "schemas": len(table.schemas()),
+        "ids": {n: sorted(v) for n, v in ids.items()},
+    }))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "produce":
         produce(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
@@ -164,5 +192,7 @@ if __name__ == "__main__":
         produce_proto(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif sys.argv[1] == "produce-json":
         produce_json(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif sys.argv[1] == "read-widened":
+        read_widened(sys.argv[2], sys.argv[3])
     else:
         read(sys.argv[2], sys.argv[3])

@@ -597,6 +597,149 @@ async fn fields_added_inside_lists_and_maps_land_and_kafka_reads_stay_byte_exact
     broker.stop().await;
 }
 
+/// A new version that promotes fields (int to long, float to double) widens the table's
+/// columns, keeping their field ids, in the round that first lands it: the registry
+/// takes the version (it refused it before), values beyond the old type's range land
+/// typed, SQL and PyIceberg read the older files as the wider type, and Kafka reads of
+/// the landed offsets stay byte for byte, rebuilt from files of either type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promoted_fields_widen_the_table_and_older_files_read_as_the_wider_type() {
+    use apache_avro::types::Value as A;
+    use floe_tests::lake::{read_from_zero_after_local_deletion, wait_landed};
+    use floe_tests::rdkafka::Message;
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, registry, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    floe_tests::create_topic(
+        &b,
+        "prices",
+        1,
+        &[
+            ("lake.value.schema", "wire"),
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+        ],
+    )
+    .await;
+    let price = |int: &str, float: &str| {
+        format!(
+            r#"{{"type":"record","name":"Price","fields":[{{"name":"sku","type":"string"}},
+            {{"name":"qty","type":"{int}"}},{{"name":"amount","type":"{float}"}}]}}"#
+        )
+    };
+    let p = floe_tests::producer(&b, &[]);
+    let mut produced: Vec<Vec<u8>> = Vec::new();
+    let mut send = |id: i64, schema: &str, qty: A, amount: A| {
+        let schema = apache_avro::Schema::parse_str(schema).unwrap();
+        let sku = A::String(format!("sku-{}-{}", produced.len(), "y".repeat(300)));
+        let bytes = floe_tests::avro::wire(
+            id,
+            &schema,
+            A::Record(vec![
+                ("sku".into(), sku),
+                ("qty".into(), qty),
+                ("amount".into(), amount),
+            ]),
+        );
+        produced.push(bytes.clone());
+        bytes
+    };
+    let v1 = price("int", "float");
+    let id1 = floe_tests::avro::register(&registry, "prices-value", &v1).await;
+    for i in 0..3 {
+        let bytes = send(id1, &v1, A::Int(i), A::Float(i as f32 + 0.5));
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("prices").payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    wait_landed(&broker, "prices", &[3]).await;
+    // Refused with 409 before the table followed promotions ("value_typed.qty is int in
+    // the table and would become long").
+    let v2 = price("long", "double");
+    let id2 = floe_tests::avro::register(&registry, "prices-value", &v2).await;
+    for i in 3..6 {
+        let bytes = send(
+            id2,
+            &v2,
+            A::Long(5_000_000_000 + i),
+            A::Double(i as f64 + 0.25),
+        );
+        p.send(
+            floe_tests::rdkafka::producer::FutureRecord::<(), [u8]>::to("prices").payload(&bytes),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produced");
+    }
+    wait_landed(&broker, "prices", &[6]).await;
+
+    let row = sql(
+        &http,
+        "SELECT count(*) AS c, count(typed_error) AS errors, sum(value_typed.qty) AS qty, \
+         sum(value_typed.amount) AS amount FROM kafka.prices",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(row["c"], json!(6), "{row}");
+    assert_eq!(row["errors"], json!(0), "{row}");
+    assert_eq!(
+        row["qty"],
+        json!(3 + 3 * 5_000_000_000i64 + 3 + 4 + 5),
+        "{row}"
+    );
+    let amount = row["amount"].as_f64().unwrap();
+    assert!(
+        (amount - (0.5 + 1.5 + 2.5 + 3.25 + 4.25 + 5.25)).abs() < 1e-9,
+        "{row}"
+    );
+    let types = sql(
+        &http,
+        "SELECT arrow_typeof(value_typed.qty) AS q, arrow_typeof(value_typed.amount) AS a \
+         FROM kafka.prices WHERE \"offset\" = 0",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(types, json!({"q": "Int64", "a": "Float64"}));
+
+    // PyIceberg, through the REST catalog: one field id per field across every schema.
+    let http2 = broker.http_url();
+    let read = tokio::task::spawn_blocking(move || {
+        python(vec!["read-widened".into(), http2, "prices".into()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(read["rows"], json!(6), "{read}");
+    assert_eq!(read["qty_sum"], row["qty"], "{read}");
+    assert_eq!(
+        read["types"],
+        json!({"qty": "long", "amount": "double"}),
+        "{read}"
+    );
+    assert_eq!(
+        read["arrow"],
+        json!({"qty": "int64", "amount": "double"}),
+        "{read}"
+    );
+    assert_eq!(
+        read["ids"]["qty"].as_array().map(Vec::len),
+        Some(1),
+        "{read}"
+    );
+    assert_eq!(
+        read["ids"]["amount"].as_array().map(Vec::len),
+        Some(1),
+        "{read}"
+    );
+
+    let (_consumer, got) = read_from_zero_after_local_deletion(&broker, "prices", 0, 6).await;
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.payload(), Some(produced[i].as_slice()), "record {i}");
+    }
+    broker.stop().await;
+}
+
 /// `confluent.value.schema.validation=true`: produce refuses, with INVALID_RECORD, the
 /// batches holding a value that would land as a dead letter (not the wire format, an
 /// unknown schema id, bytes that do not match their schema), takes the rest, and

@@ -39,7 +39,7 @@ use arrow_array::RecordBatch;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, Literal, ManifestContentType, ManifestEntry,
     ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation, PrimitiveLiteral, Snapshot,
-    SnapshotReference, SnapshotRetention, Summary, MAIN_BRANCH,
+    SnapshotReference, SnapshotRetention, Summary, TableMetadata, MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::MetadataLocation;
@@ -414,18 +414,36 @@ impl LakeTable {
                 return Err(e);
             }
         };
+        files.extend(added.iter().map(|f| f.file_path().to_owned()));
+        self.swap_to(pointer, &table, &new_location, &files).await?;
+        Ok(self.table().metadata().current_snapshot_id().unwrap_or(-1))
+    }
+
+    /// Makes `new_location` (metadata built on `table`, already written) the table's
+    /// current metadata if the catalog still points at `table`'s, then deletes the
+    /// metadata files that dropped out of its log. When someone else committed first,
+    /// deletes `written` (the change's own files) and reports [`Error::Conflict`]; when
+    /// the outcome is unknown, keeps them.
+    ///
+    /// # Errors
+    /// As above, and a catalog that cannot be read.
+    pub(crate) async fn swap_to(
+        &self,
+        pointer: &MetadataPointer,
+        table: &Table,
+        new_location: &str,
+        written: &[String],
+    ) -> Result<()> {
         let old_location = table
             .metadata_location()
             .ok_or_else(|| Error::TableState(format!("{} has no metadata location", self.ident)))?
             .to_owned();
-        let swapped = pointer
-            .swap(&self.ident, &old_location, &new_location)
-            .await;
+        let swapped = pointer.swap(&self.ident, &old_location, new_location).await;
         let ours = match swapped {
             Ok(done) => done,
             // Unknown outcome: believe the catalog, and delete nothing unless it answers.
             Err(e) => match self.refresh().await {
-                Ok(()) => self.table().metadata_location() == Some(new_location.as_str()),
+                Ok(()) => self.table().metadata_location() == Some(new_location),
                 Err(_) => {
                     warn!(table = %self.ident, error = %e, "metadata swap outcome unknown; keeping its files");
                     return Err(e);
@@ -433,15 +451,13 @@ impl LakeTable {
             },
         };
         if !ours {
-            files.extend(added.iter().map(|f| f.file_path().to_owned()));
-            delete_written(table.file_io(), &files).await;
+            delete_written(table.file_io(), written).await;
             self.refresh().await?;
             return Err(Error::Conflict(self.ident.to_string()));
         }
         self.refresh().await?;
-        let committed = self.table();
-        crate::table::delete_dropped_metadata(&table, &committed).await;
-        Ok(committed.metadata().current_snapshot_id().unwrap_or(-1))
+        crate::table::delete_dropped_metadata(table, &self.table()).await;
+        Ok(())
     }
 
     /// Writes manifests, manifest list and metadata for a rewrite; returns the new metadata
@@ -693,36 +709,14 @@ impl LakeTable {
             .build()
             .map_err(Error::iceberg("building table metadata"))?
             .metadata;
-        let new_location = MetadataLocation::from_str(&old_location)
-            .map_err(Error::iceberg("parsing the metadata location"))?
-            .with_next_version()
-            .with_new_metadata(&new_meta);
-        new_meta
-            .write_to(table.file_io(), &new_location)
-            .await
-            .map_err(Error::iceberg("writing table metadata"))?;
-        let new_location = new_location.to_string();
-        let swapped = pointer
-            .swap(&self.ident, &old_location, &new_location)
-            .await;
-        let ours = match swapped {
-            Ok(done) => done,
-            Err(e) => match self.refresh().await {
-                Ok(()) => self.table().metadata_location() == Some(new_location.as_str()),
-                Err(_) => {
-                    warn!(table = %self.ident, error = %e, "metadata swap outcome unknown; keeping its files");
-                    return Err(e);
-                }
-            },
-        };
-        if !ours {
-            delete_written(table.file_io(), std::slice::from_ref(&new_location)).await;
-            self.refresh().await?;
-            return Err(Error::Conflict(self.ident.to_string()));
-        }
-        self.refresh().await?;
-        let committed = self.table();
-        crate::table::delete_dropped_metadata(&table, &committed).await;
+        let new_location = write_next_metadata(&table, &new_meta).await?;
+        self.swap_to(
+            pointer,
+            &table,
+            &new_location,
+            std::slice::from_ref(&new_location),
+        )
+        .await?;
         let deleted = self.delete_unused(store).await?;
         info!(table = %self.ident, removed = plan.removed.len(), tagged = plan.new_tags.len(),
             kept = plan.kept, files = deleted, "thinned snapshots");
@@ -933,6 +927,25 @@ fn new_snapshot_id(table: &Table) -> i64 {
             return id;
         }
     }
+}
+
+/// Writes `meta`, built on `table`, as the table's next metadata file; returns its
+/// location.
+///
+/// # Errors
+/// The table has no metadata location, or the write failed.
+pub(crate) async fn write_next_metadata(table: &Table, meta: &TableMetadata) -> Result<String> {
+    let old_location = table.metadata_location().ok_or_else(|| {
+        Error::TableState(format!("{} has no metadata location", table.identifier()))
+    })?;
+    let new_location = MetadataLocation::from_str(old_location)
+        .map_err(Error::iceberg("parsing the metadata location"))?
+        .with_next_version()
+        .with_new_metadata(meta);
+    meta.write_to(table.file_io(), &new_location)
+        .await
+        .map_err(Error::iceberg("writing table metadata"))?;
+    Ok(new_location.to_string())
 }
 
 /// Best-effort removal of the files of a rewrite that did not commit.

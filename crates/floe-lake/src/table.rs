@@ -195,6 +195,15 @@ impl LakeTable {
         })
     }
 
+    /// Whether the table follows Iceberg's type promotions of its typed columns
+    /// (`typed::widened`): only in Floe's SQL catalog, whose pointer it may swap.
+    pub fn promotes_types(&self) -> bool {
+        matches!(
+            self.options.catalog,
+            crate::catalog::CatalogKind::Sql { .. }
+        )
+    }
+
     /// The table identifier.
     pub fn ident(&self) -> &TableIdent {
         &self.ident

@@ -10,7 +10,8 @@ use crate::broker::Broker;
 
 /// Refuses a version that a typed table bound to the subject cannot take: one whose
 /// schema has no column type (see floe-lake's `typed` mappings), or
-/// changes the type of a field the table has.
+/// changes the type of a field the table has other than by a promotion the table
+/// follows (int to long, float to double, a decimal's precision raised).
 pub struct TableGuard(pub Weak<Broker>);
 
 #[async_trait::async_trait]
@@ -58,11 +59,13 @@ impl floe_registry::Guard for TableGuard {
                 let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
                     continue;
                 };
+                let promotes = table.promotes_types();
                 let table = table.table();
                 let Some(existing) = table.metadata().current_schema().field_by_name(column) else {
                     continue;
                 };
-                let unfit = floe_lake::typed::unfit_changes(&existing.field_type, &new, column);
+                let unfit =
+                    floe_lake::typed::unfit_changes(&existing.field_type, &new, column, promotes);
                 if !unfit.is_empty() {
                     return refuse(unfit.join("; "));
                 }

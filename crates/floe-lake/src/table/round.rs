@@ -12,6 +12,7 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use tracing::warn;
 
 use crate::catalog::normalize_uri;
+use crate::pointer::MetadataPointer;
 use crate::tail::TailBuffer;
 use crate::{Error, Result};
 
@@ -113,6 +114,7 @@ impl LakeTable {
         };
         if let Some(plan) = &plan {
             self.evolve(plan).await?;
+            self.widen(plan).await?;
         }
         let table = self.table();
         let batches = self.to_table_layout(&table, batches, plan.as_ref())?;
@@ -223,6 +225,40 @@ impl LakeTable {
             )))?;
         tracing::info!(table = %self.ident, schema_id = updated.metadata().current_schema_id(), columns_added = count, writer_schemas_stored = schemas, "table schema evolved");
         *self.table.write() = updated;
+        Ok(())
+    }
+
+    /// Widens the typed columns' fields that the plan's latest schemas promote (int to
+    /// long, float to double, a decimal's precision), keeping their field ids.
+    /// iceberg-rust 0.10's schema update cannot change a type, so the new schema is
+    /// committed as housekeeping commits: new metadata written beside the old, and the
+    /// SQL catalog's pointer swapped if nobody committed meanwhile. Tables in an external
+    /// REST catalog are left as they are (the registry refuses such versions for them).
+    async fn widen(&self, plan: &crate::typed::Plan) -> Result<()> {
+        if !self.promotes_types() {
+            return Ok(());
+        }
+        let table = self.table();
+        let Some(schema) = plan.widened_schema(table.metadata().current_schema())? else {
+            return Ok(());
+        };
+        let old_location = table
+            .metadata_location()
+            .ok_or_else(|| Error::TableState(format!("{} has no metadata location", self.ident)))?
+            .to_owned();
+        let meta = table
+            .metadata()
+            .clone()
+            .into_builder(Some(old_location))
+            .add_current_schema(schema)
+            .and_then(|b| b.build())
+            .map_err(Error::iceberg("building the widened schema"))?
+            .metadata;
+        let pointer = MetadataPointer::connect(&self.options).await?;
+        let location = crate::maintain::write_next_metadata(&table, &meta).await?;
+        self.swap_to(&pointer, &table, &location, std::slice::from_ref(&location))
+            .await?;
+        tracing::info!(table = %self.ident, schema_id = self.table().metadata().current_schema_id(), "typed columns widened");
         Ok(())
     }
 

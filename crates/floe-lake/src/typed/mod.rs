@@ -28,7 +28,7 @@ use arrow_array::{Array, ArrayRef, BinaryArray, LargeBinaryArray, RecordBatch, S
 use arrow_schema::{DataType, Schema as ArrowSchema};
 use floe_common::SchemaMode;
 pub use floe_registry::schema::Dependency;
-use iceberg::spec::{Schema as IcebergSchema, Type};
+use iceberg::spec::{PrimitiveType, Schema as IcebergSchema, Type};
 use iceberg::transaction::AddColumn;
 use parking_lot::Mutex;
 
@@ -355,6 +355,38 @@ impl Plan {
         adds
     }
 
+    /// `table` with its typed columns widened where the plan's latest schemas promote a
+    /// field ([`widened`]); None when they promote none.
+    ///
+    /// # Errors
+    /// The widened schema does not build (it keeps every field id, so it should).
+    pub fn widened_schema(&self, table: &IcebergSchema) -> crate::Result<Option<IcebergSchema>> {
+        let mut fields: Vec<_> = table.as_struct().fields().to_vec();
+        let mut changed = false;
+        for (side, name) in [(&self.value, COL_VALUE_TYPED), (&self.key, COL_KEY_TYPED)] {
+            let Some(Ok(plan)) = side else { continue };
+            let Ok(ty) = &plan.reader.ty else { continue };
+            for f in fields.iter_mut().filter(|f| f.name == name) {
+                if let Some(wide) = widened(&f.field_type, ty) {
+                    let mut w = f.as_ref().clone();
+                    w.field_type = Box::new(wide);
+                    *f = Arc::new(w);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        IcebergSchema::builder()
+            .with_schema_id(table.schema_id())
+            .with_identifier_field_ids(table.identifier_field_ids())
+            .with_fields(fields)
+            .build()
+            .map(Some)
+            .map_err(|e| crate::Error::Typed(format!("widening the typed columns: {e}")))
+    }
+
     /// The value side's plan when its records carry the wire format's schema id.
     fn wire_value(&self) -> Option<&SidePlan> {
         match &self.value {
@@ -622,16 +654,17 @@ fn parse_avro(text: &str, references: &[Dependency]) -> Result<(Avro, Vec<Avro>)
 }
 
 /// Why a table whose typed column is `existing` cannot take values of type `new`: a
-/// field both have whose type differs (the table keeps a field's type; Iceberg's type
-/// promotions are not applied). Fields only one of them has are fine: new ones are added,
-/// dropped ones stay null.
-pub fn unfit_changes(existing: &Type, new: &Type, path: &str) -> Vec<String> {
+/// field both have whose type differs other than by one of Iceberg's promotions (int to
+/// long, float to double, a decimal's precision raised), which the table follows
+/// ([`widened`]) when `promotes` (its catalog is Floe's SQL catalog). Fields only one of
+/// them has are fine: new ones are added, dropped ones stay null.
+pub fn unfit_changes(existing: &Type, new: &Type, path: &str, promotes: bool) -> Vec<String> {
     let mut out = Vec::new();
-    unfit(existing, new, path, &mut out);
+    unfit(existing, new, path, promotes, &mut out);
     out
 }
 
-fn unfit(existing: &Type, new: &Type, path: &str, out: &mut Vec<String>) {
+fn unfit(existing: &Type, new: &Type, path: &str, promotes: bool, out: &mut Vec<String>) {
     match (existing, new) {
         (Type::Struct(old), Type::Struct(new)) => {
             for f in new.fields() {
@@ -640,6 +673,7 @@ fn unfit(existing: &Type, new: &Type, path: &str, out: &mut Vec<String>) {
                         &o.field_type,
                         &f.field_type,
                         &format!("{path}.{}", f.name),
+                        promotes,
                         out,
                     );
                 }
@@ -649,20 +683,100 @@ fn unfit(existing: &Type, new: &Type, path: &str, out: &mut Vec<String>) {
             &old.element_field.field_type,
             &new.element_field.field_type,
             &format!("{path}[]"),
+            promotes,
             out,
         ),
         (Type::Map(old), Type::Map(new)) => unfit(
             &old.value_field.field_type,
             &new.value_field.field_type,
             &format!("{path}{{}}"),
+            promotes,
             out,
         ),
         (Type::Primitive(a), Type::Primitive(b)) if a == b => {}
+        // A value of the narrower type still lands in the wider column.
+        (Type::Primitive(a), Type::Primitive(b)) if promotion(b, a) => {}
+        (Type::Primitive(a), Type::Primitive(b)) if promotes && promotion(a, b) => {}
         (a, b) => out.push(format!(
-            "{path} is {} in the table and would become {}",
+            "{path} is {} in the table and would become {}{}",
             kind(a),
-            kind(b)
+            kind(b),
+            if !promotes
+                && matches!((a, b), (Type::Primitive(a), Type::Primitive(b)) if promotion(a, b))
+            {
+                " (a promotion, which Floe applies only to tables in its own SQL catalog)"
+            } else {
+                ""
+            }
         )),
+    }
+}
+
+/// Whether Iceberg promotes `from` to `to`: int to long, float to double, a decimal to
+/// one of the same scale and a higher precision.
+fn promotion(from: &PrimitiveType, to: &PrimitiveType) -> bool {
+    use PrimitiveType as P;
+    match (from, to) {
+        (P::Int, P::Long) | (P::Float, P::Double) => true,
+        (
+            P::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            P::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 == s2 && p2 > p1,
+        _ => false,
+    }
+}
+
+/// `existing` (a typed column's type in the table) with the fields `new` promotes
+/// (int to long, float to double, a decimal's precision raised) widened, field ids and
+/// everything else kept; None when `new` promotes nothing. Iceberg readers read older
+/// files of the narrower type as the wider one.
+pub fn widened(existing: &Type, new: &Type) -> Option<Type> {
+    use iceberg::spec::{ListType, MapType, NestedField, StructType};
+    let field = |f: &NestedField, ty: Type| {
+        let mut out = f.clone();
+        out.field_type = Box::new(ty);
+        Arc::new(out)
+    };
+    match (existing, new) {
+        (Type::Primitive(a), Type::Primitive(b)) if promotion(a, b) => Some(new.clone()),
+        (Type::Struct(old), Type::Struct(new)) => {
+            let mut changed = false;
+            let fields: Vec<_> = old
+                .fields()
+                .iter()
+                .map(|f| {
+                    match new
+                        .field_by_name(&f.name)
+                        .and_then(|n| widened(&f.field_type, &n.field_type))
+                    {
+                        Some(ty) => {
+                            changed = true;
+                            field(f, ty)
+                        }
+                        None => f.clone(),
+                    }
+                })
+                .collect();
+            changed.then(|| Type::Struct(StructType::new(fields)))
+        }
+        (Type::List(old), Type::List(new)) => {
+            let ty = widened(&old.element_field.field_type, &new.element_field.field_type)?;
+            Some(Type::List(ListType::new(field(&old.element_field, ty))))
+        }
+        (Type::Map(old), Type::Map(new)) => {
+            let ty = widened(&old.value_field.field_type, &new.value_field.field_type)?;
+            Some(Type::Map(MapType::new(
+                old.key_field.clone(),
+                field(&old.value_field, ty),
+            )))
+        }
+        _ => None,
     }
 }
 
@@ -948,5 +1062,81 @@ pub(crate) fn render(t: &Type) -> String {
             render(&m.key_field.field_type),
             render(&m.value_field.field_type)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iceberg::spec::{ListType, NestedField, StructType};
+
+    fn field(id: i32, name: &str, ty: Type) -> Arc<NestedField> {
+        Arc::new(NestedField::optional(id, name, ty))
+    }
+
+    fn order(int: PrimitiveType, float: PrimitiveType, line: PrimitiveType) -> Type {
+        Type::Struct(StructType::new(vec![
+            field(1, "qty", Type::Primitive(int)),
+            field(2, "amount", Type::Primitive(float)),
+            field(3, "sku", Type::Primitive(PrimitiveType::String)),
+            field(
+                4,
+                "lines",
+                Type::List(ListType::new(Arc::new(NestedField::list_element(
+                    5,
+                    Type::Struct(StructType::new(vec![field(6, "n", Type::Primitive(line))])),
+                    false,
+                )))),
+            ),
+        ]))
+    }
+
+    #[test]
+    fn promotions_widen_fields_in_place_and_keep_their_ids() {
+        use PrimitiveType as P;
+        let table = order(P::Int, P::Float, P::Int);
+        // The new schema's types, with placeholder ids (as the mappings give them).
+        let new = order(P::Long, P::Double, P::Long);
+        let wide = widened(&table, &new).expect("promotions");
+        assert_eq!(wide, order(P::Long, P::Double, P::Long));
+        assert!(unfit_changes(&table, &new, "v", true).is_empty());
+        // Nothing promoted, or a narrower type (whose values fit the column): no change.
+        assert_eq!(widened(&new, &table), None);
+        assert!(unfit_changes(&new, &table, "v", false).is_empty());
+        let dec = |p| {
+            Type::Primitive(P::Decimal {
+                precision: p,
+                scale: 2,
+            })
+        };
+        assert_eq!(widened(&dec(9), &dec(18)), Some(dec(18)));
+        assert_eq!(
+            widened(
+                &dec(9),
+                &Type::Primitive(P::Decimal {
+                    precision: 18,
+                    scale: 3
+                })
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn changes_that_are_no_promotion_are_unfit() {
+        use PrimitiveType as P;
+        let table = order(P::Int, P::Float, P::Int);
+        let new = order(P::Long, P::Double, P::String);
+        assert_eq!(
+            unfit_changes(&table, &new, "v", true),
+            vec!["v.lines[].n is int in the table and would become string"]
+        );
+        // Outside Floe's SQL catalog the table follows no promotion, and says so.
+        let why = unfit_changes(&table, &order(P::Long, P::Float, P::Int), "v", false);
+        assert_eq!(why.len(), 1);
+        assert!(
+            why[0].contains("v.qty is int in the table and would become long (a promotion"),
+            "{why:?}"
+        );
     }
 }

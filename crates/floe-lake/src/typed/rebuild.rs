@@ -518,9 +518,10 @@ fn encode(node: &Node, a: &dyn Array, row: usize, out: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
-/// Which rows of a landing batch need not keep their bytes: for each row, Some(id) when
-/// the value is in the wire format with Avro schema `id` and encoding its `typed` row
-/// with that schema gives back the payload exactly. `writer` finds a schema by id.
+/// Which rows of a landing batch need not keep their bytes: true for a row whose value
+/// is in the wire format with an Avro schema id that fits `value_schema_id` (an int),
+/// and encoding its `typed` row with that schema gives back the payload exactly.
+/// `writer` finds a schema by id.
 pub fn rebuildable<'a>(
     values: &ArrayRef,
     typed: &dyn Array,
@@ -537,6 +538,7 @@ pub fn rebuildable<'a>(
                 return None;
             }
             let id = super::wire_prefix(b).ok()?;
+            i32::try_from(id).ok()?;
             let enc = encoders
                 .entry(id)
                 .or_insert_with(|| {
