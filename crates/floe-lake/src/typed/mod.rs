@@ -1,15 +1,16 @@
 //! Typed columns: a topic bound to a schema (`lake.value.schema`, `lake.key.schema`)
 //! lands its values (keys) decoded into a `value_typed` (`key_typed`) column beside the
-//! bytes as produced, which stay in `value` (`key`) so that Kafka reads of the table are
-//! byte for byte what was produced. A record that does not decode lands with the typed
-//! column null and the reason in `typed_error`; nothing is dropped and landing never
-//! stops for it.
+//! bytes as produced in `value` (`key`), so that Kafka reads of the table are byte for
+//! byte what was produced; an Avro value whose bytes its typed row gives back exactly
+//! leaves `value` null and is rebuilt when read (`rebuild`). A record that does not
+//! decode lands with the typed column null and the reason in `typed_error`; nothing is
+//! dropped and landing never stops for it.
 //!
 //! Avro is decoded here with the Apache Avro crate: each record with its writer's schema
 //! (Confluent wire format: magic byte 0, the schema id big-endian, the payload) resolved
 //! to the subject's latest version, whose Iceberg type (`mapping.rs`) is the column's. A
 //! new version that adds fields adds them to the table in the round that first lands it
-//! (`additions`). JSON Schema subjects land the same way (`json.rs`: the record's JSON
+//! (`additions`), and one that promotes a field widens it (`widened`). JSON Schema subjects land the same way (`json.rs`: the record's JSON
 //! read into the column of the latest version's type), and Protobuf subjects
 //! (`protobuf.rs`: the file's first message, decoded with `prost-reflect`).
 
