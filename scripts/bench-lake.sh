@@ -12,16 +12,19 @@
 #   (4) consume throughput from the lake tier vs the hot log: the same data produced to a
 #       topic with local.retention.ms=0 (its segments are deleted once landed) and to a
 #       normal topic, each read from offset 0 three times (alternating) with floe-loadgen
-#       consume; the medians are compared.
+#       consume; the medians are compared;
+#   (5) typed topics: freshness as (2) of ~1 KiB Avro events to a topic bound to their
+#       schema (lake.value.schema=wire), 60 s, and produce throughput, max rate, of the
+#       same events to a raw topic and to a typed one (lake on in both).
 #
-# Takes about 10 minutes plus the build.
+# Takes about 12 minutes plus the build.
 #
 # Environment:
 #   CARGO_TARGET_DIR    build directory [default: $HOME/.cache/floe-target]
 #   BENCH_SKIP_BUILD=1  use the binaries already in $CARGO_TARGET_DIR/release
 #   BENCH_DIR           parent of the work dir [default: ${TMPDIR:-/tmp}]
 #   BENCH_WAIT_IDLE=N   first wait up to N seconds for other processes to stop using CPU
-#   BENCH_ONLY          comma-separated subset of: landing,freshness,produce,consume
+#   BENCH_ONLY          comma-separated subset of: landing,freshness,produce,consume,typed
 #   BENCH_LANDING_MIB   MiB landed per landing run [default: 1024]
 #   BENCH_FRESH_DURATION  measured time of the first freshness run [default: 120s]
 #   BENCH_DURATION      measured time of each produce run [default: 20s]
@@ -38,7 +41,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/floe-target}
 BIN=$CARGO_TARGET_DIR/release
 PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
-ONLY=${BENCH_ONLY:-landing,freshness,produce,consume}
+ONLY=${BENCH_ONLY:-landing,freshness,produce,consume,typed}
 LANDING_MIB=${BENCH_LANDING_MIB:-1024}
 FRESH_DURATION=${BENCH_FRESH_DURATION:-120s}
 DURATION=${BENCH_DURATION:-20s}
@@ -197,6 +200,38 @@ if want consume; then
     done_broker
 fi
 
+# ---------------------------------------------------------------- (5) typed topics
+if want typed; then
+    # register_avro TOPIC: the avro payloads' schema as TOPIC-value's first version, which
+    # on a fresh broker is schema id 1, the id the payloads carry.
+    register_avro() {
+        local id
+        id=$("$BIN/floe-lakebench" avro-schema | curl -sf -X POST \
+            -H 'content-type: application/vnd.schemaregistry.v1+json' --data-binary @- \
+            "http://$BROKER_REGISTRY/subjects/$1-value/versions" | jq -r .id)
+        [[ $id == 1 ]] || die "registering the Avro payloads' schema gave id '$id', not 1"
+    }
+    log "(5a) freshness of a typed topic: 10 MB/s of ~1 KiB Avro events, lake.value.schema=wire, default settings, 60s"
+    fresh_broker fresh-typed
+    register_avro fresh
+    T1=$(lakebench freshness-typed freshness --brokers "$BROKERS" --http "$BROKER_HTTP" \
+        --topic fresh --partitions 1 --mb-per-sec 10 --duration 60s --warmup 5s --poll 100ms \
+        --payload avro --topic-config lake.value.schema=wire)
+    done_broker
+    for rep in $(seq 1 "$REPEAT"); do
+        for schema in raw wire; do
+            log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, lake.value.schema=$schema (run $rep)"
+            fresh_broker "typed-$schema"
+            register_avro bench-typed
+            loadgen "produce-avro-$schema" produce --brokers "$BROKERS" --message-size 1024 \
+                --acks all --duration "$DURATION" --warmup 3s --progress 5s --payload avro \
+                --rate max --topic bench-typed --partitions 1 \
+                --topic-config "lake.value.schema=$schema" >/dev/null
+            done_broker
+        done
+    done
+fi
+
 # ---------------------------------------------------------------- table
 g() { json_get "$1" "$2"; }
 r0() { awk -v x="$1" 'BEGIN { if (x == "" || x == "?" || x == "null") print "?"; else printf "%.0f", x }'; }
@@ -231,6 +266,14 @@ avg_of() { # avg_of RUN FIELD: mean of FIELD over the results lines of RUN
                 echo "| produce max rate, $parts partition(s), producer compression $codec, landing on ÷ off | **$ratio** ($(r1 "$on") / $(r1 "$off") MB/s; broker CPU $(r0 "$(avg_of "$run-true" broker_cpu_pct)")% / $(r0 "$(avg_of "$run-false" broker_cpu_pct)")%) | ≥ 0.8 | $(ok "$ratio >= 0.8") |"
             done
         done
+    fi
+    if want typed; then
+        T=$T1
+        echo "| freshness of a typed topic (Avro, lake.value.schema=wire) at 10 MB/s, ack → snapshot timestamp | **p50 $(r0 "$(g "$T" commit_p50_ms)") ms, p99 $(r0 "$(g "$T" commit_p99_ms)") ms** (max $(r0 "$(g "$T" commit_max_ms)") ms; $(g "$T" snapshots) snapshots; broker CPU $(g "$T" broker_cpu_pct)%) | p99 < 3000 ms | $(ok "$(g "$T" commit_p99_ms) < 3000") |"
+        raw=$(avg_of produce-avro-raw mb_per_sec)
+        typed=$(avg_of produce-avro-wire mb_per_sec)
+        ratio=$(awk -v a="$typed" -v b="$raw" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+        echo "| produce max rate of Avro events, 1 partition, typed topic ÷ raw topic (lake on in both) | **$ratio** ($(r1 "$typed") / $(r1 "$raw") MB/s; broker CPU $(r0 "$(avg_of produce-avro-wire broker_cpu_pct)")% / $(r0 "$(avg_of produce-avro-raw broker_cpu_pct)")%) | (none given) | measured |"
     fi
     if want consume; then
         rates() { for r in "$@"; do g "$r" mb_per_sec; done; }

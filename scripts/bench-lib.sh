@@ -31,18 +31,21 @@ STOP_TIMEOUT=${STOP_TIMEOUT:-20}
 BROKER_PIDS=()
 # start_broker NAME DATA_DIR PORT [FLOE SERVE ARGS...]: starts `floe serve` in the
 # background with its Kafka listener on 127.0.0.1:PORT and its HTTP listener (Iceberg
-# REST catalog) on another free port, so that brokers never fight over the default 8181.
-# Sets BROKER_PID and BROKER_HTTP (host:port).
+# REST catalog) on another free port, so that brokers never fight over the default 8181,
+# and its schema registry on a third. Sets BROKER_PID, BROKER_HTTP and BROKER_REGISTRY
+# (host:port).
 start_broker() {
     local name=$1 dir=$2 port=$3
     shift 3
-    local hport
+    local hport rport
     hport=$(free_port)
+    rport=$(free_port)
     mkdir -p "$dir"
     FLOE_LOG=${FLOE_LOG:-warn} "$BIN/floe" serve --data-dir "$dir" --kafka-listen "127.0.0.1:$port" \
-        --http-listen "127.0.0.1:$hport" --registry-listen 127.0.0.1:0 --fsync 50ms "$@" >"$WORK/$name.log" 2>&1 &
+        --http-listen "127.0.0.1:$hport" --registry-listen "127.0.0.1:$rport" --fsync 50ms "$@" >"$WORK/$name.log" 2>&1 &
     BROKER_PID=$!
     BROKER_HTTP=127.0.0.1:$hport
+    BROKER_REGISTRY=127.0.0.1:$rport
     BROKER_PIDS+=("$BROKER_PID")
     local deadline=$((SECONDS + 20))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do

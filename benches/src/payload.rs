@@ -6,6 +6,9 @@
 //! * `json`: JSON-like application events (ids, small vocabularies, numbers, a short text
 //!   drawn from a word list), each unique (it carries the message's sequence number). They
 //!   compress about as real events do, so Parquet encoding and zstd have realistic work.
+//! * `avro`: application events in Confluent's Avro wire format, schema id 1
+//!   ([`crate::avro::Events`]), for typed topics (`lake.value.schema=wire`); register
+//!   [`crate::avro::SCHEMA`] first (`floe-lakebench avro-schema` prints the request body).
 //!
 //! Payloads come from a pool built once, so producing one costs a copy, not a generator
 //! run; the pool is large enough (8 MiB of JSON) that repeats are farther apart than any
@@ -22,14 +25,28 @@ pub enum PayloadKind {
     Random,
     /// Unique JSON-like events.
     Json,
+    /// Avro events in the wire format, schema id 1.
+    Avro,
 }
 
-/// Parses `random` or `json`.
+impl PayloadKind {
+    /// The name `parse_kind` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::Json => "json",
+            Self::Avro => "avro",
+        }
+    }
+}
+
+/// Parses `random`, `json` or `avro`.
 pub fn parse_kind(s: &str) -> anyhow::Result<PayloadKind> {
     match s {
         "random" => Ok(PayloadKind::Random),
         "json" => Ok(PayloadKind::Json),
-        other => bail!("payload must be 'random' or 'json', not '{other}'"),
+        "avro" => Ok(PayloadKind::Avro),
+        other => bail!("payload must be 'random', 'json' or 'avro', not '{other}'"),
     }
 }
 
@@ -46,14 +63,28 @@ pub struct Payloads {
 }
 
 impl Payloads {
-    /// Builds the pool for payloads of exactly `size` bytes.
-    pub fn new(kind: PayloadKind, size: usize) -> Self {
+    /// Builds the pool for payloads of exactly `size` bytes (Avro events: about).
+    ///
+    /// # Errors
+    /// An Avro event does not encode.
+    pub fn new(kind: PayloadKind, size: usize) -> anyhow::Result<Self> {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        match kind {
+        Ok(match kind {
             PayloadKind::Random => Self {
                 pool: vec![(0..size).map(|_| rng.next() as u8).collect()],
                 seq_at: None,
             },
+            // Each event is unique within the pool; a sequence number is not patched in,
+            // as a digit written into the Avro binary could change a length.
+            PayloadKind::Avro => {
+                let events = crate::avro::Events::new(size)?;
+                Self {
+                    pool: (0..POOL as u64)
+                        .map(|i| events.get(i))
+                        .collect::<anyhow::Result<_>>()?,
+                    seq_at: None,
+                }
+            }
             PayloadKind::Json => {
                 let mut seq_at = None;
                 let pool = (0..POOL)
@@ -65,7 +96,7 @@ impl Payloads {
                     .collect();
                 Self { pool, seq_at }
             }
-        }
+        })
     }
 
     /// Writes message `i`'s payload into `out` (replacing its contents).
@@ -296,16 +327,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn avro_payloads_are_wire_format_events_of_about_the_size() -> anyhow::Result<()> {
+        let p = Payloads::new(PayloadKind::Avro, 1024)?;
+        let schema = apache_avro::Schema::parse_str(crate::avro::SCHEMA)?;
+        let (a, b) = (p.get(0), p.get(1));
+        assert_ne!(a, b);
+        for v in [&a, &b] {
+            assert_eq!(&v[..5], &[0, 0, 0, 0, 1], "magic byte and schema id 1");
+            assert!((1000..=1030).contains(&v.len()), "{}", v.len());
+            let mut payload = &v[5..];
+            apache_avro::from_avro_datum(&schema, &mut payload, None)?;
+            assert!(payload.is_empty(), "the whole payload is one record");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn json_payloads_have_the_size_and_are_unique() -> anyhow::Result<()> {
-        let p = Payloads::new(PayloadKind::Json, 1024);
+        let p = Payloads::new(PayloadKind::Json, 1024).expect("pool");
         let a = p.get(7);
         let b = p.get(7 + POOL as u64);
         assert_eq!(a.len(), 1024);
         assert_ne!(a, b, "the sequence number makes repeats of the pool unique");
         let v: serde_json::Value = serde_json::from_slice(&a)?;
         assert_eq!(v["seq"].as_str(), Some("0000000007"));
-        assert_eq!(Payloads::new(PayloadKind::Json, 20).get(1).len(), 20);
-        assert_eq!(Payloads::new(PayloadKind::Random, 100).get(3).len(), 100);
+        assert_eq!(
+            Payloads::new(PayloadKind::Json, 20)
+                .expect("pool")
+                .get(1)
+                .len(),
+            20
+        );
+        assert_eq!(
+            Payloads::new(PayloadKind::Random, 100)
+                .expect("pool")
+                .get(3)
+                .len(),
+            100
+        );
         Ok(())
     }
 }

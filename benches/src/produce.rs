@@ -259,7 +259,7 @@ fn send_loop(
     partitions: i32,
 ) -> anyhow::Result<Report> {
     let ctx = producer.context();
-    let payloads = Payloads::new(args.payload, args.message_size);
+    let payloads = Payloads::new(args.payload, args.message_size)?;
     let mut payload = Vec::with_capacity(args.message_size);
     let round_robin = args.partitioner == "rr";
     let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -495,13 +495,7 @@ fn print_report(args: &ProduceArgs, r: &Report) {
             .str("rate_target", &rate)
             .int("linger_ms", u64::from(args.linger_ms))
             .str("compression", &args.compression)
-            .str(
-                "payload",
-                match args.payload {
-                    PayloadKind::Random => "random",
-                    PayloadKind::Json => "json",
-                },
-            )
+            .str("payload", args.payload.name())
             .int("sent", r.measured_sent)
             .int("acked", r.measured_acked)
             .int("errors", r.errors)

@@ -2,7 +2,8 @@
 //! table from the default local warehouse through Floe's REST catalog, with the shipped
 //! `catalog/spark-3.5-iceberg-1.10.conf`: every landed record once, with its key, value,
 //! timestamp and headers, the snapshots metadata table, and a typed topic's Avro fields
-//! as `value_typed` columns (docs/schema-registry.md).
+//! as `value_typed` columns across a schema change that adds a field and widens two
+//! (int to long, float to double) (docs/schema-registry.md).
 
 use floe_tests::lake::*;
 use floe_tests::spark::spark_sql;
@@ -20,28 +21,66 @@ async fn spark_reads_a_topic_table_through_the_rest_catalog() {
     produce_range(&b, "clicks", 2, 200..300, ts0).await;
     wait_landed(&broker, "clicks", &[150, 150]).await;
 
-    // A typed topic: Avro values in the wire format, as a Confluent serializer writes them.
+    // A typed topic: Avro values in the wire format, as a Confluent serializer writes them;
+    // half with a first version, half with one that adds `note` and widens `id` and
+    // `amount`, each half landed in rounds of its own.
     create_topic(&b, "orders", 1, &[("lake.value.schema", "wire")]).await;
-    let schema_json = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"item","type":"string"},{"name":"amount","type":"double"}]}"#;
-    let id = floe_tests::avro::register(&broker.registry_url(), "orders-value", schema_json).await;
-    let schema = apache_avro::Schema::parse_str(schema_json).unwrap();
-    let p = producer(&b, &[]);
-    for i in 0..20i64 {
-        use apache_avro::types::Value;
-        let value = Value::Record(vec![
-            ("id".into(), Value::Long(i)),
-            ("item".into(), Value::String(format!("item-{i}"))),
-            ("amount".into(), Value::Double(i as f64 * 0.5)),
-        ]);
-        let bytes = floe_tests::avro::wire(id, &schema, value);
-        p.send(
-            rdkafka::producer::FutureRecord::<(), [u8]>::to("orders").payload(&bytes),
-            std::time::Duration::from_secs(10),
+    let version = |id: &str, amount: &str, note: &str| {
+        format!(
+            r#"{{"type":"record","name":"Order","fields":[{{"name":"id","type":"{id}"}},{{"name":"item","type":"string"}},{{"name":"amount","type":"{amount}"}}{note}]}}"#
         )
-        .await
-        .expect("produced");
+    };
+    let p = producer(&b, &[]);
+    for (half, text) in [
+        version("int", "float", ""),
+        version(
+            "long",
+            "double",
+            r#",{"name":"note","type":["null","string"],"default":null}"#,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        use apache_avro::types::Value;
+        let id = floe_tests::avro::register(&broker.registry_url(), "orders-value", &text).await;
+        let schema = apache_avro::Schema::parse_str(&text).unwrap();
+        for i in (half as i64 * 10)..(half as i64 * 10 + 10) {
+            let mut fields = vec![
+                (
+                    "id".into(),
+                    if half == 0 {
+                        Value::Int(i as i32)
+                    } else {
+                        Value::Long(i)
+                    },
+                ),
+                ("item".into(), Value::String(format!("item-{i}"))),
+                (
+                    "amount".into(),
+                    if half == 0 {
+                        Value::Float(i as f32 * 0.5)
+                    } else {
+                        Value::Double(i as f64 * 0.5)
+                    },
+                ),
+            ];
+            if half == 1 {
+                fields.push((
+                    "note".into(),
+                    Value::Union(1, Box::new(Value::String(format!("n{i}")))),
+                ));
+            }
+            let bytes = floe_tests::avro::wire(id, &schema, Value::Record(fields));
+            p.send(
+                rdkafka::producer::FutureRecord::<(), [u8]>::to("orders").payload(&bytes),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+        }
+        wait_landed(&broker, "orders", &[half as i64 * 10 + 10]).await;
     }
-    wait_landed(&broker, "orders", &[20]).await;
 
     let http = broker.http_url();
     let sql = "SELECT to_json(named_struct(\
@@ -51,8 +90,10 @@ async fn spark_reads_a_topic_table_through_the_rest_catalog() {
                  'headers', transform(headers, h -> array(h.key, CAST(h.value AS STRING))))) \
                FROM floe.kafka.clicks ORDER BY partition, `offset`; \
                SELECT concat('snapshots=', count(*)) FROM floe.kafka.clicks.snapshots; \
-               SELECT concat('typed=', count(value_typed.id), ',', sum(value_typed.amount), ',', \
-                 max(value_typed.item)) FROM floe.kafka.orders";
+               SELECT concat('typed=', count(value_typed.id), ',', sum(value_typed.id), ',', \
+                 sum(value_typed.amount), ',', max(value_typed.item), ',', count(value_typed.note), \
+                 ',', typeof(first(value_typed.id)), ',', typeof(first(value_typed.amount))) \
+                 FROM floe.kafka.orders";
     let lines = tokio::task::spawn_blocking(move || spark_sql(&http, sql))
         .await
         .expect("join");
@@ -70,6 +111,10 @@ async fn spark_reads_a_topic_table_through_the_rest_catalog() {
         "{lines:?}"
     );
     let typed = lines.iter().find_map(|l| l.strip_prefix("typed="));
-    assert_eq!(typed, Some("20,95.0,item-9"), "{lines:?}");
+    assert_eq!(
+        typed,
+        Some("20,190,95.0,item-9,10,bigint,double"),
+        "{lines:?}"
+    );
     broker.stop().await;
 }

@@ -288,7 +288,7 @@ pub fn run(args: &FreshnessArgs) -> anyhow::Result<()> {
     };
 
     // Paced sending: message i is due at start + i / rate.
-    let payloads = Payloads::new(args.payload, args.message_size);
+    let payloads = Payloads::new(args.payload, args.message_size)?;
     let mut payload = Vec::with_capacity(args.message_size);
     let start = Instant::now();
     let warm_end_us = now_us() + i64::try_from(args.warmup.as_micros()).unwrap_or(0);

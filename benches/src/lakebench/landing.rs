@@ -207,7 +207,7 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         Ok::<_, floe_lake::Error>((table, typed))
     })?;
     let events = if avro {
-        Some(super::avro::Events::new(args.record_size)?)
+        Some(floe_bench::avro::Events::new(args.record_size)?)
     } else {
         None
     };
@@ -216,7 +216,7 @@ pub fn run(args: &LandingArgs) -> anyhow::Result<()> {
         .map(|_| Arc::new(TailBuffer::new(0, TailBudget::new(usize::MAX / 2))))
         .collect();
     let schema = floe_lake::schema::arrow_schema()?;
-    let payloads = Payloads::new(args.payload, args.record_size);
+    let payloads = Payloads::new(args.payload, args.record_size)?;
     let budget = TailBudget::new(usize::MAX / 2);
     let tails: Vec<Arc<TailBuffer>> = (0..args.partitions)
         .map(|_| Arc::new(TailBuffer::new(0, budget.clone())))
@@ -358,7 +358,7 @@ fn write_plain(
 fn make_round(
     args: &LandingArgs,
     payloads: &Payloads,
-    events: Option<&super::avro::Events>,
+    events: Option<&floe_bench::avro::Events>,
     records: u64,
     next: &mut [i64],
     seq: &mut u64,
@@ -422,10 +422,7 @@ fn report(args: &LandingArgs, t: &Totals, process_cpu_pct: f64) {
     let mut walls: Vec<f64> = t.round_walls.iter().map(|d| d.as_secs_f64()).collect();
     walls.sort_by(f64::total_cmp);
     let median_round = walls.get(walls.len() / 2).copied().unwrap_or(0.0);
-    let kind = match args.payload {
-        PayloadKind::Random => "random",
-        PayloadKind::Json => "json",
-    };
+    let kind = args.payload.name();
     let mut s = format!(
         "landing {:.0} MiB in {} rounds of {} MiB ({} records of {}+{} B, {} per Kafka batch, \
          {} partition(s), payload {kind}, compression {})\n",

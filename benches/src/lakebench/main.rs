@@ -41,6 +41,9 @@ enum Command {
     Landing(landing::LandingArgs),
     /// Against a broker: produce at a fixed rate; ack -> visible in the table, p50/p99.
     Freshness(freshness::FreshnessArgs),
+    /// Prints the registry request body (`{"schema": ...}`) that registers the schema of
+    /// the `avro` payloads, for `POST /subjects/<topic>-value/versions`.
+    AvroSchema,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +51,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Landing(args) => landing::run(&args),
         Command::Freshness(args) => freshness::run(&args),
+        Command::AvroSchema => {
+            println!(
+                "{}",
+                serde_json::json!({ "schema": floe_bench::avro::SCHEMA })
+            );
+            Ok(())
+        }
     }
 }
