@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod convert;
 mod error;
+pub mod evolve;
 pub mod lake_file;
 pub mod maintain;
 pub mod pointer;

@@ -291,7 +291,9 @@ impl LakeTable {
             })
         });
         let io = self.table().file_io().clone();
-        let target = schema::arrow_schema()?;
+        // The table's own layout: a typed table's rows keep their typed columns (before
+        // 2026-12-07 the raw layout was used, which failed for every typed table).
+        let target = schema::current_arrow_schema(&self.table())?;
         let (mut removed, mut added, mut rows) = (Vec::new(), Vec::new(), 0u64);
         for f in candidates {
             let path = f.file().file_path();
@@ -359,7 +361,8 @@ impl LakeTable {
                 )))?;
             raw.push(bytes);
         }
-        let target = schema::arrow_schema()?;
+        // The table's own layout, as for DeleteRecords above.
+        let target = schema::current_arrow_schema(&table)?;
         let rows = tokio::task::spawn_blocking(move || read_sorted(raw, &target))
             .await
             .map_err(|source| Error::Task {
@@ -809,9 +812,11 @@ fn read_sorted(files: Vec<bytes::Bytes>, target: &arrow_schema::SchemaRef) -> Re
             .map_err(|e| Error::Encode(format!("reading Parquet for compaction: {e}")))?;
         for batch in reader {
             let batch = batch.map_err(Error::arrow("reading Parquet for compaction"))?;
-            // Same columns, but field metadata may differ: rebuild on the table schema.
+            // On the table schema: field metadata may differ, and a typed topic's file
+            // written before its schema gained or widened fields has the older types
+            // (before 2026-12-07 such files failed every compaction they were picked for).
             batches.push(
-                RecordBatch::try_new(target.clone(), batch.columns().to_vec())
+                crate::evolve::conform(&batch, target)
                     .map_err(Error::arrow("matching compacted rows to the table schema"))?,
             );
         }

@@ -59,6 +59,20 @@ pub fn with_views(schema: &arrow_schema::Schema) -> ArrowSchemaRef {
     ))
 }
 
+/// `table`'s current schema in Arrow, with its field ids: the layout a landing round's
+/// rows and a housekeeping rewrite's rows take (a typed table has more columns than
+/// [`arrow_schema`]).
+///
+/// # Errors
+/// A type Arrow cannot hold (Floe's tables have none).
+pub fn current_arrow_schema(table: &iceberg::table::Table) -> crate::Result<ArrowSchemaRef> {
+    Ok(Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema()).map_err(
+            crate::Error::iceberg("converting the table schema to Arrow"),
+        )?,
+    ))
+}
+
 /// How a topic's table is partitioned (`lake.partition.by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimePartitioning {

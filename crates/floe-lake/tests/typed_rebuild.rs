@@ -329,3 +329,106 @@ async fn a_typed_table_keeps_only_the_bytes_it_cannot_rebuild_and_kafka_reads_ge
         );
     }
 }
+
+/// Compaction rewrites a typed table's small files together whatever schema each was
+/// written with: raw rounds from before the topic was bound (no typed columns), and
+/// typed rounds whose values left their bytes out. Kafka reads stay byte for byte.
+#[tokio::test]
+async fn compaction_merges_files_written_before_and_after_the_typed_columns() {
+    use floe_lake::maintain::Housekeeping;
+    use floe_lake::MetadataPointer;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(dir.path());
+    let catalog = open_catalog(&opts).await.unwrap();
+    let store = WarehouseStore::new(&opts).unwrap();
+    let table = LakeTable::open(
+        catalog,
+        &opts,
+        &store,
+        "orders",
+        TOPIC_ID,
+        TimePartitioning::Day,
+    )
+    .await
+    .unwrap();
+    let typed = TypedLanding::new(
+        None,
+        Some(Binding {
+            mode: SchemaMode::Wire,
+            subject: "orders-value".into(),
+        }),
+        Arc::new(OneSchema),
+    )
+    .unwrap();
+    let schema = Avro::parse_str(SCHEMA).unwrap();
+    let produced: Vec<Vec<u8>> = (0..72)
+        .map(|i| wire(&apache_avro::to_avro_datum(&schema, order(i)).unwrap()))
+        .collect();
+    let tail = Arc::new(TailBuffer::new(0, TailBudget::new(1 << 30)));
+    // Two raw rounds, then two typed ones: four small files, two schemas. The raw rounds
+    // hold more records, so that all four files are of one compaction size tier.
+    let rounds = [(0, 30), (30, 30), (60, 6), (66, 6)];
+    for (round, (first, n)) in rounds.into_iter().enumerate() {
+        let values = produced.clone();
+        tail.push(batch_with(
+            first,
+            n,
+            |o| 1_700_000_000_000 + o,
+            move |o| values[o as usize].clone(),
+        ));
+        let limit = [first + n];
+        let landed = if round < 2 {
+            table.land(std::slice::from_ref(&tail), &limit).await
+        } else {
+            table
+                .land_typed(std::slice::from_ref(&tail), &limit, Some(&typed))
+                .await
+        };
+        landed.unwrap().expect("a round");
+    }
+    let pointer = MetadataPointer::connect(&opts).await.unwrap();
+    let report = table
+        .housekeep(
+            &pointer,
+            &store,
+            &Housekeeping {
+                now_ms: 1_700_000_100_000,
+                retention_ms: None,
+                snapshot_retention_ms: i64::MAX / 2,
+                snapshot_windows: Default::default(),
+                small_file_bytes: 1 << 20,
+                compact_min_files: 4,
+                merge_manifests_above: usize::MAX,
+                deleted_before: Default::default(),
+            },
+        )
+        .await
+        .expect("housekeeping");
+    assert_eq!(report.compacted_files, 4, "{report:?}");
+    let (mut bytes, next) = reader::fetch(
+        &table.table(),
+        &Arc::new(ReadAhead::new(64 << 20)),
+        0,
+        0,
+        72,
+        1 << 20,
+        false,
+    )
+    .await
+    .unwrap()
+    .expect("rows");
+    assert_eq!(next, 72);
+    let records: Vec<_> = RecordBatchDecoder::decode_all(&mut bytes)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.records)
+        .collect();
+    assert_eq!(records.len(), 72);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(
+            r.value.as_deref(),
+            Some(produced[i].as_slice()),
+            "offset {i}"
+        );
+    }
+}

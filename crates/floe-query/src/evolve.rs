@@ -14,9 +14,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, ListArray, MapArray};
-use datafusion::arrow::array::{LargeListArray, StructArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -174,74 +172,22 @@ impl PhysicalExpr for EvolvedColumn {
     }
 }
 
-/// `array` as type `to`: struct fields by name (null where `array` has none), lists'
-/// elements and maps' entries likewise, anything else cast by Arrow.
+/// `array` as type `to`: floe-lake's [`floe_lake::evolve::evolve`], which compaction
+/// uses too.
 ///
 /// # Errors
 /// A leaf that Arrow cannot cast, or a nested array that does not fit its type.
 pub fn evolve(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
-    if array.data_type() == to {
-        return Ok(array.clone());
-    }
-    Ok(match (array.data_type(), to) {
-        (DataType::Struct(_), DataType::Struct(fields)) => {
-            let s = array.as_struct();
-            let children = fields
-                .iter()
-                .map(|f| match s.column_by_name(f.name()) {
-                    Some(c) => evolve(c, f.data_type()),
-                    None => Ok(new_null_array(f.data_type(), s.len())),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Arc::new(StructArray::try_new(
-                fields.clone(),
-                children,
-                s.nulls().cloned(),
-            )?)
-        }
-        (DataType::List(_), DataType::List(element)) => {
-            let l = array.as_list::<i32>();
-            let values = evolve(l.values(), element.data_type())?;
-            Arc::new(ListArray::try_new(
-                element.clone(),
-                l.offsets().clone(),
-                values,
-                l.nulls().cloned(),
-            )?)
-        }
-        (DataType::LargeList(_), DataType::LargeList(element)) => {
-            let l = array.as_list::<i64>();
-            let values = evolve(l.values(), element.data_type())?;
-            Arc::new(LargeListArray::try_new(
-                element.clone(),
-                l.offsets().clone(),
-                values,
-                l.nulls().cloned(),
-            )?)
-        }
-        (DataType::Map(_, _), DataType::Map(entries, sorted)) => {
-            let m = array.as_map();
-            let evolved = evolve(
-                &(Arc::new(m.entries().clone()) as ArrayRef),
-                entries.data_type(),
-            )?;
-            Arc::new(MapArray::try_new(
-                entries.clone(),
-                m.offsets().clone(),
-                evolved.as_struct().clone(),
-                m.nulls().cloned(),
-                *sorted,
-            )?)
-        }
-        _ => cast(array, to)?,
-    })
+    Ok(floe_lake::evolve::evolve(array, to)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{Array, AsArray, ListArray, MapArray, StructArray};
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::buffer::OffsetBuffer;
+    use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{Field, Fields, Int64Type};
 
     fn line(fields: Vec<Field>) -> DataType {

@@ -270,10 +270,7 @@ impl LakeTable {
         batches: Vec<arrow_array::RecordBatch>,
         plan: Option<&crate::typed::Plan>,
     ) -> Result<Vec<arrow_array::RecordBatch>> {
-        let target = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
-                .map_err(Error::iceberg("converting the table schema to Arrow"))?,
-        );
+        let target = crate::schema::current_arrow_schema(table)?;
         batches
             .iter()
             .map(|b| match plan {
