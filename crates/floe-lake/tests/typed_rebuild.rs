@@ -212,21 +212,29 @@ impl Schemas for OneSchema {
     }
 }
 
-#[tokio::test]
-async fn a_typed_table_keeps_only_the_bytes_it_cannot_rebuild_and_kafka_reads_get_all_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.unwrap();
+/// The table of topic `orders` in a SQLite catalog under `dir`, and typed landing of its
+/// values in the wire format with [`OneSchema`].
+async fn orders_table(
+    dir: &std::path::Path,
+) -> (
+    floe_lake::LakeOptions,
+    WarehouseStore,
+    LakeTable,
+    Arc<TypedLanding>,
+) {
+    let opts = options(dir);
+    let catalog = open_catalog(&opts).await.expect("catalog");
+    let store = WarehouseStore::new(&opts).expect("store");
     let table = LakeTable::open(
         catalog,
         &opts,
-        &WarehouseStore::new(&opts).unwrap(),
+        &store,
         "orders",
         TOPIC_ID,
         TimePartitioning::Day,
     )
     .await
-    .unwrap();
+    .expect("table");
     let typed = TypedLanding::new(
         None,
         Some(Binding {
@@ -235,7 +243,14 @@ async fn a_typed_table_keeps_only_the_bytes_it_cannot_rebuild_and_kafka_reads_ge
         }),
         Arc::new(OneSchema),
     )
-    .unwrap();
+    .expect("a bound value");
+    (opts, store, table, typed)
+}
+
+#[tokio::test]
+async fn a_typed_table_keeps_only_the_bytes_it_cannot_rebuild_and_kafka_reads_get_all_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, table, typed) = orders_table(dir.path()).await;
     let schema = Avro::parse_str(SCHEMA).unwrap();
     // Offsets 0..12 as apache-avro writes them; 12 the same record as 0 but with a
     // needless sign byte in its bytes-decimal, which decodes to the same value.
@@ -338,28 +353,7 @@ async fn compaction_merges_files_written_before_and_after_the_typed_columns() {
     use floe_lake::maintain::Housekeeping;
     use floe_lake::MetadataPointer;
     let dir = tempfile::tempdir().unwrap();
-    let opts = options(dir.path());
-    let catalog = open_catalog(&opts).await.unwrap();
-    let store = WarehouseStore::new(&opts).unwrap();
-    let table = LakeTable::open(
-        catalog,
-        &opts,
-        &store,
-        "orders",
-        TOPIC_ID,
-        TimePartitioning::Day,
-    )
-    .await
-    .unwrap();
-    let typed = TypedLanding::new(
-        None,
-        Some(Binding {
-            mode: SchemaMode::Wire,
-            subject: "orders-value".into(),
-        }),
-        Arc::new(OneSchema),
-    )
-    .unwrap();
+    let (opts, store, table, typed) = orders_table(dir.path()).await;
     let schema = Avro::parse_str(SCHEMA).unwrap();
     let produced: Vec<Vec<u8>> = (0..72)
         .map(|i| wire(&apache_avro::to_avro_datum(&schema, order(i)).unwrap()))

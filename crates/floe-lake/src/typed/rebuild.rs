@@ -371,30 +371,20 @@ fn decimal(v: i128, size: Option<usize>) -> Option<Vec<u8>> {
 fn encode(node: &Node, a: &dyn Array, row: usize, out: &mut Vec<u8>) -> Result<(), String> {
     let null_here = || Err("a null where the schema has none".to_string());
     let mismatch = || Err(format!("a {} column", a.data_type()));
+    // A union's null branch, for either kind of union.
+    if let Node::Optional { null, .. } | Node::Union { null, .. } = node {
+        if a.is_null(row) {
+            let Some(n) = null else { return null_here() };
+            long(out, *n);
+            return Ok(());
+        }
+    }
     match node {
-        Node::Optional { null, index, inner } => {
-            if a.is_null(row) {
-                return match null {
-                    Some(n) => {
-                        long(out, *n);
-                        Ok(())
-                    }
-                    None => null_here(),
-                };
-            }
+        Node::Optional { index, inner, .. } => {
             long(out, *index);
             return encode(inner, a, row, out);
         }
-        Node::Union { null, branches } => {
-            if a.is_null(row) {
-                return match null {
-                    Some(n) => {
-                        long(out, *n);
-                        Ok(())
-                    }
-                    None => null_here(),
-                };
-            }
+        Node::Union { branches, .. } => {
             let s: &StructArray = a.as_struct();
             let set = branches.iter().find(|(_, c, _)| s.column(*c).is_valid(row));
             let Some((i, c, n)) = set else {
