@@ -44,6 +44,34 @@ async fn sql(http: &str, q: &str) -> Value {
     v
 }
 
+/// How many data files of `topic`'s table a query with `filter` opens: the distinct
+/// files of its lake scan's EXPLAIN (a file read in byte ranges appears once per range).
+async fn planned_files(http: &str, topic: &str, filter: &str) -> usize {
+    let v = sql(
+        http,
+        &format!("EXPLAIN SELECT \"offset\" FROM kafka.{topic} WHERE {filter}"),
+    )
+    .await;
+    let plan = v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["plan"].as_str())
+        .find(|p| p.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no lake scan: {v}"))
+        .to_owned();
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("DataSourceExec"))
+        .expect("the lake scan");
+    let files: std::collections::BTreeSet<&str> = scan
+        .split(|c: char| matches!(c, '[' | ']' | ',' | ' '))
+        .filter(|t| t.contains(".parquet"))
+        .map(|t| t.split(".parquet").next().unwrap_or(t))
+        .collect();
+    files.len()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_decode() {
     let broker = TestBroker::start_with(fast_lake).await;
@@ -702,6 +730,23 @@ async fn promoted_fields_widen_the_table_and_older_files_read_as_the_wider_type(
     .await["rows"][0]
         .clone();
     assert_eq!(types, json!({"q": "Int64", "a": "Float64"}));
+
+    // A filter on a typed field prunes data files at planning, by the bounds the
+    // manifests keep for the nested field, the int-typed first file's included: only the
+    // second round's file holds a qty that large.
+    assert_eq!(planned_files(&http, "prices", "true").await, 2);
+    let large = "value_typed.qty >= 5000000000";
+    assert_eq!(planned_files(&http, "prices", large).await, 1);
+    assert_eq!(
+        planned_files(&http, "prices", "value_typed.qty > 9000000000").await,
+        0
+    );
+    let c = sql(
+        &http,
+        &format!("SELECT count(*) AS c FROM kafka.prices WHERE {large}"),
+    )
+    .await;
+    assert_eq!(c["rows"][0]["c"], json!(3), "{c}");
 
     // PyIceberg, through the REST catalog: one field id per field across every schema.
     let http2 = broker.http_url();

@@ -1,5 +1,6 @@
 //! The lake side of a topic table: one snapshot's data files, chosen by iceberg-rust's
-//! scan planning (manifests and column bounds pruned with the query's filters) and read
+//! scan planning (manifests and column bounds pruned with the query's filters, typed
+//! fields included: [`crate::lake_filter`]) and read
 //! by DataFusion's own Parquet reader: from local disk through DataFusion's local store
 //! (footers and page indexes cached across queries), from S3 through the table's FileIO
 //! (configured once for the catalog).
@@ -47,7 +48,6 @@ use futures::{FutureExt, TryStreamExt};
 use iceberg::arrow::ArrowFileReader;
 use iceberg::io::{FileIO, FileMetadata};
 use iceberg::table::Table;
-use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 fn external(e: iceberg::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
@@ -94,7 +94,13 @@ pub(crate) async fn plan(
         None => schema.fields().iter().map(|f| f.name().clone()).collect(),
     };
     let mut scan = table.scan().snapshot_id(snapshot_id).select(columns);
-    if let Some(p) = convert_filters_to_predicate(filters) {
+    let snapshot_schema = table
+        .metadata()
+        .snapshot_by_id(snapshot_id)
+        .map(|s| s.schema(table.metadata()))
+        .transpose()
+        .map_err(external)?;
+    if let Some(p) = snapshot_schema.and_then(|s| crate::lake_filter::predicate(filters, &s)) {
         scan = scan.with_filter(p);
     }
     let tasks: Vec<_> = scan

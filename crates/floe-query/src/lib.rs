@@ -19,6 +19,7 @@ mod error;
 mod evolve;
 pub mod flight;
 mod guard;
+mod lake_filter;
 mod lake_scan;
 mod source;
 mod time_travel;
