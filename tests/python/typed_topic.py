@@ -11,6 +11,13 @@ Usage:
   typed_topic.py produce-proto BOOTSTRAP REGISTRY_URL TOPIC N
       creates TOPIC with lake.value.schema=wire and produces N records with
       confluent-kafka's ProtobufSerializer (a message type built from a descriptor).
+  typed_topic.py produce-shipments BOOTSTRAP REGISTRY_URL TOPIC N VERSION BASE
+      produces N Protobuf records of shop.Shipment with ProtobufSerializer, ids and
+      cents BASE.., in version 1 (cents = 2, parcel = 3 {sku = 1}) or version 2, which
+      renames fields 2, 3 and 3.1 (amount_cents, box {code}) and adds `string cents = 4`.
+  typed_topic.py read-renamed HTTP_URL TOPIC
+      reads kafka.TOPIC through the REST catalog; prints value_typed's fields, the sum
+      of amount_cents, the count of box.code, and the ids amount_cents had in every schema.
   typed_topic.py read HTTP_URL TOPIC
       reads kafka.TOPIC through the REST catalog; prints the typed column's sums.
   typed_topic.py read-widened HTTP_URL TOPIC
@@ -142,6 +149,67 @@ def produce_proto(bootstrap, registry, topic, n):
     print(json.dumps({"produced": n}))
 
 
+def produce_shipments(bootstrap, registry, topic, n, version, base):
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    F = descriptor_pb2.FieldDescriptorProto
+    names = {1: ("cents", "parcel", "sku"), 2: ("amount_cents", "box", "code")}[version]
+    fdp = descriptor_pb2.FileDescriptorProto(name="shop/shipment.proto", package="shop", syntax="proto3")
+    msg = fdp.message_type.add(name="Shipment")
+    inner = msg.nested_type.add(name="Parcel")
+    inner.field.add(name=names[2], number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    msg.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    msg.field.add(name=names[0], number=2, type=F.TYPE_UINT32, label=F.LABEL_OPTIONAL)
+    msg.field.add(name=names[1], number=3, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                  type_name=".shop.Shipment.Parcel")
+    if version == 2:
+        msg.field.add(name="cents", number=4, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    Shipment = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Shipment"))
+    sr = SchemaRegistryClient({"url": registry})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    serialize = ProtobufSerializer(Shipment, sr, {"use.deprecated.format": False})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(base, base + n):
+        m = Shipment(id=i)
+        setattr(m, names[0], i)
+        setattr(getattr(m, names[1]), names[2], f"sku-{i}")
+        if version == 2:
+            m.cents = f"{i} cents"
+        p.produce(topic, value=serialize(m, ctx))
+    assert p.flush(30) == 0
+    print(json.dumps({"produced": n}))
+
+
+def read_renamed(http, topic):
+    from pyiceberg.catalog.rest import RestCatalog
+
+    table = RestCatalog("floe", uri=http).load_table(f"kafka.{topic}")
+    data = table.scan().to_arrow()
+    typed = [t for t in data.column("value_typed").to_pylist() if t is not None]
+    ids = set()
+    for s in table.schemas().values():
+        for name in ("cents", "amount_cents"):
+            try:
+                f = s.find_field(f"value_typed.{name}")
+            except ValueError:
+                continue
+            if str(f.field_type) != "string":
+                ids.add(f.field_id)
+    print(json.dumps({
+        "rows": len(typed),
+        "fields": [f.name for f in table.schema().find_field("value_typed").field_type.fields],
+        "amount_cents_sum": sum(t["amount_cents"] for t in typed),
+        "codes": sum(1 for t in typed if t["box"] and t["box"]["code"]),
+        "amount_cents_ids": sorted(ids),
+    }))
+
+
 def read(http, topic):
     from pyiceberg.catalog.rest import RestCatalog
 
@@ -192,6 +260,10 @@ if __name__ == "__main__":
         produce_proto(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif sys.argv[1] == "produce-json":
         produce_json(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif sys.argv[1] == "produce-shipments":
+        produce_shipments(*sys.argv[2:5], *map(int, sys.argv[5:8]))
+    elif sys.argv[1] == "read-renamed":
+        read_renamed(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "read-widened":
         read_widened(sys.argv[2], sys.argv[3])
     else:

@@ -432,6 +432,88 @@ async fn protobuf_records_land_as_typed_columns() {
     broker.stop().await;
 }
 
+/// A Protobuf field is its number: a version that renames fields (`cents` to
+/// `amount_cents`, the message field `parcel` to `box` and its `sku` to `code`) renames
+/// them in the table, field ids kept, in the round that first sees it, and adds the new
+/// field that takes the old name (`string cents = 4`) as a column of its own. SQL reads
+/// the files written before the rename under the new names and prunes them by the
+/// renamed field; records a producer still writes with the first version land under the
+/// new names; PyIceberg sees one field id across every schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
+    use floe_tests::lake::wait_landed;
+    let broker = TestBroker::start_with(fast_lake).await;
+    let (b, registry, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
+    floe_tests::create_topic(&b, "shipments", 1, &[("lake.value.schema", "wire")]).await;
+    let n = 10;
+    let produce = |version: i64, base: i64| {
+        let (b, registry) = (b.clone(), registry.clone());
+        tokio::task::spawn_blocking(move || {
+            python(vec![
+                "produce-shipments".into(),
+                b,
+                registry,
+                "shipments".into(),
+                n.to_string(),
+                version.to_string(),
+                base.to_string(),
+            ])
+        })
+    };
+    produce(1, 0).await.unwrap();
+    wait_landed(&broker, "shipments", &[n]).await;
+    produce(2, 1000).await.unwrap();
+    wait_landed(&broker, "shipments", &[2 * n]).await;
+    // A producer still on the first version.
+    produce(1, 2000).await.unwrap();
+    wait_landed(&broker, "shipments", &[3 * n]).await;
+
+    let row = sql(
+        &http,
+        "SELECT count(*) AS c, count(typed_error) AS errors,          sum(value_typed.amount_cents) AS cents, count(value_typed.box.code) AS codes,          count(*) FILTER (WHERE value_typed.box.code = concat('sku-', CAST(value_typed.id AS VARCHAR))) AS matching,          count(*) FILTER (WHERE value_typed.cents = concat(CAST(value_typed.id AS VARCHAR), ' cents')) AS new_cents          FROM kafka.shipments",
+    )
+    .await["rows"][0]
+        .clone();
+    let sum: i64 = (0..n).map(|i| 3 * i + 3000).sum();
+    assert_eq!(
+        row,
+        json!({"c": 3 * n, "errors": 0, "cents": sum, "codes": 3 * n, "matching": 3 * n, "new_cents": n}),
+        "{row}"
+    );
+    let fields = sql(&http, "SELECT * FROM kafka.shipments LIMIT 1").await;
+    let typed = fields["rows"][0]["value_typed"].clone();
+    let mut names: Vec<&str> = typed
+        .as_object()
+        .expect("a struct")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["amount_cents", "box", "cents", "id"], "{typed}");
+    // The first round's file is pruned by the renamed field's bounds, by its id.
+    assert_eq!(planned_files(&http, "shipments", "true").await, 3);
+    assert_eq!(
+        planned_files(&http, "shipments", "value_typed.amount_cents < 1000").await,
+        1
+    );
+
+    let http2 = broker.http_url();
+    let read = tokio::task::spawn_blocking(move || {
+        python(vec!["read-renamed".into(), http2, "shipments".into()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(read["rows"], json!(3 * n), "{read}");
+    assert_eq!(read["amount_cents_sum"], json!(sum), "{read}");
+    assert_eq!(read["codes"], json!(3 * n), "{read}");
+    assert_eq!(
+        read["amount_cents_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{read}"
+    );
+    broker.stop().await;
+}
+
 /// A new version that adds fields to the records inside a list and a map adds them to
 /// the table there too, an optional record whose fields are named `member…` lands its
 /// fields (not a union's branches), and a Kafka consumer reading the landed offsets

@@ -4,8 +4,10 @@
 //! with. DataFusion's adapter and Arrow's cast do not fill fields a file lacks inside a
 //! `list<struct>` or `map<string, struct>` column, so SQL (floe-query's `evolve`
 //! adapter) and compaction (`maintain.rs`, which rewrites older files with newer ones)
-//! read such columns with [`evolve`]. Fields are matched by name: Floe is the tables'
-//! only writer and never renames a field.
+//! read such columns with [`evolve`]. Fields inside a column are matched by field id
+//! where both sides carry one (`PARQUET:field_id`, which Iceberg's Parquet files and its
+//! Arrow schemas do), so a field a Protobuf schema renamed reads its older files under
+//! its new name; by name otherwise. Top-level columns are Floe's own and never renamed.
 
 use std::sync::Arc;
 
@@ -14,10 +16,12 @@ use arrow_array::{
     new_null_array, Array, ArrayRef, LargeListArray, ListArray, MapArray, RecordBatch, StructArray,
 };
 use arrow_cast::cast;
-use arrow_schema::{ArrowError, DataType, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
+use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
-/// `array` as type `to`: struct fields by name (null where `array` has none), lists'
-/// elements and maps' entries likewise, anything else cast by Arrow.
+/// `array` as type `to`: struct fields by field id or else by name ([`child`]; null
+/// where `array` has none), lists' elements and maps' entries likewise, anything else
+/// cast by Arrow.
 ///
 /// # Errors
 /// A leaf that Arrow cannot cast, or a nested array that does not fit its type.
@@ -30,7 +34,7 @@ pub fn evolve(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
             let s = array.as_struct();
             let children = fields
                 .iter()
-                .map(|f| match s.column_by_name(f.name()) {
+                .map(|f| match child(s, f) {
                     Some(c) => evolve(c, f.data_type()),
                     None => Ok(new_null_array(f.data_type(), s.len())),
                 })
@@ -77,6 +81,23 @@ pub fn evolve(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, ArrowError> {
         }
         _ => cast(array, to)?,
     })
+}
+
+/// The child of `s` that holds field `f`: when both carry field ids, the one with `f`'s
+/// id (none: the field was added after `s` was written, even if a field renamed since
+/// had its name); else the one of its name.
+fn child<'a>(s: &'a StructArray, f: &Field) -> Option<&'a ArrayRef> {
+    let id = |f: &Field| f.metadata().get(PARQUET_FIELD_ID_META_KEY).cloned();
+    let DataType::Struct(have) = s.data_type() else {
+        return None;
+    };
+    match id(f) {
+        Some(want) if have.iter().any(|h| id(h).is_some()) => have
+            .iter()
+            .position(|h| id(h).as_ref() == Some(&want))
+            .map(|i| s.column(i)),
+        _ => s.column_by_name(f.name()),
+    }
 }
 
 /// `batch` (rows of one data file) as a batch of `target` (the table's current Arrow
@@ -143,5 +164,39 @@ mod tests {
         );
         assert_eq!(typed.column(1).null_count(), 2);
         assert_eq!(out.column(1).null_count(), 2);
+    }
+
+    fn with_id(name: &str, id: i32) -> Field {
+        Field::new(name, DataType::Int64, true).with_metadata(
+            [(PARQUET_FIELD_ID_META_KEY.to_string(), id.to_string())]
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn renamed_fields_are_found_by_their_field_id() {
+        // The file has `qty` (id 7) and `sku` (id 8); the table renamed field 7 to
+        // `quantity` and later added a new field named `qty` (id 9).
+        let old = Fields::from(vec![with_id("qty", 7), with_id("sku", 8)]);
+        let file = Arc::new(StructArray::new(
+            old,
+            vec![
+                Arc::new(arrow_array::Int64Array::from(vec![3, 4])),
+                Arc::new(arrow_array::Int64Array::from(vec![5, 6])),
+            ],
+            None,
+        )) as ArrayRef;
+        let now = Fields::from(vec![
+            with_id("quantity", 7),
+            with_id("sku", 8),
+            with_id("qty", 9),
+        ]);
+        let out = evolve(&file, &DataType::Struct(now)).unwrap();
+        let s = out.as_struct();
+        let ints = |i: usize| s.column(i).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(ints(0), vec![3, 4]);
+        assert_eq!(ints(1), vec![5, 6]);
+        assert_eq!(s.column(2).null_count(), 2);
     }
 }

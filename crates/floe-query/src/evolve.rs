@@ -7,8 +7,9 @@
 //! field 'lines'"). This adapter reads such a column with [`evolve`], which walks the
 //! table's type through structs, lists and maps, takes the file's child of the same name
 //! and fills what the file lacks with nulls, and leaves every other column to
-//! DataFusion's adapter. Fields are matched by name, as everywhere in lake_scan.rs:
-//! Floe is the tables' only writer and never renames a field.
+//! DataFusion's adapter. Top-level columns are matched by name, as everywhere in
+//! lake_scan.rs (they are Floe's own and never renamed); fields inside them by field id,
+//! so a field a Protobuf version renamed reads its older files under its new name.
 
 use std::any::Any;
 use std::fmt;

@@ -15,8 +15,9 @@
 //! (docs/benchmarks.md, "SQL").
 //!
 //! What makes reading by column name safe here: Floe is the only writer of these tables,
-//! their columns are fixed (floe-lake `schema`) and never renamed, so a name always
-//! means the same field id; and Floe never writes delete files. A snapshot that has some
+//! their top-level columns are fixed (floe-lake `schema`) and never renamed, so a name
+//! always means the same field id (fields inside a typed column may be renamed, and the
+//! `evolve` adapter finds those by id); and Floe never writes delete files. A snapshot that has some
 //! anyway (another engine wrote to the table behind Floe's back) is refused with an
 //! error rather than read without them.
 

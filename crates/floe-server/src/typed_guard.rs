@@ -10,8 +10,9 @@ use crate::broker::Broker;
 
 /// Refuses a version that a typed table bound to the subject cannot take: one whose
 /// schema has no column type (see floe-lake's `typed` mappings), or
-/// changes the type of a field the table has other than by a promotion the table
-/// follows (int to long, float to double, a decimal's precision raised).
+/// changes the type of a field the table has (under the name the version gives it: a
+/// Protobuf version may rename fields) other than by a promotion the table follows (int
+/// to long, float to double, a decimal's precision raised).
 pub struct TableGuard(pub Weak<Broker>);
 
 #[async_trait::async_trait]
@@ -64,8 +65,24 @@ impl floe_registry::Guard for TableGuard {
                 let Some(existing) = table.metadata().current_schema().field_by_name(column) else {
                     continue;
                 };
-                let unfit =
-                    floe_lake::typed::unfit_changes(&existing.field_type, &new, column, promotes);
+                // The table's fields as this version will leave them: a Protobuf version
+                // renames fields in tables whose schema Floe may rewrite (landing's
+                // `reshape`), and a new field may take a renamed one's old name.
+                let existing = match (&broker.lake, promotes) {
+                    (Some(lake), true) => floe_lake::typed::renamed_for(
+                        &existing.field_type,
+                        column,
+                        table.metadata().properties(),
+                        lake.schemas.as_ref(),
+                        schema_type.as_str(),
+                        schema,
+                        references,
+                    )
+                    .await
+                    .map_err(|e| format!("the registry could not be read: {e}"))?,
+                    _ => existing.field_type.as_ref().clone(),
+                };
+                let unfit = floe_lake::typed::unfit_changes(&existing, &new, column, promotes);
                 if !unfit.is_empty() {
                     return refuse(unfit.join("; "));
                 }

@@ -112,9 +112,10 @@ impl LakeTable {
             }
             _ => None,
         };
-        if let Some(plan) = &plan {
+        if let (Some(plan), Some(typed)) = (&plan, typed) {
+            // Renames and promotions first: the fields they keep are then found by name.
+            self.reshape(plan, typed).await?;
             self.evolve(plan).await?;
-            self.widen(plan).await?;
         }
         let table = self.table();
         let batches = self.to_table_layout(&table, batches, plan.as_ref())?;
@@ -180,8 +181,9 @@ impl LakeTable {
         }))
     }
 
-    /// Adds the columns `plan` needs that the table lacks, and the Avro writers' schemas
-    /// its rebuilt values need (table properties, see [`crate::typed::rebuild`]), in a
+    /// Adds the columns `plan` needs that the table lacks, the Avro writers' schemas its
+    /// rebuilt values need (table properties, see [`crate::typed::rebuild`]) and the
+    /// Protobuf schema that shapes its typed columns now ([`crate::typed::shape_property`]), in a
     /// commit of its own before the data's (it changes no offsets, so a crash after it
     /// only leaves the columns and properties there).
     async fn evolve(&self, plan: &crate::typed::Plan) -> Result<()> {
@@ -191,7 +193,8 @@ impl LakeTable {
         let properties: Vec<(String, String)> = plan
             .writer_properties()
             .into_iter()
-            .filter(|(k, _)| !held.contains_key(k))
+            .chain(plan.shape_properties())
+            .filter(|(k, v)| held.get(k) != Some(v))
             .collect();
         if adds.is_empty() && properties.is_empty() {
             return Ok(());
@@ -228,18 +231,29 @@ impl LakeTable {
         Ok(())
     }
 
-    /// Widens the typed columns' fields that the plan's latest schemas promote (int to
-    /// long, float to double, a decimal's precision), keeping their field ids.
-    /// iceberg-rust 0.10's schema update cannot change a type, so the new schema is
-    /// committed as housekeeping commits: new metadata written beside the old, and the
-    /// SQL catalog's pointer swapped if nobody committed meanwhile. Tables in an external
-    /// REST catalog are left as they are (the registry refuses such versions for them).
-    async fn widen(&self, plan: &crate::typed::Plan) -> Result<()> {
+    /// Renames the typed columns' fields that a Protobuf version renamed (same number)
+    /// since the schema the table's column was last shaped with, and widens those the
+    /// plan's latest schemas promote (int to long, float to double, a decimal's
+    /// precision), keeping their field ids ([`crate::typed::Plan::reshaped_schema`]).
+    /// iceberg-rust 0.10's schema update can neither rename nor change a type, so the new
+    /// schema is committed as housekeeping commits: new metadata written beside the old,
+    /// and the SQL catalog's pointer swapped if nobody committed meanwhile. Tables in an
+    /// external REST catalog are left as they are (the registry refuses promotions for
+    /// them; a renamed field becomes a new column there).
+    async fn reshape(
+        &self,
+        plan: &crate::typed::Plan,
+        typed: &crate::typed::TypedLanding,
+    ) -> Result<()> {
         if !self.promotes_types() {
             return Ok(());
         }
         let table = self.table();
-        let Some(schema) = plan.widened_schema(table.metadata().current_schema())? else {
+        let shapes = typed
+            .shapes(table.metadata().properties())
+            .await
+            .map_err(Error::Registry)?;
+        let Some(schema) = plan.reshaped_schema(table.metadata().current_schema(), &shapes)? else {
             return Ok(());
         };
         let old_location = table
@@ -252,13 +266,13 @@ impl LakeTable {
             .into_builder(Some(old_location))
             .add_current_schema(schema)
             .and_then(|b| b.build())
-            .map_err(Error::iceberg("building the widened schema"))?
+            .map_err(Error::iceberg("building the reshaped schema"))?
             .metadata;
         let pointer = MetadataPointer::connect(&self.options).await?;
         let location = crate::maintain::write_next_metadata(&table, &meta).await?;
         self.swap_to(&pointer, &table, &location, std::slice::from_ref(&location))
             .await?;
-        tracing::info!(table = %self.ident, schema_id = self.table().metadata().current_schema_id(), "typed columns widened");
+        tracing::info!(table = %self.ident, schema_id = self.table().metadata().current_schema_id(), "typed columns renamed or widened");
         Ok(())
     }
 

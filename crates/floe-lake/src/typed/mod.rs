@@ -140,6 +140,21 @@ pub struct Plan {
     key: Option<Result<SidePlan, String>>,
 }
 
+/// The Protobuf schemas a table's typed columns were last shaped with
+/// ([`TypedLanding::shapes`]): what a later version's field numbers are compared with to
+/// find renamed fields.
+#[derive(Debug, Clone, Default)]
+pub struct Shapes {
+    value: Option<Arc<Parsed>>,
+    key: Option<Arc<Parsed>>,
+}
+
+/// The table property naming the Protobuf schema (a registry id) that a side's typed
+/// column (`value_typed`, `key_typed`) was last shaped with.
+pub fn shape_property(column: &str) -> String {
+    format!("floe.{column}.protobuf-schema-id")
+}
+
 /// A topic's typed landing: its bindings and the schemas it has parsed.
 #[derive(Debug)]
 pub struct TypedLanding {
@@ -232,6 +247,37 @@ impl TypedLanding {
     /// registry).
     pub fn last_plan(&self) -> Plan {
         self.last.lock().clone()
+    }
+
+    /// The Protobuf schemas a table's typed columns were last shaped with, by the ids its
+    /// `properties` hold ([`shape_property`]). A schema no longer in the registry (hard
+    /// deleted) or not Protobuf shapes nothing: fields then keep their names.
+    ///
+    /// # Errors
+    /// The registry could not be read.
+    pub async fn shapes(&self, properties: &HashMap<String, String>) -> Result<Shapes, String> {
+        let mut shapes = Shapes::default();
+        for (slot, column) in [
+            (&mut shapes.value, COL_VALUE_TYPED),
+            (&mut shapes.key, COL_KEY_TYPED),
+        ] {
+            let Some(id) = properties
+                .get(&shape_property(column))
+                .and_then(|v| v.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let cached = self.parsed.lock().get(&id).cloned();
+            *slot = match cached {
+                Some(p) => Some(p),
+                None => match self.schemas.by_id(id).await? {
+                    Some(s) => self.parse(s).ok(),
+                    None => None,
+                },
+            }
+            .filter(|p| matches!(p.format, Format::Protobuf(_)));
+        }
+        Ok(shapes)
     }
 
     /// One side's reader: None for an `auto` side whose subject has no schema yet (it
@@ -356,24 +402,41 @@ impl Plan {
         adds
     }
 
-    /// `table` with its typed columns widened where the plan's latest schemas promote a
-    /// field ([`widened`]); None when they promote none.
+    /// `table` with its typed columns reshaped for the plan's latest schemas: fields a
+    /// Protobuf version renamed (same number, another name than in the schema the column
+    /// was shaped with, `shapes`; [`protobuf::renamed`]) renamed, and fields a version
+    /// promotes ([`widened`]) widened, every field id kept. None when nothing changes.
     ///
     /// # Errors
-    /// The widened schema does not build (it keeps every field id, so it should).
-    pub fn widened_schema(&self, table: &IcebergSchema) -> crate::Result<Option<IcebergSchema>> {
+    /// The new schema does not build (it keeps every field id, so it should).
+    pub fn reshaped_schema(
+        &self,
+        table: &IcebergSchema,
+        shapes: &Shapes,
+    ) -> crate::Result<Option<IcebergSchema>> {
         let mut fields: Vec<_> = table.as_struct().fields().to_vec();
         let mut changed = false;
-        for (side, name) in [(&self.value, COL_VALUE_TYPED), (&self.key, COL_KEY_TYPED)] {
+        for (side, shape, name) in [
+            (&self.value, &shapes.value, COL_VALUE_TYPED),
+            (&self.key, &shapes.key, COL_KEY_TYPED),
+        ] {
             let Some(Ok(plan)) = side else { continue };
             let Ok(ty) = &plan.reader.ty else { continue };
             for f in fields.iter_mut().filter(|f| f.name == name) {
-                if let Some(wide) = widened(&f.field_type, ty) {
-                    let mut w = f.as_ref().clone();
-                    w.field_type = Box::new(wide);
-                    *f = Arc::new(w);
+                let mut column = f.as_ref().clone();
+                if let (Some(was), Format::Protobuf(now)) = (shape, &plan.reader.format) {
+                    if let (Format::Protobuf(was), true) = (&was.format, was.id != plan.reader.id) {
+                        if let Some(t) = protobuf::renamed(&column.field_type, was, now) {
+                            column.field_type = Box::new(t);
+                            changed = true;
+                        }
+                    }
+                }
+                if let Some(wide) = widened(&column.field_type, ty) {
+                    column.field_type = Box::new(wide);
                     changed = true;
                 }
+                *f = Arc::new(column);
             }
         }
         if !changed {
@@ -385,7 +448,7 @@ impl Plan {
             .with_fields(fields)
             .build()
             .map(Some)
-            .map_err(|e| crate::Error::Typed(format!("widening the typed columns: {e}")))
+            .map_err(|e| crate::Error::Typed(format!("reshaping the typed columns: {e}")))
     }
 
     /// The value side's plan when its records carry the wire format's schema id.
@@ -412,6 +475,22 @@ impl Plan {
                         rebuild::property_value(&p.text, &p.references),
                     )
                 })
+            })
+            .collect()
+    }
+
+    /// The table properties that record which Protobuf schema shapes each typed column
+    /// from this round on ([`shape_property`]): (name, value).
+    pub fn shape_properties(&self) -> Vec<(String, String)> {
+        [(&self.value, COL_VALUE_TYPED), (&self.key, COL_KEY_TYPED)]
+            .into_iter()
+            .filter_map(|(side, column)| match side {
+                Some(Ok(p))
+                    if matches!(p.reader.format, Format::Protobuf(_)) && p.reader.ty.is_ok() =>
+                {
+                    Some((shape_property(column), p.reader.id.to_string()))
+                }
+                _ => None,
             })
             .collect()
     }
@@ -652,6 +731,48 @@ fn parse_avro(text: &str, references: &[Dependency]) -> Result<(Avro, Vec<Avro>)
         let texts: Vec<&str> = references.iter().map(|d| d.text.as_str()).collect();
         Avro::parse_str_with_list(text, &texts).map_err(|e| e.to_string())
     }
+}
+
+/// `existing` (a typed column's type in a table with `properties`) as the table will
+/// have it once a version with `text` lands: a Protobuf version that renames fields of
+/// the schema the column was last shaped with ([`shape_property`]) renames them
+/// ([`protobuf::renamed`]). What the registry checks a new version against
+/// ([`unfit_changes`]), so that a field that takes a renamed field's old name is not
+/// taken for it. Any other version, or a table not shaped by Protobuf, keeps `existing`.
+///
+/// # Errors
+/// The registry could not be read.
+pub async fn renamed_for(
+    existing: &Type,
+    column: &str,
+    properties: &HashMap<String, String>,
+    schemas: &dyn Schemas,
+    schema_type: &str,
+    text: &str,
+    references: &[Dependency],
+) -> Result<Type, String> {
+    let Some(id) = properties
+        .get(&shape_property(column))
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return Ok(existing.clone());
+    };
+    if schema_type != "PROTOBUF" {
+        return Ok(existing.clone());
+    }
+    let Some(was) = schemas.by_id(id).await? else {
+        return Ok(existing.clone());
+    };
+    if was.schema_type != "PROTOBUF" {
+        return Ok(existing.clone());
+    }
+    let (Ok(was), Ok(now)) = (
+        protobuf::parse(&was.text, &was.references),
+        protobuf::parse(text, references),
+    ) else {
+        return Ok(existing.clone());
+    };
+    Ok(protobuf::renamed(existing, &was, &now).unwrap_or_else(|| existing.clone()))
 }
 
 /// Why a table whose typed column is `existing` cannot take values of type `new`: a
@@ -954,8 +1075,10 @@ fn decode_one(plan: &SidePlan, bytes: &[u8]) -> Result<apache_avro::types::Value
         },
     ) = (&writer.format, &reader.format)
     else {
-        if let Format::Protobuf(proto) = &writer.format {
-            return protobuf::decode(proto, payload, plan.mode == SchemaMode::Wire);
+        if let (Format::Protobuf(proto), Format::Protobuf(latest)) =
+            (&writer.format, &reader.format)
+        {
+            return protobuf::decode(proto, latest, payload, plan.mode == SchemaMode::Wire);
         }
         return decode_json(plan, &writer, payload);
     };

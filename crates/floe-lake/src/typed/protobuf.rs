@@ -172,14 +172,22 @@ fn well_known(name: &str) -> Option<Type> {
     }
 }
 
-/// Decodes one record. In the wire format the payload starts with Confluent's message
-/// indexes (a zig-zag varint count, then the indexes; `0` alone means the first
-/// message); only the first message lands in the column.
+/// Decodes one record written with `proto` into the fields of `reader` (the subject's
+/// latest version): a Protobuf field is its number, so a value written under a field's
+/// older name lands under its current one, as a Protobuf reader of the newer schema sees
+/// it. In the wire format the payload starts with Confluent's message indexes (a
+/// zig-zag varint count, then the indexes; `0` alone means the first message), which
+/// name a message of the writer's schema; only the first message lands in the column.
 ///
 /// # Errors
 /// A readable reason.
-pub fn decode(proto: &Proto, mut payload: &[u8], wire: bool) -> Result<Avro, String> {
-    let message = if wire {
+pub fn decode(
+    proto: &Proto,
+    reader: &Proto,
+    mut payload: &[u8],
+    wire: bool,
+) -> Result<Avro, String> {
+    let written = if wire {
         let indexes = message_indexes(&mut payload)?;
         let m = pick(proto, &indexes)?;
         if m.full_name() != proto.first.full_name() {
@@ -193,9 +201,80 @@ pub fn decode(proto: &Proto, mut payload: &[u8], wire: bool) -> Result<Avro, Str
     } else {
         proto.first.clone()
     };
+    let message = reader
+        .pool
+        .get_message_by_name(written.full_name())
+        .unwrap_or(written);
     let msg =
         DynamicMessage::decode(message, payload).map_err(|e| format!("does not decode: {e}"))?;
     to_value(&msg)
+}
+
+/// `ty` (a typed column's type in the table, shaped by schema `was`) with the fields that
+/// `now` (a later version of the subject) gives another name renamed, at any depth:
+/// Protobuf fields are their numbers, so `int64 qty = 2` becoming `int64 quantity = 2`
+/// is the same field. Field ids, types and order are kept; a field whose new name the
+/// table already has is left as it is. None when nothing is renamed.
+pub fn renamed(ty: &Type, was: &Proto, now: &Proto) -> Option<Type> {
+    renamed_in(
+        ty,
+        &Kind::Message(was.first.clone()),
+        &Kind::Message(now.first.clone()),
+    )
+}
+
+fn renamed_in(ty: &Type, was: &Kind, now: &Kind) -> Option<Type> {
+    match (ty, was, now) {
+        (Type::Struct(s), Kind::Message(was), Kind::Message(now)) => {
+            let taken = |name: &str| s.fields().iter().any(|f| f.name == name);
+            let mut changed = false;
+            let fields = s
+                .fields()
+                .iter()
+                .map(|f| {
+                    let Some(w) = was.get_field_by_name(&f.name) else {
+                        return f.clone();
+                    };
+                    let Some(n) = now.get_field(w.number()) else {
+                        return f.clone();
+                    };
+                    let mut out = f.as_ref().clone();
+                    if n.name() != f.name && !taken(n.name()) {
+                        out.name = n.name().to_string();
+                        changed = true;
+                    }
+                    if let Some(t) = renamed_in(&f.field_type, &w.kind(), &n.kind()) {
+                        out.field_type = Box::new(t);
+                        changed = true;
+                    }
+                    Arc::new(out)
+                })
+                .collect();
+            changed.then(|| Type::Struct(StructType::new(fields)))
+        }
+        (Type::List(l), _, _) => {
+            let t = renamed_in(&l.element_field.field_type, was, now)?;
+            let mut element = l.element_field.as_ref().clone();
+            element.field_type = Box::new(t);
+            Some(Type::List(ListType::new(Arc::new(element))))
+        }
+        (Type::Map(m), Kind::Message(was), Kind::Message(now))
+            if was.is_map_entry() && now.is_map_entry() =>
+        {
+            let t = renamed_in(
+                &m.value_field.field_type,
+                &was.map_entry_value_field().kind(),
+                &now.map_entry_value_field().kind(),
+            )?;
+            let mut value = m.value_field.as_ref().clone();
+            value.field_type = Box::new(t);
+            Some(Type::Map(MapType::new(
+                m.key_field.clone(),
+                Arc::new(value),
+            )))
+        }
+        _ => None,
+    }
 }
 
 fn message_indexes(payload: &mut &[u8]) -> Result<Vec<i64>, String> {
@@ -399,7 +478,7 @@ mod tests {
         let body = msg.encode_to_vec();
         let mut wire = vec![0u8];
         wire.extend(&body);
-        let Avro::Record(pairs) = decode(&p, &wire, true).unwrap() else {
+        let Avro::Record(pairs) = decode(&p, &p, &wire, true).unwrap() else {
             panic!("a record")
         };
         assert_eq!(
@@ -412,9 +491,93 @@ mod tests {
         // Indexes [1]: message B, which is not the column's.
         let mut other = vec![2u8, 2u8];
         other.extend(&body);
-        assert!(decode(&p, &other, true)
+        assert!(decode(&p, &p, &other, true)
             .unwrap_err()
             .contains("not the schema's first message"));
+    }
+
+    /// `t` with ids from `next` on, as a table gives its fields.
+    fn with_ids(t: &Type, next: &mut i32) -> Type {
+        fn id(f: &NestedField, ty: Type, next: &mut i32) -> Arc<NestedField> {
+            *next += 1;
+            let mut out = f.clone();
+            out.id = *next;
+            out.field_type = Box::new(ty);
+            Arc::new(out)
+        }
+        match t {
+            Type::Struct(s) => Type::Struct(StructType::new(
+                s.fields()
+                    .iter()
+                    .map(|f| {
+                        let ty = with_ids(&f.field_type, next);
+                        id(f, ty, next)
+                    })
+                    .collect(),
+            )),
+            Type::List(l) => {
+                let ty = with_ids(&l.element_field.field_type, next);
+                Type::List(ListType::new(id(&l.element_field, ty, next)))
+            }
+            Type::Map(m) => {
+                let ty = with_ids(&m.value_field.field_type, next);
+                let key = id(&m.key_field, m.key_field.field_type.as_ref().clone(), next);
+                Type::Map(MapType::new(key, id(&m.value_field, ty, next)))
+            }
+            p => p.clone(),
+        }
+    }
+
+    /// A field is its number: a version that renames fields (top level, in a nested
+    /// message, in a list's and a map's messages) renames the table's fields, ids and
+    /// types kept, and records written under the old names decode under the new ones.
+    #[test]
+    fn renamed_fields_keep_their_ids_and_older_records_decode_under_the_new_names() {
+        let v1 = parse(
+            r#"syntax = "proto3"; message Order { int64 id = 1; int32 qty = 2;
+               Line line = 3; repeated Line lines = 4; map<string, Line> by_sku = 5;
+               message Line { string sku = 1; } }"#,
+            &[],
+        )
+        .unwrap();
+        let v2 = parse(
+            r#"syntax = "proto3"; message Order { int64 id = 1; int32 quantity = 2;
+               Line item = 3; repeated Line lines = 4; map<string, Line> by_sku = 5;
+               string qty = 6; message Line { string code = 1; } }"#,
+            &[],
+        )
+        .unwrap();
+        // The table as the first version shaped it, with Iceberg's ids.
+        let table = with_ids(&iceberg_type(&v1).unwrap(), &mut 100);
+        let after = renamed(&table, &v1, &v2).unwrap();
+        assert_eq!(
+            render(&after),
+            "struct<id?: long, quantity?: int, item?: struct<code?: string>, \
+             lines?: list<struct<code?: string>>, by_sku?: map<string, struct<code?: string>>>"
+        );
+        let ids = |t: &Type| {
+            let Type::Struct(s) = t else {
+                panic!("a struct")
+            };
+            s.fields().iter().map(|f| f.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&after), ids(&table));
+        assert_eq!(renamed(&after, &v1, &v2), None, "nothing left to rename");
+        // A record of the first version, read with the second: `qty` is `quantity` now.
+        let mut msg = DynamicMessage::new(v1.first.clone());
+        msg.set_field_by_name("qty", Value::I32(5));
+        let Avro::Record(pairs) = decode(&v1, &v2, &msg.encode_to_vec(), false).unwrap() else {
+            panic!("a record")
+        };
+        assert!(
+            pairs.contains(&("quantity".into(), Avro::Int(5))),
+            "{pairs:?}"
+        );
+        // `qty` is another field now (6), unset in this record: proto3's default.
+        assert!(
+            pairs.contains(&("qty".into(), Avro::String(String::new()))),
+            "{pairs:?}"
+        );
     }
 
     #[test]
@@ -435,7 +598,7 @@ mod tests {
         wire.extend(b"ann");
         wire.extend([0x12, 6, 0x0a, 4]);
         wire.extend(b"oslo");
-        let Avro::Record(pairs) = decode(&p, &wire, true).unwrap() else {
+        let Avro::Record(pairs) = decode(&p, &p, &wire, true).unwrap() else {
             panic!("a record")
         };
         assert_eq!(
