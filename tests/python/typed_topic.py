@@ -10,7 +10,8 @@ Usage:
       confluent-kafka's JSONSerializer.
   typed_topic.py produce-proto BOOTSTRAP REGISTRY_URL TOPIC N
       creates TOPIC with lake.value.schema=wire and produces N records with
-      confluent-kafka's ProtobufSerializer (a message type built from a descriptor).
+      confluent-kafka's ProtobufSerializer (shop.Payment, built from a descriptor whose
+      first message is another, shop.Refund).
   typed_topic.py produce-shipments BOOTSTRAP REGISTRY_URL TOPIC N VERSION BASE
       produces N Protobuf records of shop.Shipment with ProtobufSerializer, ids and
       cents BASE.., in version 1 (cents = 2, parcel = 3 {sku = 1}) or version 2, which
@@ -128,6 +129,10 @@ def produce_proto(bootstrap, registry, topic, n):
     F = descriptor_pb2.FieldDescriptorProto
     fdp = descriptor_pb2.FileDescriptorProto(name="shop/payment.proto", package="shop", syntax="proto3")
     fdp.dependency.append("google/protobuf/timestamp.proto")
+    # Not the file's first message: the serializer's message index says [1], and the
+    # column holds the message the records name.
+    refund = fdp.message_type.add(name="Refund")
+    refund.field.add(name="reason", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     line = fdp.message_type.add(name="Payment")
     line.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
     line.field.add(name="method", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)

@@ -65,7 +65,7 @@ async fn planned_files(http: &str, topic: &str, filter: &str) -> usize {
         .find(|l| l.contains("DataSourceExec"))
         .expect("the lake scan");
     let files: std::collections::BTreeSet<&str> = scan
-        .split(|c: char| matches!(c, '[' | ']' | ',' | ' '))
+        .split(['[', ']', ',', ' '])
         .filter(|t| t.contains(".parquet"))
         .map(|t| t.split(".parquet").next().unwrap_or(t))
         .collect();

@@ -52,12 +52,26 @@ impl floe_registry::Guard for TableGuard {
                         mode.as_str()
                     ))
                 };
-                let new =
-                    match floe_lake::typed::column_type(schema_type.as_str(), schema, references) {
-                        Ok(t) => t,
-                        Err(e) => return refuse(e),
-                    };
-                let Some(table) = topic.lake.as_ref().and_then(|l| l.table()) else {
+                let table = topic.lake.as_ref().and_then(|l| l.table());
+                // A Protobuf column holds the message its table names (the one the
+                // topic's records first named), else the file's first.
+                let message = table.as_ref().and_then(|t| {
+                    t.table()
+                        .metadata()
+                        .properties()
+                        .get(&floe_lake::typed::message_property(column))
+                        .cloned()
+                });
+                let new = match floe_lake::typed::column_type(
+                    schema_type.as_str(),
+                    schema,
+                    references,
+                    message.as_deref(),
+                ) {
+                    Ok(t) => t,
+                    Err(e) => return refuse(e),
+                };
+                let Some(table) = table else {
                     continue;
                 };
                 let promotes = table.promotes_types();

@@ -108,6 +108,7 @@ impl LakeTable {
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let plan = match typed {
             Some(t) if !batches.is_empty() => {
+                t.learn_messages(self.table().metadata().properties());
                 Some(t.plan(&batches).await.map_err(Error::Registry)?)
             }
             _ => None,

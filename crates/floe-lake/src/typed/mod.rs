@@ -155,13 +155,35 @@ pub fn shape_property(column: &str) -> String {
     format!("floe.{column}.protobuf-schema-id")
 }
 
+/// The table property naming the Protobuf message (its full name) that a side's typed
+/// column holds: the one its first typed records named ([`TypedLanding::plan`]).
+pub fn message_property(column: &str) -> String {
+    format!("floe.{column}.protobuf-message")
+}
+
+/// The typed column a raw one (`key`, `value`) lands into.
+fn typed_column(raw: &str) -> &'static str {
+    if raw == COL_KEY {
+        COL_KEY_TYPED
+    } else {
+        COL_VALUE_TYPED
+    }
+}
+
+/// A parsed schema's id and, for Protobuf, the message its column holds.
+type ParsedKey = (i64, Option<String>);
+
 /// A topic's typed landing: its bindings and the schemas it has parsed.
 #[derive(Debug)]
 pub struct TypedLanding {
     key: Option<Binding>,
     value: Option<Binding>,
     schemas: Arc<dyn Schemas>,
-    parsed: Mutex<HashMap<i64, Arc<Parsed>>>,
+    /// Parsed schemas by id and, for Protobuf, the message their column holds.
+    parsed: Mutex<HashMap<ParsedKey, Arc<Parsed>>>,
+    /// The Protobuf message each typed column holds, by column: from the table's
+    /// properties ([`TypedLanding::learn_messages`]) or chosen by a round's records.
+    messages: Mutex<HashMap<&'static str, String>>,
     /// The plan of the last round, for queries over the tail.
     last: Mutex<Plan>,
 }
@@ -183,6 +205,7 @@ impl TypedLanding {
             value,
             schemas,
             parsed: Mutex::new(HashMap::new()),
+            messages: Mutex::new(HashMap::new()),
             last: Mutex::new(Plan::default()),
         }))
     }
@@ -267,17 +290,78 @@ impl TypedLanding {
             else {
                 continue;
             };
-            let cached = self.parsed.lock().get(&id).cloned();
-            *slot = match cached {
-                Some(p) => Some(p),
-                None => match self.schemas.by_id(id).await? {
-                    Some(s) => self.parse(s).ok(),
-                    None => None,
-                },
-            }
-            .filter(|p| matches!(p.format, Format::Protobuf(_)));
+            let message = self.messages.lock().get(column).cloned();
+            *slot = self
+                .by_id(id, message.as_deref())
+                .await?
+                .filter(|p| matches!(p.format, Format::Protobuf(_)));
         }
         Ok(shapes)
+    }
+
+    /// Takes the Protobuf messages a table's typed columns hold from its `properties`
+    /// ([`message_property`]), before a round plans.
+    pub fn learn_messages(&self, properties: &HashMap<String, String>) {
+        let mut messages = self.messages.lock();
+        for column in [COL_VALUE_TYPED, COL_KEY_TYPED] {
+            if let Some(m) = properties.get(&message_property(column)) {
+                messages.insert(column, m.clone());
+            }
+        }
+    }
+
+    /// The schema with id `id` parsed (its column holding `message` if Protobuf), from
+    /// the cache or the registry; None when the registry has no such schema or it does
+    /// not parse (its records are then as unknown as a missing schema's).
+    async fn by_id(&self, id: i64, message: Option<&str>) -> Result<Option<Arc<Parsed>>, String> {
+        let cached = self
+            .parsed
+            .lock()
+            .get(&(id, message.map(str::to_owned)))
+            .cloned();
+        Ok(match cached {
+            Some(p) => Some(p),
+            None => match self.schemas.by_id(id).await? {
+                Some(s) => self.parse(s, message).ok(),
+                None => None,
+            },
+        })
+    }
+
+    /// The message a Protobuf column holds when the table does not say yet: the one most
+    /// of the round's wire-format records in `column` name (ties: the smaller name), so
+    /// that a producer whose message is not its file's first lands typed. None: no record
+    /// names one (the file's first is used).
+    async fn choose_message(
+        &self,
+        batches: &[RecordBatch],
+        column: &str,
+    ) -> Result<Option<String>, String> {
+        let mut writers: HashMap<i64, Option<Arc<Parsed>>> = HashMap::new();
+        for id in wire_ids(batches, column) {
+            writers.insert(id, self.by_id(id, None).await?);
+        }
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for b in batches {
+            let Some(col) = b.column_by_name(column) else {
+                continue;
+            };
+            for_each_bytes(col, |bytes| {
+                let Some(bytes) = bytes else { return };
+                let Ok(id) = wire_prefix(bytes) else { return };
+                if let Some(Some(p)) = writers.get(&id) {
+                    if let Format::Protobuf(proto) = &p.format {
+                        if let Ok(name) = proto.message_of(&bytes[5..]) {
+                            *counts.entry(name).or_default() += 1;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(counts
+            .into_iter()
+            .max_by(|(a, x), (b, y)| x.cmp(y).then_with(|| b.cmp(a)))
+            .map(|(name, _)| name))
     }
 
     /// One side's reader: None for an `auto` side whose subject has no schema yet (it
@@ -294,14 +378,27 @@ impl TypedLanding {
             }
             return Ok(Some(Err(format!("subject {:?} has no schema", b.subject))));
         };
-        let reader = match self.parse(latest) {
-            Ok(r) => r,
-            Err(e) => return Ok(Some(Err(e))),
-        };
         // `auto` with a schema is `wire`.
         let mode = match b.mode {
             SchemaMode::Auto => SchemaMode::Wire,
             m => m,
+        };
+        // A Protobuf column holds the message the table says, or else the one this
+        // round's records name, which the table then keeps (`shape_properties`).
+        let typed = typed_column(column);
+        let mut message = None;
+        if latest.schema_type == "PROTOBUF" {
+            message = self.messages.lock().get(typed).cloned();
+            if message.is_none() && mode == SchemaMode::Wire {
+                message = self.choose_message(batches, column).await?;
+                if let Some(m) = &message {
+                    self.messages.lock().insert(typed, m.clone());
+                }
+            }
+        }
+        let reader = match self.parse(latest, message.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return Ok(Some(Err(e))),
         };
         let mut writers = HashMap::new();
         if mode == SchemaMode::Wire {
@@ -310,17 +407,7 @@ impl TypedLanding {
                     writers.insert(id, Some(reader.clone()));
                     continue;
                 }
-                let cached = self.parsed.lock().get(&id).cloned();
-                let found = match cached {
-                    Some(p) => Some(p),
-                    // A schema that does not parse is as unknown as a missing one: its
-                    // records land with the reason.
-                    None => match self.schemas.by_id(id).await? {
-                        Some(s) => self.parse(s).ok(),
-                        None => None,
-                    },
-                };
-                writers.insert(id, found);
+                writers.insert(id, self.by_id(id, message.as_deref()).await?);
             }
         }
         Ok(Some(Ok(SidePlan {
@@ -330,8 +417,11 @@ impl TypedLanding {
         })))
     }
 
-    fn parse(&self, s: RegisteredSchema) -> Result<Arc<Parsed>, String> {
-        if let Some(p) = self.parsed.lock().get(&s.id) {
+    /// `s` parsed, a Protobuf schema's column holding `message` (None: its file's first).
+    fn parse(&self, s: RegisteredSchema, message: Option<&str>) -> Result<Arc<Parsed>, String> {
+        let message = message.filter(|_| s.schema_type == "PROTOBUF");
+        let key = (s.id, message.map(str::to_owned));
+        if let Some(p) = self.parsed.lock().get(&key) {
             return Ok(p.clone());
         }
         let (format, ty) = match s.schema_type.as_str() {
@@ -354,7 +444,7 @@ impl TypedLanding {
                 (Format::Json, json::iceberg_type(&schema))
             }
             "PROTOBUF" => {
-                let proto = protobuf::parse(&s.text, &s.references)?;
+                let proto = protobuf_with(&s.text, &s.references, message)?;
                 let ty = protobuf::iceberg_type(&proto);
                 (Format::Protobuf(proto), ty)
             }
@@ -367,7 +457,7 @@ impl TypedLanding {
             format,
             ty,
         });
-        self.parsed.lock().insert(s.id, parsed.clone());
+        self.parsed.lock().insert(key, parsed.clone());
         Ok(parsed)
     }
 }
@@ -480,19 +570,19 @@ impl Plan {
     }
 
     /// The table properties that record which Protobuf schema shapes each typed column
-    /// from this round on ([`shape_property`]): (name, value).
+    /// from this round on and which message it holds ([`shape_property`],
+    /// [`message_property`]): (name, value).
     pub fn shape_properties(&self) -> Vec<(String, String)> {
-        [(&self.value, COL_VALUE_TYPED), (&self.key, COL_KEY_TYPED)]
-            .into_iter()
-            .filter_map(|(side, column)| match side {
-                Some(Ok(p))
-                    if matches!(p.reader.format, Format::Protobuf(_)) && p.reader.ty.is_ok() =>
-                {
-                    Some((shape_property(column), p.reader.id.to_string()))
-                }
-                _ => None,
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (side, column) in [(&self.value, COL_VALUE_TYPED), (&self.key, COL_KEY_TYPED)] {
+            let Some(Ok(p)) = side else { continue };
+            let (Format::Protobuf(proto), Ok(_)) = (&p.reader.format, &p.reader.ty) else {
+                continue;
+            };
+            out.push((shape_property(column), p.reader.id.to_string()));
+            out.push((message_property(column), proto.column_message().to_owned()));
+        }
+        out
     }
 
     /// Why each row of `batch` (the raw layout) does not decode under this plan, decoding
@@ -705,6 +795,7 @@ pub fn column_type(
     schema_type: &str,
     text: &str,
     references: &[Dependency],
+    message: Option<&str>,
 ) -> Result<Type, String> {
     match schema_type {
         "AVRO" => {
@@ -716,8 +807,21 @@ pub fn column_type(
                 serde_json::from_str(text).map_err(|e| e.to_string())?;
             json::iceberg_type(&schema)
         }
-        "PROTOBUF" => protobuf::iceberg_type(&protobuf::parse(text, references)?),
+        "PROTOBUF" => protobuf::iceberg_type(&protobuf_with(text, references, message)?),
         other => Err(format!("unknown schema type {other}")),
+    }
+}
+
+/// A Protobuf schema parsed, its column holding `message` (None: its file's first).
+fn protobuf_with(
+    text: &str,
+    references: &[Dependency],
+    message: Option<&str>,
+) -> Result<protobuf::Proto, String> {
+    let proto = protobuf::parse(text, references)?;
+    match message {
+        Some(m) => proto.with_column(m),
+        None => Ok(proto),
     }
 }
 
@@ -766,9 +870,12 @@ pub async fn renamed_for(
     if was.schema_type != "PROTOBUF" {
         return Ok(existing.clone());
     }
+    let message = properties
+        .get(&message_property(column))
+        .map(String::as_str);
     let (Ok(was), Ok(now)) = (
-        protobuf::parse(&was.text, &was.references),
-        protobuf::parse(text, references),
+        protobuf_with(&was.text, &was.references, message),
+        protobuf_with(text, references, message),
     ) else {
         return Ok(existing.clone());
     };

@@ -1,9 +1,10 @@
 //! Protobuf subjects as typed columns. A schema is `.proto` text or a base64
 //! `FileDescriptorProto`, read as the registry reads it
 //! (`floe_registry::protobuf::descriptor`); `prost-reflect` resolves it against the well-known types and
-//! decodes records. The column is the file's first message; records name their message
-//! by Confluent's message indexes after the schema id. Frozen by the tests below;
-//! docs/schema-registry.md has the table.
+//! decodes records. The column holds one message: the file's first, or the one a
+//! topic's records name (`with_column`, chosen by typed landing); records name their
+//! message by Confluent's message indexes after the schema id. Frozen by the tests
+//! below; docs/schema-registry.md has the table.
 //!
 //! Imports resolve to the schema's references (Confluent's: each names the import path
 //! it stands for), added to the pool dependencies first, and to the well-known
@@ -25,13 +26,48 @@ use super::Dependency;
 /// The deepest nesting mapped.
 const MAX_DEPTH: usize = 32;
 
-/// A parsed Protobuf schema: its pool and the message its records carry by default.
+/// A parsed Protobuf schema: its pool and the message the column holds.
 #[derive(Debug)]
 pub struct Proto {
     file: String,
     pool: DescriptorPool,
-    /// The file's first message: the column's type.
-    first: MessageDescriptor,
+    /// The column's message: the file's first unless [`Proto::with_column`] chose another.
+    column: MessageDescriptor,
+}
+
+impl Proto {
+    /// This schema with the column holding message `name` (a full name, `shop.Order`,
+    /// nested ones included) rather than the file's first.
+    ///
+    /// # Errors
+    /// The schema's file has no such message.
+    pub fn with_column(mut self, name: &str) -> Result<Self, String> {
+        let file = self
+            .pool
+            .get_file_by_name(&self.file)
+            .ok_or("the schema's file is gone from its pool")?;
+        self.column = self
+            .pool
+            .get_message_by_name(name)
+            .filter(|m| m.parent_file() == file)
+            .ok_or_else(|| format!("the schema has no message {name}"))?;
+        Ok(self)
+    }
+
+    /// The full name of the column's message.
+    pub fn column_message(&self) -> &str {
+        self.column.full_name()
+    }
+
+    /// The full name of the message a wire-format payload (after the schema id) names
+    /// by its message indexes.
+    ///
+    /// # Errors
+    /// The indexes do not parse or name no message of the schema.
+    pub fn message_of(&self, mut payload: &[u8]) -> Result<String, String> {
+        let indexes = message_indexes(&mut payload)?;
+        Ok(pick(self, &indexes)?.full_name().to_string())
+    }
 }
 
 /// Parses a schema as the registry stores it, with the schemas it references (by the
@@ -68,23 +104,23 @@ pub fn parse(text: &str, references: &[Dependency]) -> Result<Proto, String> {
     }
     file.name = Some(name.clone());
     add(file, "the schema")?;
-    let first = pool
+    let column = pool
         .get_file_by_name(&name)
         .and_then(|f| f.messages().next())
         .ok_or("the file has no message")?;
     Ok(Proto {
         file: name,
         pool,
-        first,
+        column,
     })
 }
 
-/// The column type: the first message's.
+/// The column type: its message's.
 ///
 /// # Errors
 /// A recursive message, or nesting deeper than 32 levels.
 pub fn iceberg_type(proto: &Proto) -> Result<Type, String> {
-    message_type(&proto.first, &mut Vec::new(), 0)
+    message_type(&proto.column, &mut Vec::new(), 0)
 }
 
 fn message_type(
@@ -177,7 +213,7 @@ fn well_known(name: &str) -> Option<Type> {
 /// older name lands under its current one, as a Protobuf reader of the newer schema sees
 /// it. In the wire format the payload starts with Confluent's message indexes (a
 /// zig-zag varint count, then the indexes; `0` alone means the first message), which
-/// name a message of the writer's schema; only the first message lands in the column.
+/// name a message of the writer's schema; only the column's message lands in it.
 ///
 /// # Errors
 /// A readable reason.
@@ -190,16 +226,16 @@ pub fn decode(
     let written = if wire {
         let indexes = message_indexes(&mut payload)?;
         let m = pick(proto, &indexes)?;
-        if m.full_name() != proto.first.full_name() {
+        if m.full_name() != proto.column.full_name() {
             return Err(format!(
-                "message {} is not the schema's first message, {}, which the column holds",
+                "message {} is not {}, the message the column holds",
                 m.full_name(),
-                proto.first.full_name()
+                proto.column.full_name()
             ));
         }
         m
     } else {
-        proto.first.clone()
+        proto.column.clone()
     };
     let message = reader
         .pool
@@ -218,8 +254,8 @@ pub fn decode(
 pub fn renamed(ty: &Type, was: &Proto, now: &Proto) -> Option<Type> {
     renamed_in(
         ty,
-        &Kind::Message(was.first.clone()),
-        &Kind::Message(now.first.clone()),
+        &Kind::Message(was.column.clone()),
+        &Kind::Message(now.column.clone()),
     )
 }
 
@@ -473,7 +509,7 @@ mod tests {
     #[test]
     fn records_decode_with_their_message_indexes() {
         let p = parse("syntax = \"proto3\"; message A { int64 id = 1; string s = 2; } message B { int32 x = 1; }", &[]).unwrap();
-        let mut msg = DynamicMessage::new(p.first.clone());
+        let mut msg = DynamicMessage::new(p.column.clone());
         msg.set_field_by_name("id", Value::I64(7));
         let body = msg.encode_to_vec();
         let mut wire = vec![0u8];
@@ -493,7 +529,26 @@ mod tests {
         other.extend(&body);
         assert!(decode(&p, &p, &other, true)
             .unwrap_err()
-            .contains("not the schema's first message"));
+            .contains("not A, the message the column holds"));
+        assert_eq!(p.message_of(&other).unwrap(), "B");
+        assert_eq!(p.message_of(&wire).unwrap(), "A");
+        // With the column holding B, B's records decode and A's do not.
+        let b = parse(
+            "syntax = \"proto3\"; message A { int64 id = 1; string s = 2; } message B { int32 x = 1; }",
+            &[],
+        )
+        .unwrap()
+        .with_column("B")
+        .unwrap();
+        assert_eq!(render(&iceberg_type(&b).unwrap()), "struct<x?: int>");
+        let mut x = vec![2u8, 2u8, 0x08, 9];
+        assert_eq!(
+            decode(&b, &b, &x, true).unwrap(),
+            Avro::Record(vec![("x".into(), Avro::Int(9))])
+        );
+        x[1] = 0;
+        assert!(decode(&b, &b, &x, true).is_err());
+        assert!(b.with_column("C").unwrap_err().contains("no message C"));
     }
 
     /// `t` with ids from `next` on, as a table gives its fields.
@@ -564,7 +619,7 @@ mod tests {
         assert_eq!(ids(&after), ids(&table));
         assert_eq!(renamed(&after, &v1, &v2), None, "nothing left to rename");
         // A record of the first version, read with the second: `qty` is `quantity` now.
-        let mut msg = DynamicMessage::new(v1.first.clone());
+        let mut msg = DynamicMessage::new(v1.column.clone());
         msg.set_field_by_name("qty", Value::I32(5));
         let Avro::Record(pairs) = decode(&v1, &v2, &msg.encode_to_vec(), false).unwrap() else {
             panic!("a record")
