@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need (kcat,
-# PostgreSQL, the Python Kafka client, PyIceberg, moto's S3 server, Spark with Iceberg,
+# PostgreSQL, the Python Kafka client, PyIceberg, DuckDB, moto's S3 server, Spark with Iceberg,
 # the deploy/ checkers), starts a throwaway
 # Postgres on a free port, checks formatting, lints and crate boundaries, builds the
 # `floe` binary the process tests run,
@@ -36,6 +36,12 @@ python3 -c "import confluent_kafka.schema_registry.avro, confluent_kafka.schema_
 # REST answers against the Iceberg OpenAPI spec.
 python3 -c "import pyiceberg, pyarrow, yaml, jsonschema, referencing" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check "pyiceberg[pyarrow]==0.10.*" pyyaml "jsonschema>=4.18"
+# DuckDB with its iceberg extension (and the avro and httpfs ones it needs), from PyPI:
+# reads typed tables through the REST catalog (tests/tests/typed_tables.rs). The
+# extension packages must match DuckDB's version.
+python3 -c "import duckdb, duckdb_extension_iceberg, duckdb_extension_avro, duckdb_extension_httpfs; assert duckdb.__version__ == '1.5.5'" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check "duckdb==1.5.5" \
+       "duckdb-extension-iceberg==1.5.5" "duckdb-extension-avro==1.5.5" "duckdb-extension-httpfs==1.5.5"
 # The ADBC Flight SQL driver: a Flight SQL client nobody here wrote, for tests/tests/sql.rs.
 python3 -c "import adbc_driver_flightsql.dbapi" 2>/dev/null \
   || python3 -m pip install -q --disable-pip-version-check "adbc-driver-flightsql>=1.3" "adbc-driver-manager>=1.3"

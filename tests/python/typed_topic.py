@@ -1,5 +1,6 @@
 """Produces Avro records to a typed topic with confluent-kafka's AvroSerializer, as an
-existing Confluent-style producer would, then reads the typed table with PyIceberg.
+existing Confluent-style producer would, then reads the typed table with PyIceberg and
+DuckDB.
 
 Usage:
   typed_topic.py produce BOOTSTRAP REGISTRY_URL TOPIC N
@@ -19,6 +20,9 @@ Usage:
   typed_topic.py read-renamed HTTP_URL TOPIC
       reads kafka.TOPIC through the REST catalog; prints value_typed's fields, the sum
       of amount_cents, the count of box.code, and the ids amount_cents had in every schema.
+  typed_topic.py duckdb HTTP_URL SQL
+      runs SQL in DuckDB with Floe's REST catalog attached as `floe` (its iceberg, avro
+      and httpfs extensions from PyPI); prints the rows.
   typed_topic.py read HTTP_URL TOPIC
       reads kafka.TOPIC through the REST catalog; prints the typed column's sums.
   typed_topic.py read-widened HTTP_URL TOPIC
@@ -215,6 +219,27 @@ def read_renamed(http, topic):
     }))
 
 
+def duckdb_sql(http, sql):
+    import glob
+    import importlib
+    import os
+
+    import duckdb
+
+    con = duckdb.connect()
+    # The extensions come from PyPI (duckdb-extension-*), pinned to DuckDB's version:
+    # DuckDB's own INSTALL downloads from extensions.duckdb.org, which the test machines
+    # cannot reach.
+    for name in ("avro", "httpfs", "iceberg"):
+        package = importlib.import_module(f"duckdb_extension_{name}")
+        root = os.path.dirname(package.__file__)
+        (path,) = glob.glob(f"{root}/extensions/*/{name}.duckdb_extension")
+        con.execute(f"LOAD '{path}'")
+    con.execute(f"ATTACH '' AS floe (TYPE iceberg, ENDPOINT '{http}', AUTHORIZATION_TYPE 'none')")
+    rows = con.execute(sql).fetchall()
+    print(json.dumps({"rows": [list(r) for r in rows]}, default=str))
+
+
 def read(http, topic):
     from pyiceberg.catalog.rest import RestCatalog
 
@@ -267,6 +292,8 @@ if __name__ == "__main__":
         produce_json(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif sys.argv[1] == "produce-shipments":
         produce_shipments(*sys.argv[2:5], *map(int, sys.argv[5:8]))
+    elif sys.argv[1] == "duckdb":
+        duckdb_sql(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "read-renamed":
         read_renamed(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "read-widened":

@@ -26,6 +26,15 @@ fn python(args: Vec<String>) -> Value {
     serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
 }
 
+/// `q`'s rows as DuckDB 1.5 answers it, Floe's REST catalog attached as `floe`.
+async fn duckdb(http: &str, q: &str) -> Value {
+    let args = vec!["duckdb".into(), http.to_owned(), q.to_owned()];
+    tokio::task::spawn_blocking(move || python(args))
+        .await
+        .expect("DuckDB ran")["rows"]
+        .clone()
+}
+
 async fn try_sql(http: &str, q: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(format!("{http}/v1/sql"))
@@ -280,6 +289,19 @@ async fn avro_records_land_as_typed_columns_that_evolve_and_keep_what_does_not_d
         read["fields"],
         json!(["id", "item", "amount", "tags", "placed", "note", "coupon"])
     );
+
+    // DuckDB, through the same catalog: fields by name, across the versions.
+    let rows = duckdb(
+        &http,
+        "SELECT count(*), count(value_typed), sum(value_typed.amount), count(value_typed.note), \
+         count(typed_error) FROM floe.kafka.orders",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        json!([[2 * n + 1 + 5, 2 * n + 5, expected_sum + 5.0, n, 1]]),
+        "{rows}"
+    );
     broker.stop().await;
 }
 
@@ -511,6 +533,14 @@ async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
         Some(1),
         "{read}"
     );
+    // DuckDB reads the older files under the new names too (by field id).
+    let rows = duckdb(
+        &http,
+        "SELECT sum(value_typed.amount_cents), count(value_typed.box.code), \
+         count(*) FILTER (WHERE value_typed.cents LIKE '% cents') FROM floe.kafka.shipments",
+    )
+    .await;
+    assert_eq!(rows, json!([[sum, 3 * n, n]]), "{rows}");
     broker.stop().await;
 }
 
@@ -859,6 +889,15 @@ async fn promoted_fields_widen_the_table_and_older_files_read_as_the_wider_type(
         Some(1),
         "{read}"
     );
+
+    // DuckDB: the wider types over every file.
+    let rows = duckdb(
+        &http,
+        "SELECT sum(value_typed.qty), typeof(any_value(value_typed.qty)), \
+         typeof(any_value(value_typed.amount)) FROM floe.kafka.prices",
+    )
+    .await;
+    assert_eq!(rows, json!([[row["qty"], "BIGINT", "DOUBLE"]]), "{rows}");
 
     let (_consumer, got) = read_from_zero_after_local_deletion(&broker, "prices", 0, 6).await;
     for (i, m) in got.iter().enumerate() {
