@@ -15,7 +15,8 @@
 #       consume; the medians are compared;
 #   (5) typed topics: freshness as (2) of ~1 KiB Avro events to a topic bound to their
 #       schema (lake.value.schema=wire), 60 s, and produce throughput, max rate, of the
-#       same events to a raw topic and to a typed one (lake on in both).
+#       same events to a raw topic, to a typed one, and to a typed one that validates
+#       each record at produce (confluent.value.schema.validation=true; lake on in all).
 #
 # Takes about 12 minutes plus the build.
 #
@@ -25,6 +26,7 @@
 #   BENCH_DIR           parent of the work dir [default: ${TMPDIR:-/tmp}]
 #   BENCH_WAIT_IDLE=N   first wait up to N seconds for other processes to stop using CPU
 #   BENCH_ONLY          comma-separated subset of: landing,freshness,produce,consume,typed
+#                       (typed-produce: only (5)'s produce runs)
 #   BENCH_LANDING_MIB   MiB landed per landing run [default: 1024]
 #   BENCH_FRESH_DURATION  measured time of the first freshness run [default: 120s]
 #   BENCH_DURATION      measured time of each produce run [default: 20s]
@@ -201,7 +203,7 @@ if want consume; then
 fi
 
 # ---------------------------------------------------------------- (5) typed topics
-if want typed; then
+if want typed || want typed-produce; then
     # register_avro TOPIC: the avro payloads' schema as TOPIC-value's first version, which
     # on a fresh broker is schema id 1, the id the payloads carry.
     register_avro() {
@@ -211,22 +213,27 @@ if want typed; then
             "http://$BROKER_REGISTRY/subjects/$1-value/versions" | jq -r .id)
         [[ $id == 1 ]] || die "registering the Avro payloads' schema gave id '$id', not 1"
     }
-    log "(5a) freshness of a typed topic: 10 MB/s of ~1 KiB Avro events, lake.value.schema=wire, default settings, 60s"
-    fresh_broker fresh-typed
-    register_avro fresh
-    T1=$(lakebench freshness-typed freshness --brokers "$BROKERS" --http "$BROKER_HTTP" \
-        --topic fresh --partitions 1 --mb-per-sec 10 --duration 60s --warmup 5s --poll 100ms \
-        --payload avro --topic-config lake.value.schema=wire)
-    done_broker
+    if want typed; then
+        log "(5a) freshness of a typed topic: 10 MB/s of ~1 KiB Avro events, lake.value.schema=wire, default settings, 60s"
+        fresh_broker fresh-typed
+        register_avro fresh
+        T1=$(lakebench freshness-typed freshness --brokers "$BROKERS" --http "$BROKER_HTTP" \
+            --topic fresh --partitions 1 --mb-per-sec 10 --duration 60s --warmup 5s --poll 100ms \
+            --payload avro --topic-config lake.value.schema=wire)
+        done_broker
+    fi
     for rep in $(seq 1 "$REPEAT"); do
-        for schema in raw wire; do
-            log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, lake.value.schema=$schema (run $rep)"
+        # raw, typed, and typed with schema validation at produce (every record decoded
+        # before it is appended).
+        for schema in raw wire validated; do
+            configs=(--topic-config "lake.value.schema=${schema/validated/wire}")
+            [[ $schema == validated ]] && configs+=(--topic-config confluent.value.schema.validation=true)
+            log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, ${configs[*]} (run $rep)"
             fresh_broker "typed-$schema"
             register_avro bench-typed
             loadgen "produce-avro-$schema" produce --brokers "$BROKERS" --message-size 1024 \
                 --acks all --duration "$DURATION" --warmup 3s --progress 5s --payload avro \
-                --rate max --topic bench-typed --partitions 1 \
-                --topic-config "lake.value.schema=$schema" >/dev/null
+                --rate max --topic bench-typed --partitions 1 "${configs[@]}" >/dev/null
             done_broker
         done
     done
@@ -270,10 +277,15 @@ avg_of() { # avg_of RUN FIELD: mean of FIELD over the results lines of RUN
     if want typed; then
         T=$T1
         echo "| freshness of a typed topic (Avro, lake.value.schema=wire) at 10 MB/s, ack → snapshot timestamp | **p50 $(r0 "$(g "$T" commit_p50_ms)") ms, p99 $(r0 "$(g "$T" commit_p99_ms)") ms** (max $(r0 "$(g "$T" commit_max_ms)") ms; $(g "$T" snapshots) snapshots; broker CPU $(g "$T" broker_cpu_pct)%) | p99 < 3000 ms | $(ok "$(g "$T" commit_p99_ms) < 3000") |"
+    fi
+    if want typed || want typed-produce; then
         raw=$(avg_of produce-avro-raw mb_per_sec)
         typed=$(avg_of produce-avro-wire mb_per_sec)
         ratio=$(awk -v a="$typed" -v b="$raw" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
         echo "| produce max rate of Avro events, 1 partition, typed topic ÷ raw topic (lake on in both) | **$ratio** ($(r1 "$typed") / $(r1 "$raw") MB/s; broker CPU $(r0 "$(avg_of produce-avro-wire broker_cpu_pct)")% / $(r0 "$(avg_of produce-avro-raw broker_cpu_pct)")%) | (none given) | measured |"
+        validated=$(avg_of produce-avro-validated mb_per_sec)
+        vratio=$(awk -v a="$validated" -v b="$typed" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+        echo "| produce max rate of Avro events, 1 partition, typed topic with confluent.value.schema.validation=true ÷ without | **$vratio** ($(r1 "$validated") / $(r1 "$typed") MB/s; broker CPU $(r0 "$(avg_of produce-avro-validated broker_cpu_pct)")% / $(r0 "$(avg_of produce-avro-wire broker_cpu_pct)")%) | (none given) | measured |"
     fi
     if want consume; then
         rates() { for r in "$@"; do g "$r" mb_per_sec; done; }

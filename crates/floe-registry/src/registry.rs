@@ -103,6 +103,10 @@ pub struct Registry {
     /// insert must see the same history. (Several brokers on one Postgres: the store's
     /// primary key on (subject, version) keeps versions unique; the check may then race.)
     register: Mutex<()>,
+    /// Counts the registrations and deletions made through this registry, so that
+    /// readers that cache a subject's latest version see this broker's changes at once
+    /// ([`Registry::changes`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -112,7 +116,21 @@ impl Registry {
             store,
             guard: std::sync::OnceLock::new(),
             register: Mutex::new(()),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many registrations and deletions this registry has made: a reader that
+    /// cached what it read when this was `n` may keep it while it still is. Another
+    /// broker's changes (one Postgres) are not counted; such readers bound their
+    /// cache's age too.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Installs the [`Guard`] (once; a second call is ignored).
@@ -279,6 +297,7 @@ impl Registry {
                 &candidate.fingerprint,
             )
             .await?;
+        self.changed();
         info!(
             subject,
             id,
@@ -358,10 +377,12 @@ impl Registry {
         }
         if permanent {
             self.store.registry_hard_delete(subject, None).await?;
+            self.changed();
             info!(subject, "subject deleted permanently");
             Ok(history.iter().map(|v| v.version).collect())
         } else {
             self.store.registry_soft_delete(subject, None).await?;
+            self.changed();
             info!(subject, "subject soft-deleted");
             Ok(live.iter().map(|v| v.version).collect())
         }
@@ -393,6 +414,7 @@ impl Registry {
                 .registry_soft_delete(subject, Some(row.version))
                 .await?;
         }
+        self.changed();
         info!(
             subject,
             version = row.version,

@@ -143,7 +143,7 @@ impl Broker {
         let registry = Arc::new(floe_registry::Registry::new(meta.clone()));
         let lake = LakeService::new(
             &config,
-            Arc::new(crate::schemas::RegistrySchemas(registry.clone())),
+            Arc::new(crate::schemas::RegistrySchemas::new(registry.clone())),
         )?;
         let broker = Arc::new(Self {
             lake,
