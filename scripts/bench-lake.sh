@@ -16,7 +16,9 @@
 #   (5) typed topics: freshness as (2) of ~1 KiB Avro events to a topic bound to their
 #       schema (lake.value.schema=wire), 60 s, and produce throughput, max rate, of the
 #       same events to a raw topic, to a typed one, and to a typed one that validates
-#       each record at produce (confluent.value.schema.validation=true; lake on in all).
+#       each record at produce (confluent.value.schema.validation=true; lake on in all),
+#       and the typed topic's ack latency at 5,000 msg/s, linger 0, with and without
+#       validation.
 #
 # Takes about 12 minutes plus the build.
 #
@@ -236,6 +238,19 @@ if want typed || want typed-produce; then
                 --rate max --topic bench-typed --partitions 1 "${configs[@]}" >/dev/null
             done_broker
         done
+        # One Produce request per record (linger 0) at a rate both keep up with: what
+        # validating each request costs its acknowledgement.
+        for schema in wire validated; do
+            configs=(--topic-config lake.value.schema=wire)
+            [[ $schema == validated ]] && configs+=(--topic-config confluent.value.schema.validation=true)
+            log "(5c) ack latency at 5,000 msg/s of ~1 KiB Avro events, linger 0, ${configs[*]} (run $rep)"
+            fresh_broker "typed-latency-$schema"
+            register_avro bench-typed
+            loadgen "latency-avro-$schema" produce --brokers "$BROKERS" --message-size 1024 \
+                --acks all --duration "$DURATION" --warmup 3s --progress 5s --payload avro \
+                --rate 5000 --linger-ms 0 --topic bench-typed --partitions 1 "${configs[@]}" >/dev/null
+            done_broker
+        done
     done
 fi
 
@@ -286,6 +301,11 @@ avg_of() { # avg_of RUN FIELD: mean of FIELD over the results lines of RUN
         validated=$(avg_of produce-avro-validated mb_per_sec)
         vratio=$(awk -v a="$validated" -v b="$typed" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
         echo "| produce max rate of Avro events, 1 partition, typed topic with confluent.value.schema.validation=true ÷ without | **$vratio** ($(r1 "$validated") / $(r1 "$typed") MB/s; broker CPU $(r0 "$(avg_of produce-avro-validated broker_cpu_pct)")% / $(r0 "$(avg_of produce-avro-wire broker_cpu_pct)")%) | (none given) | measured |"
+        for schema in wire validated; do
+            what="typed topic"
+            [[ $schema == validated ]] && what="typed topic with validation"
+            echo "| ack latency at 5,000 msg/s, linger 0, $what, p50 / p99 | **$(r0 "$(avg_of "latency-avro-$schema" p50_us)") / $(r0 "$(avg_of "latency-avro-$schema" p99_us)") µs** ($(r1 "$(avg_of "latency-avro-$schema" mb_per_sec)") MB/s; broker CPU $(r0 "$(avg_of "latency-avro-$schema" broker_cpu_pct)")%) | (none given) | measured |"
+        done
     fi
     if want consume; then
         rates() { for r in "$@"; do g "$r" mb_per_sec; done; }
