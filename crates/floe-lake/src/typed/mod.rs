@@ -106,6 +106,10 @@ struct Parsed {
     format: Format,
     /// The column type, or why the schema has none.
     ty: Result<Type, String>,
+    /// `ty` in Arrow, converted once: schema validation needs it on every Produce
+    /// request, where converting it each time was 5.7 % of the broker's samples at 5,000
+    /// requests a second (docs/benchmarks.md, "schema validation at produce").
+    arrow: Option<DataType>,
 }
 
 /// How records of a schema are read.
@@ -450,12 +454,17 @@ impl TypedLanding {
             }
             other => return Err(format!("schema {} is of unknown type {other}", s.id)),
         };
+        let arrow = ty
+            .as_ref()
+            .ok()
+            .and_then(|t| iceberg::arrow::type_to_arrow_type(t).ok());
         let parsed = Arc::new(Parsed {
             id: s.id,
             text: s.text,
             references: s.references,
             format,
             ty,
+            arrow,
         });
         self.parsed.lock().insert(key, parsed.clone());
         Ok(parsed)
@@ -594,13 +603,7 @@ impl Plan {
             (&self.key, COL_KEY, "key"),
         ] {
             let ty = match plan {
-                Some(Ok(p)) => p
-                    .reader
-                    .ty
-                    .as_ref()
-                    .ok()
-                    .and_then(|t| iceberg::arrow::type_to_arrow_type(t).ok())
-                    .unwrap_or(DataType::Null),
+                Some(Ok(p)) => p.reader.arrow.clone().unwrap_or(DataType::Null),
                 _ => DataType::Null,
             };
             decode_side(plan.as_ref(), batch, raw, &ty, side, &mut errors);
