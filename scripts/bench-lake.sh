@@ -224,12 +224,17 @@ if want typed || want typed-produce; then
             --payload avro --topic-config lake.value.schema=wire)
         done_broker
     fi
+    # typed_configs SCHEMA: the topic configs of a raw, wire (typed) or validated topic
+    # (typed, every record decoded at produce before it is appended).
+    typed_configs() {
+        configs=(--topic-config "lake.value.schema=${1/validated/wire}")
+        if [[ $1 == validated ]]; then
+            configs+=(--topic-config confluent.value.schema.validation=true)
+        fi
+    }
     for rep in $(seq 1 "$REPEAT"); do
-        # raw, typed, and typed with schema validation at produce (every record decoded
-        # before it is appended).
         for schema in raw wire validated; do
-            configs=(--topic-config "lake.value.schema=${schema/validated/wire}")
-            [[ $schema == validated ]] && configs+=(--topic-config confluent.value.schema.validation=true)
+            typed_configs "$schema"
             log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, ${configs[*]} (run $rep)"
             fresh_broker "typed-$schema"
             register_avro bench-typed
@@ -241,8 +246,7 @@ if want typed || want typed-produce; then
         # One Produce request per record (linger 0) at a rate both keep up with: what
         # validating each request costs its acknowledgement.
         for schema in wire validated; do
-            configs=(--topic-config lake.value.schema=wire)
-            [[ $schema == validated ]] && configs+=(--topic-config confluent.value.schema.validation=true)
+            typed_configs "$schema"
             log "(5c) ack latency at 5,000 msg/s of ~1 KiB Avro events, linger 0, ${configs[*]} (run $rep)"
             fresh_broker "typed-latency-$schema"
             register_avro bench-typed

@@ -118,12 +118,8 @@ def produce_json(bootstrap, registry, topic, n):
 
 
 def produce_proto(bootstrap, registry, topic, n):
-    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pb2, descriptor_pool
     from google.protobuf import timestamp_pb2
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -144,26 +140,35 @@ def produce_proto(bootstrap, registry, topic, n):
     line.field.add(name="tags", number=4, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
     line.field.add(name="at", number=5, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
                    type_name=".google.protobuf.Timestamp")
-    pool.Add(fdp)
-    Payment = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Payment"))
-    sr = SchemaRegistryClient({"url": registry})
-    ctx = SerializationContext(topic, MessageField.VALUE)
-    serialize = ProtobufSerializer(Payment, sr, {"use.deprecated.format": False})
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    Payment, p, send = proto_producer(bootstrap, registry, topic, pool, fdp, "shop.Payment")
     for i in range(n):
         m = Payment(id=i, method=["card", "cash"][i % 2], cents=100 * i, tags=["t"] * (i % 3))
         m.at.seconds = 1_796_623_200 + i
-        p.produce(topic, value=serialize(m, ctx))
+        send(m)
     assert p.flush(30) == 0
     print(json.dumps({"produced": n}))
 
 
-def produce_shipments(bootstrap, registry, topic, n, version, base):
+def proto_producer(bootstrap, registry, topic, pool, fdp, name):
+    """Message class `name` of descriptor `fdp` (added to `pool`), a producer, and a
+    function that produces a message to `topic` with confluent-kafka's ProtobufSerializer."""
     from confluent_kafka import Producer
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import message_factory
+
+    pool.Add(fdp)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    serialize = ProtobufSerializer(cls, SchemaRegistryClient({"url": registry}),
+                                   {"use.deprecated.format": False})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    return cls, p, lambda m: p.produce(topic, value=serialize(m, ctx))
+
+
+def produce_shipments(bootstrap, registry, topic, n, version, base):
+    from google.protobuf import descriptor_pb2, descriptor_pool
 
     F = descriptor_pb2.FieldDescriptorProto
     names = {1: ("cents", "parcel", "sku"), 2: ("amount_cents", "box", "code")}[version]
@@ -177,20 +182,15 @@ def produce_shipments(bootstrap, registry, topic, n, version, base):
                   type_name=".shop.Shipment.Parcel")
     if version == 2:
         msg.field.add(name="cents", number=4, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    Shipment = message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Shipment"))
-    sr = SchemaRegistryClient({"url": registry})
-    ctx = SerializationContext(topic, MessageField.VALUE)
-    serialize = ProtobufSerializer(Shipment, sr, {"use.deprecated.format": False})
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    Shipment, p, send = proto_producer(bootstrap, registry, topic,
+                                       descriptor_pool.DescriptorPool(), fdp, "shop.Shipment")
     for i in range(base, base + n):
         m = Shipment(id=i)
         setattr(m, names[0], i)
         setattr(getattr(m, names[1]), names[2], f"sku-{i}")
         if version == 2:
             m.cents = f"{i} cents"
-        p.produce(topic, value=serialize(m, ctx))
+        send(m)
     assert p.flush(30) == 0
     print(json.dumps({"produced": n}))
 
