@@ -318,11 +318,20 @@ impl TypedLanding {
     /// the cache or the registry; None when the registry has no such schema or it does
     /// not parse (its records are then as unknown as a missing schema's).
     async fn by_id(&self, id: i64, message: Option<&str>) -> Result<Option<Arc<Parsed>>, String> {
-        let cached = self
-            .parsed
-            .lock()
-            .get(&(id, message.map(str::to_owned)))
-            .cloned();
+        let cached = {
+            let parsed = self.parsed.lock();
+            parsed
+                .get(&(id, message.map(str::to_owned)))
+                .cloned()
+                .or_else(|| {
+                    // Only a Protobuf schema is parsed per message (`parse` keys the others
+                    // by id alone).
+                    parsed
+                        .get(&(id, None))
+                        .filter(|p| !matches!(p.format, Format::Protobuf(_)))
+                        .cloned()
+                })
+        };
         Ok(match cached {
             Some(p) => Some(p),
             None => match self.schemas.by_id(id).await? {
