@@ -232,28 +232,30 @@ if want typed || want typed-produce; then
             configs+=(--topic-config confluent.value.schema.validation=true)
         fi
     }
+    # typed_produce RUN SCHEMA ARGS...: on a broker of its own with the payloads' schema
+    # registered, floe-loadgen produces ~1 KiB Avro events to one partition of a topic
+    # with SCHEMA's configs, with ARGS (the rate).
+    typed_produce() {
+        local run=$1
+        typed_configs "$2"
+        shift 2
+        fresh_broker "$run"
+        register_avro bench-typed
+        loadgen "$run" produce --brokers "$BROKERS" --message-size 1024 \
+            --acks all --duration "$DURATION" --warmup 3s --progress 5s --payload avro \
+            --topic bench-typed --partitions 1 "${configs[@]}" "$@" >/dev/null
+        done_broker
+    }
     for rep in $(seq 1 "$REPEAT"); do
         for schema in raw wire validated; do
-            typed_configs "$schema"
-            log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, ${configs[*]} (run $rep)"
-            fresh_broker "typed-$schema"
-            register_avro bench-typed
-            loadgen "produce-avro-$schema" produce --brokers "$BROKERS" --message-size 1024 \
-                --acks all --duration "$DURATION" --warmup 3s --progress 5s --payload avro \
-                --rate max --topic bench-typed --partitions 1 "${configs[@]}" >/dev/null
-            done_broker
+            log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, $schema topic (run $rep)"
+            typed_produce "produce-avro-$schema" "$schema" --rate max
         done
         # One Produce request per record (linger 0) at a rate both keep up with: what
         # validating each request costs its acknowledgement.
         for schema in wire validated; do
-            typed_configs "$schema"
-            log "(5c) ack latency at 5,000 msg/s of ~1 KiB Avro events, linger 0, ${configs[*]} (run $rep)"
-            fresh_broker "typed-latency-$schema"
-            register_avro bench-typed
-            loadgen "latency-avro-$schema" produce --brokers "$BROKERS" --message-size 1024 \
-                --acks all --duration "$DURATION" --warmup 3s --progress 5s --payload avro \
-                --rate 5000 --linger-ms 0 --topic bench-typed --partitions 1 "${configs[@]}" >/dev/null
-            done_broker
+            log "(5c) ack latency at 5,000 msg/s of ~1 KiB Avro events, linger 0, $schema topic (run $rep)"
+            typed_produce "latency-avro-$schema" "$schema" --rate 5000 --linger-ms 0
         done
     done
 fi
