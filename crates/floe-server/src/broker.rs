@@ -402,7 +402,10 @@ impl Broker {
     fn open_topic(&self, record: &TopicRecord, existing: bool) -> Result<Arc<Topic>> {
         let config = TopicConfig::resolve(&self.topic_defaults, &record.configs)?;
         let name: Arc<str> = Arc::from(record.name.as_str());
-        let lake = self.lake.as_ref().map(|_| TopicLake::new(&self.shutdown));
+        let lake = self
+            .lake
+            .as_ref()
+            .map(|l| TopicLake::new(&self.shutdown, l.read_ahead.clone()));
         let partitions = (0..record.partitions)
             .map(|i| self.open_partition(&name, i, &config, lake.as_ref(), existing))
             .collect::<Result<Vec<_>>>()?;

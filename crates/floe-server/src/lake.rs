@@ -265,6 +265,9 @@ pub struct TopicLake {
     /// Typed landing, while the topic's key or value is bound to a schema (rebuilt when
     /// the binding changes).
     pub typed: Mutex<Option<Arc<floe_lake::typed::TypedLanding>>>,
+    /// The broker's read-ahead for lake-tier reads (shared by every topic, bounded by
+    /// `[lake] read_ahead_bytes`).
+    pub(crate) read_ahead: Arc<floe_lake::ReadAhead>,
 }
 
 /// Housekeeping outcomes of one topic.
@@ -386,8 +389,9 @@ impl TopicLake {
     }
 
     /// New state for a topic.
-    pub fn new(parent: &CancellationToken) -> Arc<Self> {
+    pub fn new(parent: &CancellationToken, read_ahead: Arc<floe_lake::ReadAhead>) -> Arc<Self> {
         Arc::new(Self {
+            read_ahead,
             table: RwLock::new(None),
             wake: Notify::new(),
             cancel: parent.child_token(),

@@ -515,10 +515,18 @@ impl Partition {
         *self.synced.borrow()
     }
 
-    /// Reads whole batches from `offset`, up to `max_bytes` (at least one batch).
-    /// Blocking (pread): cheap for page-cache hits, which is the common case.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> floe_log::Result<Bytes> {
-        self.log.read().read(offset, max_bytes)
+    /// Reads whole batches from `offset` in the local log, up to `max_bytes` (at least
+    /// one batch), with the log's (start, end) as of the read; `tiered.rs`'s `read`
+    /// serves Fetch with it. Blocking (pread): cheap for page-cache hits, which is the
+    /// common case.
+    pub(crate) fn read_local(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> (i64, i64, floe_log::Result<Bytes>) {
+        let log = self.log.read();
+        let found = log.read(offset, max_bytes);
+        (log.log_start_offset(), log.log_end_offset(), found)
     }
 
     /// (log start offset, log end offset).

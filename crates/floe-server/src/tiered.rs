@@ -1,6 +1,7 @@
 //! A partition's storage as Kafka reads it: the local log and the table together. What
 //! must stay in the local log (`keep_from`), the DeleteRecords floor over both, the
-//! readable start, ListOffsets and Fetch below the local log. `partition.rs` owns the log
+//! readable start, ListOffsets below the local log, and `read`, which serves a Fetch from
+//! whichever holds the offset. `partition.rs` owns the log
 //! and the tail; the partition's view of its table is its topic's `TopicLake`. A shared
 //! object-storage log would replace the local log behind `Partition`, and these rules
 //! would stay as they are.
@@ -74,35 +75,112 @@ impl Partition {
         }
     }
 
-    /// A Kafka read at `offset` from the table, when the offset lies below
-    /// the local log start, above the DeleteRecords floor, and the table is open. None:
-    /// the offset is not the table's to answer (the caller keeps its local answer).
-    pub fn lake_read(
+    /// Reads whole batches from `offset` for a Fetch, from the local log or, below its
+    /// start, from the table: the caller does not choose the tier. `room` says how many
+    /// bytes to ask for (at least one batch comes back) and whether what came back goes
+    /// into the response; with no room, only the offsets are answered. Local reads run
+    /// on the blocking pool (`pread`).
+    pub async fn read(self: &Arc<Self>, offset: i64, room: &mut impl Room) -> Read {
+        let Some(limit) = room.limit() else {
+            let (start, end) = self.offsets();
+            return self.answer(start, end, Ok(Bytes::new()));
+        };
+        let this = self.clone();
+        let local = tokio::task::spawn_blocking(move || this.read_local(offset, limit)).await;
+        let (start, end, found) = match local {
+            Ok(local) => local,
+            Err(e) => {
+                let (start, end) = self.offsets();
+                return self.answer(start, end, Err(ReadError::Task(e)));
+            }
+        };
+        let records = match found {
+            Ok(records) => Ok(if room.take(records.len()) {
+                records
+            } else {
+                Bytes::new()
+            }),
+            Err(e @ floe_log::Error::OffsetOutOfRange { .. }) => {
+                match self.read_lake(offset, start, limit, room).await {
+                    Some(found) => found,
+                    None => Err(ReadError::Log(e)),
+                }
+            }
+            Err(e) => Err(ReadError::Log(e)),
+        };
+        self.answer(start, end, records)
+    }
+
+    fn answer(&self, start: i64, end: i64, records: Result<Bytes, ReadError>) -> Read {
+        Read {
+            log_start: self.known_log_start(start),
+            end,
+            records,
+        }
+    }
+
+    /// A read at `offset` from the table, when the offset lies below the local log start
+    /// (`start`), above the DeleteRecords floor, and the table is open. None: the offset
+    /// is not the table's to answer, or the table has no rows from it up to what the
+    /// local log has, or they lie below the table's first offset (its retention removed
+    /// them): the caller keeps the local log's OFFSET_OUT_OF_RANGE, so that consumers
+    /// apply `auto.offset.reset` rather than skip silently.
+    async fn read_lake(
         &self,
-        read_ahead: &Arc<floe_lake::ReadAhead>,
         offset: i64,
-    ) -> Option<LakeRead> {
-        let (start, _) = self.offsets();
-        if offset < 0 || offset >= start {
+        start: i64,
+        limit: usize,
+        room: &mut impl Room,
+    ) -> Option<Result<Bytes, ReadError>> {
+        // DeleteRecords removed offsets below the floor: the table may still hold them
+        // until housekeeping rewrites its files, but no consumer gets them.
+        if offset < 0 || offset >= start || offset < self.deleted_before() {
             return None;
         }
-        // DeleteRecords removed these: the table may still hold them until housekeeping
-        // rewrites its files, but no consumer gets them.
-        if offset < self.deleted_before() {
-            return None;
-        }
-        let table = self.lake.as_ref().and_then(|l| l.table())?;
+        let lake = self.lake.as_ref()?;
+        let table = lake.table()?;
         // Offsets the local log still has are served from it on the next fetch.
         let end = table.landed(self.index).min(start);
-        Some(LakeRead {
-            table,
-            read_ahead: read_ahead.clone(),
-            topic: self.topic.clone(),
-            partition: self.index,
-            log_append_time: self.log_append_time(),
+        let found = floe_lake::reader::fetch(
+            &table.table(),
+            &lake.read_ahead,
+            self.index,
             offset,
             end,
-        })
+            limit,
+            self.log_append_time(),
+        )
+        .await;
+        let records = match found {
+            Ok(Some((records, _next))) => records,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(topic = %self.topic, partition = self.index, offset, error = %e, "lake-tier read failed");
+                return Some(Err(ReadError::Lake(e)));
+            }
+        };
+        // The reader skips offsets without rows; a first offset above the one asked is
+        // either such a gap or the table's start.
+        let first = floe_common::batch::span(&records).map(|(first, _)| first);
+        if first.is_some_and(|f| f > offset) && self.below_table_start(&table, offset).await {
+            return None;
+        }
+        Some(Ok(if room.take(records.len()) {
+            records
+        } else {
+            Bytes::new()
+        }))
+    }
+
+    /// Whether `offset` lies below the partition's first offset in the table.
+    async fn below_table_start(&self, table: &floe_lake::LakeTable, offset: i64) -> bool {
+        match table.first_offset(self.index).await {
+            Ok(first) => first.is_some_and(|f| offset < f),
+            Err(e) => {
+                warn!(topic = %self.topic, partition = self.index, error = %e, "cannot read the table's first offset");
+                false
+            }
+        }
     }
 
     /// ListOffsets on data that only the lake still has: for [`EARLIEST`] the table's
@@ -144,77 +222,40 @@ impl Partition {
     }
 }
 
-/// A read of one partition's table below its local log (see [`Partition::lake_read`]).
-pub struct LakeRead {
-    table: Arc<floe_lake::LakeTable>,
-    read_ahead: Arc<floe_lake::ReadAhead>,
-    topic: Arc<str>,
-    partition: i32,
-    log_append_time: bool,
-    offset: i64,
-    end: i64,
+/// The room a [`Partition::read`] may fill in a response.
+pub trait Room {
+    /// The most to ask for (a read returns at least one batch whatever it asks), or None
+    /// when nothing more fits.
+    fn limit(&self) -> Option<usize>;
+    /// Whether `len` bytes that came back go into the response; if so, they are counted.
+    fn take(&mut self, len: usize) -> bool;
 }
 
-/// What a [`LakeRead`] found.
-pub enum LakeRecords {
-    /// Whole batches from the offset on.
-    Records(Bytes),
-    /// No rows from the offset up to what the local log has.
-    Nothing,
-    /// The batches did not fit what the response had left (`fits` said no).
-    NoRoom,
-    /// The offset lies below the table's first offset (its retention removed it): Kafka
-    /// answers `OFFSET_OUT_OF_RANGE`, so that consumers apply `auto.offset.reset` rather
-    /// than skip silently.
-    BelowStart,
+/// What [`Partition::read`] answers: the partition's offsets as a Fetch reports them, and
+/// the records.
+#[derive(Debug)]
+pub struct Read {
+    /// The log start as clients see it ([`Partition::known_log_start`]).
+    pub log_start: i64,
+    /// The log end offset (the high watermark on a single broker).
+    pub end: i64,
+    /// Whole batches from the offset: empty when there is nothing new or no room.
+    pub records: Result<Bytes, ReadError>,
 }
 
-impl LakeRead {
-    /// Reads at most `limit` bytes (at least one batch) and asks `fits` whether they go
-    /// into the response.
-    ///
-    /// # Errors
+/// Why a [`Partition::read`] has no records.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The local log refused or failed the read (OFFSET_OUT_OF_RANGE when neither the
+    /// log nor the table has the offset).
+    #[error(transparent)]
+    Log(floe_log::Error),
     /// Reading the table failed.
-    pub async fn records(
-        &self,
-        limit: usize,
-        fits: impl FnOnce(usize) -> bool,
-    ) -> Result<LakeRecords, floe_lake::Error> {
-        let found = floe_lake::reader::fetch(
-            &self.table.table(),
-            &self.read_ahead,
-            self.partition,
-            self.offset,
-            self.end,
-            limit,
-            self.log_append_time,
-        )
-        .await?;
-        let Some((records, _next)) = found else {
-            return Ok(LakeRecords::Nothing);
-        };
-        if !fits(records.len()) {
-            return Ok(LakeRecords::NoRoom);
-        }
-        // The reader skips offsets without rows; a first offset above the one asked is
-        // either such a gap or the table's start.
-        let first = floe_common::batch::span(&records).map(|(first, _)| first);
-        if first.is_some_and(|f| f > self.offset) && self.below_table_start().await {
-            return Ok(LakeRecords::BelowStart);
-        }
-        Ok(LakeRecords::Records(records))
-    }
-
-    /// Whether the offset lies below the partition's first offset in the table.
-    async fn below_table_start(&self) -> bool {
-        match self.table.first_offset(self.partition).await {
-            Ok(first) => first.is_some_and(|f| self.offset < f),
-            Err(e) => {
-                warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot read the table's first offset");
-                false
-            }
-        }
-    }
+    #[error("lake-tier read failed: {0}")]
+    Lake(#[source] floe_lake::Error),
+    /// The blocking read task failed (panicked or was cancelled at shutdown).
+    #[error("the read task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Whether the table may hold readable offsets below the local log start. Not when the

@@ -21,7 +21,7 @@ use tracing::debug;
 use super::log_error_code;
 use crate::broker::Broker;
 use crate::partition::Partition;
-use crate::tiered::LakeRecords;
+use crate::tiered::{ReadError, Room};
 
 struct Want {
     topic_idx: usize,
@@ -97,7 +97,6 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         .min(broker.config.kafka.fetch_max_bytes);
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    let wants = Arc::new(wants);
     // Subscribe before the first read so an append between the read and the wait still
     // wakes us.
     let mut watchers: Vec<_> = wants
@@ -105,19 +104,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         .filter_map(|w| w.target.as_ref().ok().map(|p| p.subscribe_end()))
         .collect();
     let results = loop {
-        let w = wants.clone();
-        let results = match tokio::task::spawn_blocking(move || {
-            read_all(&w, &mut ResponseBudget::new(max_bytes))
-        })
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "fetch read task failed");
-                return FetchResponse::default()
-                    .with_error_code(ResponseError::UnknownServerError.code());
-            }
-        };
+        let results = read_all(&wants, max_bytes).await;
         let total: usize = results
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |b| b.len()))
@@ -141,31 +128,9 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         }
         drop(changed);
         if broker.shutdown.is_cancelled() {
-            let w = wants.clone();
-            break tokio::task::spawn_blocking(move || {
-                read_all(&w, &mut ResponseBudget::new(max_bytes))
-            })
-            .await
-            .unwrap_or_default();
+            break read_all(&wants, max_bytes).await;
         }
     };
-    let mut results = results;
-    if broker.lake.is_some() {
-        // Lake-tier partitions get what the local reads left of the response budget.
-        let mut budget = ResponseBudget::new(max_bytes);
-        for data in &results {
-            budget.spent(data.records.as_ref().map_or(0, |b| b.len()));
-        }
-        for (want, data) in wants.iter().zip(results.iter_mut()) {
-            let Ok(partition) = &want.target else {
-                continue;
-            };
-            if data.error_code == ResponseError::OffsetOutOfRange.code() {
-                from_lake(broker, want, data, &mut budget).await;
-            }
-            data.log_start_offset = partition.known_log_start(data.log_start_offset);
-        }
-    }
     for (want, data) in wants.iter().zip(results) {
         if let (Ok(p), Some(records)) = (&want.target, &data.records) {
             if !records.is_empty() {
@@ -180,78 +145,70 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
     FetchResponse::default().with_responses(topics)
 }
 
-/// Answers a fetch below the local log start from the topic's Iceberg table, within what
-/// is left of the response's `budget`.
-async fn from_lake(
-    broker: &Arc<Broker>,
-    want: &Want,
-    data: &mut PartitionData,
-    budget: &mut ResponseBudget,
-) {
-    let Ok(partition) = &want.target else { return };
-    let Some(lake) = &broker.lake else { return };
-    let Some(read) = partition.lake_read(&lake.read_ahead, want.fetch_offset) else {
-        return;
-    };
-    // The offset is readable; the response may have no room left for it.
-    let nothing = |data: &mut PartitionData| {
-        data.error_code = 0;
-        data.records = Some(Bytes::new());
-    };
-    let Some(limit) = budget.limit(want.max_bytes) else {
-        return nothing(data);
-    };
-    match read
-        .records(limit, |len| budget.take(len, want.max_bytes))
-        .await
-    {
-        Ok(LakeRecords::Records(records)) => {
-            data.error_code = 0;
-            data.records = Some(records);
-        }
-        Ok(LakeRecords::NoRoom) => nothing(data),
-        Ok(LakeRecords::Nothing | LakeRecords::BelowStart) => {}
-        Err(e) => {
-            tracing::warn!(topic = %partition.topic, partition = partition.index, offset = want.fetch_offset, error = %e, "lake-tier read failed");
-            data.error_code = ResponseError::KafkaStorageError.code();
-        }
+/// Reads every wanted partition in request order, each from whichever tier holds its
+/// offset, within the response's budget of `max_bytes`.
+async fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
+    let mut budget = ResponseBudget::new(max_bytes);
+    let mut out = Vec::with_capacity(wants.len());
+    for w in wants {
+        let data = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_aborted_transactions(Some(Vec::new()));
+        let partition = match &w.target {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(
+                    data.with_error_code(e.code())
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1),
+                );
+                continue;
+            }
+        };
+        let mut room = PartitionRoom {
+            budget: &mut budget,
+            partition_max: w.max_bytes,
+        };
+        let read = partition.read(w.fetch_offset, &mut room).await;
+        let data = data
+            .with_high_watermark(read.end)
+            .with_last_stable_offset(read.end)
+            .with_log_start_offset(read.log_start);
+        out.push(match read.records {
+            Ok(records) => data.with_records(Some(records)),
+            Err(e) => {
+                let code = match &e {
+                    ReadError::Log(e) => log_error_code(e),
+                    ReadError::Lake(_) => ResponseError::KafkaStorageError,
+                    ReadError::Task(_) => {
+                        tracing::error!(error = %e, "fetch read task failed");
+                        ResponseError::UnknownServerError
+                    }
+                };
+                debug!(topic = %partition.topic, partition = w.partition, offset = w.fetch_offset, error = %e, "fetch error");
+                data.with_error_code(code.code())
+                    .with_records(Some(Bytes::new()))
+            }
+        });
     }
+    out
 }
 
-fn read_all(wants: &[Want], budget: &mut ResponseBudget) -> Vec<PartitionData> {
-    wants
-        .iter()
-        .map(|w| {
-            let data = PartitionData::default()
-                .with_partition_index(w.partition)
-                .with_preferred_read_replica(BrokerId(-1))
-                .with_aborted_transactions(Some(Vec::new()));
-            let partition = match &w.target {
-                Ok(p) => p,
-                Err(e) => {
-                    return data.with_error_code(e.code()).with_high_watermark(-1).with_last_stable_offset(-1)
-                }
-            };
-            let (start, end) = partition.offsets();
-            let data = data.with_high_watermark(end).with_last_stable_offset(end).with_log_start_offset(start);
-            let Some(limit) = budget.limit(w.max_bytes) else {
-                return data.with_records(Some(Bytes::new()));
-            };
-            match partition.read(w.fetch_offset, limit) {
-                Ok(bytes) => {
-                    if !budget.take(bytes.len(), w.max_bytes) {
-                        return data.with_records(Some(Bytes::new()));
-                    }
-                    data.with_records(Some(bytes))
-                }
-                Err(e) => {
-                    let code = log_error_code(&e);
-                    debug!(topic = %partition.topic, partition = w.partition, offset = w.fetch_offset, error = %e, "fetch error");
-                    data.with_error_code(code.code()).with_records(Some(Bytes::new()))
-                }
-            }
-        })
-        .collect()
+/// One partition's share of a [`ResponseBudget`].
+struct PartitionRoom<'a> {
+    budget: &'a mut ResponseBudget,
+    partition_max: usize,
+}
+
+impl Room for PartitionRoom<'_> {
+    fn limit(&self) -> Option<usize> {
+        self.budget.limit(self.partition_max)
+    }
+
+    fn take(&mut self, len: usize) -> bool {
+        self.budget.take(len, self.partition_max)
+    }
 }
 
 /// A topic as a Fetch names it: by name, or by id from v13.
