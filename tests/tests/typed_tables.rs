@@ -906,6 +906,111 @@ async fn promoted_fields_widen_the_table_and_older_files_read_as_the_wider_type(
     broker.stop().await;
 }
 
+/// Rows the lake scan of `q` reads: the `output_rows` of its DataSourceExec in EXPLAIN
+/// ANALYZE (the filter runs above the scan, so this counts every row of the row groups
+/// read). DataFusion prints counts rounded ("8.93 K"), so this is within 1 %.
+async fn scanned_rows(http: &str, q: &str) -> f64 {
+    let v = sql(http, &format!("EXPLAIN ANALYZE {q}")).await;
+    let plan = v["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["plan"].as_str())
+        .find(|p| p.contains("DataSourceExec"))
+        .unwrap_or_else(|| panic!("no lake scan: {v}"))
+        .to_owned();
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("DataSourceExec"))
+        .expect("the lake scan");
+    let rows = scan
+        .split("output_rows=")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no output_rows in {scan}"));
+    let (number, scale) = match rows.split_once(' ') {
+        Some((n, "K")) => (n, 1e3),
+        Some((n, "M")) => (n, 1e6),
+        _ => (rows, 1.0),
+    };
+    number.parse::<f64>().expect("a count") * scale
+}
+
+/// Whether `got` is `want` within DataFusion's rounding.
+fn about(got: f64, want: i64) -> bool {
+    (got - want as f64).abs() <= want as f64 * 0.01
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_on_typed_fields_skip_row_groups_by_their_statistics() {
+    use floe_tests::rdkafka::producer::FutureRecord;
+    // More rows than one row group holds (131,072), landed in one file: the topic's
+    // interval is an hour, and the broker lands its tails in one round when it stops.
+    const N: i64 = 140_000;
+    let mut broker = TestBroker::start_with(fast_lake).await;
+    let (b, registry) = (broker.bootstrap(), broker.registry_url());
+    floe_tests::create_topic(
+        &b,
+        "counts",
+        1,
+        &[
+            ("lake.value.schema", "wire"),
+            ("lake.commit.interval.ms", "3600000"),
+        ],
+    )
+    .await;
+    let schema = r#"{"type":"record","name":"Count","fields":[{"name":"n","type":"long"}]}"#;
+    let id = floe_tests::avro::register(&registry, "counts-value", schema).await;
+    let parsed = apache_avro::Schema::parse_str(schema).unwrap();
+    let p = floe_tests::producer(
+        &b,
+        &[
+            ("linger.ms", "50"),
+            ("queue.buffering.max.messages", "1000000"),
+        ],
+    );
+    let mut acks = Vec::new();
+    for n in 0..N {
+        let bytes = floe_tests::avro::wire(
+            id,
+            &parsed,
+            apache_avro::types::Value::Record(vec![(
+                "n".into(),
+                apache_avro::types::Value::Long(n),
+            )]),
+        );
+        let record = FutureRecord::<(), [u8]>::to("counts").payload(&bytes);
+        acks.push(p.send_result(record).expect("queued"));
+    }
+    for a in acks {
+        a.await.expect("delivered").expect("acked");
+    }
+    broker.restart().await;
+    let http = broker.http_url();
+    // Landed before the restart: the table says so once it is open again.
+    eventually(Duration::from_secs(30), "the table open at N", || async {
+        (floe_tests::lake::landed(&broker, "counts", 0) == Some(N)).then_some(())
+    })
+    .await;
+
+    let all = "SELECT count(*) AS c FROM kafka.counts WHERE value_typed.n >= 0";
+    let got = scanned_rows(&http, all).await;
+    assert!(about(got, N), "{got} rows scanned");
+    // Only the second row group holds n >= 135,000: the first is skipped by its bounds.
+    let high = "SELECT count(*) AS c FROM kafka.counts WHERE value_typed.n >= 135000";
+    let got = scanned_rows(&http, high).await;
+    assert!(about(got, N - 131_072), "{got} rows scanned");
+    let c = sql(&http, high).await;
+    assert_eq!(c["rows"][0]["c"], json!(N - 135_000), "{c}");
+    // And only the first holds n < 100.
+    let low = "SELECT count(*) AS c FROM kafka.counts WHERE value_typed.n < 100";
+    let got = scanned_rows(&http, low).await;
+    assert!(about(got, 131_072), "{got} rows scanned");
+    let c = sql(&http, low).await;
+    assert_eq!(c["rows"][0]["c"], json!(100), "{c}");
+    broker.stop().await;
+}
+
 /// `confluent.value.schema.validation=true`: produce refuses, with INVALID_RECORD, the
 /// batches holding a value that would land as a dead letter (not the wire format, an
 /// unknown schema id, bytes that do not match their schema), takes the rest, and

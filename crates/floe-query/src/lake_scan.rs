@@ -1,6 +1,7 @@
 //! The lake side of a topic table: one snapshot's data files, chosen by iceberg-rust's
 //! scan planning (manifests and column bounds pruned with the query's filters, typed
-//! fields included: [`crate::lake_filter`]) and read
+//! fields included: [`crate::lake_filter`]), their row groups pruned by the filters on
+//! typed fields ([`crate::row_groups`]), and read
 //! by DataFusion's own Parquet reader: from local disk through DataFusion's local store
 //! (footers and page indexes cached across queries), from S3 through the table's FileIO
 //! (configured once for the catalog).
@@ -21,6 +22,7 @@
 //! anyway (another engine wrote to the table behind Floe's back) is refused with an
 //! error rather than read without them.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -45,8 +47,9 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::ExecutionPlan;
 use floe_lake::lake_file::local_path;
 use futures::future::BoxFuture;
-use futures::{FutureExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use iceberg::arrow::ArrowFileReader;
+use iceberg::expr::Bind;
 use iceberg::io::{FileIO, FileMetadata};
 use iceberg::table::Table;
 
@@ -101,7 +104,23 @@ pub(crate) async fn plan(
         .map(|s| s.schema(table.metadata()))
         .transpose()
         .map_err(external)?;
-    if let Some(p) = snapshot_schema.and_then(|s| crate::lake_filter::predicate(filters, &s)) {
+    let predicate = snapshot_schema
+        .as_ref()
+        .and_then(|s| crate::lake_filter::predicate(filters, s));
+    // The same predicate, bound, for the row groups of the files planning keeps, when it
+    // names typed fields (DataFusion prunes by top-level columns itself).
+    let row_filter = match (&predicate, &snapshot_schema) {
+        (Some(p), Some(s)) => {
+            let top: Vec<i32> = s.as_struct().fields().iter().map(|f| f.id).collect();
+            p.clone()
+                .rewrite_not()
+                .bind(s.clone(), true)
+                .ok()
+                .filter(|b| crate::row_groups::names_nested_fields(b, &top))
+        }
+        _ => None,
+    };
+    if let Some(p) = predicate {
         scan = scan.with_filter(p);
     }
     let tasks: Vec<_> = scan
@@ -129,12 +148,17 @@ pub(crate) async fn plan(
     let local = tasks
         .iter()
         .all(|t| local_path(&t.data_file_path).is_some());
+    // DataFusion's name of each FileIO file → its location as Iceberg knows it.
+    let mut iceberg_paths = HashMap::new();
     let files: Vec<PartitionedFile> = tasks
         .into_iter()
         .map(|t| match local_path(&t.data_file_path) {
             Some(path) if local => PartitionedFile::new(path, t.file_size_in_bytes),
-            _ => PartitionedFile::new(t.data_file_path.clone(), t.file_size_in_bytes)
-                .with_extensions(Arc::new(IcebergPath(t.data_file_path))),
+            _ => {
+                let file = PartitionedFile::new(t.data_file_path.clone(), t.file_size_in_bytes);
+                iceberg_paths.insert(file.object_meta.location.to_string(), t.data_file_path);
+                file
+            }
         })
         .collect();
     let readers: Arc<dyn ParquetFileReaderFactory> = if local {
@@ -144,7 +168,14 @@ pub(crate) async fn plan(
             runtime.cache_manager.get_file_metadata_cache(),
         ))
     } else {
-        Arc::new(FileIoReaders(table.file_io().clone()))
+        Arc::new(FileIoReaders {
+            io: table.file_io().clone(),
+            paths: iceberg_paths,
+        })
+    };
+    let files = match &row_filter {
+        Some(filter) => with_row_groups(files, filter, &readers).await,
+        None => files,
     };
 
     let config = state.config_options();
@@ -174,13 +205,43 @@ pub(crate) async fn plan(
     Ok(DataSourceExec::from_data_source(scan))
 }
 
-/// The data file's location as Iceberg knows it (`file:/…`, `s3://…`), carried with the
-/// [`PartitionedFile`] whose own path is only a name for DataFusion.
-struct IcebergPath(String);
+/// `files`, each with the row groups `filter` may match when that is not all of them
+/// ([`crate::row_groups`]). Reads each file's footer, through `readers`: for local files
+/// into DataFusion's metadata cache, which the scan then reads it from. A footer that
+/// cannot be read leaves its file whole (the scan reports the error).
+async fn with_row_groups(
+    files: Vec<PartitionedFile>,
+    filter: &iceberg::expr::BoundPredicate,
+    readers: &Arc<dyn ParquetFileReaderFactory>,
+) -> Vec<PartitionedFile> {
+    let metrics = ExecutionPlanMetricsSet::new();
+    futures::stream::iter(files)
+        .map(|file| {
+            let reader = readers.create_reader(0, file.clone(), None, &metrics);
+            async move {
+                let meta = match reader {
+                    Ok(mut r) => r.get_metadata(None).await.ok(),
+                    Err(_) => None,
+                };
+                match meta.and_then(|m| crate::row_groups::access_plan(&m, filter)) {
+                    Some(plan) => file.with_extensions(Arc::new(plan)),
+                    None => file,
+                }
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await
+}
 
-/// Opens data files through the table's FileIO.
+/// Opens data files through the table's FileIO: `paths` maps each
+/// [`PartitionedFile`]'s name, which is only a name for DataFusion, to the file's
+/// location as Iceberg knows it (`s3://…`).
 #[derive(Debug)]
-struct FileIoReaders(FileIO);
+struct FileIoReaders {
+    io: FileIO,
+    paths: HashMap<String, String>,
+}
 
 impl ParquetFileReaderFactory for FileIoReaders {
     fn create_reader(
@@ -190,13 +251,11 @@ impl ParquetFileReaderFactory for FileIoReaders {
         _metadata_size_hint: Option<usize>,
         _metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let path = file
-            .extensions
-            .as_ref()
-            .and_then(|e| e.downcast_ref::<IcebergPath>())
-            .map(|p| p.0.clone())
+        let path = self
+            .paths
+            .get(file.object_meta.location.as_ref())
             .ok_or_else(|| DataFusionError::Internal("lake file without its path".into()))?;
-        let input = self.0.new_input(&path).map_err(external)?;
+        let input = self.io.new_input(path).map_err(external)?;
         Ok(Box::new(LazyReader {
             input,
             size: file.object_meta.size,
@@ -250,11 +309,5 @@ impl AsyncFileReader for LazyReader {
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move { self.reader().await?.get_metadata(options).await }.boxed()
-    }
-}
-
-impl std::fmt::Debug for IcebergPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }

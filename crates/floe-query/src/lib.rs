@@ -21,6 +21,7 @@ pub mod flight;
 mod guard;
 mod lake_filter;
 mod lake_scan;
+mod row_groups;
 mod source;
 mod time_travel;
 mod topic_table;
