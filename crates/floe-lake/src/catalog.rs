@@ -103,12 +103,12 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A SQLite catalog is switched to write-ahead logging on this connection (the mode is
 /// kept in the database file, so the catalog's own connections use it too), as the
 /// metadata store is. In SQLite's default rollback-journal mode each commit created,
-/// fsynced and deleted a journal file beside the database, and fsynced the database:
-/// on the ext4 disk of docs/benchmarks.md ("2026-12-07: the SQL catalog's journal") that held up the
-/// partition logs' writes on the same file system at every landing round, and put the
-/// p99 acknowledgement at 5,000 records/s at 6–16 ms against 0.7 ms with the catalog on
-/// tmpfs. With WAL, a commit appends to the `-wal` file and fsyncs it once
-/// (`synchronous` stays FULL: a landed round is as durable as before).
+/// fsynced and deleted a journal file beside the database and fsynced the database; with
+/// WAL a commit appends to the `-wal` file and fsyncs it once (`synchronous` stays FULL:
+/// a commit is as durable as before). Those fsyncs, once per landing round, are what
+/// holds up the partition logs' writes on the same file system (docs/benchmarks.md,
+/// "2026-12-07: the SQL catalog's journal"); WAL mode alone did not measurably shorten
+/// the stall there.
 async fn probe_database(uri: &str) -> Result<()> {
     use sqlx::{Connection, Executor};
     sqlx::any::install_default_drivers();
