@@ -53,14 +53,10 @@ async fn sql(http: &str, q: &str) -> Value {
     v
 }
 
-/// How many data files of `topic`'s table a query with `filter` opens: the distinct
-/// files of its lake scan's EXPLAIN (a file read in byte ranges appears once per range).
-async fn planned_files(http: &str, topic: &str, filter: &str) -> usize {
-    let v = sql(
-        http,
-        &format!("EXPLAIN SELECT \"offset\" FROM kafka.{topic} WHERE {filter}"),
-    )
-    .await;
+/// The line of the lake scan (`DataSourceExec`) in the answer to `explain`, an EXPLAIN
+/// or EXPLAIN ANALYZE statement.
+async fn lake_scan_line(http: &str, explain: &str) -> String {
+    let v = sql(http, explain).await;
     let plan = v["rows"]
         .as_array()
         .expect("rows")
@@ -69,10 +65,20 @@ async fn planned_files(http: &str, topic: &str, filter: &str) -> usize {
         .find(|p| p.contains("DataSourceExec"))
         .unwrap_or_else(|| panic!("no lake scan: {v}"))
         .to_owned();
-    let scan = plan
-        .lines()
+    plan.lines()
         .find(|l| l.contains("DataSourceExec"))
-        .expect("the lake scan");
+        .expect("the lake scan")
+        .to_owned()
+}
+
+/// How many data files of `topic`'s table a query with `filter` opens: the distinct
+/// files of its lake scan's EXPLAIN (a file read in byte ranges appears once per range).
+async fn planned_files(http: &str, topic: &str, filter: &str) -> usize {
+    let scan = lake_scan_line(
+        http,
+        &format!("EXPLAIN SELECT \"offset\" FROM kafka.{topic} WHERE {filter}"),
+    )
+    .await;
     let files: std::collections::BTreeSet<&str> = scan
         .split(['[', ']', ',', ' '])
         .filter(|t| t.contains(".parquet"))
@@ -910,19 +916,7 @@ async fn promoted_fields_widen_the_table_and_older_files_read_as_the_wider_type(
 /// ANALYZE (the filter runs above the scan, so this counts every row of the row groups
 /// read). DataFusion prints counts rounded ("8.93 K"), so this is within 1 %.
 async fn scanned_rows(http: &str, q: &str) -> f64 {
-    let v = sql(http, &format!("EXPLAIN ANALYZE {q}")).await;
-    let plan = v["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter_map(|r| r["plan"].as_str())
-        .find(|p| p.contains("DataSourceExec"))
-        .unwrap_or_else(|| panic!("no lake scan: {v}"))
-        .to_owned();
-    let scan = plan
-        .lines()
-        .find(|l| l.contains("DataSourceExec"))
-        .expect("the lake scan");
+    let scan = lake_scan_line(http, &format!("EXPLAIN ANALYZE {q}")).await;
     let rows = scan
         .split("output_rows=")
         .nth(1)
