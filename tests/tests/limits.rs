@@ -257,8 +257,21 @@ async fn fetch_sizes(
     max_bytes: i32,
     partitions: &[(i32, i64)],
 ) -> Vec<(i32, i16, usize)> {
+    fetch_sizes_waiting(s, topic, max_bytes, partitions, 0, 0).await
+}
+
+/// [`fetch_sizes`] with a request's `min_bytes` and `max_wait_ms`.
+async fn fetch_sizes_waiting(
+    s: &mut TcpStream,
+    topic: &str,
+    max_bytes: i32,
+    partitions: &[(i32, i64)],
+    min_bytes: i32,
+    max_wait_ms: i32,
+) -> Vec<(i32, i16, usize)> {
     let req = FetchRequest::default()
-        .with_max_wait_ms(0)
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
         .with_max_bytes(max_bytes)
         .with_topics(vec![FetchTopic::default()
             .with_topic(TopicName(StrBytes::from_string(topic.into())))
@@ -376,6 +389,16 @@ async fn fetch_responses_stay_within_the_brokers_fetch_max_bytes() {
             "{topic}: from offset 990: {got:?}"
         );
     }
+    // A Fetch answered from the table does not wait for min_bytes, as Kafka answers a
+    // fetch that read remote storage: 100 MB would never come, and the wait is 20 s.
+    let asked = std::time::Instant::now();
+    let got = fetch_sizes_waiting(&mut s, "cold", i32::MAX, &[(0, 0)], 100_000_000, 20_000).await;
+    assert!(got[0].1 == 0 && got[0].2 > 0, "cold from 0: {got:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "a lake-tier fetch waited {:?} for min_bytes",
+        asked.elapsed()
+    );
     create_topic(&addr, "after", 1, &[]).await;
     a_client_is_served(&addr, "after").await;
 }

@@ -83,7 +83,7 @@ impl Partition {
     pub async fn read(self: &Arc<Self>, offset: i64, room: &mut impl Room) -> Read {
         let Some(limit) = room.limit() else {
             let (start, end) = self.offsets();
-            return self.answer(start, end, Ok(Bytes::new()));
+            return self.answer(start, end, Ok(Bytes::new()), false);
         };
         let this = self.clone();
         let local = tokio::task::spawn_blocking(move || this.read_local(offset, limit)).await;
@@ -91,31 +91,41 @@ impl Partition {
             Ok(local) => local,
             Err(e) => {
                 let (start, end) = self.offsets();
-                return self.answer(start, end, Err(ReadError::Task(e)));
+                return self.answer(start, end, Err(ReadError::Task(e)), false);
             }
         };
-        let records = match found {
-            Ok(records) => Ok(if room.take(records.len()) {
-                records
-            } else {
-                Bytes::new()
-            }),
+        let (records, from_table) = match found {
+            Ok(records) => (
+                Ok(if room.take(records.len()) {
+                    records
+                } else {
+                    Bytes::new()
+                }),
+                false,
+            ),
             Err(e @ floe_log::Error::OffsetOutOfRange { .. }) => {
                 match self.read_lake(offset, start, limit, room).await {
-                    Some(found) => found,
-                    None => Err(ReadError::Log(e)),
+                    Some(found) => (found, true),
+                    None => (Err(ReadError::Log(e)), false),
                 }
             }
-            Err(e) => Err(ReadError::Log(e)),
+            Err(e) => (Err(ReadError::Log(e)), false),
         };
-        self.answer(start, end, records)
+        self.answer(start, end, records, from_table)
     }
 
-    fn answer(&self, start: i64, end: i64, records: Result<Bytes, ReadError>) -> Read {
+    fn answer(
+        &self,
+        start: i64,
+        end: i64,
+        records: Result<Bytes, ReadError>,
+        from_table: bool,
+    ) -> Read {
         Read {
             log_start: self.known_log_start(start),
             end,
             records,
+            from_table,
         }
     }
 
@@ -241,6 +251,10 @@ pub struct Read {
     pub end: i64,
     /// Whole batches from the offset: empty when there is nothing new or no room.
     pub records: Result<Bytes, ReadError>,
+    /// The table answered (the offset lies below the local log). A Fetch with such a
+    /// partition answers at once rather than waiting for `min_bytes`, as Kafka answers a
+    /// fetch that read remote storage: what the table has is all there is to wait for.
+    pub from_table: bool,
 }
 
 /// Why a [`Partition::read`] has no records.

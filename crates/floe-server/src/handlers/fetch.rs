@@ -104,7 +104,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         .filter_map(|w| w.target.as_ref().ok().map(|p| p.subscribe_end()))
         .collect();
     let results = loop {
-        let results = read_all(&wants, max_bytes).await;
+        let (results, from_table) = read_all(&wants, max_bytes).await;
         let total: usize = results
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |b| b.len()))
@@ -112,6 +112,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         let any_error = results.iter().any(|r| r.error_code != 0);
         if total >= min_bytes.max(1)
             || any_error
+            || from_table
             || Instant::now() >= deadline
             || watchers.is_empty()
         {
@@ -128,7 +129,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
         }
         drop(changed);
         if broker.shutdown.is_cancelled() {
-            break read_all(&wants, max_bytes).await;
+            break read_all(&wants, max_bytes).await.0;
         }
     };
     for (want, data) in wants.iter().zip(results) {
@@ -146,10 +147,12 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16
 }
 
 /// Reads every wanted partition in request order, each from whichever tier holds its
-/// offset, within the response's budget of `max_bytes`.
-async fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
+/// offset, within the response's budget of `max_bytes`; and whether the table answered
+/// any of them.
+async fn read_all(wants: &[Want], max_bytes: usize) -> (Vec<PartitionData>, bool) {
     let mut budget = ResponseBudget::new(max_bytes);
     let mut out = Vec::with_capacity(wants.len());
+    let mut from_table = false;
     for w in wants {
         let data = PartitionData::default()
             .with_partition_index(w.partition)
@@ -171,6 +174,7 @@ async fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
             partition_max: w.max_bytes,
         };
         let read = partition.read(w.fetch_offset, &mut room).await;
+        from_table |= read.from_table;
         let data = data
             .with_high_watermark(read.end)
             .with_last_stable_offset(read.end)
@@ -192,7 +196,7 @@ async fn read_all(wants: &[Want], max_bytes: usize) -> Vec<PartitionData> {
             }
         });
     }
-    out
+    (out, from_table)
 }
 
 /// One partition's share of a [`ResponseBudget`].
