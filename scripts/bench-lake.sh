@@ -18,7 +18,8 @@
 #       same events to a raw topic, to a typed one, and to a typed one that validates
 #       each record at produce (confluent.value.schema.validation=true; lake on in all),
 #       and the typed topic's ack latency at 5,000 msg/s, linger 0, with and without
-#       validation.
+#       validation; (5d) consume from the lake tier of a typed topic against a raw one,
+#       the same Avro events in both.
 #
 # Takes about 12 minutes plus the build.
 #
@@ -28,7 +29,8 @@
 #   BENCH_DIR           parent of the work dir [default: ${TMPDIR:-/tmp}]
 #   BENCH_WAIT_IDLE=N   first wait up to N seconds for other processes to stop using CPU
 #   BENCH_ONLY          comma-separated subset of: landing,freshness,produce,consume,typed
-#                       (typed-produce: only (5)'s produce runs)
+#                       (typed-produce: only (5)'s produce runs; typed-consume: only
+#                       (5d), a typed topic's lake tier read against a raw topic's)
 #   BENCH_LANDING_MIB   MiB landed per landing run [default: 1024]
 #   BENCH_FRESH_DURATION  measured time of the first freshness run [default: 120s]
 #   BENCH_DURATION      measured time of each produce run [default: 20s]
@@ -205,7 +207,7 @@ if want consume; then
 fi
 
 # ---------------------------------------------------------------- (5) typed topics
-if want typed || want typed-produce; then
+if want typed || want typed-produce || want typed-consume; then
     # register_avro TOPIC: the avro payloads' schema as TOPIC-value's first version, which
     # on a fresh broker is schema id 1, the id the payloads carry.
     register_avro() {
@@ -247,6 +249,7 @@ if want typed || want typed-produce; then
         done_broker
     }
     for rep in $(seq 1 "$REPEAT"); do
+        want typed || want typed-produce || break
         for schema in raw wire validated; do
             log "(5b) produce max rate of ~1 KiB Avro events, 1 partition, $schema topic (run $rep)"
             typed_produce "produce-avro-$schema" "$schema" --rate max
@@ -258,6 +261,42 @@ if want typed || want typed-produce; then
             typed_produce "latency-avro-$schema" "$schema" --rate 5000 --linger-ms 0
         done
     done
+    if want typed || want typed-consume; then
+        # (5d) The same Avro events to a typed topic and to a raw one, each letting its
+        # segments go once landed, then each read from offset 0 three times, alternating:
+        # a typed topic's lake tier reads the typed columns and rebuilds the Avro values
+        # that landed without their bytes.
+        MSGS=$((CONSUME_MIB * 1024))
+        CONF=$WORK/floe-typed-tiered.toml
+        printf '[log]\nretention_check_interval = "1s"\n' >"$CONF"
+        fresh_broker typed-tiered --config "$CONF"
+        register_avro typed
+        log "(5d) produce ${CONSUME_MIB} MiB of ~1 KiB Avro events to a typed and a raw topic, local.retention.ms=0"
+        for t in typed raw; do
+            schema=raw
+            [[ $t == typed ]] && schema=wire
+            loadgen "fill-avro-$t" produce --brokers "$BROKERS" --topic "$t" --partitions 1 \
+                --topic-config local.retention.ms=0 --topic-config segment.bytes=16777216 \
+                --topic-config "lake.value.schema=$schema" --message-size 1024 --acks all \
+                --payload avro --rate max --messages "$MSGS" --warmup 0s --duration 300s >/dev/null
+        done
+        for t in typed raw; do
+            deadline=$((SECONDS + 180))
+            until base=$(oldest_base "$DATA/log/$t/0"); [[ -n $base && $base -ge $MSGS ]]; do
+                if ((SECONDS >= deadline)); then
+                    log "WARNING: after 180 s topic $t still has local segments from offset ${base:-?}"
+                    break
+                fi
+                sleep 1
+            done
+        done
+        TYPED_READS=() RAW_READS=()
+        for i in 1 2 3; do
+            TYPED_READS+=("$(loadgen "consume-lake-typed-$i" consume --brokers "$BROKERS" --topic typed --to-end --duration 300s)")
+            RAW_READS+=("$(loadgen "consume-lake-raw-$i" consume --brokers "$BROKERS" --topic raw --to-end --duration 300s)")
+        done
+        done_broker
+    fi
 fi
 
 # ---------------------------------------------------------------- table
@@ -313,12 +352,18 @@ avg_of() { # avg_of RUN FIELD: mean of FIELD over the results lines of RUN
             echo "| ack latency at 5,000 msg/s, linger 0, $what, p50 / p99 | **$(r0 "$(avg_of "latency-avro-$schema" p50_us)") / $(r0 "$(avg_of "latency-avro-$schema" p99_us)") µs** ($(r1 "$(avg_of "latency-avro-$schema" mb_per_sec)") MB/s; broker CPU $(r0 "$(avg_of "latency-avro-$schema" broker_cpu_pct)")%) | (none given) | measured |"
         done
     fi
+    rates() { for r in "$@"; do g "$r" mb_per_sec; done; }
+    median3() { sort -g | sed -n 2p; }
+    list() { rates "$@" | while read -r x; do r1 "$x"; echo; done | paste -sd, - | sed "s/,/, /g"; }
+    if want typed || want typed-consume; then
+        typed=$(rates "${TYPED_READS[@]}" | median3)
+        raw=$(rates "${RAW_READS[@]}" | median3)
+        ratio=$(awk -v a="$typed" -v b="$raw" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
+        echo "| consume from offset 0 of Avro events from the lake tier, typed topic ÷ raw topic (${CONSUME_MIB} MiB, 1 partition; medians of three reads each) | **$ratio** ($(r1 "$typed") / $(r1 "$raw") MB/s; typed reads $(list "${TYPED_READS[@]}"), raw reads $(list "${RAW_READS[@]}"); broker CPU $(g "${TYPED_READS[1]}" broker_cpu_pct)% / $(g "${RAW_READS[1]}" broker_cpu_pct)% in the second reads) | (none given) | measured |"
+    fi
     if want consume; then
-        rates() { for r in "$@"; do g "$r" mb_per_sec; done; }
-        median3() { sort -g | sed -n 2p; }
         hot=$(rates "${HOT_READS[@]}" | median3)
         lake=$(rates "${LAKE_READS[@]}" | median3)
-        list() { rates "$@" | while read -r x; do r1 "$x"; echo; done | paste -sd, - | sed "s/,/, /g"; }
         ratio=$(awk -v a="$lake" -v b="$hot" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
         echo "| consume from offset 0, lake tier ÷ hot log (${CONSUME_MIB} MiB, 1 partition; medians of three reads each) | **$ratio** ($(r1 "$lake") / $(r1 "$hot") MB/s; lake reads $(list "${LAKE_READS[@]}"), hot reads $(list "${HOT_READS[@]}"); broker CPU $(g "${LAKE_READS[1]}" broker_cpu_pct)% / $(g "${HOT_READS[1]}" broker_cpu_pct)% in the second reads) | ≥ 0.5 | $(ok "$ratio >= 0.5") |"
         echo "| (diagnostic) same, consumer with max.partition.fetch.bytes = 16 MiB | $(awk -v a="$(g "$C_LAKE16" mb_per_sec)" -v b="$hot" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }') ($(r1 "$(g "$C_LAKE16" mb_per_sec)") MB/s) | | |"
