@@ -105,9 +105,10 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// metadata store is. In SQLite's default rollback-journal mode each commit created,
 /// fsynced and deleted a journal file beside the database and fsynced the database; with
 /// WAL a commit appends to the `-wal` file and fsyncs it once (`synchronous` stays FULL:
-/// a commit is as durable as before). A catalog commit on the partition logs' disk,
-/// once per landing round, holds up their writes (docs/benchmarks.md, "2026-12-07: the
-/// SQL catalog's journal"); WAL mode did not measurably shorten that stall.
+/// a commit is as durable as before). With the catalog on the partition logs' disk,
+/// its commit once per landing round comes with a stall of the acknowledgements
+/// (docs/benchmarks.md, "2026-12-07: the SQL catalog's journal"); WAL mode did not
+/// measurably shorten it.
 async fn probe_database(uri: &str) -> Result<()> {
     use sqlx::{Connection, Executor};
     sqlx::any::install_default_drivers();
