@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
-use datafusion::parquet::file::statistics::Statistics;
+use datafusion::parquet::file::statistics::{Statistics, ValueStatistics};
 use iceberg::expr::{BoundPredicate, BoundReference, PredicateOperator};
 use iceberg::spec::{Datum, PrimitiveType, Type};
 
@@ -147,49 +147,27 @@ impl GroupStats<'_> {
         let chunk = self.group.columns().get(*self.columns.get(&field.id)?)?;
         let stats = chunk.statistics()?;
         let (min, max) = match (ty, stats) {
-            (PrimitiveType::Boolean, Statistics::Boolean(s)) => (
-                s.min_opt().map(|v| Datum::bool(*v)),
-                s.max_opt().map(|v| Datum::bool(*v)),
-            ),
-            (PrimitiveType::Int, Statistics::Int32(s)) => (
-                s.min_opt().map(|v| Datum::int(*v)),
-                s.max_opt().map(|v| Datum::int(*v)),
-            ),
-            (PrimitiveType::Date, Statistics::Int32(s)) => (
-                s.min_opt().map(|v| Datum::date(*v)),
-                s.max_opt().map(|v| Datum::date(*v)),
-            ),
+            // Older writers put NaN in float bounds, which makes them meaningless.
+            _ if is_nan_bound(stats) => (None, None),
+            (PrimitiveType::Boolean, Statistics::Boolean(s)) => pair(s, |v| Datum::bool(*v)),
+            (PrimitiveType::Int, Statistics::Int32(s)) => pair(s, |v| Datum::int(*v)),
+            (PrimitiveType::Date, Statistics::Int32(s)) => pair(s, |v| Datum::date(*v)),
             // An int widened to long: older files keep 32-bit statistics.
-            (PrimitiveType::Long, Statistics::Int32(s)) => (
-                s.min_opt().map(|v| Datum::long(*v)),
-                s.max_opt().map(|v| Datum::long(*v)),
-            ),
-            (PrimitiveType::Long, Statistics::Int64(s)) => (
-                s.min_opt().map(|v| Datum::long(*v)),
-                s.max_opt().map(|v| Datum::long(*v)),
-            ),
-            (PrimitiveType::Timestamp, Statistics::Int64(s)) => (
-                s.min_opt().map(|v| Datum::timestamp_micros(*v)),
-                s.max_opt().map(|v| Datum::timestamp_micros(*v)),
-            ),
-            (PrimitiveType::Timestamptz, Statistics::Int64(s)) => (
-                s.min_opt().map(|v| Datum::timestamptz_micros(*v)),
-                s.max_opt().map(|v| Datum::timestamptz_micros(*v)),
-            ),
+            (PrimitiveType::Long, Statistics::Int32(s)) => pair(s, |v| Datum::long(*v)),
+            (PrimitiveType::Long, Statistics::Int64(s)) => pair(s, |v| Datum::long(*v)),
+            (PrimitiveType::Timestamp, Statistics::Int64(s)) => {
+                pair(s, |v| Datum::timestamp_micros(*v))
+            }
+            (PrimitiveType::Timestamptz, Statistics::Int64(s)) => {
+                pair(s, |v| Datum::timestamptz_micros(*v))
+            }
             // Parquet leaves NaN out of float statistics; a comparison with NaN is never
             // true, so the bounds still decide every comparison above.
-            (PrimitiveType::Float, Statistics::Float(s)) => (
-                s.min_opt().map(|v| Datum::float(*v)),
-                s.max_opt().map(|v| Datum::float(*v)),
-            ),
-            (PrimitiveType::Double, Statistics::Float(s)) => (
-                s.min_opt().map(|v| Datum::double(f64::from(*v))),
-                s.max_opt().map(|v| Datum::double(f64::from(*v))),
-            ),
-            (PrimitiveType::Double, Statistics::Double(s)) => (
-                s.min_opt().map(|v| Datum::double(*v)),
-                s.max_opt().map(|v| Datum::double(*v)),
-            ),
+            (PrimitiveType::Float, Statistics::Float(s)) => pair(s, |v| Datum::float(*v)),
+            (PrimitiveType::Double, Statistics::Float(s)) => {
+                pair(s, |v| Datum::double(f64::from(*v)))
+            }
+            (PrimitiveType::Double, Statistics::Double(s)) => pair(s, |v| Datum::double(*v)),
             // Truncated string statistics stay bounds: the writer truncates the minimum
             // and rounds the truncated maximum up.
             (PrimitiveType::String, Statistics::ByteArray(s)) => (
@@ -202,8 +180,6 @@ impl GroupStats<'_> {
             ),
             _ => (None, None),
         };
-        let min = min.filter(|_| !is_nan_bound(stats));
-        let max = max.filter(|_| !is_nan_bound(stats));
         Some(Bounds {
             min,
             max,
@@ -213,8 +189,15 @@ impl GroupStats<'_> {
     }
 }
 
-/// Whether float statistics hold a NaN bound (older writers wrote them), which would
-/// make comparisons meaningless.
+/// A column chunk's minimum and maximum as values of the field's type.
+fn pair<T>(
+    stats: &ValueStatistics<T>,
+    datum: impl Fn(&T) -> Datum,
+) -> (Option<Datum>, Option<Datum>) {
+    (stats.min_opt().map(&datum), stats.max_opt().map(&datum))
+}
+
+/// Whether float statistics hold a NaN bound (older writers wrote them).
 fn is_nan_bound(stats: &Statistics) -> bool {
     match stats {
         Statistics::Float(s) => {

@@ -95,14 +95,7 @@ impl Partition {
             }
         };
         let (records, from_table) = match found {
-            Ok(records) => (
-                Ok(if room.take(records.len()) {
-                    records
-                } else {
-                    Bytes::new()
-                }),
-                false,
-            ),
+            Ok(records) => (Ok(room.fill(records)), false),
             Err(e @ floe_log::Error::OffsetOutOfRange { .. }) => {
                 match self.read_lake(offset, start, limit, room).await {
                     Some(found) => (found, true),
@@ -175,11 +168,7 @@ impl Partition {
         if first.is_some_and(|f| f > offset) && self.below_table_start(&table, offset).await {
             return None;
         }
-        Some(Ok(if room.take(records.len()) {
-            records
-        } else {
-            Bytes::new()
-        }))
+        Some(Ok(room.fill(records)))
     }
 
     /// Whether `offset` lies below the partition's first offset in the table.
@@ -239,6 +228,15 @@ pub trait Room {
     fn limit(&self) -> Option<usize>;
     /// Whether `len` bytes that came back go into the response; if so, they are counted.
     fn take(&mut self, len: usize) -> bool;
+
+    /// `records` if they go into the response (counted), else nothing.
+    fn fill(&mut self, records: Bytes) -> Bytes {
+        if self.take(records.len()) {
+            records
+        } else {
+            Bytes::new()
+        }
+    }
 }
 
 /// What [`Partition::read`] answers: the partition's offsets as a Fetch reports them, and
