@@ -171,7 +171,9 @@ def produce_shipments(bootstrap, registry, topic, n, version, base):
     from google.protobuf import descriptor_pb2, descriptor_pool
 
     F = descriptor_pb2.FieldDescriptorProto
-    names = {1: ("cents", "parcel", "sku"), 2: ("amount_cents", "box", "code")}[version]
+    # Version 2 renames fields 2, 3 and 3.1 and adds `cents` (4); version 3 removes it.
+    names = {1: ("cents", "parcel", "sku"), 2: ("amount_cents", "box", "code"),
+             3: ("amount_cents", "box", "code")}[version]
     fdp = descriptor_pb2.FileDescriptorProto(name="shop/shipment.proto", package="shop", syntax="proto3")
     msg = fdp.message_type.add(name="Shipment")
     inner = msg.nested_type.add(name="Parcel")

@@ -466,7 +466,8 @@ async fn protobuf_records_land_as_typed_columns() {
 /// field that takes the old name (`string cents = 4`) as a column of its own. SQL reads
 /// the files written before the rename under the new names and prunes them by the
 /// renamed field; records a producer still writes with the first version land under the
-/// new names; PyIceberg sees one field id across every schema.
+/// new names; PyIceberg sees one field id across every schema. A later version that
+/// removes a field does not lose it from the records of producers still sending it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
     use floe_tests::lake::wait_landed;
@@ -547,6 +548,28 @@ async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
     )
     .await;
     assert_eq!(rows, json!([[sum, 3 * n, n]]), "{rows}");
+
+    // A third version removes `cents`; a producer still on the second keeps sending it,
+    // and its records' `cents` land (decoded with their writer's message too), where
+    // the third version's own records have none.
+    produce(3, 3000).await.unwrap();
+    wait_landed(&broker, "shipments", &[4 * n]).await;
+    produce(2, 4000).await.unwrap();
+    wait_landed(&broker, "shipments", &[5 * n]).await;
+    let row = sql(
+        &http,
+        "SELECT count(*) AS c, count(typed_error) AS errors, \
+         count(*) FILTER (WHERE value_typed.cents = concat(CAST(value_typed.id AS VARCHAR), ' cents')) AS cents, \
+         count(*) FILTER (WHERE value_typed.id >= 3000 AND value_typed.id < 4000 AND value_typed.cents IS NULL) AS without \
+         FROM kafka.shipments",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(
+        row,
+        json!({"c": 5 * n, "errors": 0, "cents": 2 * n, "without": n}),
+        "{row}"
+    );
     broker.stop().await;
 }
 

@@ -18,7 +18,8 @@ use apache_avro::types::Value as Avro;
 use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, StructType, Type};
 use prost_reflect::prost_types::FileDescriptorProto;
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage, Value,
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor,
+    ReflectMessage, Value,
 };
 
 use super::Dependency;
@@ -240,10 +241,35 @@ pub fn decode(
     let message = reader
         .pool
         .get_message_by_name(written.full_name())
-        .unwrap_or(written);
-    let msg =
-        DynamicMessage::decode(message, payload).map_err(|e| format!("does not decode: {e}"))?;
-    to_value(&msg)
+        .unwrap_or_else(|| written.clone());
+    let msg = DynamicMessage::decode(message.clone(), payload)
+        .map_err(|e| format!("does not decode: {e}"))?;
+    // A field the writer has and the reader's version removed is unknown to the reader:
+    // its column (kept from the version that added it) would be left null. Such records
+    // are decoded with the writer's message too, and those fields taken from it.
+    let older = if message != written && removes_fields(&written, &message, 0) {
+        Some(
+            DynamicMessage::decode(written, payload)
+                .map_err(|e| format!("does not decode: {e}"))?,
+        )
+    } else {
+        None
+    };
+    to_value(&msg, older.as_ref())
+}
+
+/// Whether `reader` lacks a field number that `writer` has, at any depth.
+fn removes_fields(writer: &MessageDescriptor, reader: &MessageDescriptor, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    writer.fields().any(|w| match reader.get_field(w.number()) {
+        None => true,
+        Some(r) => match (w.kind(), r.kind()) {
+            (Kind::Message(w), Kind::Message(r)) => removes_fields(&w, &r, depth + 1),
+            _ => false,
+        },
+    })
 }
 
 /// `ty` (a typed column's type in the table, shaped by schema `was`) with the fields that
@@ -352,8 +378,10 @@ fn pick(proto: &Proto, indexes: &[i64]) -> Result<MessageDescriptor, String> {
 
 /// A decoded message as the values the Arrow builder takes, field by field by name:
 /// fields without presence (proto3 scalars, lists, maps) with their value or default,
-/// fields with presence (messages, oneof members, `optional`) null when unset.
-fn to_value(msg: &DynamicMessage) -> Result<Avro, String> {
+/// fields with presence (messages, oneof members, `optional`) null when unset. `older` is
+/// the same record decoded with its writer's message, when the reader's lacks fields the
+/// writer has: those fields are taken from it, under the writer's names.
+fn to_value(msg: &DynamicMessage, older: Option<&DynamicMessage>) -> Result<Avro, String> {
     if let Some(v) = well_known_value(msg)? {
         return Ok(v);
     }
@@ -362,31 +390,64 @@ fn to_value(msg: &DynamicMessage) -> Result<Avro, String> {
         if f.supports_presence() && !msg.has_field(&f) {
             continue;
         }
-        let v = msg.get_field(&f);
-        let kind = f.kind();
-        let value = match v.as_ref() {
-            Value::List(items) => Avro::Array(
-                items
-                    .iter()
-                    .map(|i| scalar(i, &kind))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Map(entries) => {
-                let Kind::Message(entry) = &kind else {
-                    return Err(format!("map field {} without an entry message", f.name()));
-                };
-                let vk = entry.map_entry_value_field().kind();
-                let mut out = HashMap::with_capacity(entries.len());
-                for (k, v) in entries {
-                    out.insert(map_key(k), scalar(v, &vk)?);
-                }
-                Avro::Map(out)
-            }
-            other => scalar(other, &kind)?,
-        };
+        let was = older.and_then(|o| {
+            let of = o.descriptor().get_field(f.number())?;
+            Some(o.get_field(&of).into_owned())
+        });
+        let value = field_value(&msg.get_field(&f), &f, was.as_ref())?;
         pairs.push((f.name().to_string(), value));
     }
+    if let Some(o) = older {
+        for f in o.descriptor().fields() {
+            if msg.descriptor().get_field(f.number()).is_some()
+                || (f.supports_presence() && !o.has_field(&f))
+            {
+                continue;
+            }
+            pairs.push((
+                f.name().to_string(),
+                field_value(&o.get_field(&f), &f, None)?,
+            ));
+        }
+    }
     Ok(Avro::Record(pairs))
+}
+
+/// One field's value; `was`, the same field decoded with the writer's message, pairs
+/// nested messages (by position in lists, by key in maps) for [`to_value`].
+fn field_value(v: &Value, f: &FieldDescriptor, was: Option<&Value>) -> Result<Avro, String> {
+    let kind = f.kind();
+    Ok(match v {
+        Value::List(items) => {
+            let olds = match was {
+                Some(Value::List(o)) => Some(o),
+                _ => None,
+            };
+            Avro::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| scalar(item, &kind, olds.and_then(|o| o.get(i))))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Value::Map(entries) => {
+            let Kind::Message(entry) = &kind else {
+                return Err(format!("map field {} without an entry message", f.name()));
+            };
+            let vk = entry.map_entry_value_field().kind();
+            let olds = match was {
+                Some(Value::Map(o)) => Some(o),
+                _ => None,
+            };
+            let mut out = HashMap::with_capacity(entries.len());
+            for (k, v) in entries {
+                out.insert(map_key(k), scalar(v, &vk, olds.and_then(|o| o.get(k)))?);
+            }
+            Avro::Map(out)
+        }
+        other => scalar(other, &kind, was)?,
+    })
 }
 
 fn map_key(k: &MapKey) -> String {
@@ -400,7 +461,7 @@ fn map_key(k: &MapKey) -> String {
     }
 }
 
-fn scalar(v: &Value, kind: &Kind) -> Result<Avro, String> {
+fn scalar(v: &Value, kind: &Kind, was: Option<&Value>) -> Result<Avro, String> {
     Ok(match v {
         Value::Bool(b) => Avro::Boolean(*b),
         Value::I32(i) => Avro::Int(*i),
@@ -419,7 +480,13 @@ fn scalar(v: &Value, kind: &Kind) -> Result<Avro, String> {
                 .map_or_else(|| n.to_string(), |v| v.name().to_string()),
             _ => n.to_string(),
         }),
-        Value::Message(m) => to_value(m)?,
+        Value::Message(m) => to_value(
+            m,
+            match was {
+                Some(Value::Message(o)) => Some(o),
+                _ => None,
+            },
+        )?,
         Value::List(_) | Value::Map(_) => return Err("a nested list or map".into()),
     })
 }
@@ -458,7 +525,7 @@ fn well_known_value(msg: &DynamicMessage) -> Result<Option<Avro>, String> {
                 .descriptor()
                 .get_field_by_name("value")
                 .ok_or("a wrapper without its value field")?;
-            scalar(&msg.get_field(&f), &f.kind())?
+            scalar(&msg.get_field(&f), &f.kind(), None)?
         }
         _ => return Ok(None),
     }))
@@ -632,6 +699,69 @@ mod tests {
         assert!(
             pairs.contains(&("qty".into(), Avro::String(String::new()))),
             "{pairs:?}"
+        );
+    }
+
+    #[test]
+    fn fields_a_later_version_removed_still_land_from_records_written_with_them() {
+        let v1 = parse(
+            r#"syntax = "proto3"; message Order { int64 id = 1; string note = 2;
+               Line line = 3; repeated Line lines = 4;
+               message Line { string sku = 1; int32 qty = 2; } }"#,
+            &[],
+        )
+        .unwrap();
+        let v2 = parse(
+            r#"syntax = "proto3"; message Order { int64 id = 1;
+               Line line = 3; repeated Line lines = 4;
+               message Line { string sku = 1; } }"#,
+            &[],
+        )
+        .unwrap();
+        let line = |qty: i32| {
+            let Kind::Message(m) = v1.column.get_field_by_name("line").unwrap().kind() else {
+                panic!("a message")
+            };
+            let mut l = DynamicMessage::new(m);
+            l.set_field_by_name("sku", Value::String("a".into()));
+            l.set_field_by_name("qty", Value::I32(qty));
+            Value::Message(l)
+        };
+        let mut msg = DynamicMessage::new(v1.column.clone());
+        msg.set_field_by_name("id", Value::I64(7));
+        msg.set_field_by_name("note", Value::String("gift".into()));
+        msg.set_field_by_name("line", line(3));
+        msg.set_field_by_name("lines", Value::List(vec![line(4), line(5)]));
+        let Avro::Record(pairs) = decode(&v1, &v2, &msg.encode_to_vec(), false).unwrap() else {
+            panic!("a record")
+        };
+        let sku_qty = |qty: i32| {
+            Avro::Record(vec![
+                ("sku".into(), Avro::String("a".into())),
+                ("qty".into(), Avro::Int(qty)),
+            ])
+        };
+        assert_eq!(
+            pairs,
+            vec![
+                ("id".into(), Avro::Long(7)),
+                ("line".into(), sku_qty(3)),
+                ("lines".into(), Avro::Array(vec![sku_qty(4), sku_qty(5)])),
+                ("note".into(), Avro::String("gift".into())),
+            ]
+        );
+        // A record of the later version has no such fields (`line`, unset, has presence).
+        let mut msg = DynamicMessage::new(v2.column.clone());
+        msg.set_field_by_name("id", Value::I64(8));
+        let Avro::Record(pairs) = decode(&v2, &v2, &msg.encode_to_vec(), false).unwrap() else {
+            panic!("a record")
+        };
+        assert_eq!(
+            pairs,
+            vec![
+                ("id".into(), Avro::Long(8)),
+                ("lines".into(), Avro::Array(vec![]))
+            ]
         );
     }
 
