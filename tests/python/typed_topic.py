@@ -31,6 +31,7 @@ Usage:
 Prints one JSON line.
 """
 
+import base64
 import json
 import sys
 import time
@@ -164,7 +165,13 @@ def proto_producer(bootstrap, registry, topic, pool, fdp, name):
     serialize = ProtobufSerializer(cls, SchemaRegistryClient({"url": registry}),
                                    {"use.deprecated.format": False})
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    return cls, p, lambda m: p.produce(topic, value=serialize(m, ctx))
+
+    def send(m):
+        value = serialize(m, ctx)
+        p.produce(topic, value=value)
+        return value
+
+    return cls, p, send
 
 
 def produce_shipments(bootstrap, registry, topic, n, version, base):
@@ -186,15 +193,16 @@ def produce_shipments(bootstrap, registry, topic, n, version, base):
         msg.field.add(name="cents", number=4, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     Shipment, p, send = proto_producer(bootstrap, registry, topic,
                                        descriptor_pool.DescriptorPool(), fdp, "shop.Shipment")
+    values = []
     for i in range(base, base + n):
         m = Shipment(id=i)
         setattr(m, names[0], i)
         setattr(getattr(m, names[1]), names[2], f"sku-{i}")
         if version == 2:
             m.cents = f"{i} cents"
-        send(m)
+        values.append(base64.b64encode(send(m)).decode())
     assert p.flush(30) == 0
-    print(json.dumps({"produced": n}))
+    print(json.dumps({"produced": n, "values": values}))
 
 
 def read_renamed(http, topic):

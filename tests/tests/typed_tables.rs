@@ -468,12 +468,25 @@ async fn protobuf_records_land_as_typed_columns() {
 /// renamed field; records a producer still writes with the first version land under the
 /// new names; PyIceberg sees one field id across every schema. A later version that
 /// removes a field does not lose it from the records of producers still sending it.
+/// Values rebuild from their typed row (found by field id) once the table stores their
+/// schema, and Kafka reads of landed offsets stay byte-exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
-    use floe_tests::lake::wait_landed;
+    use floe_tests::lake::{read_from_zero_after_local_deletion, wait_landed};
+    use floe_tests::rdkafka::Message;
     let broker = TestBroker::start_with(fast_lake).await;
     let (b, registry, http) = (broker.bootstrap(), broker.registry_url(), broker.http_url());
-    floe_tests::create_topic(&b, "shipments", 1, &[("lake.value.schema", "wire")]).await;
+    floe_tests::create_topic(
+        &b,
+        "shipments",
+        1,
+        &[
+            ("lake.value.schema", "wire"),
+            ("segment.bytes", "1024"),
+            ("local.retention.ms", "0"),
+        ],
+    )
+    .await;
     let n = 10;
     let produce = |version: i64, base: i64| {
         let (b, registry) = (b.clone(), registry.clone());
@@ -489,12 +502,23 @@ async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
             ])
         })
     };
-    produce(1, 0).await.unwrap();
+    // What the producers sent, in offset order.
+    let mut produced: Vec<Vec<u8>> = Vec::new();
+    let mut keep = |out: Value| {
+        use base64::Engine as _;
+        for v in out["values"].as_array().expect("values") {
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().expect("base64"))
+                .expect("base64");
+            produced.push(b);
+        }
+    };
+    keep(produce(1, 0).await.unwrap());
     wait_landed(&broker, "shipments", &[n]).await;
-    produce(2, 1000).await.unwrap();
+    keep(produce(2, 1000).await.unwrap());
     wait_landed(&broker, "shipments", &[2 * n]).await;
     // A producer still on the first version.
-    produce(1, 2000).await.unwrap();
+    keep(produce(1, 2000).await.unwrap());
     wait_landed(&broker, "shipments", &[3 * n]).await;
 
     let row = sql(
@@ -552,9 +576,9 @@ async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
     // A third version removes `cents`; a producer still on the second keeps sending it,
     // and its records' `cents` land (decoded with their writer's message too), where
     // the third version's own records have none.
-    produce(3, 3000).await.unwrap();
+    keep(produce(3, 3000).await.unwrap());
     wait_landed(&broker, "shipments", &[4 * n]).await;
-    produce(2, 4000).await.unwrap();
+    keep(produce(2, 4000).await.unwrap());
     wait_landed(&broker, "shipments", &[5 * n]).await;
     let row = sql(
         &http,
@@ -570,6 +594,41 @@ async fn protobuf_renames_rename_the_table_fields_and_keep_their_ids() {
         json!({"c": 5 * n, "errors": 0, "cents": 2 * n, "without": n}),
         "{row}"
     );
+
+    // The table stores a writer's schema, with the field id of each of its fields, in
+    // the round after the one that gives all its fields columns: the third version's
+    // records and the second's after it rebuild from `value_typed` (`value` null). The
+    // first version's names are not the table's any more, and the first rounds of the
+    // first and second versions added columns: those keep their bytes.
+    // (Two more rounds, so that the segments holding the first 50 offsets are closed
+    // and deleted.)
+    keep(produce(3, 5000).await.unwrap());
+    keep(produce(3, 6000).await.unwrap());
+    wait_landed(&broker, "shipments", &[7 * n]).await;
+    let rebuilt = sql(
+        &http,
+        "SELECT count(*) FILTER (WHERE value IS NULL) AS rebuilt, \
+         min(value_typed.id) FILTER (WHERE value IS NULL) AS first FROM kafka.shipments",
+    )
+    .await["rows"][0]
+        .clone();
+    assert_eq!(
+        rebuilt,
+        json!({"rebuilt": 4 * n, "first": 3000}),
+        "{rebuilt}"
+    );
+    // A Kafka consumer reading them from the table, the local segments gone, gets the
+    // produced bytes, rebuilt or kept.
+    let (_consumer, got) =
+        read_from_zero_after_local_deletion(&broker, "shipments", 5 * n - 1, (5 * n) as usize)
+            .await;
+    for (offset, m) in got.iter().enumerate() {
+        assert_eq!(
+            m.payload(),
+            Some(produced[offset].as_slice()),
+            "offset {offset}"
+        );
+    }
     broker.stop().await;
 }
 

@@ -119,6 +119,12 @@ impl LakeTable {
             self.evolve(plan).await?;
         }
         let table = self.table();
+        // After the schema commit: the Protobuf writers' schemas it stored say which
+        // values are rebuilt from their typed column.
+        let plan = plan.map(|p| p.with_stored(table.metadata().properties()));
+        if let (Some(p), Some(t)) = (&plan, typed) {
+            t.remember(p);
+        }
         let batches = self.to_table_layout(&table, batches, plan.as_ref())?;
         let typed_errors = crate::typed::error_count(&batches);
         let writing = Instant::now();
@@ -182,8 +188,10 @@ impl LakeTable {
         }))
     }
 
-    /// Adds the columns `plan` needs that the table lacks, the Avro writers' schemas its
-    /// rebuilt values need (table properties, see [`crate::typed::rebuild`]) and the
+    /// Adds the columns `plan` needs that the table lacks, the Avro and Protobuf writers'
+    /// schemas its rebuilt values need (table properties, see [`crate::typed::rebuild`]
+    /// and [`crate::typed::proto_rebuild`]; a Protobuf schema once its fields all have
+    /// columns, so from the round after one that adds them) and the
     /// Protobuf schema that shapes its typed columns now ([`crate::typed::shape_property`]), in a
     /// commit of its own before the data's (it changes no offsets, so a crash after it
     /// only leaves the columns and properties there).
@@ -196,6 +204,7 @@ impl LakeTable {
             .into_iter()
             .chain(plan.shape_properties())
             .filter(|(k, v)| held.get(k) != Some(v))
+            .chain(plan.protobuf_properties(table.metadata().current_schema(), held))
             .collect();
         if adds.is_empty() && properties.is_empty() {
             return Ok(());

@@ -17,6 +17,7 @@
 pub mod arrow;
 pub mod json;
 pub mod mapping;
+pub mod proto_rebuild;
 pub mod protobuf;
 pub mod rebuild;
 
@@ -142,6 +143,10 @@ struct SidePlan {
 pub struct Plan {
     value: Option<Result<SidePlan, String>>,
     key: Option<Result<SidePlan, String>>,
+    /// The table's properties that hold Protobuf writers' schemas
+    /// ([`proto_rebuild::schema_property`]): the values whose schema the table holds may
+    /// be rebuilt ([`Plan::with_stored`]).
+    stored: Arc<HashMap<String, String>>,
 }
 
 /// The Protobuf schemas a table's typed columns were last shaped with
@@ -267,6 +272,7 @@ impl TypedLanding {
                 Some(b) => self.side(b, batches, COL_KEY).await?,
                 None => None,
             },
+            stored: Arc::default(),
         })
     }
 
@@ -274,6 +280,13 @@ impl TypedLanding {
     /// registry).
     pub fn last_plan(&self) -> Plan {
         self.last.lock().clone()
+    }
+
+    /// Keeps `plan` as the last round's, once the round knows which Protobuf values the
+    /// table rebuilds ([`Plan::with_stored`]): queries over the tail then show rows as
+    /// they will land.
+    pub fn remember(&self, plan: &Plan) {
+        *self.last.lock() = plan.clone();
     }
 
     /// The Protobuf schemas a table's typed columns were last shaped with, by the ids its
@@ -587,6 +600,60 @@ impl Plan {
             .collect()
     }
 
+    /// The table properties that hold the Protobuf writers' schemas this plan's values
+    /// may be rebuilt with ([`proto_rebuild`]), for a table whose current schema is
+    /// `schema` and which holds `held`: (name, value). Only schemas the table does not
+    /// hold yet, and whose every field has a column of its name in `value_typed` (the
+    /// field ids are taken from it); a property once written is never changed, since the
+    /// rows it rebuilds were checked against it.
+    pub fn protobuf_properties(
+        &self,
+        schema: &iceberg::spec::Schema,
+        held: &HashMap<String, String>,
+    ) -> Vec<(String, String)> {
+        let Some(plan) = self.wire_value() else {
+            return Vec::new();
+        };
+        let Some(Type::Struct(column)) = schema
+            .field_by_name(COL_VALUE_TYPED)
+            .map(|f| f.field_type.as_ref())
+        else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = plan
+            .writers
+            .iter()
+            .filter_map(|(id, p)| {
+                let p = p.as_ref()?;
+                let Format::Protobuf(proto) = &p.format else {
+                    return None;
+                };
+                let key = proto_rebuild::schema_property(*id);
+                if held.contains_key(&key) {
+                    return None;
+                }
+                let value = proto_rebuild::property_value(proto, &p.text, &p.references, column)?;
+                Some((key, value))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// This plan with the table's `properties`, which say which Protobuf values may be
+    /// rebuilt ([`proto_rebuild`]): a round sets them after its schema commit.
+    #[must_use]
+    pub fn with_stored(mut self, properties: &HashMap<String, String>) -> Self {
+        self.stored = Arc::new(
+            properties
+                .iter()
+                .filter(|(k, _)| k.starts_with(proto_rebuild::PROPERTY_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        self
+    }
+
     /// The table properties that record which Protobuf schema shapes each typed column
     /// from this round on and which message it holds ([`shape_property`],
     /// [`message_property`]): (name, value).
@@ -720,7 +787,7 @@ impl Plan {
             row += 1;
         });
         columns[s] = Arc::new(arrow_array::Int32Array::from(ids));
-        let rebuilt = rebuild::rebuildable(&values, typed.as_ref(), |id| {
+        let mut rebuilt = rebuild::rebuildable(&values, typed.as_ref(), |id| {
             match plan.writers.get(&id)?.as_deref()? {
                 Parsed {
                     format: Format::Avro { schema, named, .. },
@@ -729,6 +796,12 @@ impl Plan {
                 _ => None,
             }
         });
+        if !self.stored.is_empty() {
+            let protobuf = proto_rebuild::rebuildable(&values, typed.as_ref(), &self.stored);
+            for (r, p) in rebuilt.iter_mut().zip(protobuf) {
+                *r |= p;
+            }
+        }
         if !rebuilt.contains(&true) {
             return Ok(());
         }

@@ -60,6 +60,11 @@ impl Proto {
         self.column.full_name()
     }
 
+    /// The column's message.
+    pub fn column(&self) -> &MessageDescriptor {
+        &self.column
+    }
+
     /// The full name of the message a wire-format payload (after the schema id) names
     /// by its message indexes.
     ///
@@ -188,6 +193,11 @@ fn kind_type(k: &Kind, ancestry: &mut Vec<String>, depth: usize) -> Result<Type,
         Kind::Bytes => p(PrimitiveType::Binary),
         Kind::Message(m) => message_type(m, ancestry, depth + 1),
     }
+}
+
+/// Whether message `name` is a well-known type that lands as a value, not a struct.
+pub fn is_value(name: &str) -> bool {
+    well_known(name).is_some()
 }
 
 /// Well-known types that are a value rather than a struct.
@@ -532,7 +542,7 @@ fn well_known_value(msg: &DynamicMessage) -> Result<Option<Avro>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::typed::render;
     use prost::Message as _;
@@ -619,7 +629,8 @@ mod tests {
     }
 
     /// `t` with ids from `next` on, as a table gives its fields.
-    fn with_ids(t: &Type, next: &mut i32) -> Type {
+    /// `t` with field ids given in visiting order after `next`, as Iceberg assigns them.
+    pub(crate) fn with_ids(t: &Type, next: &mut i32) -> Type {
         fn id(f: &NestedField, ty: Type, next: &mut i32) -> Arc<NestedField> {
             *next += 1;
             let mut out = f.clone();

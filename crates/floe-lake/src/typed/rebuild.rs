@@ -13,7 +13,8 @@
 //! and whatever the registry deletes later.
 //!
 //! Reads (Kafka fetches of landed offsets) call [`restore`], which puts the bytes back
-//! into `value`: magic byte 0, the schema id big-endian, the payload.
+//! into `value`: magic byte 0, the schema id big-endian, the payload. It also rebuilds
+//! Protobuf values, whose encoder lives in [`super::proto_rebuild`].
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -546,6 +547,12 @@ pub fn rebuildable<'a>(
     out
 }
 
+/// What rebuilds the values of one schema id: its Avro or its Protobuf encoder.
+enum Rebuilder {
+    Avro(Encoder),
+    Protobuf(super::proto_rebuild::Encoder),
+}
+
 /// Each row's bytes of a binary column (None: null, or not a binary column).
 fn byte_rows(col: &ArrayRef) -> Vec<Option<&[u8]>> {
     let rows = 0..col.len();
@@ -592,7 +599,7 @@ pub fn restore(
     if !(0..batch.num_rows()).any(wanted) {
         return Ok(batch);
     }
-    let mut encoders: HashMap<i32, Encoder> = HashMap::new();
+    let mut encoders: HashMap<i32, Rebuilder> = HashMap::new();
     let original = byte_rows(values);
     let mut rebuilt = BinaryBuilder::with_capacity(batch.num_rows(), 0);
     let mut out = Vec::new();
@@ -605,22 +612,37 @@ pub fn restore(
         let enc = match encoders.entry(id) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(slot) => {
-                let key = schema_property(i64::from(id));
-                let text = properties
-                    .get(&key)
-                    .ok_or_else(|| format!("the table has no {key} to rebuild a value with"))?;
-                let parsed = parse_property(text).map_err(|e| format!("{key}: {e}"))?;
-                slot.insert(
-                    Encoder::new(&parsed.0, &parsed.1, typed.data_type())
-                        .map_err(|e| format!("schema {id} against the table's column: {e}"))?,
-                )
+                let (avro, protobuf) = (
+                    schema_property(i64::from(id)),
+                    super::proto_rebuild::schema_property(i64::from(id)),
+                );
+                let against = |e: String| format!("schema {id} against the table's column: {e}");
+                let rebuilder = if let Some(text) = properties.get(&avro) {
+                    let parsed = parse_property(text).map_err(|e| format!("{avro}: {e}"))?;
+                    Rebuilder::Avro(
+                        Encoder::new(&parsed.0, &parsed.1, typed.data_type()).map_err(against)?,
+                    )
+                } else if let Some(text) = properties.get(&protobuf) {
+                    Rebuilder::Protobuf(
+                        super::proto_rebuild::Encoder::from_property(text, typed.data_type())
+                            .map_err(against)?,
+                    )
+                } else {
+                    return Err(format!(
+                        "the table has neither {avro} nor {protobuf} to rebuild a value with"
+                    ));
+                };
+                slot.insert(rebuilder)
             }
         };
         out.clear();
         out.push(MAGIC);
         out.extend_from_slice(&id.to_be_bytes());
-        enc.encode(typed.as_ref(), i, &mut out)
-            .map_err(|e| format!("rebuilding a value of schema {id}: {e}"))?;
+        match enc {
+            Rebuilder::Avro(e) => e.encode(typed.as_ref(), i, &mut out),
+            Rebuilder::Protobuf(e) => e.encode(typed.as_ref(), i, &mut out),
+        }
+        .map_err(|e| format!("rebuilding a value of schema {id}: {e}"))?;
         rebuilt.append_value(&out);
     }
     let column: ArrayRef = Arc::new(rebuilt.finish());
