@@ -1171,11 +1171,14 @@ async fn schema_validation_refuses_records_that_would_be_dead_letters() {
 
 /// The key side: `lake.key.schema=wire` lands Avro keys as `key_typed` beside raw
 /// values, and `confluent.key.schema.validation` refuses a key that would not decode.
+/// Keys rebuild from `key_typed` as values do (`key` null in the table), and a Kafka
+/// consumer reading them from the table gets the produced bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_land_typed_and_are_validated_on_their_own() {
     use apache_avro::types::Value as A;
-    use floe_tests::lake::wait_landed;
+    use floe_tests::lake::{read_from_zero_after_local_deletion, wait_landed};
     use floe_tests::rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use floe_tests::rdkafka::Message;
     let broker = TestBroker::start_with(fast_lake).await;
     let (b, http) = (broker.bootstrap(), broker.http_url());
     floe_tests::create_topic(
@@ -1185,6 +1188,8 @@ async fn keys_land_typed_and_are_validated_on_their_own() {
         &[
             ("lake.key.schema", "wire"),
             ("confluent.key.schema.validation", "true"),
+            ("segment.bytes", "1024"),
+            ("local.retention.ms", "0"),
         ],
     )
     .await;
@@ -1192,7 +1197,9 @@ async fn keys_land_typed_and_are_validated_on_their_own() {
     let id = floe_tests::avro::register(&broker.registry_url(), "keyed-key", text).await;
     let schema = apache_avro::Schema::parse_str(text).unwrap();
     let p = floe_tests::producer(&b, &[("retries", "0")]);
-    for i in 0..4i64 {
+    let n = 40i64;
+    let mut keys = Vec::new();
+    for i in 0..n {
         let key = floe_tests::avro::wire(
             id,
             &schema,
@@ -1214,6 +1221,7 @@ async fn keys_land_typed_and_are_validated_on_their_own() {
         )
         .await
         .expect("a good key is taken");
+        keys.push(key);
     }
     let refused = p
         .send(
@@ -1233,20 +1241,28 @@ async fn keys_land_typed_and_are_validated_on_their_own() {
         ),
         "{refused:?}"
     );
-    wait_landed(&broker, "keyed", &[4]).await;
+    wait_landed(&broker, "keyed", &[n]).await;
     let rows = sql(
         &http,
         "SELECT key_typed.region AS region, count(*) AS c, sum(key_typed.id) AS ids, \
-         count(typed_error) AS errors FROM kafka.keyed GROUP BY 1 ORDER BY 1",
+         count(typed_error) AS errors, count(key) AS kept FROM kafka.keyed GROUP BY 1 ORDER BY 1",
     )
     .await;
+    // Every key re-encodes exactly, so none keeps its bytes.
     assert_eq!(
         rows["rows"],
         json!([
-            {"region": "eu", "c": 2, "ids": 2, "errors": 0},
-            {"region": "us", "c": 2, "ids": 4, "errors": 0}
+            {"region": "eu", "c": 20, "ids": 380, "errors": 0, "kept": 0},
+            {"region": "us", "c": 20, "ids": 400, "errors": 0, "kept": 0}
         ])
     );
+    let (_consumer, got) =
+        read_from_zero_after_local_deletion(&broker, "keyed", 19, n as usize).await;
+    for (offset, m) in got.iter().enumerate() {
+        assert_eq!(m.key(), Some(keys[offset].as_slice()), "offset {offset}");
+        let value = format!("not avro {offset}");
+        assert_eq!(m.payload(), Some(value.as_bytes()), "offset {offset}");
+    }
     broker.stop().await;
 }
 

@@ -45,6 +45,33 @@ pub const COL_TYPED_ERROR: &str = "typed_error";
 /// The schema id a decoded wire-format value carried; with `value` null, the value is
 /// rebuilt from `value_typed` when read ([`rebuild`]).
 pub const COL_VALUE_SCHEMA_ID: &str = "value_schema_id";
+/// The same for keys: with `key` null, the key is rebuilt from `key_typed`.
+pub const COL_KEY_SCHEMA_ID: &str = "key_schema_id";
+
+/// One side of a record whose bytes may be rebuilt from its typed column: its raw,
+/// typed and schema-id columns, and its name in table properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side {
+    /// `value` or `key`.
+    pub raw: &'static str,
+    /// `value_typed` or `key_typed`.
+    pub typed: &'static str,
+    /// `value_schema_id` or `key_schema_id`.
+    pub schema_id: &'static str,
+}
+
+/// The value side.
+pub const VALUE: Side = Side {
+    raw: COL_VALUE,
+    typed: COL_VALUE_TYPED,
+    schema_id: COL_VALUE_SCHEMA_ID,
+};
+/// The key side.
+pub const KEY: Side = Side {
+    raw: COL_KEY,
+    typed: COL_KEY_TYPED,
+    schema_id: COL_KEY_SCHEMA_ID,
+};
 
 /// Confluent's wire-format magic byte.
 const MAGIC: u8 = 0;
@@ -144,8 +171,8 @@ pub struct Plan {
     value: Option<Result<SidePlan, String>>,
     key: Option<Result<SidePlan, String>>,
     /// The table's properties that hold Protobuf writers' schemas
-    /// ([`proto_rebuild::schema_property`]): the values whose schema the table holds may
-    /// be rebuilt ([`Plan::with_stored`]).
+    /// ([`proto_rebuild::schema_property`]): the values and keys whose schema the table
+    /// holds may be rebuilt ([`Plan::with_stored`]).
     stored: Arc<HashMap<String, String>>,
 }
 
@@ -514,11 +541,13 @@ impl Plan {
                 Type::Primitive(iceberg::spec::PrimitiveType::String),
             ));
         }
-        if self.wire_value().is_some() && table.field_by_name(COL_VALUE_SCHEMA_ID).is_none() {
-            adds.push(AddColumn::optional(
-                COL_VALUE_SCHEMA_ID,
-                Type::Primitive(iceberg::spec::PrimitiveType::Int),
-            ));
+        for side in [VALUE, KEY] {
+            if self.wire(side).is_some() && table.field_by_name(side.schema_id).is_none() {
+                adds.push(AddColumn::optional(
+                    side.schema_id,
+                    Type::Primitive(iceberg::spec::PrimitiveType::Int),
+                ));
+            }
         }
         adds
     }
@@ -572,22 +601,23 @@ impl Plan {
             .map_err(|e| crate::Error::Typed(format!("reshaping the typed columns: {e}")))
     }
 
-    /// The value side's plan when its records carry the wire format's schema id.
-    fn wire_value(&self) -> Option<&SidePlan> {
-        match &self.value {
+    /// A side's plan when its records carry the wire format's schema id.
+    fn wire(&self, side: Side) -> Option<&SidePlan> {
+        let plan = if side == KEY { &self.key } else { &self.value };
+        match plan {
             Some(Ok(p)) if p.mode == SchemaMode::Wire && p.reader.ty.is_ok() => Some(p),
             _ => None,
         }
     }
 
-    /// The table properties that hold the Avro writers' schemas this plan's values may
-    /// be rebuilt with ([`rebuild`]): (name, value).
+    /// The table properties that hold the Avro writers' schemas this plan's values and
+    /// keys may be rebuilt with ([`rebuild`]; a schema id names one schema, whichever
+    /// side uses it): (name, value).
     pub fn writer_properties(&self) -> Vec<(String, String)> {
-        let Some(plan) = self.wire_value() else {
-            return Vec::new();
-        };
-        plan.writers
-            .iter()
+        let mut out: Vec<(String, String)> = [VALUE, KEY]
+            .into_iter()
+            .filter_map(|side| self.wire(side))
+            .flat_map(|plan| plan.writers.iter())
             .filter_map(|(id, p)| {
                 let p = p.as_ref()?;
                 matches!(p.format, Format::Avro { .. }).then(|| {
@@ -597,7 +627,10 @@ impl Plan {
                     )
                 })
             })
-            .collect()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The table properties that hold the Protobuf writers' schemas this plan's values
@@ -611,31 +644,33 @@ impl Plan {
         schema: &iceberg::spec::Schema,
         held: &HashMap<String, String>,
     ) -> Vec<(String, String)> {
-        let Some(plan) = self.wire_value() else {
-            return Vec::new();
-        };
-        let Some(Type::Struct(column)) = schema
-            .field_by_name(COL_VALUE_TYPED)
-            .map(|f| f.field_type.as_ref())
-        else {
-            return Vec::new();
-        };
-        let mut out: Vec<(String, String)> = plan
-            .writers
-            .iter()
-            .filter_map(|(id, p)| {
-                let p = p.as_ref()?;
+        let mut out = Vec::new();
+        for side in [VALUE, KEY] {
+            let Some(plan) = self.wire(side) else {
+                continue;
+            };
+            let Some(Type::Struct(column)) = schema
+                .field_by_name(side.typed)
+                .map(|f| f.field_type.as_ref())
+            else {
+                continue;
+            };
+            for (id, p) in &plan.writers {
+                let Some(p) = p.as_ref() else { continue };
                 let Format::Protobuf(proto) = &p.format else {
-                    return None;
+                    continue;
                 };
-                let key = proto_rebuild::schema_property(*id);
+                let key = proto_rebuild::schema_property(side, *id);
                 if held.contains_key(&key) {
-                    return None;
+                    continue;
                 }
-                let value = proto_rebuild::property_value(proto, &p.text, &p.references, column)?;
-                Some((key, value))
-            })
-            .collect();
+                if let Some(value) =
+                    proto_rebuild::property_value(proto, &p.text, &p.references, column)
+                {
+                    out.push((key, value));
+                }
+            }
+        }
         out.sort();
         out
     }
@@ -647,7 +682,7 @@ impl Plan {
         self.stored = Arc::new(
             properties
                 .iter()
-                .filter(|(k, _)| k.starts_with(proto_rebuild::PROPERTY_PREFIX))
+                .filter(|(k, _)| proto_rebuild::is_schema_property(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         );
@@ -758,20 +793,33 @@ impl Plan {
 }
 
 impl Plan {
-    /// Sets `value_schema_id` of the wire-format values that decoded, and leaves out
-    /// (null) the `value` bytes that [`rebuild`] gives back exactly from `value_typed`.
+    /// Sets `value_schema_id` (`key_schema_id`) of the wire-format values (keys) that
+    /// decoded, and leaves out (null) the bytes that [`rebuild`] and [`proto_rebuild`]
+    /// give back exactly from `value_typed` (`key_typed`).
     fn leave_rebuilt_out(
         &self,
         target: &Arc<ArrowSchema>,
         columns: &mut [ArrayRef],
     ) -> crate::Result<()> {
-        let Some(plan) = self.wire_value() else {
+        for side in [VALUE, KEY] {
+            self.leave_side_out(side, target, columns)?;
+        }
+        Ok(())
+    }
+
+    fn leave_side_out(
+        &self,
+        side: Side,
+        target: &Arc<ArrowSchema>,
+        columns: &mut [ArrayRef],
+    ) -> crate::Result<()> {
+        let Some(plan) = self.wire(side) else {
             return Ok(());
         };
         let (Ok(v), Ok(t), Ok(s)) = (
-            target.index_of(COL_VALUE),
-            target.index_of(COL_VALUE_TYPED),
-            target.index_of(COL_VALUE_SCHEMA_ID),
+            target.index_of(side.raw),
+            target.index_of(side.typed),
+            target.index_of(side.schema_id),
         ) else {
             return Ok(());
         };
@@ -797,7 +845,7 @@ impl Plan {
             }
         });
         if !self.stored.is_empty() {
-            let protobuf = proto_rebuild::rebuildable(&values, typed.as_ref(), &self.stored);
+            let protobuf = proto_rebuild::rebuildable(side, &values, typed.as_ref(), &self.stored);
             for (r, p) in rebuilt.iter_mut().zip(protobuf) {
                 *r |= p;
             }
@@ -1351,7 +1399,7 @@ pub fn error_count(batches: &[RecordBatch]) -> u64 {
 pub fn is_typed_column(name: &str) -> bool {
     matches!(
         name,
-        COL_VALUE_TYPED | COL_KEY_TYPED | COL_TYPED_ERROR | COL_VALUE_SCHEMA_ID
+        COL_VALUE_TYPED | COL_KEY_TYPED | COL_TYPED_ERROR | COL_VALUE_SCHEMA_ID | COL_KEY_SCHEMA_ID
     )
 }
 

@@ -12,7 +12,8 @@
 //! A field is found in the typed column by its Iceberg field id, not its name: a later
 //! version may rename it (the table follows renames, see [`super::protobuf::renamed`])
 //! and compaction rewrites older rows under the new names. So the table property that
-//! holds a writer's schema (`floe.value.protobuf-schema.<id>`) also holds, for each of
+//! holds a writer's schema (`floe.value.protobuf-schema.<id>`, and
+//! `floe.key.protobuf-schema.<id>` for keys, rebuilt from `key_typed`) also holds, for each of
 //! its fields by number path (`3.1`: field 1 of the message in field 3), the field id it
 //! landed in. The property is written once, in the schema commit before the first data
 //! that needs it, and never changed; the check at landing and the rebuild at read both
@@ -33,15 +34,23 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescri
 use serde::{Deserialize, Serialize};
 
 use super::protobuf::{self, Proto};
-use super::Dependency;
+use super::{Dependency, Side, KEY, VALUE};
 
-/// The table property holding the writer's schema `id` of rebuilt Protobuf values.
-pub fn schema_property(id: i64) -> String {
-    format!("{PROPERTY_PREFIX}{id}")
+/// The table property holding the writer's schema `id` of a side's rebuilt Protobuf
+/// values (`floe.value.protobuf-schema.<id>`, `floe.key.protobuf-schema.<id>`): per side,
+/// since the field ids it holds are those of the side's typed column.
+pub fn schema_property(side: Side, id: i64) -> String {
+    format!("floe.{}.{PROPERTY}.{id}", side.raw)
 }
 
-/// What the names of those properties start with.
-pub const PROPERTY_PREFIX: &str = "floe.value.protobuf-schema.";
+const PROPERTY: &str = "protobuf-schema";
+
+/// Whether a table property is one of [`schema_property`]'s.
+pub fn is_schema_property(name: &str) -> bool {
+    [VALUE, KEY]
+        .iter()
+        .any(|s| name.starts_with(&format!("floe.{}.{PROPERTY}.", s.raw)))
+}
 
 /// The deepest nesting followed (the mapping refuses deeper messages).
 const MAX_DEPTH: usize = 40;
@@ -523,10 +532,11 @@ fn scalar(kind: &Kind, a: &dyn Array, row: usize) -> Result<Value, String> {
 }
 
 /// Which rows of a landing batch need not keep their bytes: true for a row whose value
-/// is in the wire format with a schema id whose property the table holds (`stored`, the
-/// table's properties), and encoding its `typed` row with that property's encoder gives
-/// back the bytes after the schema id exactly.
+/// (or key: `side`) is in the wire format with a schema id whose property the table
+/// holds (`stored`, the table's properties), and encoding its `typed` row with that
+/// property's encoder gives back the bytes after the schema id exactly.
 pub fn rebuildable(
+    side: Side,
     values: &ArrayRef,
     typed: &dyn Array,
     stored: &HashMap<String, String>,
@@ -546,7 +556,7 @@ pub fn rebuildable(
             let enc = encoders
                 .entry(id)
                 .or_insert_with(|| {
-                    let value = stored.get(&schema_property(id))?;
+                    let value = stored.get(&schema_property(side, id))?;
                     Encoder::from_property(value, typed.data_type()).ok()
                 })
                 .as_ref()?;
@@ -596,7 +606,11 @@ mod tests {
         };
         let value = property_value(&proto, ORDER, &[], column).expect("every field has a column");
         let arrow = iceberg::arrow::type_to_arrow_type(&ty).unwrap();
-        (proto, HashMap::from([(schema_property(ID), value)]), arrow)
+        (
+            proto,
+            HashMap::from([(schema_property(VALUE, ID), value)]),
+            arrow,
+        )
     }
 
     fn line(proto: &Proto, sku: &str, n: i32) -> Value {
@@ -702,11 +716,15 @@ mod tests {
         let bytes = wire(&order(&proto));
         let typed = typed_row(&proto, &arrow, &bytes);
         let values: ArrayRef = Arc::new(BinaryArray::from(vec![bytes.as_slice()]));
-        assert_eq!(rebuildable(&values, typed.as_ref(), &properties), [true]);
+        assert_eq!(
+            rebuildable(VALUE, &values, typed.as_ref(), &properties),
+            [true]
+        );
         assert_eq!(restored(batch(&arrow, typed), &properties), bytes);
         // Without the table's property nothing is rebuilt.
         assert_eq!(
             rebuildable(
+                VALUE,
                 &values,
                 typed_row(&proto, &arrow, &bytes).as_ref(),
                 &HashMap::new()
@@ -739,7 +757,10 @@ mod tests {
         bytes.extend_from_slice(payload);
         let typed = typed_row(&proto, &arrow, &bytes);
         let values: ArrayRef = Arc::new(BinaryArray::from(vec![bytes.as_slice()]));
-        assert_eq!(rebuildable(&values, typed.as_ref(), &properties), [true]);
+        assert_eq!(
+            rebuildable(VALUE, &values, typed.as_ref(), &properties),
+            [true]
+        );
         assert_eq!(restored(batch(&arrow, typed), &properties), bytes);
     }
 
@@ -779,7 +800,7 @@ mod tests {
         let check = |bytes: Vec<u8>| {
             let typed = typed_row(&proto, &arrow, &bytes);
             let values: ArrayRef = Arc::new(BinaryArray::from(vec![bytes.as_slice()]));
-            rebuildable(&values, typed.as_ref(), &properties)[0]
+            rebuildable(VALUE, &values, typed.as_ref(), &properties)[0]
         };
         // A map of two entries: its order is not kept.
         let mut two = order(&proto);

@@ -32,8 +32,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, TimeUnit};
 
 use super::mapping::member_name;
-use super::{COL_VALUE_SCHEMA_ID, COL_VALUE_TYPED, MAGIC};
-use crate::schema::COL_VALUE;
+use super::{Side, KEY, MAGIC, VALUE};
 
 /// The table property holding the writer's schema `id` of rebuilt values.
 pub fn schema_property(id: i64) -> String {
@@ -573,8 +572,8 @@ fn byte_rows(col: &ArrayRef) -> Vec<Option<&[u8]>> {
     }
 }
 
-/// `batch` (rows read from a table) with the `value` bytes of rebuilt rows put back.
-/// `properties` are the table's (the writers' schemas).
+/// `batch` (rows read from a table) with the `value` and `key` bytes of rebuilt rows put
+/// back. `properties` are the table's (the writers' schemas).
 ///
 /// # Errors
 /// A rebuilt row whose schema the table does not hold, or that does not encode: Kafka
@@ -583,17 +582,29 @@ pub fn restore(
     batch: RecordBatch,
     properties: &HashMap<String, String>,
 ) -> Result<RecordBatch, String> {
-    let Some(ids) = batch.column_by_name(COL_VALUE_SCHEMA_ID) else {
+    let mut batch = batch;
+    for side in [VALUE, KEY] {
+        batch = restore_side(side, batch, properties)?;
+    }
+    Ok(batch)
+}
+
+fn restore_side(
+    side: Side,
+    batch: RecordBatch,
+    properties: &HashMap<String, String>,
+) -> Result<RecordBatch, String> {
+    let Some(ids) = batch.column_by_name(side.schema_id) else {
         return Ok(batch);
     };
     let (Some(values), Some(typed)) = (
-        batch.column_by_name(COL_VALUE),
-        batch.column_by_name(COL_VALUE_TYPED),
+        batch.column_by_name(side.raw),
+        batch.column_by_name(side.typed),
     ) else {
         return Ok(batch);
     };
     let Some(ids) = ids.as_primitive_opt::<Int32Type>() else {
-        return Err(format!("{COL_VALUE_SCHEMA_ID} is {}", ids.data_type()));
+        return Err(format!("{} is {}", side.schema_id, ids.data_type()));
     };
     let wanted = |i: usize| values.is_null(i) && ids.is_valid(i);
     if !(0..batch.num_rows()).any(wanted) {
@@ -614,7 +625,7 @@ pub fn restore(
             Entry::Vacant(slot) => {
                 let (avro, protobuf) = (
                     schema_property(i64::from(id)),
-                    super::proto_rebuild::schema_property(i64::from(id)),
+                    super::proto_rebuild::schema_property(side, i64::from(id)),
                 );
                 let against = |e: String| format!("schema {id} against the table's column: {e}");
                 let rebuilder = if let Some(text) = properties.get(&avro) {
@@ -629,7 +640,8 @@ pub fn restore(
                     )
                 } else {
                     return Err(format!(
-                        "the table has neither {avro} nor {protobuf} to rebuild a value with"
+                        "the table has neither {avro} nor {protobuf} to rebuild a {} with",
+                        side.raw
                     ));
                 };
                 slot.insert(rebuilder)
@@ -642,7 +654,7 @@ pub fn restore(
             Rebuilder::Avro(e) => e.encode(typed.as_ref(), i, &mut out),
             Rebuilder::Protobuf(e) => e.encode(typed.as_ref(), i, &mut out),
         }
-        .map_err(|e| format!("rebuilding a value of schema {id}: {e}"))?;
+        .map_err(|e| format!("rebuilding a {} of schema {id}: {e}", side.raw))?;
         rebuilt.append_value(&out);
     }
     let column: ArrayRef = Arc::new(rebuilt.finish());
@@ -650,8 +662,8 @@ pub fn restore(
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut columns = batch.columns().to_vec();
     let at = schema
-        .index_of(COL_VALUE)
-        .map_err(|e| format!("no value column: {e}"))?;
+        .index_of(side.raw)
+        .map_err(|e| format!("no {} column: {e}", side.raw))?;
     fields[at] = fields[at].clone().with_data_type(DataType::Binary);
     columns[at] = column;
     RecordBatch::try_new(
@@ -667,6 +679,8 @@ pub fn restore(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::COL_VALUE;
+    use crate::typed::{COL_VALUE_SCHEMA_ID, COL_VALUE_TYPED};
     use apache_avro::types::Value;
     use arrow_array::BinaryArray;
 
