@@ -49,7 +49,8 @@ pub const COL_VALUE_SCHEMA_ID: &str = "value_schema_id";
 pub const COL_KEY_SCHEMA_ID: &str = "key_schema_id";
 
 /// One side of a record whose bytes may be rebuilt from its typed column: its raw,
-/// typed and schema-id columns, and its name in table properties.
+/// typed and schema-id columns (the raw column's name also names the side in table
+/// properties, [`proto_rebuild::schema_property`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Side {
     /// `value` or `key`.
@@ -634,11 +635,11 @@ impl Plan {
     }
 
     /// The table properties that hold the Protobuf writers' schemas this plan's values
-    /// may be rebuilt with ([`proto_rebuild`]), for a table whose current schema is
-    /// `schema` and which holds `held`: (name, value). Only schemas the table does not
-    /// hold yet, and whose every field has a column of its name in `value_typed` (the
-    /// field ids are taken from it); a property once written is never changed, since the
-    /// rows it rebuilds were checked against it.
+    /// and keys may be rebuilt with ([`proto_rebuild`]), for a table whose current schema
+    /// is `schema` and which holds `held`: (name, value). Only schemas the table does not
+    /// hold yet, and whose every field has a column of its name in the side's typed
+    /// column (the field ids are taken from it); a property once written is never
+    /// changed, since the rows it rebuilds were checked against it.
     pub fn protobuf_properties(
         &self,
         schema: &iceberg::spec::Schema,

@@ -34,6 +34,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescri
 use serde::{Deserialize, Serialize};
 
 use super::protobuf::{self, Proto};
+use super::rebuild::{binary, string};
 use super::{Dependency, Side, KEY, VALUE};
 
 /// The table property holding the writer's schema `id` of a side's rebuilt Protobuf
@@ -73,7 +74,8 @@ struct Reference {
 }
 
 /// The property value for `proto` (registered as `text` with `references`), whose
-/// column message's fields land in `column` (the table's `value_typed`): None when a
+/// column message's fields land in `column` (the table's `value_typed` or `key_typed`):
+/// None when a
 /// field of the message has no field of its name there (a field the table renamed
 /// since, or one this round adds; such records keep their bytes).
 pub fn property_value(
@@ -480,24 +482,6 @@ fn map_key(kind: &Kind, k: &str) -> Result<MapKey, String> {
     })
 }
 
-fn string(a: &dyn Array, row: usize) -> Option<&str> {
-    match a.data_type() {
-        DataType::Utf8 => Some(a.as_string::<i32>().value(row)),
-        DataType::LargeUtf8 => Some(a.as_string::<i64>().value(row)),
-        DataType::Utf8View => Some(a.as_string_view().value(row)),
-        _ => None,
-    }
-}
-
-fn binary(a: &dyn Array, row: usize) -> Option<&[u8]> {
-    match a.data_type() {
-        DataType::Binary => Some(a.as_binary::<i32>().value(row)),
-        DataType::LargeBinary => Some(a.as_binary::<i64>().value(row)),
-        DataType::BinaryView => Some(a.as_binary_view().value(row)),
-        _ => None,
-    }
-}
-
 fn scalar(kind: &Kind, a: &dyn Array, row: usize) -> Result<Value, String> {
     let long = || a.as_primitive::<Int64Type>().value(row);
     Ok(match kind {
@@ -541,33 +525,15 @@ pub fn rebuildable(
     typed: &dyn Array,
     stored: &HashMap<String, String>,
 ) -> Vec<bool> {
-    let mut encoders: HashMap<i64, Option<Encoder>> = HashMap::new();
-    let mut out = Vec::with_capacity(typed.len());
-    let mut scratch = Vec::new();
-    let mut row = 0;
-    super::for_each_bytes(values, |b| {
-        let ok = (|| {
-            let b = b?;
-            if typed.is_null(row) {
-                return None;
-            }
-            let id = super::wire_prefix(b).ok()?;
-            i32::try_from(id).ok()?;
-            let enc = encoders
-                .entry(id)
-                .or_insert_with(|| {
-                    let value = stored.get(&schema_property(side, id))?;
-                    Encoder::from_property(value, typed.data_type()).ok()
-                })
-                .as_ref()?;
-            scratch.clear();
-            enc.encode(typed, row, &mut scratch).ok()?;
-            Some(scratch.as_slice() == &b[5..])
-        })();
-        out.push(ok == Some(true));
-        row += 1;
-    });
-    out
+    super::rebuild::rows_rebuilt(
+        values,
+        typed,
+        |id| {
+            let value = stored.get(&schema_property(side, id))?;
+            Encoder::from_property(value, typed.data_type()).ok()
+        },
+        Encoder::encode,
+    )
 }
 
 #[cfg(test)]
@@ -710,17 +676,28 @@ mod tests {
         values.as_binary::<i32>().value(0).to_vec()
     }
 
+    /// `bytes` pass the landing check, and the rebuild gives them back.
+    fn rebuilds_exactly(
+        proto: &Proto,
+        properties: &HashMap<String, String>,
+        arrow: &DataType,
+        bytes: &[u8],
+    ) {
+        let typed = typed_row(proto, arrow, bytes);
+        let values: ArrayRef = Arc::new(BinaryArray::from(vec![bytes]));
+        assert_eq!(
+            rebuildable(VALUE, &values, typed.as_ref(), properties),
+            [true]
+        );
+        assert_eq!(restored(batch(arrow, typed), properties), bytes);
+    }
+
     #[test]
     fn records_in_canonical_encoding_rebuild_from_their_typed_row() {
         let (proto, properties, arrow) = setup();
         let bytes = wire(&order(&proto));
-        let typed = typed_row(&proto, &arrow, &bytes);
+        rebuilds_exactly(&proto, &properties, &arrow, &bytes);
         let values: ArrayRef = Arc::new(BinaryArray::from(vec![bytes.as_slice()]));
-        assert_eq!(
-            rebuildable(VALUE, &values, typed.as_ref(), &properties),
-            [true]
-        );
-        assert_eq!(restored(batch(&arrow, typed), &properties), bytes);
         // Without the table's property nothing is rebuilt.
         assert_eq!(
             rebuildable(
@@ -755,13 +732,7 @@ mod tests {
         ];
         let mut bytes = vec![0, 0, 0, 0, ID as u8, 0];
         bytes.extend_from_slice(payload);
-        let typed = typed_row(&proto, &arrow, &bytes);
-        let values: ArrayRef = Arc::new(BinaryArray::from(vec![bytes.as_slice()]));
-        assert_eq!(
-            rebuildable(VALUE, &values, typed.as_ref(), &properties),
-            [true]
-        );
-        assert_eq!(restored(batch(&arrow, typed), &properties), bytes);
+        rebuilds_exactly(&proto, &properties, &arrow, &bytes);
     }
 
     #[test]

@@ -323,7 +323,7 @@ fn integer(a: &dyn Array, row: usize) -> Option<i64> {
     }
 }
 
-fn string(a: &dyn Array, row: usize) -> Option<&str> {
+pub(super) fn string(a: &dyn Array, row: usize) -> Option<&str> {
     match a.data_type() {
         DataType::Utf8 => Some(a.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => Some(a.as_string::<i64>().value(row)),
@@ -332,7 +332,7 @@ fn string(a: &dyn Array, row: usize) -> Option<&str> {
     }
 }
 
-fn binary(a: &dyn Array, row: usize) -> Option<&[u8]> {
+pub(super) fn binary(a: &dyn Array, row: usize) -> Option<&[u8]> {
     match a.data_type() {
         DataType::Binary => Some(a.as_binary::<i32>().value(row)),
         DataType::LargeBinary => Some(a.as_binary::<i64>().value(row)),
@@ -517,7 +517,28 @@ pub fn rebuildable<'a>(
     typed: &dyn Array,
     mut writer: impl FnMut(i64) -> Option<(&'a Avro, &'a [Avro])>,
 ) -> Vec<bool> {
-    let mut encoders: HashMap<i64, Option<Encoder>> = HashMap::new();
+    rows_rebuilt(
+        values,
+        typed,
+        |id| {
+            let (schema, named) = writer(id)?;
+            Encoder::new(schema, named, typed.data_type()).ok()
+        },
+        Encoder::encode,
+    )
+}
+
+/// Which rows' bytes `encode` gives back exactly after the wire format's 5-byte prefix,
+/// with the encoder `encoder` gives for the row's schema id (None: the row keeps its
+/// bytes): the check both formats make at landing ([`rebuildable`],
+/// [`super::proto_rebuild::rebuildable`]).
+pub(super) fn rows_rebuilt<E>(
+    values: &ArrayRef,
+    typed: &dyn Array,
+    mut encoder: impl FnMut(i64) -> Option<E>,
+    encode: impl Fn(&E, &dyn Array, usize, &mut Vec<u8>) -> Result<(), String>,
+) -> Vec<bool> {
+    let mut encoders: HashMap<i64, Option<E>> = HashMap::new();
     let mut out = Vec::with_capacity(typed.len());
     let mut scratch = Vec::new();
     let mut row = 0;
@@ -529,15 +550,9 @@ pub fn rebuildable<'a>(
             }
             let id = super::wire_prefix(b).ok()?;
             i32::try_from(id).ok()?;
-            let enc = encoders
-                .entry(id)
-                .or_insert_with(|| {
-                    let (schema, named) = writer(id)?;
-                    Encoder::new(schema, named, typed.data_type()).ok()
-                })
-                .as_ref()?;
+            let enc = encoders.entry(id).or_insert_with(|| encoder(id)).as_ref()?;
             scratch.clear();
-            enc.encode(typed, row, &mut scratch).ok()?;
+            encode(enc, typed, row, &mut scratch).ok()?;
             Some(scratch.as_slice() == &b[5..])
         })();
         out.push(ok == Some(true));
