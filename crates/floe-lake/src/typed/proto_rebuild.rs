@@ -34,7 +34,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescri
 use serde::{Deserialize, Serialize};
 
 use super::protobuf::{self, Proto};
-use super::rebuild::{binary, string};
+use super::rebuild::{binary, is_binary, is_string, string};
 use super::{Dependency, Side, KEY, VALUE};
 
 /// The table property holding the writer's schema `id` of a side's rebuilt Protobuf
@@ -319,20 +319,6 @@ fn message_plan(
         desc: desc.clone(),
         fields: out,
     })
-}
-
-fn is_string(ty: &DataType) -> bool {
-    matches!(
-        ty,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
-}
-
-fn is_binary(ty: &DataType) -> bool {
-    matches!(
-        ty,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-    )
 }
 
 /// One value of `kind` in a column of `ty`, as [`protobuf`]'s mapping lands it.

@@ -34,6 +34,10 @@ pub struct Proto {
     pool: DescriptorPool,
     /// The column's message: the file's first unless [`Proto::with_column`] chose another.
     column: MessageDescriptor,
+    /// For records written with this schema: the last reader's message they were decoded
+    /// with, and whether it lacks fields this one has ([`removes_fields`]). Kept so that
+    /// the descriptors are compared once per reader, not once per record.
+    removes: parking_lot::Mutex<Option<(MessageDescriptor, bool)>>,
 }
 
 impl Proto {
@@ -118,6 +122,7 @@ pub fn parse(text: &str, references: &[Dependency]) -> Result<Proto, String> {
         file: name,
         pool,
         column,
+        removes: parking_lot::Mutex::default(),
     })
 }
 
@@ -257,7 +262,7 @@ pub fn decode(
     // A field the writer has and the reader's version removed is unknown to the reader:
     // its column (kept from the version that added it) would be left null. Such records
     // are decoded with the writer's message too, and those fields taken from it.
-    let older = if message != written && removes_fields(&written, &message, 0) {
+    let older = if message != written && proto.removes(&written, &message) {
         Some(
             DynamicMessage::decode(written, payload)
                 .map_err(|e| format!("does not decode: {e}"))?,
@@ -266,6 +271,22 @@ pub fn decode(
         None
     };
     to_value(&msg, older.as_ref())
+}
+
+impl Proto {
+    /// Whether `reader` lacks a field that `written` (this schema's column message) has,
+    /// at any depth; remembered for the last reader.
+    fn removes(&self, written: &MessageDescriptor, reader: &MessageDescriptor) -> bool {
+        let mut last = self.removes.lock();
+        match &*last {
+            Some((r, removes)) if r == reader => *removes,
+            _ => {
+                let removes = removes_fields(written, reader, 0);
+                *last = Some((reader.clone(), removes));
+                removes
+            }
+        }
+    }
 }
 
 /// Whether `reader` lacks a field number that `writer` has, at any depth.

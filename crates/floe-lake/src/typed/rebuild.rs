@@ -149,14 +149,8 @@ fn compile(
         return Err("nested too deep".into());
     }
     let wrong = || Err(format!("{schema:?} does not rebuild from a {ty} column"));
-    let strings = matches!(
-        ty,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    );
-    let binary = matches!(
-        ty,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-    );
+    let strings = is_string(ty);
+    let binary = is_binary(ty);
     Ok(match schema {
         Avro::Boolean if *ty == DataType::Boolean => Node::Boolean,
         Avro::Int | Avro::Long if matches!(ty, DataType::Int32 | DataType::Int64) => Node::Integer,
@@ -207,10 +201,7 @@ fn compile(
         Avro::Map(m) => match ty {
             DataType::Map(entries, _) => match entries.data_type() {
                 DataType::Struct(kv) if kv.len() == 2 => {
-                    if !matches!(
-                        kv[0].data_type(),
-                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                    ) {
+                    if !is_string(kv[0].data_type()) {
                         return wrong();
                     }
                     Node::Map(Box::new(compile(
@@ -321,6 +312,22 @@ fn integer(a: &dyn Array, row: usize) -> Option<i64> {
         DataType::Int64 => Some(a.as_primitive::<Int64Type>().value(row)),
         _ => None,
     }
+}
+
+/// A column of strings, in any of Arrow's layouts.
+pub(super) fn is_string(ty: &DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// A column of bytes, in any of Arrow's variable-length layouts.
+pub(super) fn is_binary(ty: &DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
 }
 
 pub(super) fn string(a: &dyn Array, row: usize) -> Option<&str> {
