@@ -531,5 +531,31 @@ async fn a_fetch_below_what_table_retention_kept_is_out_of_range() {
     let (_, got) = read_partition_from_start(&b, "aged", "aged-reader", 200).await;
     assert_eq!(got[0].offset(), 200);
     assert_eq!(got[199].offset(), 399);
+
+    // A compact-only topic keeps its records by key: retention drops nothing from its
+    // table, and a reader from the beginning gets offset 0 after the local log is gone.
+    create_topic(
+        &b,
+        "keyed",
+        1,
+        &[
+            ("segment.bytes", "2048"),
+            ("local.retention.ms", "0"),
+            ("retention.ms", "604800000"),
+            ("cleanup.policy", "compact"),
+        ],
+    )
+    .await;
+    produce_range(&b, "keyed", 1, 0..200, now - 30 * 86_400_000).await;
+    wait_landed(&broker, "keyed", &[200]).await;
+    wait_local_deletion(&broker, "keyed", 100).await;
+    let lake = broker.broker().topic("keyed").and_then(|t| t.lake.clone());
+    lake.expect("lake").request_housekeeping();
+    wait_housekeeping(&broker, "keyed", "a housekeeping pass", |h| h.runs > 0).await;
+    let lake = broker.broker().topic("keyed").and_then(|t| t.lake.clone());
+    assert_eq!(lake.expect("lake").housekeeping.lock().expired_files, 0);
+    let (_, got) = read_partition_from_start(&b, "keyed", "keyed-reader", 200).await;
+    assert_eq!(got[0].offset(), 0);
+    assert_eq!(got[199].offset(), 199);
     broker.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Kafka's topic configs through librdkafka's admin client: every key Kafka 4.x defines
 //! is accepted with Kafka's validation and described with its source; the ones Floe
 //! applies change what is stored (`compression.type`), what is refused
-//! (`message.timestamp.*.max.ms`) and when segments roll (`segment.ms`).
+//! (`message.timestamp.*.max.ms`, keyless records on a compacted topic) and when
+//! segments roll (`segment.ms`).
 
 use std::time::Duration;
 
@@ -121,7 +122,8 @@ async fn every_kafka_topic_config_is_accepted_validated_and_described() {
         ("preallocate", "maybe"),
         ("min.cleanable.dirty.ratio", "2"),
         ("segment.index.bytes", "3000000000"),
-        ("cleanup.policy", "compact"),
+        ("cleanup.policy", "archive"),
+        ("cleanup.policy", ""),
         ("no.such.config", "1"),
         // Schema validation of values that land raw: nothing to validate them against.
         ("confluent.value.schema.validation", "true"),
@@ -373,5 +375,55 @@ async fn segment_ms_rolls_a_quiet_partitions_segment() {
         },
     )
     .await;
+    broker.stop().await;
+}
+
+/// librdkafka's test 0011 with confluent-kafka: `compact` APPENDed to a topic's
+/// cleanup.policy makes the broker refuse keyless records, each named in a batch that is
+/// refused whole (KIP-467); a compact-only topic refuses DeleteRecords, and a topic
+/// cannot be left without a policy; SUBTRACTing `compact` takes keyless records again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_refuses_records_without_a_key() {
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "changelog", 1, &[]).await;
+    let script = floe_tests::package_path("python/compacted_topic.py");
+    let bootstrap = b.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args([&bootstrap, "changelog"])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "confluent-kafka failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    assert_eq!(v["appended"], "compact,delete");
+    // The ten keyless records are INVALID_RECORD; the other ninety, refused with them,
+    // are told that another record of their batch was (librdkafka's local code).
+    assert_eq!(
+        v["compacted"],
+        serde_json::json!({"INVALID_RECORD": 10, "_INVALID_DIFFERENT_RECORD": 90}),
+        "{v}"
+    );
+    assert_eq!(v["compact_only"], "compact");
+    assert_eq!(v["delete_records"], "POLICY_VIOLATION");
+    assert_eq!(v["emptied"], "INVALID_CONFIG");
+    assert_eq!(v["subtracted"], "delete");
+    assert_eq!(v["deleting"], serde_json::json!({"ok": 1}));
+    // Nothing of the refused batch was written.
+    let partition = broker
+        .broker()
+        .partition("changelog", 0)
+        .expect("partition");
+    assert_eq!(partition.offsets().1, 1);
     broker.stop().await;
 }

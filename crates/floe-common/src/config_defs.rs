@@ -88,8 +88,9 @@ pub struct ConfigDef {
 const NO_REPLICAS: Effect = Effect::None(
     "one broker holds every partition: there are no replicas to elect, throttle or count",
 );
-const NO_COMPACTION: Effect =
-    Effect::None("Floe has no log compaction (cleanup.policy=compact is refused)");
+const NO_COMPACTION: Effect = Effect::None(
+    "a compacted topic keeps every record: Floe does not remove superseded records yet",
+);
 const LONG_MAX: &str = "9223372036854775807";
 
 const fn def(
@@ -119,7 +120,7 @@ use Effect::Applied;
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def("cleanup.policy", List, "delete", Valid::ListOf(&["compact", "delete"]), Some("log.cleanup.policy"), Applied,
-        "delete: old segments are deleted by retention (compact is refused: Floe has no log compaction)"),
+        "delete: old data is deleted by retention; compact: keys are required and retention deletes nothing (superseded records are kept)"),
     def("compression.gzip.level", Int, "-1", Valid::BetweenOr(1, 9, -1), Some("compression.gzip.level"), Applied,
         "gzip level used when compression.type=gzip recompresses batches; -1 = the codec's default"),
     def("compression.lz4.level", Int, "9", Valid::Between(1, 17), Some("compression.lz4.level"), Applied,

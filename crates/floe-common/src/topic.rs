@@ -31,12 +31,45 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-/// What happens to old data. Only `delete` exists: compaction is not offered.
+/// What happens to old data (`cleanup.policy`).
+///
+/// A `compact` topic keeps every record: Floe does not yet remove the records a later
+/// one with the same key supersedes. Kafka's contract allows that (a record becomes
+/// eligible for compaction only after `min.compaction.lag.ms`, and nothing forces it
+/// sooner than `max.compaction.lag.ms`, unbounded by default), so a consumer still sees
+/// at least the latest value of each key. What `compact` changes now: produce refuses
+/// records without a key, as Kafka does, and retention does not delete a compact-only
+/// topic's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CleanupPolicy {
     /// Old segments are deleted by time and size retention.
     #[default]
     Delete,
+    /// Records are kept by key: never deleted by retention; keys are required.
+    Compact,
+    /// Both: keys are required and retention deletes by time and size.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether retention deletes old data.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether records are kept by key (and so must have one).
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// The value DescribeConfigs reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
 }
 
 /// How a topic's Iceberg table is partitioned by time (`lake.partition.by`).
@@ -311,10 +344,13 @@ impl TopicConfig {
             "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = long(),
             "cleanup.policy" => {
                 let policies: Vec<&str> = config_defs::list(value).collect();
-                if policies.contains(&"compact") || policies.is_empty() {
-                    return Err(err("only 'delete' is supported"));
-                }
-                self.cleanup_policy = CleanupPolicy::Delete;
+                self.cleanup_policy =
+                    match (policies.contains(&"compact"), policies.contains(&"delete")) {
+                        (true, true) => CleanupPolicy::CompactDelete,
+                        (true, false) => CleanupPolicy::Compact,
+                        (false, true) => CleanupPolicy::Delete,
+                        (false, false) => return Err(err("needs at least one of compact, delete")),
+                    };
             }
             "compression.type" => {
                 self.compression = match value {
@@ -461,7 +497,7 @@ impl TopicConfig {
             .to_string(),
             "message.timestamp.before.max.ms" => self.timestamp_before_max_ms.to_string(),
             "message.timestamp.after.max.ms" => self.timestamp_after_max_ms.to_string(),
-            "cleanup.policy" => "delete".to_string(),
+            "cleanup.policy" => self.cleanup_policy.as_str().to_string(),
             "compression.type" => self.compression.as_str().to_string(),
             "compression.gzip.level" => self.compression_gzip_level.to_string(),
             "compression.lz4.level" => self.compression_lz4_level.to_string(),
@@ -541,9 +577,23 @@ mod tests {
         assert_eq!(bad("retention.ms", "soon").reason, "expected an integer");
         assert_eq!(bad("retention.ms", "-2").reason, "must be at least -1");
         assert_eq!(
-            bad("cleanup.policy", "compact").reason,
-            "only 'delete' is supported"
+            bad("cleanup.policy", "").reason,
+            "needs at least one of compact, delete"
         );
+        let policy = |v: &str| {
+            let mut c = TopicConfig::default();
+            c.set("cleanup.policy", v).unwrap();
+            (c.cleanup_policy, c.value("cleanup.policy").unwrap())
+        };
+        assert_eq!(
+            policy("compact"),
+            (CleanupPolicy::Compact, "compact".into())
+        );
+        assert_eq!(
+            policy("delete, compact"),
+            (CleanupPolicy::CompactDelete, "compact,delete".into())
+        );
+        assert_eq!(policy("delete"), (CleanupPolicy::Delete, "delete".into()));
         assert_eq!(bad("no.such.key", "1").reason, "unknown topic config");
         assert_eq!(
             bad("max.message.bytes", "99999999999").reason,

@@ -33,6 +33,8 @@ pub struct RecordTotals {
     pub header_key_bytes: usize,
     /// Header value bytes.
     pub header_value_bytes: usize,
+    /// Records with a null key (a compacted topic refuses them).
+    pub null_keys: usize,
 }
 
 impl std::ops::AddAssign for RecordTotals {
@@ -43,6 +45,7 @@ impl std::ops::AddAssign for RecordTotals {
         self.headers += o.headers;
         self.header_key_bytes += o.header_key_bytes;
         self.header_value_bytes += o.header_value_bytes;
+        self.null_keys += o.null_keys;
     }
 }
 
@@ -202,6 +205,7 @@ fn validate(
         });
         t.records += 1;
         t.key_bytes += r.key.map_or(0, <[u8]>::len);
+        t.null_keys += usize::from(r.key.is_none());
         t.value_bytes += r.value.map_or(0, <[u8]>::len);
         t.headers += r.header_count;
         for (k, v) in r.headers() {
@@ -421,6 +425,27 @@ impl Checked {
                     timestamp,
                 })
             })
+    }
+
+    /// The data records with a null key, as (batch, record) indexes (KIP-467's
+    /// `batch_index` is the second): Kafka refuses them on a compacted topic. `bytes`
+    /// are those checked; the records are walked again only when the check counted one.
+    pub fn null_keys(&self, bytes: &[u8], framed: &Framed) -> Vec<(usize, usize)> {
+        if self.batches.iter().all(|c| c.totals.null_keys == 0) {
+            return Vec::new();
+        }
+        self.batches(bytes, framed)
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.header.is_control())
+            .flat_map(|(i, b)| {
+                b.records()
+                    .enumerate()
+                    .filter(|(_, r)| r.key.is_none())
+                    .map(move |(j, _)| (i, j))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Rewrites the data batches of `records` (framed as `framed`) that are not

@@ -350,10 +350,14 @@ impl Broker {
     fn log_config(&self, c: &TopicConfig) -> LogConfig {
         // With a lake, the local log keeps what `local.retention.*` says (and never
         // deletes unlanded data: see the retention task).
+        // A compact-only topic is never shortened by retention: its records are kept by
+        // key, and Floe does not compact (see `CleanupPolicy`).
         let (retention_ms, retention_bytes) = if self.lake.is_some() {
             c.effective_local_retention()
-        } else {
+        } else if c.cleanup_policy.deletes() {
             (c.retention_ms, c.retention_bytes)
+        } else {
+            (-1, -1)
         };
         LogConfig {
             segment_bytes: c.segment_bytes.max(1024) as u64,

@@ -122,7 +122,9 @@ async fn housekeep(lake: &Arc<LakeService>, topic: &Arc<Topic>, state: &Arc<Topi
     let config = topic.config.read().clone();
     let policy = Housekeeping {
         now_ms: now_ms(),
-        retention_ms: (config.retention_ms >= 0).then_some(config.retention_ms),
+        // A compact-only topic's table keeps every record (see `CleanupPolicy`).
+        retention_ms: (config.retention_ms >= 0 && config.cleanup_policy.deletes())
+            .then_some(config.retention_ms),
         snapshot_retention_ms: config.lake_snapshot_retention_ms,
         snapshot_windows: floe_lake::snapshots::SnapshotWindows {
             dense_ms: i64::try_from(lake.config.snapshot_dense_window.as_millis())

@@ -59,6 +59,17 @@ pub enum AppendError {
         /// The broker's clock.
         now: i64,
     },
+    /// Records without a key, produced to a compacted topic (`cleanup.policy` has
+    /// `compact`): Kafka's `LogValidator` refuses the batch, naming each.
+    #[error("Compacted topic cannot accept message without key in topic partition {topic}-{partition} (records {records:?} of their batches)")]
+    NullKeys {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Each keyless record's index in its batch. Never empty.
+        records: Vec<usize>,
+    },
     /// A transactional batch: Floe has no transaction coordinator yet.
     #[error("transactional batches are not supported")]
     Transactional,
@@ -147,6 +158,8 @@ pub struct ProducePolicy {
     /// `message.timestamp.before.max.ms` and `after.max.ms`, for CreateTime topics
     /// (LogAppendTime replaces the timestamps, so Kafka does not check them).
     pub timestamps: Option<(i64, i64)>,
+    /// `cleanup.policy` has `compact`: every record needs a key.
+    pub keys_required: bool,
 }
 
 impl ProducePolicy {
@@ -159,6 +172,7 @@ impl ProducePolicy {
                     config.timestamp_before_max_ms,
                     config.timestamp_after_max_ms,
                 )),
+            keys_required: config.cleanup_policy.compacts(),
         }
     }
 }
@@ -377,6 +391,16 @@ impl Partition {
                     record: bad.record,
                     timestamp: bad.timestamp,
                     now: now_ms,
+                });
+            }
+        }
+        if policy.keys_required {
+            let keyless = checked.null_keys(records, &framed);
+            if !keyless.is_empty() {
+                return Err(AppendError::NullKeys {
+                    topic: self.topic.to_string(),
+                    partition: self.index,
+                    records: keyless.into_iter().map(|(_, record)| record).collect(),
                 });
             }
         }

@@ -414,16 +414,28 @@ pub(super) async fn incremental_alter(
                 OP_DELETE => {
                     overrides.remove(&key);
                 }
-                // cleanup.policy is the only list config, and "delete" its only value.
-                OP_APPEND | OP_SUBTRACT if key == "cleanup.policy" && value == "delete" => {
-                    if c.config_operation == OP_APPEND {
-                        overrides.insert(key, value);
-                    } else {
-                        bad = Some(
-                            "cannot remove 'delete' from cleanup.policy: it is the only policy"
-                                .to_string(),
-                        );
+                // As Kafka: a list config's members are added or removed, starting from
+                // the topic's override or, without one, the broker's value. The result
+                // is checked with the rest (an emptied cleanup.policy is refused).
+                OP_APPEND | OP_SUBTRACT
+                    if config_defs::topic_config(&key)
+                        .is_some_and(|d| d.kind == ConfigType::List) =>
+                {
+                    let current = overrides
+                        .get(&key)
+                        .cloned()
+                        .or_else(|| broker.topic_defaults.value(&key))
+                        .unwrap_or_default();
+                    let mut members: Vec<&str> = config_defs::list(&current).collect();
+                    for v in config_defs::list(&value) {
+                        if c.config_operation == OP_SUBTRACT {
+                            members.retain(|m| *m != v);
+                        } else if !members.contains(&v) {
+                            members.push(v);
+                        }
                     }
+                    let joined = members.join(",");
+                    overrides.insert(key, joined);
                 }
                 op => bad = Some(format!("operation {op} is not valid for {key}")),
             }

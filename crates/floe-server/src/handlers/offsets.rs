@@ -195,6 +195,18 @@ pub(super) async fn delete_records(
                 );
                 continue;
             };
+            // As Kafka: a compact-only topic's records are kept by key, not by offset.
+            if topic
+                .as_ref()
+                .is_some_and(|t| !t.config.read().cleanup_policy.deletes())
+            {
+                warn!(topic = %partition.topic, partition = p.partition_index, "delete records refused: cleanup.policy is compact");
+                parts.push(
+                    r.with_error_code(ResponseError::PolicyViolation.code())
+                        .with_low_watermark(-1),
+                );
+                continue;
+            }
             let offset = if p.offset == -1 {
                 partition.offsets().1
             } else {

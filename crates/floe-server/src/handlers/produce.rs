@@ -298,7 +298,9 @@ async fn append(
                 AppendError::Transactional => ResponseError::InvalidTxnState,
                 AppendError::DecompressionBusy(_) => ResponseError::RequestTimedOut,
                 AppendError::DecompressionTooLarge { .. } => ResponseError::InvalidRecord,
-                AppendError::Schema { .. } => ResponseError::InvalidRecord,
+                AppendError::Schema { .. } | AppendError::NullKeys { .. } => {
+                    ResponseError::InvalidRecord
+                }
                 AppendError::SchemaUnavailable(_) => ResponseError::RequestTimedOut,
             };
             if matches!(
@@ -322,6 +324,17 @@ async fn append(
                     ..
                 } => vec![(*record, e.to_string())],
                 AppendError::Schema { refused: records } => records.clone(),
+                AppendError::NullKeys {
+                    topic,
+                    partition,
+                    records,
+                } => records
+                    .iter()
+                    .map(|r| {
+                        let why = format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.");
+                        (*r, why)
+                    })
+                    .collect(),
                 _ => Vec::new(),
             };
             refused.record_errors = blamed
