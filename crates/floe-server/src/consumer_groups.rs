@@ -140,6 +140,12 @@ pub struct Group {
     pub target: BTreeMap<String, BTreeSet<TopicPartition>>,
     /// Partition counts of the subscribed topics when the target was computed.
     topics_seen: BTreeMap<Uuid, i32>,
+    /// The members' regexes as last resolved, by pattern, with the topics each matched.
+    /// A pattern no member had before is resolved at the group's next heartbeat, not at
+    /// the one that brings it: Kafka resolves regexes off the heartbeat's path, so a
+    /// member subscribing to names and a new regex is assigned the names first, and
+    /// clients expect that (librdkafka's 0045 `resubscribe_with_regex`).
+    regexes: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Group {
@@ -215,17 +221,31 @@ impl Group {
     /// Resolves every member's regex against `topics` into its subscription; true when
     /// that changed any. All members at once, as Kafka resolves a group's regexes
     /// together: resolving only the member that heartbeats would compute targets from
-    /// members that have seen different topics, and move partitions twice.
+    /// members that have seen different topics, and move partitions twice. Patterns no
+    /// member holds any more are forgotten.
     fn resolve_regexes(&mut self, topics: &[String]) -> bool {
+        let mut resolved = BTreeMap::new();
+        for re in self.members.values().filter_map(|m| m.regex.as_ref()) {
+            resolved.entry(re.as_str().to_string()).or_insert_with(|| {
+                topics
+                    .iter()
+                    .filter(|t| re.matches(t))
+                    .cloned()
+                    .collect::<BTreeSet<String>>()
+            });
+        }
+        self.regexes = resolved;
         let mut changed = false;
         for m in self.members.values_mut() {
-            let Some(re) = &m.regex else {
+            let Some(matched) = m
+                .regex
+                .as_ref()
+                .and_then(|re| self.regexes.get(re.as_str()))
+            else {
                 continue;
             };
-            let matched: BTreeSet<String> =
-                topics.iter().filter(|t| re.matches(t)).cloned().collect();
-            if matched != m.matched {
-                m.matched = matched;
+            if *matched != m.matched {
+                m.matched = matched.clone();
                 changed = true;
             }
         }
@@ -576,6 +596,11 @@ impl ConsumerGroups {
                 Some(_) => (hb.member_id.clone(), false),
             }
         };
+        // Regexes that earlier heartbeats brought are resolved now, and the others again:
+        // topics created or deleted change what a regex matches.
+        if g.members.values().any(|m| m.regex.is_some()) {
+            changed |= g.resolve_regexes(&names());
+        }
         let Some(m) = g.members.get_mut(&member_id) else {
             return Err((ResponseError::UnknownMemberId, "member vanished".into()));
         };
@@ -589,9 +614,13 @@ impl ConsumerGroups {
         if let Some(regex) = &hb.regex {
             if *regex != m.regex {
                 m.regex = regex.clone();
-                if m.regex.is_none() {
-                    m.matched.clear();
-                }
+                // What the group resolved the pattern to already, or nothing until the
+                // group's next heartbeat resolves it (see `Group::regexes`).
+                m.matched = m
+                    .regex
+                    .as_ref()
+                    .and_then(|re| g.regexes.get(re.as_str()).cloned())
+                    .unwrap_or_default();
                 changed = true;
             }
         }
@@ -601,10 +630,6 @@ impl ConsumerGroups {
         }
         if hb.rebalance_timeout_ms >= 0 {
             m.rebalance_timeout = Duration::from_millis(hb.rebalance_timeout_ms as u64);
-        }
-        // Topics created or deleted change what a regex matches.
-        if g.members.values().any(|m| m.regex.is_some()) {
-            changed |= g.resolve_regexes(&names());
         }
         // A subscribed topic created, deleted or grown changes the assignment too.
         let wanted: BTreeMap<Uuid, i32> = g.subscribed_topics(lookup).into_values().collect();
@@ -901,15 +926,30 @@ mod tests {
         let mut join = hb("m1", 0, None);
         join.subscribed = None;
         join.regex = Some(Some(TopicRegex::new("orders\\..*").unwrap()));
+        join.subscribed = Some(BTreeSet::from(["payments".to_string()]));
         let names = || vec!["orders.eu".to_string(), "payments".to_string()];
         let a = cg.heartbeat(join, &lookup, &names, || Ok(())).unwrap();
-        assert_eq!(a.assignment.unwrap().len(), 2, "orders.eu only");
-        // orders.us is created: the next heartbeat picks it up.
-        let names = || vec!["orders.eu".into(), "orders.us".into(), "payments".into()];
+        // As Kafka: the names at once, the regex's matches once the group resolved it,
+        // at its next heartbeat.
+        assert_eq!(a.assignment.unwrap().len(), 5, "payments only");
         let mut next = hb("m1", a.member_epoch, None);
         next.subscribed = None;
+        let a = cg
+            .heartbeat(next.clone(), &lookup, &names, || Ok(()))
+            .unwrap();
+        assert_eq!(a.assignment.unwrap().len(), 7, "and orders.eu");
+        // orders.us is created: the next heartbeat picks it up.
+        let names = || vec!["orders.eu".into(), "orders.us".into(), "payments".into()];
+        next.member_epoch = a.member_epoch;
         let a = cg.heartbeat(next, &lookup, &names, || Ok(())).unwrap();
-        assert_eq!(a.assignment.unwrap().len(), 5);
+        assert_eq!(a.assignment.unwrap().len(), 10);
+        // A second member bringing the same pattern gets what the group resolved.
+        let mut join = hb("m2", 0, None);
+        join.subscribed = None;
+        join.regex = Some(Some(TopicRegex::new("orders\\..*").unwrap()));
+        cg.heartbeat(join, &lookup, &names, || Ok(())).unwrap();
+        let matched = cg.with("g", |g| g.members["m2"].matched.len()).unwrap();
+        assert_eq!(matched, 2);
         assert!(TopicRegex::new("(").is_err());
         assert!(
             !TopicRegex::new("orders").unwrap().matches("orders.eu"),
