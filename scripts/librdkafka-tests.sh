@@ -11,7 +11,9 @@
 # $LIBRDKAFKA_BUILD (default ~/.cache/floe-librdkafka). The broker is a debug `floe serve`
 # with --default-partitions 4, as librdkafka's test cluster auto-creates topics with four
 # partitions, on ports chosen free at run time, stopped at exit. Not part of
-# scripts/test.sh: the whole core tier takes about an hour.
+# scripts/test.sh: the whole core tier takes about an hour. KAFKA_PATH points at
+# scripts/kafka-cli, a stand-in for Kafka's kafka-topics.sh (Kafka's distribution cannot
+# be downloaded here); it needs confluent-kafka, which scripts/test.sh installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "librdkafka-tests.sh: $*" >&2; }
@@ -53,6 +55,9 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
+# Tests that call Kafka's bin/kafka-topics.sh (0052, 0077) get the stand-in in
+# scripts/kafka-cli, which sends the same admin requests through confluent-kafka.
+export KAFKA_PATH="$PWD/scripts/kafka-cli" BROKERS="127.0.0.1:$kafka"
 cd "$build/tests"
 # Each run's own config file, so that two runs at once each talk to their own broker.
 echo "bootstrap.servers=127.0.0.1:$kafka" >"$data/test.conf"
