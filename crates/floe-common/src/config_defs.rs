@@ -218,6 +218,62 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "produce refuses (INVALID_RECORD) records whose value does not decode under lake.value.schema (Confluent Server's name)"),
 ];
 
+const FIXED_THREADS: Effect =
+    Effect::None("Floe's work runs on tokio's runtime, whose threads are fixed at start");
+const NO_SASL: Effect = Effect::None("Floe has no SASL yet");
+const NO_CLEANER: Effect = Effect::None("Floe has no log cleaner yet (cleanup.policy)");
+const CONNECTION_LIMITS: Effect =
+    Effect::None("connections are bounded by [kafka] max_connections_per_ip in floe.toml");
+
+/// Kafka's dynamic broker configs that are not a topic config's synonym (those are
+/// dynamic too, as cluster-wide topic defaults): accepted by AlterConfigs and
+/// IncrementalAlterConfigs on a BROKER resource, with Kafka's types and validation,
+/// stored and reported. Each says why it has no effect here.
+#[rustfmt::skip]
+pub const DYNAMIC_BROKER_CONFIGS: &[ConfigDef] = &[
+    def("background.threads", Int, "10", Valid::AtLeast(1), None, FIXED_THREADS,
+        "threads for background tasks"),
+    def("num.io.threads", Int, "8", Valid::AtLeast(1), None, FIXED_THREADS,
+        "threads that handle requests"),
+    def("num.network.threads", Int, "3", Valid::AtLeast(1), None, FIXED_THREADS,
+        "threads that read and write the network"),
+    def("num.recovery.threads.per.data.dir", Int, "2", Valid::AtLeast(1), None, FIXED_THREADS,
+        "threads per data directory for log recovery"),
+    def("num.replica.fetchers", Int, "1", Valid::Any, None, NO_REPLICAS,
+        "fetcher threads per source broker"),
+    def("log.cleaner.threads", Int, "1", Valid::AtLeast(0), None, NO_CLEANER,
+        "log cleaner threads"),
+    def("log.cleaner.backoff.ms", Long, "15000", Valid::AtLeast(0), None, NO_CLEANER,
+        "sleep between cleaner passes with nothing to clean"),
+    def("log.cleaner.dedupe.buffer.size", Long, "134217728", Valid::Any, None, NO_CLEANER,
+        "memory for the cleaner's key map"),
+    def("log.cleaner.io.buffer.size", Int, "524288", Valid::AtLeast(0), None, NO_CLEANER,
+        "the cleaner's I/O buffers"),
+    def("max.connections", Int, "2147483647", Valid::AtLeast(0), None, CONNECTION_LIMITS,
+        "connections the broker accepts in all"),
+    def("max.connections.per.ip", Int, "2147483647", Valid::AtLeast(0), None, CONNECTION_LIMITS,
+        "connections the broker accepts from one address"),
+    def("max.connection.creation.rate", Int, "2147483647", Valid::AtLeast(0), None, CONNECTION_LIMITS,
+        "new connections per second the broker accepts"),
+    def("sasl.enabled.mechanisms", List, "GSSAPI", Valid::Any, None, NO_SASL,
+        "SASL mechanisms the listeners offer"),
+    def("sasl.kerberos.kinit.cmd", Str, "/usr/bin/kinit", Valid::Any, None, NO_SASL,
+        "Kerberos kinit command"),
+    def("sasl.kerberos.min.time.before.relogin", Long, "60000", Valid::Any, None, NO_SASL,
+        "Kerberos login thread sleep between refresh attempts"),
+    def("sasl.kerberos.principal.to.local.rules", List, "DEFAULT", Valid::Any, None, NO_SASL,
+        "rules mapping principal names to short names"),
+    def("sasl.kerberos.ticket.renew.jitter", Double, "0.05", Valid::Fraction, None, NO_SASL,
+        "random jitter added to the renewal time"),
+    def("sasl.kerberos.ticket.renew.window.factor", Double, "0.8", Valid::Fraction, None, NO_SASL,
+        "share of the ticket lifetime after which it is renewed"),
+];
+
+/// The definition of dynamic broker config `name` that is not a topic config's synonym.
+pub fn dynamic_broker_config(name: &str) -> Option<&'static ConfigDef> {
+    DYNAMIC_BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
 /// The definition of topic config `name`.
 pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
@@ -322,6 +378,11 @@ impl ConfigDef {
                     );
                 }
             }
+            (Str | List, Valid::Any) => {
+                if value.len() > 4096 || value.chars().any(char::is_control) {
+                    return Err("at most 4096 characters, none of them control characters".into());
+                }
+            }
             (kind, valid) => return Err(format!("no check for {kind:?} values {valid:?}")),
         }
         Ok(())
@@ -339,9 +400,11 @@ mod tests {
 
     #[test]
     fn every_default_passes_its_own_check() {
-        for d in TOPIC_CONFIGS {
+        for d in TOPIC_CONFIGS.iter().chain(DYNAMIC_BROKER_CONFIGS) {
             assert_eq!(d.check(d.default), Ok(()), "{}", d.name);
         }
+        let threads = dynamic_broker_config("background.threads").unwrap();
+        assert_eq!(threads.check("0").unwrap_err(), "must be at least 1");
     }
 
     #[test]

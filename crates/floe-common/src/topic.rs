@@ -434,7 +434,10 @@ impl TopicConfig {
     /// Checks what no single key can: Kafka's `min.compaction.lag.ms` ≤
     /// `max.compaction.lag.ms`, and schema validation only of a side bound to a subject
     /// (there is nothing to validate raw bytes against).
-    fn check_together(&self) -> Result<(), ConfigError> {
+    ///
+    /// # Errors
+    /// The first pair of keys that do not go together.
+    pub fn check_together(&self) -> Result<(), ConfigError> {
         for (on, mode, side) in [
             (self.key_schema_validation, self.lake_key_schema, "key"),
             (

@@ -377,7 +377,7 @@ impl MetaStore {
         .await
     }
 
-    // ---- group configs ----------------------------------------------------
+    // ---- group and broker configs -----------------------------------------
 
     /// Replaces the config overrides of `group` (none: the row goes).
     pub async fn set_group_configs(
@@ -385,42 +385,75 @@ impl MetaStore {
         group: &str,
         configs: &BTreeMap<String, String>,
     ) -> Result<()> {
-        const OP: &str = "set_group_configs";
+        self.set_configs(ConfigTable::Groups, group, configs).await
+    }
+
+    /// Every group's config overrides.
+    pub async fn list_group_configs(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        self.list_configs(ConfigTable::Groups).await
+    }
+
+    /// Replaces the dynamic broker configs of `resource`: `""` for the cluster-wide
+    /// default, else a broker's node id (none: the row goes).
+    pub async fn set_broker_configs(
+        &self,
+        resource: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.set_configs(ConfigTable::Brokers, resource, configs)
+            .await
+    }
+
+    /// Every resource's dynamic broker configs.
+    pub async fn list_broker_configs(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        self.list_configs(ConfigTable::Brokers).await
+    }
+
+    async fn set_configs(
+        &self,
+        table: ConfigTable,
+        key: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (op, name, column) = table.parts();
         let json = serde_json::to_string(configs)
-            .map_err(|e| Error::corrupt(format!("configs of group {group:?}"), e))?;
-        self.run(OP, async {
+            .map_err(|e| Error::corrupt(format!("configs of {column} {key:?}"), e))?;
+        self.run(op, async {
+            let delete = format!("DELETE FROM {name} WHERE {column} = $1");
+            let upsert = format!(
+                "INSERT INTO {name} ({column}, configs) VALUES ($1, $2) \
+                 ON CONFLICT ({column}) DO UPDATE SET configs = excluded.configs"
+            );
             let query = if configs.is_empty() {
-                sqlx::query("DELETE FROM group_configs WHERE group_id = $1").bind(group)
+                sqlx::query(&delete).bind(key)
             } else {
-                sqlx::query(
-                    "INSERT INTO group_configs (group_id, configs) VALUES ($1, $2) \
-                     ON CONFLICT (group_id) DO UPDATE SET configs = excluded.configs",
-                )
-                .bind(group)
-                .bind(json)
+                sqlx::query(&upsert).bind(key).bind(json)
             };
-            query.execute(&self.inner.pool).await.map_err(self.db(OP))?;
-            debug!(group, configs = configs.len(), "group configs set");
+            query.execute(&self.inner.pool).await.map_err(self.db(op))?;
+            debug!(table = name, key, configs = configs.len(), "configs set");
             Ok(())
         })
         .await
     }
 
-    /// Every group's config overrides.
-    pub async fn list_group_configs(&self) -> Result<Vec<(String, BTreeMap<String, String>)>> {
-        const OP: &str = "list_group_configs";
-        self.run(OP, async {
-            let rows = sqlx::query("SELECT group_id, configs FROM group_configs ORDER BY group_id")
+    async fn list_configs(
+        &self,
+        table: ConfigTable,
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        let (op, name, column) = table.parts();
+        self.run(op, async {
+            let select = format!("SELECT {column}, configs FROM {name} ORDER BY {column}");
+            let rows = sqlx::query(&select)
                 .fetch_all(&self.inner.pool)
                 .await
-                .map_err(self.db(OP))?;
+                .map_err(self.db(op))?;
             rows.iter()
                 .map(|row| {
-                    let group: String = row.try_get("group_id").map_err(self.db(OP))?;
-                    let json: String = row.try_get("configs").map_err(self.db(OP))?;
+                    let key: String = row.try_get(column).map_err(self.db(op))?;
+                    let json: String = row.try_get("configs").map_err(self.db(op))?;
                     let configs = serde_json::from_str(&json)
-                        .map_err(|e| Error::corrupt(format!("configs of group {group:?}"), e))?;
-                    Ok((group, configs))
+                        .map_err(|e| Error::corrupt(format!("configs of {column} {key:?}"), e))?;
+                    Ok((key, configs))
                 })
                 .collect()
         })
@@ -684,4 +717,23 @@ fn upsert_offsets_sql(rows: usize) -> String {
          commit_timestamp_ms = excluded.commit_timestamp_ms",
     );
     sql
+}
+
+/// The tables that keep config overrides as a JSON object per key.
+#[derive(Debug, Clone, Copy)]
+enum ConfigTable {
+    /// `group_configs`, by group id.
+    Groups,
+    /// `broker_configs`, by resource (`""` or a node id).
+    Brokers,
+}
+
+impl ConfigTable {
+    /// The operation name (for errors), the table and its key column.
+    fn parts(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            ConfigTable::Groups => ("group_configs", "group_configs", "group_id"),
+            ConfigTable::Brokers => ("broker_configs", "broker_configs", "resource"),
+        }
+    }
 }

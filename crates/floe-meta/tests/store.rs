@@ -127,6 +127,7 @@ on_both_backends!(
     persistence_across_reconnect,
     registry_ids_versions_and_deletes,
     group_configs_round_trip,
+    broker_configs_round_trip,
 );
 
 fn topic(name: &str, partitions: i32) -> TopicRecord {
@@ -233,6 +234,29 @@ async fn group_configs_round_trip(ctx: Ctx) {
     assert_eq!(
         store.list_group_configs().await.unwrap(),
         vec![("g1".to_string(), b)]
+    );
+}
+
+async fn broker_configs_round_trip(ctx: Ctx) {
+    let store = ctx.connect().await;
+    assert!(store.list_broker_configs().await.unwrap().is_empty());
+    let cluster = configs(&[("log.retention.ms", "3600000")]);
+    let broker = configs(&[("background.threads", "9")]);
+    store.set_broker_configs("", &cluster).await.unwrap();
+    store.set_broker_configs("1", &broker).await.unwrap();
+    assert_eq!(
+        store.list_broker_configs().await.unwrap(),
+        vec![("".to_string(), cluster.clone()), ("1".to_string(), broker)]
+    );
+    // Group configs live apart.
+    assert!(store.list_group_configs().await.unwrap().is_empty());
+    store
+        .set_broker_configs("1", &BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_broker_configs().await.unwrap(),
+        vec![("".to_string(), cluster)]
     );
 }
 

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::broker_configs::{BrokerResource, DynamicConfigs};
 use crate::config::ServerConfig;
 use crate::consumer_groups::ConsumerGroups;
 use crate::coordinator::GroupCoordinator;
@@ -55,8 +56,12 @@ pub struct Broker {
     pub meta: MetaStore,
     /// The schema registry (its HTTP API and typed landing read it).
     pub registry: Arc<floe_registry::Registry>,
-    /// Topic defaults (from the `[log]` section).
-    pub topic_defaults: TopicConfig,
+    /// Topic defaults from `floe.toml` (the `[log]` section), before dynamic broker
+    /// configs.
+    pub static_topic_defaults: TopicConfig,
+    /// Dynamic broker configs (see [`crate::broker_configs`]) and the topic defaults in
+    /// force.
+    dynamic: RwLock<DynamicConfigs>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Topics in the store whose partitions could not be opened at start, with why: they
     /// are listed as offline (LEADER_NOT_AVAILABLE) until deleted or the broker restarts.
@@ -152,7 +157,8 @@ impl Broker {
             metrics,
             query: std::sync::OnceLock::new(),
             meta,
-            topic_defaults,
+            dynamic: RwLock::new(DynamicConfigs::new(&topic_defaults)),
+            static_topic_defaults: topic_defaults,
             topics: RwLock::new(BTreeMap::new()),
             offline: RwLock::new(BTreeMap::new()),
             admin: tokio::sync::Mutex::new(()),
@@ -179,6 +185,8 @@ impl Broker {
         })
         .await
         .map_err(Error::Task)?;
+        // Before the topics open: their defaults depend on them.
+        broker.load_broker_configs().await?;
         let records = broker.meta.list_topics().await?;
         crate::data_dir::check(
             &broker.config.data_dir,
@@ -404,7 +412,7 @@ impl Broker {
 
     /// `existing`: as for [`Self::open_partition`].
     fn open_topic(&self, record: &TopicRecord, existing: bool) -> Result<Arc<Topic>> {
-        let config = TopicConfig::resolve(&self.topic_defaults, &record.configs)?;
+        let config = TopicConfig::resolve(&self.topic_defaults(), &record.configs)?;
         let name: Arc<str> = Arc::from(record.name.as_str());
         let lake = self
             .lake
@@ -466,7 +474,7 @@ impl Broker {
                 "{partitions} partitions is over the limit of 100000"
             )));
         }
-        let config = TopicConfig::resolve(&self.topic_defaults, overrides)?;
+        let config = TopicConfig::resolve(&self.topic_defaults(), overrides)?;
         if self.topic(name).is_some() || self.offline.read().contains_key(name) {
             return Err(TopicError::Exists(name.to_string()));
         }
@@ -693,10 +701,12 @@ impl Broker {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        // In turn with dynamic broker config changes, which re-resolve every topic.
+        let _turn = self.admin.lock().await;
         let topic = self
             .topic(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let config = TopicConfig::resolve(&self.topic_defaults, &overrides)?;
+        let config = TopicConfig::resolve(&self.topic_defaults(), &overrides)?;
         if validate_only {
             return Ok(());
         }
@@ -704,14 +714,95 @@ impl Broker {
             .set_topic_configs(name, &overrides)
             .await
             .map_err(Error::from)?;
+        *topic.overrides.write() = overrides;
+        self.apply_topic_config(&topic, config);
+        info!(topic = %name, "updated topic configs");
+        Ok(())
+    }
+
+    /// Puts `config` in force for `topic` and its partitions.
+    fn apply_topic_config(&self, topic: &Topic, config: TopicConfig) {
         let log_config = self.log_config(&config);
         let policy = ProducePolicy::for_topic(&config);
         for p in topic.partitions.read().iter() {
             p.set_config(log_config.clone(), policy);
         }
         *topic.config.write() = config;
-        *topic.overrides.write() = overrides;
-        info!(topic = %name, "updated topic configs");
+    }
+
+    /// The topic defaults in force: `floe.toml`'s, with the dynamic broker configs
+    /// applied.
+    pub fn topic_defaults(&self) -> TopicConfig {
+        self.dynamic.read().topic_defaults().clone()
+    }
+
+    /// The dynamic broker configs in force.
+    pub fn dynamic_configs(&self) -> DynamicConfigs {
+        self.dynamic.read().clone()
+    }
+
+    /// Reads the dynamic broker configs from the metadata store (at start). A stored set
+    /// that no longer passes the checks is skipped with a warning.
+    async fn load_broker_configs(&self) -> Result<()> {
+        for (key, configs) in self.meta.list_broker_configs().await? {
+            let loaded = BrokerResource::parse(&key, self.config.node_id).and_then(|resource| {
+                self.dynamic
+                    .read()
+                    .with(resource, configs, &self.static_topic_defaults)
+            });
+            match loaded {
+                Ok(next) => *self.dynamic.write() = next,
+                Err(why) => warn!(resource = %key, error = %why, "stored broker configs ignored"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces `resource`'s dynamic broker configs: checked (every topic's config must
+    /// still resolve with the defaults they make), stored, then put in force for every
+    /// topic without an override of its own.
+    ///
+    /// # Errors
+    /// INVALID_CONFIG with the reason, or KAFKA_STORAGE_ERROR when the store fails.
+    pub async fn set_broker_configs(
+        &self,
+        resource: BrokerResource,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> std::result::Result<(), (floe_kafka::ResponseError, String)> {
+        let invalid = |why: String| (floe_kafka::ResponseError::InvalidConfig, why);
+        // One change at a time, so that none is lost between the read and the write.
+        let _turn = self.admin.lock().await;
+        let next = self
+            .dynamic
+            .read()
+            .with(resource, configs.clone(), &self.static_topic_defaults)
+            .map_err(invalid)?;
+        let topics = self.topics();
+        let mut resolved = Vec::with_capacity(topics.len());
+        for topic in topics {
+            let overrides = topic.overrides.read().clone();
+            let config = TopicConfig::resolve(next.topic_defaults(), &overrides)
+                .map_err(|e| invalid(format!("topic {}: {e}", topic.name)))?;
+            resolved.push((topic, config));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.meta
+            .set_broker_configs(&resource.store_key(self.config.node_id), &configs)
+            .await
+            .map_err(|e| {
+                (
+                    floe_kafka::ResponseError::KafkaStorageError,
+                    format!("the metadata store could not keep the broker configs: {e}"),
+                )
+            })?;
+        *self.dynamic.write() = next;
+        for (topic, config) in resolved {
+            self.apply_topic_config(&topic, config);
+        }
+        info!(?resource, configs = ?configs, "updated dynamic broker configs");
         Ok(())
     }
 

@@ -12,6 +12,7 @@
 pub mod assignor;
 pub mod authz;
 pub mod broker;
+pub mod broker_configs;
 pub mod committer;
 pub mod config;
 mod connection;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use floe_common::config_defs::{self, ConfigDef, ConfigType, Effect, TOPIC_CONFIGS};
+use floe_common::config_defs::{
+    self, ConfigDef, ConfigType, Effect, DYNAMIC_BROKER_CONFIGS, TOPIC_CONFIGS,
+};
 use floe_kafka::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as AlterResult;
 use kafka_protocol::messages::describe_configs_response::{
@@ -21,6 +23,7 @@ use tracing::warn;
 use super::admin::topic_error_code;
 use super::sb;
 use crate::broker::{Broker, TopicError};
+use crate::broker_configs::{self, BrokerResource};
 use crate::group_configs::{self, GROUP_CONFIGS};
 
 const TOPIC: i8 = 2;
@@ -28,6 +31,8 @@ const BROKER: i8 = 4;
 const GROUP: i8 = 32;
 // Config sources (DescribeConfigs v1+).
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 const GROUP_CONFIG: i8 = 8;
@@ -45,7 +50,7 @@ const BROKER_ONLY: &[(&str, ConfigType)] = &[
 /// parse by type (the Java AdminClient's `ConfigEntry.type()`) see what Kafka shows.
 fn config_type(key: &str) -> i8 {
     config_defs::topic_config(key)
-        .or_else(|| config_defs::by_broker_name(key))
+        .or_else(|| broker_configs::definition(key))
         .map(|d| d.kind)
         .or_else(|| BROKER_ONLY.iter().find(|(k, _)| *k == key).map(|(_, t)| *t))
         .unwrap_or(ConfigType::String)
@@ -69,17 +74,37 @@ fn documentation(d: &ConfigDef) -> String {
     }
 }
 
-/// Where the broker's default for topic config `d` comes from, with its value: `floe.toml`
-/// when it differs from Kafka's default (Floe cannot tell a value set to the default
-/// from one left out), else Kafka's default.
-fn broker_default(broker: &Broker, d: &ConfigDef) -> (String, i8) {
-    let value = broker.topic_defaults.value(d.name).unwrap_or_default();
-    let source = if value != d.default {
-        STATIC_BROKER_CONFIG
-    } else {
-        DEFAULT_CONFIG
-    };
-    (value, source)
+/// The broker-level values of config `d` (a topic config, named by its broker synonym,
+/// or a dynamic-only broker config), most specific first, as DescribeConfigs lists
+/// synonyms: this broker's dynamic value, the cluster's dynamic default, `floe.toml`
+/// (when it differs from Kafka's default: Floe cannot tell a value set to the default
+/// from one left out), Kafka's default. The first is the broker's value.
+fn broker_synonyms(broker: &Broker, d: &ConfigDef) -> Vec<(String, String, i8)> {
+    let name = d.broker_name.unwrap_or(d.name);
+    let dynamic = broker.dynamic_configs();
+    let mut synonyms = Vec::new();
+    for (resource, source) in [
+        (BrokerResource::ThisBroker, DYNAMIC_BROKER_CONFIG),
+        (
+            BrokerResource::ClusterDefault,
+            DYNAMIC_DEFAULT_BROKER_CONFIG,
+        ),
+    ] {
+        if let Some(v) = dynamic.get(resource).get(name) {
+            synonyms.push((name.to_string(), v.clone(), source));
+        }
+    }
+    if d.broker_name.is_some() {
+        let value = broker
+            .static_topic_defaults
+            .value(d.name)
+            .unwrap_or_default();
+        if value != d.default {
+            synonyms.push((name.to_string(), value, STATIC_BROKER_CONFIG));
+        }
+    }
+    synonyms.push((name.to_string(), d.default.to_string(), DEFAULT_CONFIG));
+    synonyms
 }
 
 pub(super) fn topic_entries(broker: &Broker, topic: &crate::topic::Topic) -> Vec<Described> {
@@ -89,20 +114,11 @@ pub(super) fn topic_entries(broker: &Broker, topic: &crate::topic::Topic) -> Vec
         .iter()
         .map(|d| {
             let value = config.value(d.name).unwrap_or_default();
-            let (broker_value, broker_source) = broker_default(broker, d);
             let mut synonyms = Vec::new();
             if let Some(v) = overrides.get(d.name) {
                 synonyms.push((d.name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
             }
-            let synonym_name = d.broker_name.unwrap_or(d.name);
-            if broker_source == STATIC_BROKER_CONFIG {
-                synonyms.push((synonym_name.to_string(), broker_value, STATIC_BROKER_CONFIG));
-            }
-            synonyms.push((
-                synonym_name.to_string(),
-                d.default.to_string(),
-                DEFAULT_CONFIG,
-            ));
+            synonyms.extend(broker_synonyms(broker, d));
             Described {
                 name: d.name.to_string(),
                 value,
@@ -141,10 +157,17 @@ pub(super) fn describe(
                                 res.resource_name.as_str()
                             ))))
                     }
-                    Some(topic) => topic_entries(broker, &topic),
+                    Some(topic) => writable(topic_entries(broker, &topic)),
                 },
-                BROKER => broker_entries(broker),
-                GROUP => group_entries(broker, &res.resource_name),
+                BROKER => match BrokerResource::parse(&res.resource_name, broker.config.node_id) {
+                    Ok(resource) => broker_entries(broker, resource),
+                    Err(why) => {
+                        return base
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(sb(&why)))
+                    }
+                },
+                GROUP => writable(group_entries(broker, &res.resource_name)),
                 other => {
                     return base
                         .with_error_code(ResponseError::InvalidRequest.code())
@@ -155,12 +178,12 @@ pub(super) fn describe(
             };
             let configs = entries
                 .into_iter()
-                .filter(|e| wanted(&e.name))
-                .map(|e| {
+                .filter(|(e, _)| wanted(&e.name))
+                .map(|(e, read_only)| {
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(sb(&e.name))
                         .with_value(Some(sb(&e.value)))
-                        .with_read_only(res.resource_type == BROKER)
+                        .with_read_only(read_only)
                         .with_config_source(e.source);
                     if version >= 3 {
                         c.config_type = config_type(&e.name);
@@ -189,6 +212,11 @@ pub(super) fn describe(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// Entries that AlterConfigs may change (not read-only).
+fn writable(entries: Vec<Described>) -> Vec<(Described, bool)> {
+    entries.into_iter().map(|e| (e, false)).collect()
+}
+
 /// A group's configs: its overrides (source GROUP_CONFIG), else the broker's settings.
 fn group_entries(broker: &Broker, group: &str) -> Vec<Described> {
     let overrides = broker.consumer_groups.configs(group);
@@ -213,34 +241,44 @@ fn group_entries(broker: &Broker, group: &str) -> Vec<Described> {
         .collect()
 }
 
-/// The broker resource: every topic config's broker-level synonym, then the broker's
-/// own settings Kafka clients ask about. Read-only.
-fn broker_entries(broker: &Broker) -> Vec<Described> {
-    let c = &broker.config;
-    let mut v: Vec<Described> = TOPIC_CONFIGS
+/// A BROKER resource: every topic config's broker-level synonym and every dynamic-only
+/// broker config, with its dynamic value if one is set, then the broker's own settings
+/// Kafka clients ask about (read-only). The cluster default (`""`) lists only what is
+/// set on it, as Kafka does.
+fn broker_entries(broker: &Broker, resource: BrokerResource) -> Vec<(Described, bool)> {
+    let dynamic = TOPIC_CONFIGS
         .iter()
+        .filter(|d| d.broker_name.is_some())
+        .chain(DYNAMIC_BROKER_CONFIGS)
         .filter_map(|d| {
-            let name = d.broker_name?;
-            let (value, source) = broker_default(broker, d);
-            let mut synonyms = vec![(name.to_string(), value.clone(), source)];
-            if source != DEFAULT_CONFIG {
-                synonyms.push((name.to_string(), d.default.to_string(), DEFAULT_CONFIG));
+            let mut synonyms = broker_synonyms(broker, d);
+            if resource == BrokerResource::ClusterDefault {
+                synonyms.retain(|s| s.2 == DYNAMIC_DEFAULT_BROKER_CONFIG);
             }
+            let (name, value, source) = synonyms.first()?.clone();
             Some(Described {
-                name: name.to_string(),
+                name,
                 value,
                 source,
                 synonyms,
                 doc: Some(documentation(d)),
             })
         })
-        .collect();
-    let own = |name: &str, value: String| Described {
-        name: name.to_string(),
-        synonyms: vec![(name.to_string(), value.clone(), STATIC_BROKER_CONFIG)],
-        value,
-        source: STATIC_BROKER_CONFIG,
-        doc: None,
+        .map(|d| (d, false));
+    let mut v: Vec<(Described, bool)> = dynamic.collect();
+    if resource == BrokerResource::ClusterDefault {
+        return v;
+    }
+    let c = &broker.config;
+    let own = |name: &str, value: String| {
+        let d = Described {
+            name: name.to_string(),
+            synonyms: vec![(name.to_string(), value.clone(), STATIC_BROKER_CONFIG)],
+            value,
+            source: STATIC_BROKER_CONFIG,
+            doc: None,
+        };
+        (d, true)
     };
     v.push(own(
         "auto.create.topics.enable",
@@ -269,9 +307,75 @@ fn refuse_non_topic(resource_type: i8) -> Option<(ResponseError, String)> {
     (resource_type != TOPIC).then(|| {
         (
             ResponseError::InvalidRequest,
-            format!("only topic and group configs can be altered (resource type {resource_type})"),
+            format!("only topic, broker and group configs can be altered (resource type {resource_type})"),
         )
     })
+}
+
+/// Replaces a BROKER resource's dynamic configs: the error code and message for the
+/// response.
+async fn broker_outcome(
+    broker: &Arc<Broker>,
+    resource: BrokerResource,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> (i16, Option<StrBytes>) {
+    match broker
+        .set_broker_configs(resource, configs, validate_only)
+        .await
+    {
+        Ok(()) => (0, None),
+        Err((e, why)) => {
+            warn!(?resource, error = %why, "broker config change refused");
+            (e.code(), Some(sb(&why)))
+        }
+    }
+}
+
+/// IncrementalAlterConfigs' operations on a resource's `current` configs, as Kafka
+/// applies them: SET and DELETE on any key; APPEND and SUBTRACT on list configs
+/// (`is_list`), whose members start from the resource's value or, without one, from
+/// `below(key)`, the value it inherits. The result is checked by the caller.
+///
+/// # Errors
+/// The first operation that is not valid for its key.
+fn apply_ops(
+    mut current: BTreeMap<String, String>,
+    ops: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    is_list: impl Fn(&str) -> bool,
+    below: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    for c in ops {
+        let key = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        match c.config_operation {
+            OP_SET => {
+                current.insert(key, value);
+            }
+            OP_DELETE => {
+                current.remove(&key);
+            }
+            OP_APPEND | OP_SUBTRACT if is_list(&key) => {
+                let start = current
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| below(&key))
+                    .unwrap_or_default();
+                let mut members: Vec<&str> = config_defs::list(&start).collect();
+                for v in config_defs::list(&value) {
+                    if c.config_operation == OP_SUBTRACT {
+                        members.retain(|m| *m != v);
+                    } else if !members.contains(&v) {
+                        members.push(v);
+                    }
+                }
+                let joined = members.join(",");
+                current.insert(key, joined);
+            }
+            op => return Err(format!("operation {op} is not valid for {key}")),
+        }
+    }
+    Ok(current)
 }
 
 /// Replaces a group's configs: the error code and message for the response.
@@ -333,6 +437,17 @@ pub(super) async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Alt
             responses.push(base.with_error_code(code).with_error_message(msg));
             continue;
         }
+        if res.resource_type == BROKER {
+            let (code, msg) = match BrokerResource::parse(&res.resource_name, broker.config.node_id)
+            {
+                Ok(resource) => {
+                    broker_outcome(broker, resource, overrides, req.validate_only).await
+                }
+                Err(why) => (ResponseError::InvalidRequest.code(), Some(sb(&why))),
+            };
+            responses.push(base.with_error_code(code).with_error_message(msg));
+            continue;
+        }
         if let Some((e, msg)) = refuse_non_topic(res.resource_type) {
             responses.push(
                 base.with_error_code(e.code())
@@ -391,6 +506,39 @@ pub(super) async fn incremental_alter(
             responses.push(base.with_error_code(code).with_error_message(msg));
             continue;
         }
+        if res.resource_type == BROKER {
+            let (code, msg) = match BrokerResource::parse(&res.resource_name, broker.config.node_id)
+            {
+                Err(why) => (ResponseError::InvalidRequest.code(), Some(sb(&why))),
+                Ok(resource) => {
+                    let is_list = |key: &str| {
+                        broker_configs::definition(key).is_some_and(|d| d.kind == ConfigType::List)
+                    };
+                    // A list's members start from the value below this resource.
+                    let below = |key: &str| {
+                        let d = broker_configs::definition(key)?;
+                        let synonyms = broker_synonyms(broker, d);
+                        let skip = match resource {
+                            BrokerResource::ThisBroker => DYNAMIC_BROKER_CONFIG,
+                            BrokerResource::ClusterDefault => DYNAMIC_DEFAULT_BROKER_CONFIG,
+                        };
+                        synonyms.into_iter().find(|s| s.2 > skip).map(|s| s.1)
+                    };
+                    let current = broker.dynamic_configs().get(resource).clone();
+                    match apply_ops(current, &res.configs, is_list, below) {
+                        Ok(configs) => {
+                            broker_outcome(broker, resource, configs, req.validate_only).await
+                        }
+                        Err(why) => {
+                            warn!(resource = %res.resource_name.as_str(), error = %why, "broker config change refused");
+                            (ResponseError::InvalidConfig.code(), Some(sb(&why)))
+                        }
+                    }
+                }
+            };
+            responses.push(base.with_error_code(code).with_error_message(msg));
+            continue;
+        }
         if let Some((e, msg)) = refuse_non_topic(res.resource_type) {
             responses.push(
                 base.with_error_code(e.code())
@@ -402,52 +550,21 @@ pub(super) async fn incremental_alter(
             responses.push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
             continue;
         };
-        let mut overrides = topic.overrides.read().clone();
-        let mut bad = None;
-        for c in &res.configs {
-            let key = c.name.to_string();
-            let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-            match c.config_operation {
-                OP_SET => {
-                    overrides.insert(key, value);
-                }
-                OP_DELETE => {
-                    overrides.remove(&key);
-                }
-                // As Kafka: a list config's members are added or removed, starting from
-                // the topic's override or, without one, the broker's value. The result
-                // is checked with the rest (an emptied cleanup.policy is refused).
-                OP_APPEND | OP_SUBTRACT
-                    if config_defs::topic_config(&key)
-                        .is_some_and(|d| d.kind == ConfigType::List) =>
-                {
-                    let current = overrides
-                        .get(&key)
-                        .cloned()
-                        .or_else(|| broker.topic_defaults.value(&key))
-                        .unwrap_or_default();
-                    let mut members: Vec<&str> = config_defs::list(&current).collect();
-                    for v in config_defs::list(&value) {
-                        if c.config_operation == OP_SUBTRACT {
-                            members.retain(|m| *m != v);
-                        } else if !members.contains(&v) {
-                            members.push(v);
-                        }
-                    }
-                    let joined = members.join(",");
-                    overrides.insert(key, joined);
-                }
-                op => bad = Some(format!("operation {op} is not valid for {key}")),
+        let current = topic.overrides.read().clone();
+        let defaults = broker.topic_defaults();
+        let is_list =
+            |key: &str| config_defs::topic_config(key).is_some_and(|d| d.kind == ConfigType::List);
+        let overrides = match apply_ops(current, &res.configs, is_list, |key| defaults.value(key)) {
+            Ok(o) => o,
+            Err(msg) => {
+                warn!(topic = %res.resource_name.as_str(), error = %msg, "config change refused");
+                responses.push(
+                    base.with_error_code(ResponseError::InvalidConfig.code())
+                        .with_error_message(Some(sb(&msg))),
+                );
+                continue;
             }
-        }
-        if let Some(msg) = bad {
-            warn!(topic = %res.resource_name.as_str(), error = %msg, "config change refused");
-            responses.push(
-                base.with_error_code(ResponseError::InvalidConfig.code())
-                    .with_error_message(Some(sb(&msg))),
-            );
-            continue;
-        }
+        };
         let (code, msg) = outcome(
             broker
                 .set_topic_overrides(&res.resource_name, overrides, req.validate_only)
@@ -485,6 +602,8 @@ mod tests {
             ("socket.request.max.bytes", ConfigType::Int),
             ("offsets.retention.minutes", ConfigType::Int),
             ("producer.id.expiration.ms", ConfigType::Int),
+            ("background.threads", ConfigType::Int),
+            ("sasl.enabled.mechanisms", ConfigType::List),
         ] {
             assert_eq!(config_type(key), expected.code(), "{key}");
         }
