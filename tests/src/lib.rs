@@ -492,6 +492,32 @@ pub fn package_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// Runs `tests/<script>` with `args` under python3 (for at most 300 s) and parses the JSON
+/// line it prints last; a script that fails fails the test with its stderr. The Python
+/// packages come from scripts/test.sh.
+pub fn python_json_blocking(script: &str, args: Vec<String>) -> serde_json::Value {
+    let out = std::process::Command::new("timeout")
+        .args(["300", "python3"])
+        .arg(package_path(script))
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{script} failed (scripts/test.sh installs its packages):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
+}
+
+/// [`python_json_blocking`] off the runtime's threads.
+pub async fn python_json(script: &'static str, args: Vec<String>) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || python_json_blocking(script, args))
+        .await
+        .expect("the script's task")
+}
+
 /// Base librdkafka config for `bootstrap`.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

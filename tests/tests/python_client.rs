@@ -7,24 +7,11 @@ use floe_tests::*;
 async fn kafka_python_produces_consumes_and_commits() {
     let broker = TestBroker::start().await;
     let b = broker.bootstrap();
-    let script = floe_tests::package_path("python/roundtrip.py");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(script)
-            .args([&b, "pytopic", "100"])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "kafka-python failed (scripts/test.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().expect("a JSON line");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let v = floe_tests::python_json(
+        "python/roundtrip.py",
+        vec![b, "pytopic".into(), "100".into()],
+    )
+    .await;
     let acked: Vec<i64> = serde_json::from_value(v["acked"].clone()).unwrap();
     assert_eq!(acked, (0..100).collect::<Vec<_>>());
     let seen = v["seen"].as_array().unwrap();

@@ -10,24 +10,7 @@ use serde_json::{json, Value};
 async fn confluent_kafkas_serializers_register_evolve_and_read_through_floe() {
     let mut broker = TestBroker::start().await;
     let (b, r) = (broker.bootstrap(), broker.registry_url());
-    let script = floe_tests::package_path("python/schema_registry.py");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .args(["300", "python3"])
-            .arg(script)
-            .args([&b, &r])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "confluent-kafka failed (scripts/test.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let v = floe_tests::python_json("python/schema_registry.py", vec![b, r]).await;
 
     assert_eq!(v["avro_roundtrip"], true, "{v}");
     assert_eq!(v["avro_v1"]["version"], 1);

@@ -387,25 +387,7 @@ async fn a_compacted_topic_refuses_records_without_a_key() {
     let broker = TestBroker::start().await;
     let b = broker.bootstrap();
     create_topic(&b, "changelog", 1, &[]).await;
-    let script = floe_tests::package_path("python/compacted_topic.py");
-    let bootstrap = b.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(script)
-            .args([&bootstrap, "changelog"])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "confluent-kafka failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    let v = floe_tests::python_json("python/compacted_topic.py", vec![b, "changelog".into()]).await;
     assert_eq!(v["appended"], "compact,delete");
     // The ten keyless records are INVALID_RECORD; the other ninety, refused with them,
     // are told that another record of their batch was (librdkafka's local code).
@@ -481,26 +463,10 @@ async fn cluster_default(bootstrap: &str, retention_ms: Option<&str>) -> Vec<(St
         .collect()
 }
 
-/// Runs tests/python/broker_configs.py in `mode` against `bootstrap`; its JSON line.
+/// Runs tests/python/broker_configs.py in `mode`; its JSON line.
 async fn broker_configs_script(bootstrap: &str, topic: &str, mode: &str) -> serde_json::Value {
-    let script = floe_tests::package_path("python/broker_configs.py");
-    let args = [bootstrap.to_string(), topic.to_string(), mode.to_string()];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(script)
-            .args(args)
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "confluent-kafka failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap()
+    let args = vec![bootstrap.to_string(), topic.to_string(), mode.to_string()];
+    floe_tests::python_json("python/broker_configs.py", args).await
 }
 
 /// Dynamic broker configs, as `kafka-configs.sh --entity-type brokers` and librdkafka's

@@ -10,20 +10,7 @@ use floe_tests::{eventually, TestBroker};
 use serde_json::{json, Value};
 
 fn python(args: Vec<String>) -> Value {
-    let script = floe_tests::package_path("python/typed_topic.py");
-    let out = std::process::Command::new("timeout")
-        .args(["300", "python3"])
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "typed_topic.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON")
+    floe_tests::python_json_blocking("python/typed_topic.py", args)
 }
 
 /// `q`'s rows as DuckDB 1.5 answers it, Floe's REST catalog attached as `floe`.

@@ -23,7 +23,7 @@ use tracing::warn;
 use super::admin::topic_error_code;
 use super::sb;
 use crate::broker::{Broker, TopicError};
-use crate::broker_configs::{self, BrokerResource};
+use crate::broker_configs::{self, BrokerResource, DynamicConfigs};
 use crate::group_configs::{self, GROUP_CONFIGS};
 
 const TOPIC: i8 = 2;
@@ -79,9 +79,12 @@ fn documentation(d: &ConfigDef) -> String {
 /// synonyms: this broker's dynamic value, the cluster's dynamic default, `floe.toml`
 /// (when it differs from Kafka's default: Floe cannot tell a value set to the default
 /// from one left out), Kafka's default. The first is the broker's value.
-fn broker_synonyms(broker: &Broker, d: &ConfigDef) -> Vec<(String, String, i8)> {
+fn broker_synonyms(
+    broker: &Broker,
+    dynamic: &DynamicConfigs,
+    d: &ConfigDef,
+) -> Vec<(String, String, i8)> {
     let name = d.broker_name.unwrap_or(d.name);
-    let dynamic = broker.dynamic_configs();
     let mut synonyms = Vec::new();
     for (resource, source) in [
         (BrokerResource::ThisBroker, DYNAMIC_BROKER_CONFIG),
@@ -108,6 +111,7 @@ fn broker_synonyms(broker: &Broker, d: &ConfigDef) -> Vec<(String, String, i8)> 
 }
 
 pub(super) fn topic_entries(broker: &Broker, topic: &crate::topic::Topic) -> Vec<Described> {
+    let dynamic = broker.dynamic_configs();
     let overrides = topic.overrides.read().clone();
     let config = topic.config.read().clone();
     TOPIC_CONFIGS
@@ -118,7 +122,7 @@ pub(super) fn topic_entries(broker: &Broker, topic: &crate::topic::Topic) -> Vec
             if let Some(v) = overrides.get(d.name) {
                 synonyms.push((d.name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
             }
-            synonyms.extend(broker_synonyms(broker, d));
+            synonyms.extend(broker_synonyms(broker, &dynamic, d));
             Described {
                 name: d.name.to_string(),
                 value,
@@ -246,12 +250,13 @@ fn group_entries(broker: &Broker, group: &str) -> Vec<Described> {
 /// Kafka clients ask about (read-only). The cluster default (`""`) lists only what is
 /// set on it, as Kafka does.
 fn broker_entries(broker: &Broker, resource: BrokerResource) -> Vec<(Described, bool)> {
-    let dynamic = TOPIC_CONFIGS
+    let dynamic = broker.dynamic_configs();
+    let entries = TOPIC_CONFIGS
         .iter()
         .filter(|d| d.broker_name.is_some())
         .chain(DYNAMIC_BROKER_CONFIGS)
         .filter_map(|d| {
-            let mut synonyms = broker_synonyms(broker, d);
+            let mut synonyms = broker_synonyms(broker, &dynamic, d);
             if resource == BrokerResource::ClusterDefault {
                 synonyms.retain(|s| s.2 == DYNAMIC_DEFAULT_BROKER_CONFIG);
             }
@@ -265,7 +270,7 @@ fn broker_entries(broker: &Broker, resource: BrokerResource) -> Vec<(Described, 
             })
         })
         .map(|d| (d, false));
-    let mut v: Vec<(Described, bool)> = dynamic.collect();
+    let mut v: Vec<(Described, bool)> = entries.collect();
     if resource == BrokerResource::ClusterDefault {
         return v;
     }
@@ -515,16 +520,17 @@ pub(super) async fn incremental_alter(
                         broker_configs::definition(key).is_some_and(|d| d.kind == ConfigType::List)
                     };
                     // A list's members start from the value below this resource.
+                    let dynamic = broker.dynamic_configs();
                     let below = |key: &str| {
                         let d = broker_configs::definition(key)?;
-                        let synonyms = broker_synonyms(broker, d);
+                        let synonyms = broker_synonyms(broker, &dynamic, d);
                         let skip = match resource {
                             BrokerResource::ThisBroker => DYNAMIC_BROKER_CONFIG,
                             BrokerResource::ClusterDefault => DYNAMIC_DEFAULT_BROKER_CONFIG,
                         };
                         synonyms.into_iter().find(|s| s.2 > skip).map(|s| s.1)
                     };
-                    let current = broker.dynamic_configs().get(resource).clone();
+                    let current = dynamic.get(resource).clone();
                     match apply_ops(current, &res.configs, is_list, below) {
                         Ok(configs) => {
                             broker_outcome(broker, resource, configs, req.validate_only).await
