@@ -388,7 +388,7 @@ async fn a_compacted_topic_refuses_records_without_a_key() {
     let b = broker.bootstrap();
     create_topic(&b, "changelog", 1, &[]).await;
     let v = floe_tests::python_json("python/compacted_topic.py", vec![b, "changelog".into()]).await;
-    assert_eq!(v["appended"], "compact,delete");
+    assert_eq!(v["appended"], "delete,compact", "as set, in Kafka's order");
     // The ten keyless records are INVALID_RECORD; the other ninety, refused with them,
     // are told that another record of their batch was (librdkafka's local code).
     assert_eq!(
@@ -502,7 +502,7 @@ async fn dynamic_broker_configs_change_topic_defaults_and_survive_restarts() {
     assert_eq!(
         v["described_topic"],
         json!({
-            "cleanup.policy": ["compact,delete", "DYNAMIC_BROKER_CONFIG", false],
+            "cleanup.policy": ["delete,compact", "DYNAMIC_BROKER_CONFIG", false],
             "retention.ms": ["3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG", false],
         })
     );

@@ -117,12 +117,20 @@ pub(super) fn topic_entries(broker: &Broker, topic: &crate::topic::Topic) -> Vec
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
-            let value = config.value(d.name).unwrap_or_default();
             let mut synonyms = Vec::new();
             if let Some(v) = overrides.get(d.name) {
                 synonyms.push((d.name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
             }
             synonyms.extend(broker_synonyms(broker, &dynamic, d));
+            // A list reads as it was set (Kafka keeps its members' order), spaces
+            // dropped; other values as the parsed config prints them.
+            let value = if d.kind == ConfigType::List {
+                config_defs::list(&synonyms[0].1)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                config.value(d.name).unwrap_or_default()
+            };
             Described {
                 name: d.name.to_string(),
                 value,
