@@ -4,7 +4,7 @@ Usage: compacted_topic.py BOOTSTRAP TOPIC
 
 TOPIC exists with cleanup.policy=delete. The script APPENDs `compact` to its
 cleanup.policy (IncrementalAlterConfigs) and produces 100 records in one batch of which
-every tenth has no key; SUBTRACTs `delete` and tries DeleteRecords on the compact-only
+every tenth has no key, then 2,000 keyless records in one batch; SUBTRACTs `delete` and tries DeleteRecords on the compact-only
 topic; tries to SUBTRACT `compact` too, which would leave no policy; then goes back to
 `delete` and produces one keyless record.
 Prints one JSON line with what it saw; tests/tests/topic_configs.rs asserts on it.
@@ -89,6 +89,7 @@ def delete_records():
 
 out["appended"] = alter("compact", AlterConfigOpType.APPEND)
 out["compacted"] = produce(10, 100)
+out["many_keyless"] = produce(1, 2000)
 out["compact_only"] = alter("delete", AlterConfigOpType.SUBTRACT)
 out["delete_records"] = error_name(delete_records)
 out["emptied"] = error_name(lambda: alter("compact", AlterConfigOpType.SUBTRACT))

@@ -396,6 +396,12 @@ async fn a_compacted_topic_refuses_records_without_a_key() {
         serde_json::json!({"INVALID_RECORD": 10, "_INVALID_DIFFERENT_RECORD": 90}),
         "{v}"
     );
+    // The answer names at most 1,000 records; the client fails the rest with them.
+    assert_eq!(
+        v["many_keyless"],
+        serde_json::json!({"INVALID_RECORD": 1000, "_INVALID_DIFFERENT_RECORD": 1000}),
+        "{v}"
+    );
     assert_eq!(v["compact_only"], "compact");
     assert_eq!(v["delete_records"], "POLICY_VIOLATION");
     assert_eq!(v["emptied"], "INVALID_CONFIG");

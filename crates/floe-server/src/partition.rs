@@ -61,7 +61,12 @@ pub enum AppendError {
     },
     /// Records without a key, produced to a compacted topic (`cleanup.policy` has
     /// `compact`): Kafka's `LogValidator` refuses the batch, naming each.
-    #[error("Compacted topic cannot accept message without key in topic partition {topic}-{partition} (records {records:?} of their batches)")]
+    #[error(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition} \
+         ({} record(s) without a key, the first at index {})",
+        .records.len(),
+        .records.first().copied().unwrap_or_default()
+    )]
     NullKeys {
         /// The topic.
         topic: String,

@@ -250,6 +250,12 @@ fn duplicated_partitions(req: &ProduceRequest, by_id: bool) -> HashMap<(TopicKey
     counts
 }
 
+/// At most this many records are named in one partition's KIP-467 `record_errors`: a
+/// batch of a megabyte can hold a hundred thousand tiny records, and the answer should
+/// not be larger than the request. A client reports the records left unnamed as failed
+/// because of another record of their batch.
+const MAX_RECORD_ERRORS: usize = 1000;
+
 /// What every partition of one produce request shares.
 struct RequestShared {
     acks: i16,
@@ -328,17 +334,20 @@ async fn append(
                     topic,
                     partition,
                     records,
-                } => records
-                    .iter()
-                    .map(|r| {
-                        let why = format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.");
-                        (*r, why)
-                    })
-                    .collect(),
+                } => {
+                    // Kafka's words, per record.
+                    let why = format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.");
+                    records
+                        .iter()
+                        .take(MAX_RECORD_ERRORS)
+                        .map(|r| (*r, why.clone()))
+                        .collect()
+                }
                 _ => Vec::new(),
             };
             refused.record_errors = blamed
                 .into_iter()
+                .take(MAX_RECORD_ERRORS)
                 .map(|(record, why)| {
                     BatchIndexAndErrorMessage::default()
                         .with_batch_index(i32::try_from(record).unwrap_or(i32::MAX))
