@@ -308,13 +308,7 @@ pub async fn wait_failure(
 /// what `tests/python/read_table.py` prints. With `check_spec`, every REST answer is
 /// checked against the Iceberg REST OpenAPI spec too. Blocking.
 pub fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_json::Value {
-    let script = crate::package_path("python/read_table.py");
-    let mut args = vec![
-        script.display().to_string(),
-        http.to_string(),
-        "kafka".into(),
-        table.to_string(),
-    ];
+    let mut args = vec![http.to_string(), "kafka".into(), table.to_string()];
     // The spec lives next to the repository (../shared/specs); a checkout without it
     // skips only the schema check, not the PyIceberg read.
     let spec = crate::package_path(SPEC);
@@ -326,17 +320,7 @@ pub fn read_with_pyiceberg(http: &str, table: &str, check_spec: bool) -> serde_j
             spec.display()
         );
     }
-    let out = std::process::Command::new("python3")
-        .args(&args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "PyIceberg read failed (scripts/test.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("json")
+    crate::python_json_blocking("python/read_table.py", args)
 }
 
 /// [`read_with_pyiceberg`] off the async runtime.

@@ -324,19 +324,8 @@ fn table_offsets(url: &str) -> Option<BTreeMap<i32, i64>> {
 }
 
 fn read_with_pyiceberg(http: &str) -> serde_json::Value {
-    let script = floe_tests::package_path("python/read_table.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .args([http, NAMESPACE, TOPIC])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "PyIceberg read failed (scripts/test.sh installs it):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("json")
+    let args = vec![http.to_string(), NAMESPACE.to_string(), TOPIC.to_string()];
+    floe_tests::python_json_blocking("python/read_table.py", args)
 }
 
 /// The lake settings `floe serve --data-dir <data>` uses by default.
